@@ -1,0 +1,86 @@
+import type { Server } from 'node:http';
+import type { Logger } from 'pino';
+import { AuthService } from './auth/service.ts';
+import { TokenService } from './auth/tokens.ts';
+import { Collab } from './collab/index.ts';
+import type { Config } from './config.ts';
+import { openDb, type Db } from './db/index.ts';
+import { migrate } from './db/migrate.ts';
+import { buildHttp } from './http/app.ts';
+import { RoomService } from './rooms.ts';
+import { Redis } from 'ioredis';
+
+export interface App {
+	readonly db: Db;
+	readonly collab: Collab;
+	/** The bound address once listening, e.g. to learn the port when PORT=0. */
+	readonly url: string;
+	/** Stops taking requests, flushes every document, closes the database. Idempotent. */
+	stop(): Promise<void>;
+}
+
+/**
+ * The composition root: opens the database, applies migrations, wires auth, rooms, HTTP and
+ * collaboration onto one HTTP server, and listens.
+ */
+export async function startApp(config: Config, log: Logger): Promise<App> {
+	const db = await openDb(config, log);
+	let redis: Redis | undefined;
+	try {
+		const applied = await migrate(db);
+		if (applied.length > 0) log.info({ applied }, 'migrations applied');
+
+		const tokens = new TokenService(config);
+		const auth = new AuthService(db, tokens, config.REFRESH_TOKEN_TTL_DAYS);
+		const rooms = new RoomService(db);
+		if (config.REDIS_URL) {
+			redis = new Redis(config.REDIS_URL, {
+				lazyConnect: true,
+				maxRetriesPerRequest: 1,
+				enableOfflineQueue: false,
+			});
+			redis.on('error', (error) => log.warn({ err: error }, 'redis error'));
+			await redis
+				.connect()
+				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
+		}
+		const collab = new Collab({ db, tokens, rooms, log, compactAfterUpdates: config.COMPACT_AFTER_UPDATES });
+		const http = await buildHttp(
+			{
+				config,
+				db,
+				auth,
+				tokens,
+				rooms,
+				redisReady: redis ? async () => void (await (redis as Redis).ping()) : undefined,
+			},
+			log,
+		);
+		collab.attach(http.server as Server);
+		const url = await http.listen({ port: config.PORT, host: config.HOST });
+		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
+
+		let stopping: Promise<void> | undefined;
+		return {
+			db,
+			collab,
+			url,
+			stop: () =>
+				(stopping ??= (async () => {
+					log.info('shutting down: closing connections and flushing documents');
+					const closed = http.close();
+					await collab.close();
+					await closed;
+					redis?.disconnect();
+					await db.close();
+					log.info('shutdown complete');
+				})()),
+		};
+	} catch (error) {
+		redis?.disconnect();
+		await db.close().catch(() => {
+			// Boot already failed; the original error is the one to report.
+		});
+		throw error;
+	}
+}

@@ -1,0 +1,125 @@
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { errors as joseErrors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { z } from 'zod';
+import type { Config } from '../config.ts';
+
+/** What an access token proves about its bearer. */
+export interface AccessClaims {
+	userId: string;
+	name: string;
+}
+
+const ISSUER = 'chat';
+const AUDIENCE = 'chat:access';
+
+interface Key {
+	kid: string;
+	secret: Uint8Array;
+}
+
+const claimsSchema = z.object({
+	sub: z.uuid(),
+	name: z.string().min(1),
+	typ: z.literal('access'),
+});
+
+export class TokenError extends Error {
+	readonly code: 'token_expired' | 'token_invalid';
+	constructor(code: 'token_expired' | 'token_invalid', message: string) {
+		super(message);
+		this.code = code;
+	}
+}
+
+function toKey(secret: string): Key {
+	return {
+		kid: createHash('sha256').update(secret).digest('base64url').slice(0, 12),
+		secret: new TextEncoder().encode(secret),
+	};
+}
+
+/**
+ * In production JWT_SECRET is required (config enforces it). In development and tests a secret is
+ * generated once and kept in DATA_DIR, so tokens survive a restart.
+ */
+function resolveSecret(config: Config): string {
+	if (config.JWT_SECRET) return config.JWT_SECRET;
+	const file = path.join(config.DATA_DIR, 'jwt-secret');
+	try {
+		const existing = fs.readFileSync(file, 'utf8').trim();
+		if (existing.length >= 32) return existing;
+	} catch (error) {
+		if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+	}
+	fs.mkdirSync(config.DATA_DIR, { recursive: true });
+	const secret = randomBytes(48).toString('base64url');
+	fs.writeFileSync(file, secret, { mode: 0o600 });
+	return secret;
+}
+
+/**
+ * Signs with the current key and verifies with it or any previous one (JWT_PREVIOUS_SECRETS), by the
+ * token's `kid`: rotating the secret does not log everybody out.
+ */
+export class TokenService {
+	readonly #current: Key;
+	readonly #byKid: Map<string, Key>;
+	readonly #ttlSeconds: number;
+
+	constructor(config: Config) {
+		this.#current = toKey(resolveSecret(config));
+		this.#byKid = new Map([this.#current, ...config.JWT_PREVIOUS_SECRETS.map(toKey)].map((k) => [k.kid, k]));
+		this.#ttlSeconds = config.ACCESS_TOKEN_TTL_SECONDS;
+	}
+
+	get accessTtlSeconds(): number {
+		return this.#ttlSeconds;
+	}
+
+	async signAccess(claims: AccessClaims): Promise<string> {
+		return new SignJWT({ name: claims.name, typ: 'access' })
+			.setProtectedHeader({ alg: 'HS256', kid: this.#current.kid, typ: 'JWT' })
+			.setSubject(claims.userId)
+			.setIssuer(ISSUER)
+			.setAudience(AUDIENCE)
+			.setIssuedAt()
+			.setExpirationTime(`${this.#ttlSeconds}s`)
+			.sign(this.#current.secret);
+	}
+
+	/** Verifies signature (HS256 only: `alg: none` and others are refused), issuer, audience and expiry. */
+	async verifyAccess(token: string): Promise<AccessClaims> {
+		let payload: JWTPayload;
+		try {
+			({ payload } = await jwtVerify(
+				token,
+				(header) => {
+					const key = header.kid ? this.#byKid.get(header.kid) : undefined;
+					if (!key) throw new TokenError('token_invalid', 'unknown signing key');
+					return key.secret;
+				},
+				{ algorithms: ['HS256'], issuer: ISSUER, audience: AUDIENCE },
+			));
+		} catch (error) {
+			if (error instanceof TokenError) throw error;
+			if (error instanceof joseErrors.JWTExpired)
+				throw new TokenError('token_expired', 'access token expired');
+			throw new TokenError('token_invalid', 'access token invalid');
+		}
+		const claims = claimsSchema.safeParse(payload);
+		if (!claims.success) throw new TokenError('token_invalid', 'access token has unexpected claims');
+		return { userId: claims.data.sub, name: claims.data.name };
+	}
+}
+
+/** Opaque refresh tokens: 256 random bits; only their SHA-256 is stored. */
+export function newRefreshToken(): { token: string; hash: string } {
+	const token = randomBytes(32).toString('base64url');
+	return { token, hash: hashRefreshToken(token) };
+}
+
+export function hashRefreshToken(token: string): string {
+	return createHash('sha256').update(token).digest('hex');
+}

@@ -1,0 +1,75 @@
+import { randomUUID } from 'node:crypto';
+import type { Extension, onAuthenticatePayload } from '@hocuspocus/server';
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.ts';
+import * as rooms from '../data/rooms.ts';
+import { TokenError, type TokenService } from '../auth/tokens.ts';
+import type { Role } from '../../src/lib/protocol/api.ts';
+import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
+
+/** What every connection to a room carries once authenticated. */
+export interface CollabContext {
+	user: { id: string; name: string };
+	roomId: string;
+	role: Role;
+	connectionId: string;
+}
+
+/**
+ * Checks the access JWT and the membership of `room:<id>`; `readonly` members connect read-only.
+ * A refusal is sent to the client as a permission-denied message with the reason.
+ */
+export class Authentication implements Extension {
+	readonly extensionName = 'authentication';
+	readonly priority = 1000;
+	readonly #db: Db;
+	readonly #tokens: TokenService;
+	readonly #log: Logger;
+
+	constructor(db: Db, tokens: TokenService, log: Logger) {
+		this.#db = db;
+		this.#tokens = tokens;
+		this.#log = log.child({ component: 'collab-auth' });
+	}
+
+	async onAuthenticate({
+		token,
+		documentName,
+		connectionConfig,
+		socketId,
+	}: onAuthenticatePayload): Promise<CollabContext> {
+		let user;
+		try {
+			user = await this.#tokens.verifyAccess(token ?? '');
+		} catch (error) {
+			const rejection =
+				error instanceof TokenError && error.code === 'token_expired'
+					? collabRejections.tokenExpired
+					: collabRejections.unauthorized;
+			this.#log.info({ socketId, reason: rejection.reason }, 'collab connection refused');
+			throw rejection;
+		}
+		const roomId = roomIdFromDocumentName(documentName);
+		if (!roomId) {
+			this.#log.info(
+				{ socketId, userId: user.userId, reason: 'unknown-document' },
+				'collab connection refused',
+			);
+			throw collabRejections.unknownDocument;
+		}
+		const role = await rooms.roleOf(this.#db, roomId, user.userId);
+		if (!role) {
+			const rejection = (await rooms.exists(this.#db, roomId))
+				? collabRejections.notAMember
+				: collabRejections.unknownDocument;
+			this.#log.info(
+				{ socketId, userId: user.userId, roomId, reason: rejection.reason },
+				'collab connection refused',
+			);
+			throw rejection;
+		}
+		connectionConfig.readOnly = role === 'readonly';
+		return { user: { id: user.userId, name: user.name }, roomId, role, connectionId: randomUUID() };
+	}
+}

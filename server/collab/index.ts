@@ -1,0 +1,116 @@
+import type { Server as HttpServer } from 'node:http';
+import { Hocuspocus } from '@hocuspocus/server';
+import crossws from 'crossws/adapters/node';
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { RoomService } from '../rooms.ts';
+import { roomDocumentName } from '../../src/lib/protocol/ids.ts';
+import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import { limits } from '../../src/lib/protocol/limits.ts';
+import { Authentication, type CollabContext } from './authentication.ts';
+import { Persistence } from './persistence.ts';
+
+export const COLLAB_PATH = '/collab';
+
+interface Peer {
+	websocket: unknown;
+	request: unknown;
+	__connection?: ReturnType<Hocuspocus['handleConnection']>;
+}
+
+/**
+ * The collaboration server: Hocuspocus on the app's own HTTP server at /collab (same port as the
+ * API and the SPA), with authentication and the durable persistence path.
+ */
+export class Collab {
+	readonly hocuspocus: Hocuspocus<CollabContext>;
+	readonly #persistence: Persistence;
+	readonly #ws: ReturnType<typeof crossws>;
+	readonly #log: Logger;
+	#closed = false;
+
+	constructor(deps: {
+		db: Db;
+		tokens: TokenService;
+		rooms: RoomService;
+		log: Logger;
+		compactAfterUpdates: number;
+	}) {
+		this.#log = deps.log.child({ component: 'collab' });
+		this.#persistence = new Persistence(deps.db, deps.log, { compactAfterUpdates: deps.compactAfterUpdates });
+		this.hocuspocus = new Hocuspocus<CollabContext>({
+			name: 'chat',
+			quiet: true,
+			debounce: 2_000,
+			maxDebounce: 10_000,
+			unloadImmediately: true,
+			extensions: [new Authentication(deps.db, deps.tokens, deps.log), this.#persistence],
+		});
+		this.#ws = crossws({
+			serverOptions: { maxPayload: limits.updateBytesMax + 64 * 1024 },
+			hooks: {
+				open: (peer) => {
+					const p = peer as unknown as Peer;
+					p.__connection = this.hocuspocus.handleConnection(p.websocket as WebSocket, p.request as Request);
+				},
+				message: (peer, message) => {
+					(peer as unknown as Peer).__connection?.handleMessage(message.uint8Array());
+				},
+				close: (peer, event) => {
+					(peer as unknown as Peer).__connection?.handleClose({
+						code: event.code ?? 1000,
+						reason: event.reason ?? '',
+					});
+				},
+				error: (peer, error) => {
+					this.#log.warn({ err: error, peerId: peer.id }, 'websocket error');
+				},
+			},
+		});
+
+		// A member who is removed loses their open connection to the room at once.
+		deps.rooms.onMembershipChange(({ roomId, userId, role }) => {
+			const document = this.hocuspocus.documents.get(roomDocumentName(roomId));
+			if (!document) return;
+			for (const connection of document.getConnections()) {
+				const context = connection.context as CollabContext;
+				if (context.user.id !== userId) continue;
+				if (role === null) connection.close(collabRejections.notAMember);
+				else if (connection.readOnly !== (role === 'readonly'))
+					connection.close({ code: 4000, reason: 'role-changed' });
+			}
+		});
+	}
+
+	/** Routes WebSocket upgrades of /collab to Hocuspocus; any other upgrade is refused. */
+	attach(server: HttpServer): void {
+		server.on('upgrade', (request, socket, head) => {
+			const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
+			if (pathname !== COLLAB_PATH || this.#closed) {
+				socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+				return;
+			}
+			this.#ws.handleUpgrade(request, socket, head).catch((error: unknown) => {
+				this.#log.warn({ err: error }, 'websocket upgrade failed');
+				socket.destroy();
+			});
+		});
+	}
+
+	get connections(): number {
+		return this.hocuspocus.getConnectionsCount();
+	}
+
+	/**
+	 * Stops taking connections, closes the open ones, waits for every accepted update to be durable
+	 * and compacts the documents that have appended updates. Idempotent.
+	 */
+	async close(): Promise<void> {
+		if (this.#closed) return;
+		this.#closed = true;
+		this.hocuspocus.closeConnections();
+		this.#ws.closeAll(1001, 'server shutting down');
+		await this.#persistence.flush();
+	}
+}

@@ -1,0 +1,179 @@
+import type {
+	beforeSyncPayload,
+	Extension,
+	onLoadDocumentPayload,
+	onStoreDocumentPayload,
+} from '@hocuspocus/server';
+import type { Logger } from 'pino';
+import * as Y from 'yjs';
+import type { Db } from '../db/index.ts';
+import * as documents from '../data/documents.ts';
+import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
+import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import type { CollabContext } from './authentication.ts';
+import { DurableLog } from './durable-log.ts';
+import { judgeUpdate, UpdateRejected } from './validation.ts';
+
+/** Transactions that replay stored state must not trigger a store of what was just loaded. */
+const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
+
+const SYNC_STEP_1 = 0;
+
+/**
+ * Loads room documents from the snapshot + append log, validates and durably appends every accepted
+ * update before it is applied (so "synced" on the client means "in Postgres"), and compacts the log
+ * in the background.
+ */
+export class Persistence implements Extension {
+	readonly extensionName = 'persistence';
+	readonly #db: Db;
+	readonly #log: Logger;
+	readonly #durable: DurableLog;
+	readonly #compactAfter: number;
+	/** Updates appended per document since its last compaction (this node's view). */
+	readonly #appended = new Map<string, number>();
+	/** clientMsgIds of updates being appended, per document: two connections racing for one key lose one. */
+	readonly #reserved = new Map<string, Set<string>>();
+	readonly #compactions = new Map<string, Promise<void>>();
+
+	constructor(db: Db, log: Logger, options: { compactAfterUpdates: number }) {
+		this.#db = db;
+		this.#log = log.child({ component: 'persistence' });
+		this.#durable = new DurableLog(db, this.#log);
+		this.#compactAfter = options.compactAfterUpdates;
+	}
+
+	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
+		const stored = await documents.load(this.#db, documentName);
+		Y.transact(
+			document,
+			() => {
+				if (stored.snapshot) Y.applyUpdate(document, stored.snapshot);
+				for (const { id, update } of stored.updates) {
+					try {
+						Y.applyUpdate(document, update);
+					} catch (error) {
+						// Every logged update was applied to a server document once; one that fails now is logged
+						// and skipped so the room still opens with everything else.
+						this.#log.error({ err: error, documentName, updateId: id }, 'stored update could not be applied');
+					}
+				}
+			},
+			loadOrigin,
+		);
+		this.#appended.set(documentName, stored.updates.length);
+	}
+
+	async beforeSync({ connection, document, documentName, type, payload }: beforeSyncPayload<CollabContext>) {
+		if (type === SYNC_STEP_1 || connection.readOnly) return;
+		const context = connection.context as CollabContext;
+		const roomId = roomIdFromDocumentName(documentName);
+		if (!roomId) throw collabRejections.unknownDocument;
+
+		const reserved = this.#reserved.get(documentName) ?? new Set<string>();
+		let judgement;
+		try {
+			judgement = judgeUpdate(payload, {
+				doc: document,
+				userId: context.user.id,
+				now: Date.now(),
+				reservedKeys: reserved,
+			});
+		} catch (error) {
+			if (error instanceof UpdateRejected) {
+				this.#log.warn(
+					{
+						userId: context.user.id,
+						roomId,
+						reason: error.detail,
+						bytes: payload.length,
+						connectionId: context.connectionId,
+					},
+					'update rejected',
+				);
+			}
+			throw error;
+		}
+		if (judgement.events.length === 0) return; // nothing new: the server holds all of it already
+
+		const keys = judgement.events.map((e) => e.clientMsgId);
+		for (const key of keys) reserved.add(key);
+		this.#reserved.set(documentName, reserved);
+		try {
+			await this.#durable.append({ documentName, roomId, update: payload, events: judgement.events });
+		} catch {
+			throw collabRejections.unavailable;
+		} finally {
+			for (const key of keys) reserved.delete(key);
+			if (reserved.size === 0) this.#reserved.delete(documentName);
+		}
+		this.#appended.set(documentName, (this.#appended.get(documentName) ?? 0) + 1);
+	}
+
+	/**
+	 * Hocuspocus calls this debounced after changes, and at once when the last client leaves. The log
+	 * already holds every accepted update, so this only compacts: when enough updates piled up, or
+	 * when the document is about to be unloaded.
+	 */
+	async onStoreDocument({ documentName, clientsCount }: onStoreDocumentPayload): Promise<void> {
+		const appended = this.#appended.get(documentName) ?? 0;
+		if (appended === 0 || (clientsCount > 0 && appended < this.#compactAfter)) return;
+		await this.compact(documentName);
+	}
+
+	async afterUnloadDocument({ documentName }: { documentName: string }): Promise<void> {
+		this.#appended.delete(documentName);
+	}
+
+	/** Folds a document's log into its snapshot. Concurrent calls for one document share one run. */
+	compact(documentName: string): Promise<void> {
+		let run = this.#compactions.get(documentName);
+		if (!run) {
+			run = this.#compact(documentName).finally(() => this.#compactions.delete(documentName));
+			this.#compactions.set(documentName, run);
+		}
+		return run;
+	}
+
+	async #compact(documentName: string): Promise<void> {
+		const started = performance.now();
+		try {
+			const before = this.#appended.get(documentName) ?? 0;
+			const folded = await documents.compact(this.#db, documentName, (stored) => {
+				const doc = new Y.Doc();
+				try {
+					if (stored.snapshot) Y.applyUpdate(doc, stored.snapshot);
+					for (const { id, update } of stored.updates) {
+						try {
+							Y.applyUpdate(doc, update);
+						} catch (error) {
+							this.#log.error(
+								{ err: error, documentName, updateId: id },
+								'stored update could not be folded',
+							);
+						}
+					}
+					return Y.encodeStateAsUpdate(doc);
+				} finally {
+					doc.destroy();
+				}
+			});
+			if (this.#appended.has(documentName)) {
+				this.#appended.set(documentName, Math.max(0, (this.#appended.get(documentName) ?? before) - folded));
+			}
+			this.#log.debug(
+				{ documentName, folded, ms: Math.round(performance.now() - started) },
+				'document compacted',
+			);
+		} catch (error) {
+			// The log still holds every update; the next store or the next load tries again.
+			this.#log.error({ err: error, documentName }, 'compaction failed; will retry later');
+		}
+	}
+
+	/** For shutdown: waits for in-flight appends, then compacts every document with appended updates. */
+	async flush(): Promise<void> {
+		await this.#durable.drain();
+		await Promise.all([...this.#appended].filter(([, n]) => n > 0).map(([name]) => this.compact(name)));
+	}
+}

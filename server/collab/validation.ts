@@ -1,0 +1,103 @@
+import * as Y from 'yjs';
+import { messagesMapName, roomEvent, type RoomEvent } from '../../src/lib/protocol/events.ts';
+import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import { limits } from '../../src/lib/protocol/limits.ts';
+import { ParseError, parseUpdate } from './update-parser.ts';
+
+/** A refused update: `code`/`reason` close the connection (Hocuspocus reads both); `detail` is for logs. */
+export class UpdateRejected extends Error {
+	readonly code: number;
+	readonly reason: string;
+	readonly detail: string;
+
+	constructor(rejection: { code: number; reason: string }, detail: string) {
+		super(detail);
+		this.code = rejection.code;
+		// A WebSocket close reason holds at most 123 bytes.
+		this.reason = truncateUtf8(`${rejection.reason}: ${detail}`, 123);
+		this.detail = detail;
+	}
+}
+
+function truncateUtf8(text: string, maxBytes: number): string {
+	const bytes = new TextEncoder().encode(text);
+	if (bytes.length <= maxBytes) return text;
+	return new TextDecoder().decode(bytes.subarray(0, maxBytes)).replace(/\uFFFD$/, '');
+}
+
+const invalid = (detail: string) => new UpdateRejected(collabRejections.invalidUpdate, detail);
+
+export interface UpdateJudgement {
+	/** Events this update adds that the server does not hold yet, in update order. */
+	events: RoomEvent[];
+}
+
+/**
+ * Judges a client's update against the server's copy of the room before it is applied or relayed.
+ * Accepted: new keys in the `messages` map only, one schema-valid event each, written by the
+ * connection's user, nothing deleted. Structs the server already holds (an honest client re-sending
+ * what it received) are skipped, never re-judged or re-mirrored.
+ */
+export function judgeUpdate(
+	update: Uint8Array,
+	ctx: { doc: Y.Doc; userId: string; now: number; reservedKeys: ReadonlySet<string> },
+): UpdateJudgement {
+	if (update.length > limits.updateBytesMax) {
+		throw new UpdateRejected(
+			collabRejections.updateTooLarge,
+			`update of ${update.length} bytes exceeds ${limits.updateBytesMax}`,
+		);
+	}
+	let parsed;
+	try {
+		parsed = parseUpdate(update);
+	} catch (error) {
+		if (error instanceof ParseError) throw invalid(error.message);
+		throw error;
+	}
+	if (parsed.deletes.length > 0) throw invalid('messages are append-only: an update may not delete anything');
+
+	const messages = ctx.doc.getMap(messagesMapName);
+	const expectedClock = new Map<number, number>();
+	const keys = new Set<string>();
+	const events: RoomEvent[] = [];
+
+	for (const struct of parsed.structs) {
+		const { client, clock } = struct.id;
+		const known = expectedClock.get(client) ?? Y.getState(ctx.doc.store, client);
+		if (clock + struct.length <= known && !expectedClock.has(client)) continue; // already held by the server
+		if (clock !== known) throw invalid('update does not continue from the history the server holds');
+		expectedClock.set(client, clock + struct.length);
+
+		if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');
+		if (struct.origin || struct.rightOrigin)
+			throw invalid('entries are written once: an existing key may not be overwritten');
+		if (
+			struct.parent?.kind !== 'root' ||
+			struct.parent.name !== messagesMapName ||
+			struct.parentSub === null
+		) {
+			throw invalid(`only new keys of the "${messagesMapName}" map may be written`);
+		}
+		if (struct.length !== 1) throw invalid('a map entry holds exactly one value');
+
+		const result = roomEvent.safeParse(struct.values[0]);
+		if (!result.success) {
+			const issue = result.error.issues[0];
+			throw invalid(`event ${issue?.path.join('.') || 'value'}: ${issue?.message ?? 'invalid'}`);
+		}
+		const event = result.data;
+		const key = struct.parentSub;
+		if (event.clientMsgId !== key) throw invalid('the key of an event must be its clientMsgId');
+		if (event.senderId !== ctx.userId) throw invalid("senderId must be the sender's own user id");
+		if (Date.parse(event.createdAt) > ctx.now + limits.maxClockSkewMs) {
+			throw invalid('createdAt is more than 2 minutes in the future');
+		}
+		if (messages.has(key) || keys.has(key) || ctx.reservedKeys.has(key)) {
+			throw invalid('entries are written once: this clientMsgId already exists');
+		}
+		keys.add(key);
+		events.push(event);
+	}
+	return { events };
+}

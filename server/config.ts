@@ -1,0 +1,120 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Every environment variable the server reads, parsed once at boot.
+ * Nothing else in the server touches `process.env`.
+ */
+const boolean = z
+	.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+	.transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const positiveInt = (fallback: number) =>
+	z.coerce
+		.number({ error: 'expected a whole number' })
+		.int('expected a whole number')
+		.positive('expected a number above 0')
+		.default(fallback);
+
+const urlWithProtocol = (protocols: string[]) =>
+	z
+		.url({ error: `expected a URL starting with ${protocols.join(' or ')}` })
+		.refine(
+			(value) => protocols.some((p) => value.startsWith(`${p}//`)),
+			`expected a URL starting with ${protocols.join(' or ')}`,
+		);
+
+const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
+
+const schema = z
+	.object({
+		NODE_ENV: z
+			.enum(['development', 'production', 'test'], {
+				error: 'expected development, production or test',
+			})
+			.default('development'),
+		HOST: z.string().min(1).default('127.0.0.1'),
+		PORT: z.coerce
+			.number({ error: 'expected a port number' })
+			.int('expected a port number')
+			.min(0, 'expected a port from 0 to 65535')
+			.max(65535, 'expected a port from 0 to 65535')
+			.default(3000),
+		DATA_DIR: z.string().min(1).default('./data'),
+		STATIC_DIR: z.string().min(1).default('./build'),
+		DATABASE_URL: z.preprocess(emptyAsUndefined, urlWithProtocol(['postgres:', 'postgresql:']).optional()),
+		DATABASE_POOL_SIZE: positiveInt(10),
+		REDIS_URL: z.preprocess(emptyAsUndefined, urlWithProtocol(['redis:', 'rediss:']).optional()),
+		REDIS_PREFIX: z.string().min(1).default('chat'),
+		JWT_SECRET: z.preprocess(
+			emptyAsUndefined,
+			z.string().min(32, 'expected at least 32 characters of random text').optional(),
+		),
+		JWT_PREVIOUS_SECRETS: z.preprocess(
+			emptyAsUndefined,
+			z
+				.string()
+				.transform((v) =>
+					v
+						.split(',')
+						.map((s) => s.trim())
+						.filter(Boolean),
+				)
+				.pipe(z.array(z.string().min(32, 'expected secrets of at least 32 characters each')))
+				.default([]),
+		),
+		ACCESS_TOKEN_TTL_SECONDS: positiveInt(15 * 60),
+		REFRESH_TOKEN_TTL_DAYS: positiveInt(30),
+		LOG_LEVEL: z
+			.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+				error: 'expected one of fatal, error, warn, info, debug, trace, silent',
+			})
+			.default('info'),
+		TRUST_PROXY: z.preprocess(emptyAsUndefined, boolean.default(false)),
+		AUTH_RATE_LIMIT_PER_MINUTE: positiveInt(60),
+		COMPACT_AFTER_UPDATES: positiveInt(500),
+		SHUTDOWN_TIMEOUT_MS: positiveInt(15_000),
+	})
+	.superRefine((env, ctx) => {
+		if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
+			ctx.addIssue({
+				code: 'custom',
+				path: ['JWT_SECRET'],
+				message: 'required when NODE_ENV=production (at least 32 characters of random text)',
+			});
+		}
+	});
+
+export type Config = Readonly<
+	Omit<z.infer<typeof schema>, 'DATA_DIR' | 'STATIC_DIR'> & {
+		DATA_DIR: string;
+		STATIC_DIR: string;
+	}
+>;
+
+export class ConfigError extends Error {
+	readonly code = 'config_invalid';
+}
+
+/**
+ * Parses an environment (normally `process.env`) into a frozen config.
+ * Throws a ConfigError whose message is one line per bad variable, naming it and what is expected.
+ */
+export function parseConfig(env: Record<string, string | undefined>): Config {
+	const result = schema.safeParse(env);
+	if (!result.success) {
+		const lines = result.error.issues.map((issue) => {
+			const name = String(issue.path[0] ?? 'environment');
+			const given = env[name];
+			const shown = given === undefined || /SECRET|PASSWORD|URL/.test(name) ? '' : ` (got "${given}")`;
+			return `Invalid ${name}: ${issue.message}${shown}`;
+		});
+		throw new ConfigError(lines.join('\n'));
+	}
+	const parsed = result.data;
+	return Object.freeze({
+		...parsed,
+		DATA_DIR: path.resolve(parsed.DATA_DIR),
+		STATIC_DIR: path.resolve(parsed.STATIC_DIR),
+	});
+}

@@ -1,0 +1,24 @@
+/** The one small query interface the server uses, over node-postgres or embedded PGlite. */
+export interface QueryResult<Row> {
+	rows: Row[];
+	rowCount: number;
+}
+
+export interface Queryable {
+	query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+	/** Runs a script of several statements without parameters (migrations). */
+	exec(sql: string): Promise<void>;
+}
+
+export interface Db extends Queryable {
+	readonly kind: 'pglite' | 'postgres';
+	/** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
+	transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+	/** Resolves when the database answers a trivial query. */
+	ping(): Promise<void>;
+	close(): Promise<void>;
+}
+
+export class DbUnavailableError extends Error {
+	readonly code = 'db_unavailable';
+}

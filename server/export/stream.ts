@@ -1,0 +1,70 @@
+import type { Queryable } from '../db/index.ts';
+import * as messages from '../data/messages.ts';
+import type { MessageRow } from '../../src/lib/protocol/api.ts';
+
+export type ExportFormat = 'jsonl' | 'csv';
+
+export const csvHeader =
+	'seq,room_id,client_msg_id,kind,sender_id,sender_name,content,reply_to_id,target_id,created_at,received_at\r\n';
+
+/** RFC 4180: a field with a comma, quote, CR or LF is quoted, and quotes inside are doubled. */
+function csvField(value: string | number | null): string {
+	if (value === null) return '';
+	const s = String(value);
+	return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+}
+
+export function toCsvLine(r: MessageRow): string {
+	return (
+		[
+			r.seq,
+			r.roomId,
+			r.clientMsgId,
+			r.kind,
+			r.senderId,
+			r.senderName,
+			r.content,
+			r.replyToId,
+			r.targetId,
+			r.createdAt,
+			r.receivedAt,
+		]
+			.map(csvField)
+			.join(',') + '\r\n'
+	);
+}
+
+export function toJsonLine(r: MessageRow): string {
+	return JSON.stringify(r) + '\n';
+}
+
+/**
+ * A room's mirrored messages as export text, one batch of rows at a time (keyset pagination on seq):
+ * memory stays constant whatever the room's size. `onRows` reports progress.
+ */
+export async function* exportRoom(
+	db: Queryable,
+	q: { roomId: string; format: ExportFormat; since?: string; until?: string; batchSize?: number },
+	onRows?: (n: number) => void,
+): AsyncGenerator<string> {
+	const limit = q.batchSize ?? 1000;
+	const line = q.format === 'csv' ? toCsvLine : toJsonLine;
+	if (q.format === 'csv') yield csvHeader;
+	let afterSeq = 0;
+	for (;;) {
+		const rows = await messages.batchAfter(db, {
+			roomId: q.roomId,
+			afterSeq,
+			since: q.since,
+			until: q.until,
+			limit,
+		});
+		if (rows.length === 0) return;
+		let chunk = '';
+		for (const row of rows) chunk += line(row);
+		yield chunk;
+		onRows?.(rows.length);
+		afterSeq = (rows.at(-1) as MessageRow).seq;
+		if (rows.length < limit) return;
+	}
+}

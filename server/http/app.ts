@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifyStatic from '@fastify/static';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { ApiErrorBody } from '../../src/lib/protocol/errors.ts';
+import { AppError } from '../errors.ts';
+import type { HttpDeps } from './deps.ts';
+import { authRoutes } from './routes/auth.ts';
+import { healthRoutes } from './routes/health.ts';
+import { roomRoutes } from './routes/rooms.ts';
+
+const fastifyErrorCodes: Record<string, AppError['code']> = {
+	FST_ERR_CTP_INVALID_JSON_BODY: 'bad_request',
+	FST_ERR_CTP_EMPTY_JSON_BODY: 'bad_request',
+	FST_ERR_CTP_BODY_TOO_LARGE: 'payload_too_large',
+	FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+	FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'bad_request',
+};
+
+const DB_DOWN = new Set([
+	'ECONNREFUSED',
+	'ECONNRESET',
+	'ETIMEDOUT',
+	'57P01',
+	'57P03',
+	'08006',
+	'08001',
+	'08003',
+]);
+
+function toBody(error: AppError): ApiErrorBody {
+	return {
+		error: { code: error.code, message: error.message, ...(error.issues ? { issues: error.issues } : {}) },
+	};
+}
+
+/** The JSON API, health endpoints and the built SPA on one Fastify instance. */
+export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyInstance> {
+	const app = Fastify({
+		loggerInstance: log as FastifyBaseLogger,
+		genReqId: () => randomUUID(),
+		bodyLimit: 64 * 1024,
+		trustProxy: deps.config.TRUST_PROXY,
+	});
+
+	await app.register(fastifyRateLimit, {
+		global: false,
+		errorResponseBuilder: (_request, context) => {
+			const error = new AppError(
+				'rate_limited',
+				`too many requests; try again in ${Math.ceil(context.ttl / 1000)} s`,
+			);
+			return Object.assign(error, { statusCode: 429 });
+		},
+	});
+
+	app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
+		if (error instanceof AppError) {
+			if (error.code === 'rate_limited')
+				request.log.warn({ route: request.routeOptions.url }, 'rate limited');
+			return reply.code(error.status).send(toBody(error));
+		}
+		const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+		const mapped = code ? fastifyErrorCodes[code] : undefined;
+		if (mapped)
+			return reply.code(new AppError(mapped, '').status).send(toBody(new AppError(mapped, error.message)));
+		if (code && DB_DOWN.has(code)) {
+			request.log.error({ err: error }, 'database unavailable');
+			return reply
+				.code(503)
+				.send(toBody(new AppError('unavailable', 'the database is unavailable; try again shortly')));
+		}
+		if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode < 500) {
+			return reply.code(error.statusCode).send(toBody(new AppError('bad_request', error.message)));
+		}
+		request.log.error({ err: error }, 'request failed');
+		return reply.code(500).send(toBody(new AppError('internal', 'something went wrong on the server')));
+	});
+
+	healthRoutes(app, deps);
+	authRoutes(app, deps);
+	roomRoutes(app, deps);
+
+	const staticDir = deps.config.STATIC_DIR;
+	const indexHtml = path.join(staticDir, 'index.html');
+	const hasClient = fs.existsSync(indexHtml);
+	if (hasClient) {
+		await app.register(fastifyStatic, {
+			root: staticDir,
+			wildcard: false,
+			index: false,
+			setHeaders(res, filePath) {
+				const immutable = filePath.includes(`${path.sep}_app${path.sep}immutable${path.sep}`);
+				res.header('cache-control', immutable ? 'public, max-age=31536000, immutable' : 'no-cache');
+			},
+		});
+	} else {
+		log.warn({ staticDir }, 'no built client found; run `npm run build` to serve the app');
+	}
+
+	app.setNotFoundHandler((request, reply) => {
+		const url = request.url.split('?')[0] ?? '/';
+		if (url.startsWith('/api/') || request.method !== 'GET' || !hasClient) {
+			return reply.code(404).send(toBody(new AppError('not_found', `no route for ${request.method} ${url}`)));
+		}
+		// SPA fallback: every other page is the client's, which routes itself.
+		return reply.header('cache-control', 'no-cache').sendFile('index.html');
+	});
+
+	return app;
+}

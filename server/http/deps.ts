@@ -1,0 +1,16 @@
+import type { Config } from '../config.ts';
+import type { Db } from '../db/index.ts';
+import type { AuthService } from '../auth/service.ts';
+import type { TokenService } from '../auth/tokens.ts';
+import type { RoomService } from '../rooms.ts';
+
+/** What the HTTP routes need; built once in the composition root. */
+export interface HttpDeps {
+	config: Config;
+	db: Db;
+	auth: AuthService;
+	tokens: TokenService;
+	rooms: RoomService;
+	/** Resolves when Redis answers, when configured. */
+	redisReady?: () => Promise<void>;
+}

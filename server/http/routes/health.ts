@@ -1,0 +1,35 @@
+import type { FastifyInstance } from 'fastify';
+import type { HttpDeps } from '../deps.ts';
+
+const withTimeout = <T>(promise: Promise<T>, ms: number) =>
+	Promise.race([
+		promise,
+		new Promise<never>((_, reject) =>
+			setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms).unref(),
+		),
+	]);
+
+/** /healthz: the process is up. /readyz: the database (and Redis, when configured) answer. */
+export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
+	app.get('/healthz', async () => ({ status: 'ok' }));
+
+	app.get('/readyz', async (_request, reply) => {
+		const checks: Record<string, { ok: boolean; error?: string }> = {};
+		const check = async (name: string, fn: () => Promise<void>) => {
+			try {
+				await withTimeout(fn(), 2_000);
+				checks[name] = { ok: true };
+			} catch (error) {
+				checks[name] = { ok: false, error: (error as Error).message };
+			}
+		};
+		await Promise.all([
+			check('database', () => deps.db.ping()),
+			...(deps.redisReady ? [check('redis', deps.redisReady)] : []),
+		]);
+		const ready = Object.values(checks).every((c) => c.ok);
+		return reply
+			.code(ready ? 200 : 503)
+			.send({ status: ready ? 'ready' : 'unavailable', database: deps.db.kind, checks });
+	});
+}

@@ -1,0 +1,36 @@
+import pino, { type Logger } from 'pino';
+
+/**
+ * JSON logs. Secrets never reach a line: known secret-bearing fields are censored wherever they
+ * appear, and request logging records the route and status, never bodies or headers with tokens.
+ */
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+	return pino(
+		{
+			level,
+			base: { pid: process.pid },
+			timestamp: pino.stdTimeFunctions.isoTime,
+			redact: {
+				paths: [
+					'password',
+					'*.password',
+					'token',
+					'*.token',
+					'accessToken',
+					'*.accessToken',
+					'refreshToken',
+					'*.refreshToken',
+					'content',
+					'*.content',
+					'req.headers.authorization',
+					'req.headers.cookie',
+					'headers.authorization',
+					'headers.cookie',
+				],
+				censor: '[redacted]',
+			},
+			serializers: { err: pino.stdSerializers.err },
+		},
+		destination,
+	);
+}

@@ -1,0 +1,107 @@
+import { z } from 'zod';
+import { uuid } from './ids.ts';
+import { limits } from './limits.ts';
+
+export const userName = z
+	.string({ error: 'name must be a string' })
+	.min(limits.nameMin, `name must be at least ${limits.nameMin} characters`)
+	.max(limits.nameMax, `name must be at most ${limits.nameMax} characters`)
+	.regex(/^[A-Za-z0-9_.-]+$/, 'name may only contain letters, digits, "_", "." and "-"');
+
+export const password = z
+	.string({ error: 'password must be a string' })
+	.min(limits.passwordMin, `password must be at least ${limits.passwordMin} characters`)
+	.max(limits.passwordMax, `password must be at most ${limits.passwordMax} characters`);
+
+export const credentialsBody = z.strictObject({ name: userName, password });
+/** Login checks only the shape: a wrong name and a wrong password must get the same answer. */
+export const loginBody = z.strictObject({
+	name: z
+		.string()
+		.min(1)
+		.max(limits.nameMax * 4),
+	password: z
+		.string()
+		.min(1)
+		.max(limits.passwordMax * 4),
+});
+export const refreshBody = z.strictObject({ refreshToken: z.string().min(1).max(512).optional() });
+
+export const roles = ['owner', 'admin', 'member', 'readonly'] as const;
+export const role = z.enum(roles);
+export type Role = z.infer<typeof role>;
+
+export const createRoomBody = z
+	.strictObject({
+		name: z.string().trim().min(1).max(limits.roomNameMax).optional(),
+		isGroup: z.boolean(),
+		memberIds: z.array(uuid).max(limits.roomMembersMax),
+	})
+	.superRefine((body, ctx) => {
+		if (!body.isGroup && body.memberIds.length !== 1) {
+			ctx.addIssue({
+				code: 'custom',
+				path: ['memberIds'],
+				message: 'a 1:1 room has exactly one other member',
+			});
+		}
+		if (body.isGroup && !body.name) {
+			ctx.addIssue({ code: 'custom', path: ['name'], message: 'a group room needs a name' });
+		}
+	});
+
+export const addMemberBody = z.strictObject({
+	userId: uuid,
+	role: z.enum(['admin', 'member', 'readonly']).default('member'),
+});
+
+export const exportQuery = z.strictObject({
+	format: z.enum(['jsonl', 'csv']).default('jsonl'),
+	since: z.iso.datetime({ offset: true }).optional(),
+	until: z.iso.datetime({ offset: true }).optional(),
+});
+
+export const messagesQuery = z.strictObject({
+	before: z.coerce.number().int().positive().optional(),
+	limit: z.coerce.number().int().min(1).max(limits.pageSizeMax).default(limits.pageSizeDefault),
+});
+
+export const searchQuery = z.strictObject({
+	q: z.string().trim().min(1).max(200),
+	roomId: uuid.optional(),
+});
+
+export const usersQuery = z.strictObject({ q: z.string().trim().max(limits.nameMax).default('') });
+
+export interface PublicUser {
+	id: string;
+	name: string;
+}
+export interface AuthResponse {
+	user: PublicUser;
+	accessToken: string;
+	refreshToken: string;
+}
+export interface RoomMember extends PublicUser {
+	role: Role;
+}
+export interface Room {
+	id: string;
+	name: string | null;
+	isGroup: boolean;
+	members: RoomMember[];
+}
+/** One mirrored event, as in the export and the history API. */
+export interface MessageRow {
+	seq: number;
+	roomId: string;
+	clientMsgId: string;
+	kind: string;
+	senderId: string;
+	senderName: string | null;
+	content: string | null;
+	replyToId: string | null;
+	targetId: string | null;
+	createdAt: string;
+	receivedAt: string;
+}

@@ -1,0 +1,36 @@
+/**
+ * Error codes of the JSON API (`{ error: { code, message } }`) and the reasons with which the
+ * collaboration server refuses a connection or an update. One place, so clients can match on them.
+ */
+export const apiErrorCodes = [
+	'bad_request',
+	'validation_failed',
+	'unauthorized',
+	'invalid_credentials',
+	'forbidden',
+	'not_found',
+	'conflict',
+	'name_taken',
+	'rate_limited',
+	'payload_too_large',
+	'unsupported_media_type',
+	'internal',
+	'unavailable',
+] as const;
+export type ApiErrorCode = (typeof apiErrorCodes)[number];
+
+export interface ApiErrorBody {
+	error: { code: ApiErrorCode; message: string; issues?: { path: string; message: string }[] };
+}
+
+/** Close codes and reasons of the collaboration WebSocket (4000–4999 are application codes). */
+export const collabRejections = {
+	unauthorized: { code: 4401, reason: 'unauthorized' },
+	tokenExpired: { code: 4401, reason: 'token-expired' },
+	notAMember: { code: 4403, reason: 'not-a-member' },
+	unknownDocument: { code: 4404, reason: 'unknown-document' },
+	invalidUpdate: { code: 4422, reason: 'invalid-update' },
+	updateTooLarge: { code: 4413, reason: 'update-too-large' },
+	unavailable: { code: 4503, reason: 'storage-unavailable' },
+} as const;
+export type CollabRejection = (typeof collabRejections)[keyof typeof collabRejections];

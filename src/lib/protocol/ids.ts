@@ -1,0 +1,17 @@
+import { z } from 'zod';
+
+/** Room and user ids are uuids; clientMsgIds are uuids chosen by the client. */
+export const uuid = z.uuid({ error: 'expected a uuid' });
+
+export const roomDocumentPrefix = 'room:';
+
+/** `room:<uuid>` → the uuid, or null when the name is not a room document. */
+export function roomIdFromDocumentName(name: string): string | null {
+	if (!name.startsWith(roomDocumentPrefix)) return null;
+	const id = name.slice(roomDocumentPrefix.length);
+	return uuid.safeParse(id).success ? id.toLowerCase() : null;
+}
+
+export function roomDocumentName(roomId: string): string {
+	return `${roomDocumentPrefix}${roomId}`;
+}
