@@ -111,6 +111,15 @@ export class Collab {
 		this.#closed = true;
 		this.hocuspocus.closeConnections();
 		this.#ws.closeAll(1001, 'server shutting down');
+		// Closing the last connection of a document makes Hocuspocus store and unload it; wait for that
+		// (bounded), then for every in-flight append and compaction.
+		const deadline = Date.now() + 5_000;
+		while (
+			(this.hocuspocus.documents.size > 0 || this.hocuspocus.unloadingDocuments.size > 0) &&
+			Date.now() < deadline
+		) {
+			await new Promise((resolve) => setTimeout(resolve, 20));
+		}
 		await this.#persistence.flush();
 	}
 }

@@ -10,6 +10,8 @@ import type { Db } from '../db/index.ts';
 import * as documents from '../data/documents.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import type { ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import { DurableLog } from './durable-log.ts';
 import { judgeUpdate, UpdateRejected } from './validation.ts';
@@ -94,18 +96,37 @@ export class Persistence implements Extension {
 			}
 			throw error;
 		}
-		if (judgement.events.length === 0) return; // nothing new: the server holds all of it already
-
 		const keys = judgement.events.map((e) => e.clientMsgId);
+		if (keys.length > 0) await this.#append(documentName, roomId, payload, judgement.events, reserved);
+		const acked = [...keys, ...judgement.knownKeys];
+		if (acked.length > 0) {
+			connection.sendStateless(
+				JSON.stringify({ type: 'ack', clientMsgIds: acked } satisfies ServerStateless),
+			);
+		}
+	}
+
+	async #append(
+		documentName: string,
+		roomId: string,
+		update: Uint8Array,
+		events: RoomEvent[],
+		reserved: Set<string>,
+	) {
+		const keys = events.map((e) => e.clientMsgId);
 		for (const key of keys) reserved.add(key);
 		this.#reserved.set(documentName, reserved);
 		try {
-			await this.#durable.append({ documentName, roomId, update: payload, events: judgement.events });
+			await this.#durable.append({ documentName, roomId, update, events });
 		} catch {
 			throw collabRejections.unavailable;
 		} finally {
-			for (const key of keys) reserved.delete(key);
-			if (reserved.size === 0) this.#reserved.delete(documentName);
+			// Released on the next turn: by then Hocuspocus has applied the update (it does so right after
+			// this hook resolves), so the keys are in the document and a racing duplicate is still refused.
+			setImmediate(() => {
+				for (const key of keys) reserved.delete(key);
+				if (reserved.size === 0) this.#reserved.delete(documentName);
+			});
 		}
 		this.#appended.set(documentName, (this.#appended.get(documentName) ?? 0) + 1);
 	}

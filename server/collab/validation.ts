@@ -30,6 +30,8 @@ const invalid = (detail: string) => new UpdateRejected(collabRejections.invalidU
 export interface UpdateJudgement {
 	/** Events this update adds that the server does not hold yet, in update order. */
 	events: RoomEvent[];
+	/** Keys of entries in the update that the server already holds (re-sent by an honest client). */
+	knownKeys: string[];
 }
 
 /**
@@ -61,11 +63,16 @@ export function judgeUpdate(
 	const expectedClock = new Map<number, number>();
 	const keys = new Set<string>();
 	const events: RoomEvent[] = [];
+	const knownKeys: string[] = [];
 
 	for (const struct of parsed.structs) {
 		const { client, clock } = struct.id;
 		const known = expectedClock.get(client) ?? Y.getState(ctx.doc.store, client);
-		if (clock + struct.length <= known && !expectedClock.has(client)) continue; // already held by the server
+		if (clock + struct.length <= known && !expectedClock.has(client)) {
+			// Already held by the server: not judged again, not mirrored again.
+			if (struct.type === 'item' && struct.parentSub !== null) knownKeys.push(struct.parentSub);
+			continue;
+		}
 		if (clock !== known) throw invalid('update does not continue from the history the server holds');
 		expectedClock.set(client, clock + struct.length);
 
@@ -99,5 +106,5 @@ export function judgeUpdate(
 		keys.add(key);
 		events.push(event);
 	}
-	return { events };
+	return { events, knownKeys };
 }

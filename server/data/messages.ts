@@ -1,0 +1,128 @@
+import type { Queryable } from '../db/index.ts';
+import type { MessageRow } from '../../src/lib/protocol/api.ts';
+import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+
+/**
+ * Mirrors events into `messages`. Idempotent on (room_id, client_msg_id): a replayed update, a
+ * restart or a second node never duplicates a row, and the first receive time and seq are kept.
+ */
+export async function mirror(db: Queryable, rows: { roomId: string; event: RoomEvent }[]): Promise<void> {
+	if (rows.length === 0) return;
+	await db.query(
+		`INSERT INTO messages (room_id, client_msg_id, kind, sender_id, content, reply_to, target_id, created_at)
+		 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[], $8::timestamptz[])
+		 ON CONFLICT (room_id, client_msg_id) DO NOTHING`,
+		[
+			rows.map((r) => r.roomId),
+			rows.map((r) => r.event.clientMsgId),
+			rows.map((r) => r.event.kind),
+			rows.map((r) => r.event.senderId),
+			rows.map((r) => r.event.content),
+			rows.map((r) => r.event.replyToId ?? null),
+			rows.map(() => null),
+			rows.map((r) => r.event.createdAt),
+		],
+	);
+}
+
+const rowSelect = `
+	SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name, m.content,
+		m.reply_to, m.target_id, m.created_at, m.received_at
+	FROM messages m LEFT JOIN users u ON u.id = m.sender_id`;
+
+interface DbRow {
+	seq: string | number;
+	room_id: string;
+	client_msg_id: string;
+	kind: string;
+	sender_id: string;
+	sender_name: string | null;
+	content: string | null;
+	reply_to: string | null;
+	target_id: string | null;
+	created_at: Date;
+	received_at: Date;
+}
+
+function toRow(r: DbRow): MessageRow {
+	return {
+		seq: Number(r.seq),
+		roomId: r.room_id,
+		clientMsgId: r.client_msg_id,
+		kind: r.kind,
+		senderId: r.sender_id,
+		senderName: r.sender_name,
+		content: r.content,
+		replyToId: r.reply_to,
+		targetId: r.target_id,
+		createdAt: new Date(r.created_at).toISOString(),
+		receivedAt: new Date(r.received_at).toISOString(),
+	};
+}
+
+/** The newest `limit` rows with seq < before, in ascending seq order. */
+export async function page(
+	db: Queryable,
+	roomId: string,
+	before: number | undefined,
+	limit: number,
+): Promise<{ items: MessageRow[]; nextBefore: number | null }> {
+	const { rows } = await db.query<DbRow>(
+		`SELECT * FROM (${rowSelect} WHERE m.room_id = $1 AND ($2::bigint IS NULL OR m.seq < $2) ORDER BY m.seq DESC LIMIT $3) p
+		 ORDER BY seq`,
+		[roomId, before ?? null, limit],
+	);
+	const items = rows.map(toRow);
+	return { items, nextBefore: items.length === limit ? (items[0]?.seq ?? null) : null };
+}
+
+/**
+ * One batch of a room's rows after `afterSeq`, in seq order. Exports walk a room batch by batch
+ * (keyset pagination), so memory stays constant whatever the room's size and no transaction is held open.
+ */
+export async function batchAfter(
+	db: Queryable,
+	q: { roomId: string; afterSeq: number; since?: string; until?: string; limit: number },
+): Promise<MessageRow[]> {
+	const { rows } = await db.query<DbRow>(
+		`${rowSelect}
+		 WHERE m.room_id = $1 AND m.seq > $2
+		   AND ($3::timestamptz IS NULL OR m.created_at >= $3) AND ($4::timestamptz IS NULL OR m.created_at < $4)
+		 ORDER BY m.seq LIMIT $5`,
+		[q.roomId, q.afterSeq, q.since ?? null, q.until ?? null, q.limit],
+	);
+	return rows.map(toRow);
+}
+
+export async function count(
+	db: Queryable,
+	q: { roomId: string; since?: string; until?: string },
+): Promise<number> {
+	const { rows } = await db.query<{ n: string | number }>(
+		`SELECT count(*) AS n FROM messages m WHERE m.room_id = $1
+		 AND ($2::timestamptz IS NULL OR m.created_at >= $2) AND ($3::timestamptz IS NULL OR m.created_at < $3)`,
+		[q.roomId, q.since ?? null, q.until ?? null],
+	);
+	return Number(rows[0]?.n ?? 0);
+}
+
+/** Full-text search over the rooms the user belongs to; a room filter outside them yields nothing. */
+export async function search(
+	db: Queryable,
+	q: { userId: string; query: string; roomId?: string; limit: number },
+): Promise<(MessageRow & { snippet: string })[]> {
+	const { rows } = await db.query<DbRow & { snippet: string }>(
+		`SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name, m.content,
+			m.reply_to, m.target_id, m.created_at, m.received_at,
+			ts_headline('simple', m.content, query, 'StartSel=<mark>, StopSel=</mark>, MaxFragments=1, MaxWords=24, MinWords=8') AS snippet
+		 FROM messages m
+		 JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
+		 LEFT JOIN users u ON u.id = m.sender_id,
+		 websearch_to_tsquery('simple', $2) AS query
+		 WHERE m.tsv @@ query AND ($3::uuid IS NULL OR m.room_id = $3)
+		 ORDER BY ts_rank(m.tsv, query) DESC, m.seq DESC
+		 LIMIT $4`,
+		[q.userId, q.query, q.roomId ?? null, q.limit],
+	);
+	return rows.map((r) => ({ ...toRow(r), snippet: r.snippet }));
+}

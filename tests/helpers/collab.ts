@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
+import * as Y from 'yjs';
+import type { MessageEvent } from '../../src/lib/protocol/events.ts';
+import { serverStateless } from '../../src/lib/protocol/stateless.ts';
+
+export interface TestClient {
+	doc: Y.Doc;
+	provider: HocuspocusProvider;
+	socket: HocuspocusProviderWebsocket;
+	/** Resolves with the reason if the server refuses authentication. */
+	authFailure: Promise<string>;
+	/** Writes a message event the way the real client does: one new key, one transaction. */
+	send(content: string, senderId?: string): MessageEvent;
+	messages(): MessageEvent[];
+	/** Resolves when every message sent so far is acknowledged by the server as durable. */
+	synced(timeoutMs?: number): Promise<void>;
+	/** clientMsgIds the server acknowledged as durable. */
+	acked: Set<string>;
+	destroy(): void;
+}
+
+/** A real @hocuspocus/provider client with its own Y.Doc, connected to room:<roomId>. */
+export function connect(wsUrl: string, roomId: string, token: string | null, userId = ''): TestClient {
+	const doc = new Y.Doc();
+	const socket = new HocuspocusProviderWebsocket({ url: wsUrl, delay: 100, maxDelay: 1_000, minDelay: 100 });
+	let failed!: (reason: string) => void;
+	const authFailure = new Promise<string>((resolve) => (failed = resolve));
+	const provider = new HocuspocusProvider({
+		websocketProvider: socket,
+		name: `room:${roomId}`,
+		document: doc,
+		token,
+		onAuthenticationFailed: ({ reason }) => failed(reason),
+	});
+	const acked = new Set<string>();
+	const sent = new Set<string>();
+	provider.on('stateless', ({ payload }: { payload: string }) => {
+		const message = serverStateless.parse(JSON.parse(payload));
+		if (message.type === 'ack') for (const id of message.clientMsgIds) acked.add(id);
+	});
+	provider.attach();
+	const messages = doc.getMap<MessageEvent>('messages');
+	return {
+		doc,
+		provider,
+		socket,
+		authFailure,
+		send(content, senderId = userId) {
+			const event: MessageEvent = {
+				kind: 'message',
+				clientMsgId: randomUUID(),
+				senderId,
+				content,
+				createdAt: new Date().toISOString(),
+			};
+			doc.transact(() => messages.set(event.clientMsgId, event), 'local');
+			sent.add(event.clientMsgId);
+			return event;
+		},
+		messages: () => [...messages.values()],
+		acked,
+		synced: (timeoutMs = 10_000) =>
+			waitFor(
+				() => provider.isSynced && !provider.hasUnsyncedChanges && [...sent].every((id) => acked.has(id)),
+				timeoutMs,
+				'every sent message to be acknowledged',
+			),
+		destroy() {
+			provider.destroy();
+			socket.destroy();
+			doc.destroy();
+		},
+	};
+}
+
+export async function waitFor(
+	check: () => boolean | Promise<boolean>,
+	timeoutMs = 10_000,
+	what = 'condition',
+) {
+	const deadline = Date.now() + timeoutMs;
+	while (Date.now() < deadline) {
+		if (await check()) return;
+		await new Promise((r) => setTimeout(r, 25));
+	}
+	throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}

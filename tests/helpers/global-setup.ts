@@ -1,0 +1,38 @@
+import pg from 'pg';
+import type { TestProject } from 'vitest/node';
+
+declare module 'vitest' {
+	export interface ProvidedContext {
+		/** Admin URL of a reachable Postgres server, or null when none is (tests that need it skip). */
+		postgresAdminUrl: string | null;
+	}
+}
+
+const defaultUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * Finds the services the suite needs. In CI (CI=true) a missing Postgres fails the run; on a
+ * developer's machine the suite says loudly what it skips.
+ */
+export default async function setup(project: TestProject) {
+	const url = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? defaultUrl;
+	const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
+	let reachable = false;
+	try {
+		await client.connect();
+		await client.query('SELECT 1');
+		reachable = true;
+	} catch (error) {
+		const message = `Postgres is not reachable at ${url.replace(/\/\/[^@]*@/, '//***@')}: ${(error as Error).message}`;
+		if (process.env.CI)
+			throw new Error(`${message}. CI needs it: the Postgres tests cannot be skipped there.`, {
+				cause: error,
+			});
+		console.warn(
+			`\n!!! ${message}\n!!! SKIPPING every test that runs against real Postgres. Set TEST_DATABASE_URL to run them.\n`,
+		);
+	} finally {
+		await client.end().catch(() => {});
+	}
+	project.provide('postgresAdminUrl', reachable ? url : null);
+}

@@ -1,0 +1,284 @@
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describeEachBackend } from '../helpers/backends.ts';
+import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+const contentsOf = (client: TestClient) =>
+	client
+		.messages()
+		.map((m) => m.content)
+		.sort();
+
+describeEachBackend('collaboration', (backend) => {
+	let server: TestServer;
+	const clients: TestClient[] = [];
+	const open = (roomId: string, token: string | null, userId = '') => {
+		const client = connect(server.wsUrl, roomId, token, userId);
+		clients.push(client);
+		return client;
+	};
+
+	beforeAll(async () => {
+		server = await startTestServer(backend);
+	});
+	afterEach(() => {
+		for (const c of clients.splice(0)) c.destroy();
+	});
+	afterAll(async () => {
+		await server?.close();
+	});
+
+	async function roomWithTwoMembers() {
+		const ana = await server.api.register('ana');
+		const ben = await server.api.register('ben');
+		const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
+		return { ana, ben, room };
+	}
+
+	const mirrored = async (roomId: string) =>
+		(
+			await server.app.db.query<{ client_msg_id: string; content: string; seq: string }>(
+				'SELECT client_msg_id, content, seq FROM messages WHERE room_id = $1 ORDER BY seq',
+				[roomId],
+			)
+		).rows;
+
+	it('lets two members exchange messages and mirrors each one into Postgres exactly once', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		await Promise.all([a.synced(), b.synced()]);
+
+		const sent = [
+			a.send('hello from ana'),
+			b.send('hi ana, ben here'),
+			a.send('line one\nline two, "quoted"'),
+		];
+		await Promise.all([a.synced(), b.synced()]);
+		await waitFor(
+			() => a.messages().length === 3 && b.messages().length === 3,
+			10_000,
+			'both clients to see 3 messages',
+		);
+		expect(contentsOf(a)).toEqual(contentsOf(b));
+
+		const rows = await mirrored(room.id);
+		expect(rows.map((r) => r.client_msg_id).sort()).toEqual(sent.map((m) => m.clientMsgId).sort());
+		const seqs = rows.map((r) => Number(r.seq));
+		expect([...seqs].sort((x, y) => x - y)).toEqual(seqs);
+
+		const page = await server.api.get(`/api/rooms/${room.id}/messages?limit=2`, ben.accessToken);
+		expect(page.body.items).toHaveLength(2);
+		expect(page.body.items[1].content).toBe(rows[2]?.content);
+		expect(page.body.nextBefore).toBe(Number(rows[1]?.seq));
+		const older = await server.api.get(
+			`/api/rooms/${room.id}/messages?limit=2&before=${page.body.nextBefore}`,
+			ben.accessToken,
+		);
+		expect(older.body.items.map((m: { clientMsgId: string }) => m.clientMsgId)).toEqual([
+			rows[0]?.client_msg_id,
+		]);
+		expect(older.body.nextBefore).toBeNull();
+
+		const list = await server.api.get('/api/rooms', ben.accessToken);
+		expect(list.body.items.find((r: { id: string }) => r.id === room.id).lastMessage.clientMsgId).toBe(
+			rows[2]?.client_msg_id,
+		);
+	});
+
+	it('gives a late joiner the full history', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		for (let i = 0; i < 20; i++) a.send(`message ${i}`);
+		await a.synced();
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		await waitFor(() => b.messages().length === 20, 10_000, 'late joiner to get history');
+	});
+
+	describe('refuses connections it must refuse, with a reason', () => {
+		let fixture: Awaited<ReturnType<typeof roomWithTwoMembers>>;
+		let secret: string;
+		beforeAll(async () => {
+			fixture = await roomWithTwoMembers();
+			secret = fs.readFileSync(path.join(server.dataDir, 'jwt-secret'), 'utf8');
+		});
+		const kid = (s: string) => createHash('sha256').update(s).digest('base64url').slice(0, 12);
+		const sign = (claims: { sub: string; exp: number }, key: string) =>
+			new SignJWT({ name: 'x', typ: 'access' })
+				.setProtectedHeader({ alg: 'HS256', kid: kid(key) })
+				.setSubject(claims.sub)
+				.setIssuer('chat')
+				.setAudience('chat:access')
+				.setIssuedAt()
+				.setExpirationTime(claims.exp)
+				.sign(new TextEncoder().encode(key));
+
+		it('refuses a user who is not a member', async () => {
+			const stranger = await server.api.register('mallory');
+			expect(await open(fixture.room.id, stranger.accessToken).authFailure).toMatch(/not-a-member/);
+		});
+
+		it('refuses a missing token', async () => {
+			expect(await open(fixture.room.id, null).authFailure).toMatch(/unauthorized/);
+		});
+
+		it('refuses an expired token', async () => {
+			const token = await sign({ sub: fixture.ana.user.id, exp: Math.floor(Date.now() / 1000) - 60 }, secret);
+			expect(await open(fixture.room.id, token).authFailure).toMatch(/token-expired/);
+		});
+
+		it('refuses a token signed with another key', async () => {
+			const other = 'another-secret-that-is-long-enough-0123456789';
+			const token = await sign({ sub: fixture.ana.user.id, exp: Math.floor(Date.now() / 1000) + 600 }, other);
+			expect(await open(fixture.room.id, token).authFailure).toMatch(/unauthorized/);
+		});
+
+		it('refuses an alg:none token', async () => {
+			const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+			const token = `${b64({ alg: 'none', typ: 'JWT', kid: kid(secret) })}.${b64({
+				sub: fixture.ana.user.id,
+				name: 'ana',
+				typ: 'access',
+				iss: 'chat',
+				aud: 'chat:access',
+				exp: Math.floor(Date.now() / 1000) + 600,
+			})}.`;
+			expect(await open(fixture.room.id, token).authFailure).toMatch(/unauthorized/);
+		});
+
+		it('refuses an unknown room and a document that is not a room', async () => {
+			expect(await open('0b6d7a9e-2f4c-4e58-9a1b-7c3d2e1f0a9b', fixture.ana.accessToken).authFailure).toMatch(
+				/unknown-document/,
+			);
+			expect(await open('../../etc/passwd', fixture.ana.accessToken).authFailure).toMatch(/unknown-document/);
+		});
+	});
+
+	it('lets a readonly member read, but its writes reach no one and are not stored', async () => {
+		const { ana, room } = await roomWithTwoMembers();
+		const reader = await server.api.register('reader');
+		await server.api.post(
+			`/api/rooms/${room.id}/members`,
+			{ userId: reader.user.id, role: 'readonly' },
+			ana.accessToken,
+		);
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const r = open(room.id, reader.accessToken, reader.user.id);
+		await Promise.all([a.synced(), r.synced()]);
+
+		a.send('only owners speak here');
+		await waitFor(() => r.messages().length === 1, 10_000, 'reader to receive');
+
+		r.send('can I write?');
+		a.send('after the reader tried');
+		await waitFor(() => a.messages().some((m) => m.content === 'after the reader tried'), 10_000);
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		expect(contentsOf(a)).toEqual(['after the reader tried', 'only owners speak here']);
+		expect((await mirrored(room.id)).map((row) => row.content).sort()).toEqual(contentsOf(a));
+		const late = open(room.id, ana.accessToken, ana.user.id);
+		await late.synced();
+		await waitFor(() => late.messages().length === 2, 5_000);
+		expect(contentsOf(late)).not.toContain('can I write?');
+	});
+
+	it('closes the connection of a member who is removed', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		await b.synced();
+		const closed = new Promise<string>((resolve) =>
+			b.provider.on('close', ({ event }: { event: { reason: string } }) => resolve(event.reason)),
+		);
+		await server.api.delete(`/api/rooms/${room.id}/members/${ben.user.id}`, ana.accessToken);
+		expect(await closed).toBe('not-a-member');
+	});
+
+	it('refuses an update that forges another sender, and nobody sees it', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		await Promise.all([a.synced(), b.synced()]);
+		const closed = new Promise<string>((resolve) =>
+			b.provider.on('close', ({ event }: { event: { reason: string } }) => resolve(event.reason)),
+		);
+		b.send('I am ana, trust me', ana.user.id);
+		expect(await closed).toMatch(/invalid-update: senderId/);
+		a.send('real ana');
+		await a.synced();
+		await new Promise((resolve) => setTimeout(resolve, 200));
+		expect(contentsOf(a)).toEqual(['real ana']);
+		expect((await mirrored(room.id)).map((r) => r.content)).toEqual(['real ana']);
+	});
+
+	it('keeps every message across a restart, in the document and in the mirror', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const sent = Array.from({ length: 30 }, (_, i) => a.send(`before restart ${i}`));
+		await a.synced();
+		a.destroy();
+		await server.restart();
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		await waitFor(() => b.messages().length === 30, 15_000, 'history after restart');
+		expect(
+			b
+				.messages()
+				.map((m) => m.clientMsgId)
+				.sort(),
+		).toEqual(sent.map((m) => m.clientMsgId).sort());
+		expect(await mirrored(room.id)).toHaveLength(30);
+	});
+
+	it('exports a room as JSONL and RFC 4180 CSV, to members only', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const tricky = ['plain', 'comma, here', 'quote "inside"', 'multi\nline\r\nCRLF', 'emoji 🎉 and ünïcode'];
+		for (const t of tricky) a.send(t);
+		await a.synced();
+
+		const jsonl = await server.api.get(`/api/rooms/${room.id}/export?format=jsonl`, ben.accessToken);
+		expect(jsonl.status).toBe(200);
+		expect(jsonl.headers.get('content-type')).toContain('application/x-ndjson');
+		const lines = (jsonl.body as string)
+			.trimEnd()
+			.split('\n')
+			.map((l) => JSON.parse(l));
+		expect(lines.map((l) => l.content)).toEqual(tricky);
+		expect(Object.keys(lines[0])).toEqual([
+			'seq',
+			'roomId',
+			'clientMsgId',
+			'kind',
+			'senderId',
+			'senderName',
+			'content',
+			'replyToId',
+			'targetId',
+			'createdAt',
+			'receivedAt',
+		]);
+		expect(lines[0].senderName).toBe(ana.user.name);
+
+		const csv = await server.api.get(`/api/rooms/${room.id}/export?format=csv`, ben.accessToken);
+		expect(csv.headers.get('content-type')).toContain('text/csv');
+		const text = csv.body as string;
+		expect(
+			text.startsWith(
+				'seq,room_id,client_msg_id,kind,sender_id,sender_name,content,reply_to_id,target_id,created_at,received_at\r\n',
+			),
+		).toBe(true);
+		expect(text).toContain('"quote ""inside"""');
+		expect(text).toContain('"multi\nline\r\nCRLF"');
+		expect(text).toContain('"comma, here"');
+
+		const future = await server.api.get(
+			`/api/rooms/${room.id}/export?format=jsonl&since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`,
+			ben.accessToken,
+		);
+		expect(future.body).toBe('');
+		const bad = await server.api.get(`/api/rooms/${room.id}/export?format=xml`, ben.accessToken);
+		expect(bad.status).toBe(400);
+	});
+});

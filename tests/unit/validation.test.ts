@@ -1,0 +1,193 @@
+import { randomUUID } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import * as Y from 'yjs';
+import { judgeUpdate, UpdateRejected } from '../../server/collab/validation.ts';
+
+const ana = randomUUID();
+const ben = randomUUID();
+
+function message(senderId: string, overrides: Record<string, unknown> = {}) {
+	const clientMsgId = randomUUID();
+	return {
+		kind: 'message',
+		clientMsgId,
+		senderId,
+		content: 'hello',
+		createdAt: new Date().toISOString(),
+		...overrides,
+	};
+}
+
+/** A server doc and a client doc that starts as a copy of it. */
+function setup() {
+	const server = new Y.Doc();
+	const client = new Y.Doc();
+	const write = (fn: (m: Y.Map<unknown>) => void) => {
+		const sv = Y.encodeStateVector(client);
+		fn(client.getMap('messages'));
+		return Y.encodeStateAsUpdate(client, sv);
+	};
+	const judge = (update: Uint8Array, userId = ana) =>
+		judgeUpdate(update, { doc: server, userId, now: Date.now(), reservedKeys: new Set() });
+	const accept = (update: Uint8Array, userId = ana) => {
+		const result = judge(update, userId);
+		Y.applyUpdate(server, update);
+		return result;
+	};
+	return { server, client, write, judge, accept };
+}
+
+const rejection = (fn: () => unknown) => {
+	try {
+		fn();
+	} catch (error) {
+		expect(error).toBeInstanceOf(UpdateRejected);
+		return (error as UpdateRejected).detail;
+	}
+	throw new Error('expected the update to be rejected');
+};
+
+describe('update validation', () => {
+	it('accepts a new message written by the connection user and returns its event', () => {
+		const { write, judge } = setup();
+		const m = message(ana);
+		const result = judge(write((map) => map.set(m.clientMsgId, m)));
+		expect(result.events).toEqual([m]);
+	});
+
+	it('skips entries the server already holds and reports them as known', () => {
+		const { write, accept, judge, client } = setup();
+		const m = message(ana);
+		const first = write((map) => map.set(m.clientMsgId, m));
+		accept(first);
+		const again = judge(Y.encodeStateAsUpdate(client), ben);
+		expect(again.events).toEqual([]);
+		expect(again.knownKeys).toEqual([m.clientMsgId]);
+	});
+
+	it("rejects an event whose senderId is another user's", () => {
+		const { write, judge } = setup();
+		const m = message(ben);
+		expect(rejection(() => judge(write((map) => map.set(m.clientMsgId, m))))).toMatch(/senderId/);
+	});
+
+	it('rejects overwriting an existing key', () => {
+		const { write, accept, judge } = setup();
+		const m = message(ana);
+		accept(write((map) => map.set(m.clientMsgId, m)));
+		expect(
+			rejection(() => judge(write((map) => map.set(m.clientMsgId, { ...m, content: 'changed' })))),
+		).toMatch(/written once|append-only/);
+	});
+
+	it('rejects a delete', () => {
+		const { write, accept, judge } = setup();
+		const m = message(ana);
+		accept(write((map) => map.set(m.clientMsgId, m)));
+		expect(rejection(() => judge(write((map) => map.delete(m.clientMsgId))))).toMatch(/append-only/);
+	});
+
+	it('rejects a new key that already exists on the server from another writer', () => {
+		const { server, judge } = setup();
+		const m = message(ana);
+		server.getMap('messages').set(m.clientMsgId, m);
+		const other = new Y.Doc();
+		other.getMap('messages').set(m.clientMsgId, { ...m, content: 'hijack' });
+		expect(rejection(() => judge(Y.encodeStateAsUpdate(other)))).toMatch(/already exists/);
+	});
+
+	it('rejects other root types, bad schemas, keys that differ from clientMsgId, and future timestamps', () => {
+		const cases: [string, (d: Y.Doc) => void, RegExp][] = [
+			['another root map', (d) => d.getMap('other').set(randomUUID(), message(ana)), /only new keys/],
+			[
+				'an unknown kind',
+				(d) => {
+					const m = message(ana, { kind: 'poll' });
+					d.getMap('messages').set(m.clientMsgId, m);
+				},
+				/kind/,
+			],
+			[
+				'an extra field',
+				(d) => {
+					const m = message(ana, { admin: true });
+					d.getMap('messages').set(m.clientMsgId, m);
+				},
+				/event/,
+			],
+			[
+				'empty content',
+				(d) => {
+					const m = message(ana, { content: '   ' });
+					d.getMap('messages').set(m.clientMsgId, m);
+				},
+				/empty/,
+			],
+			[
+				'4001 characters',
+				(d) => {
+					const m = message(ana, { content: 'x'.repeat(4001) });
+					d.getMap('messages').set(m.clientMsgId, m);
+				},
+				/4000/,
+			],
+			[
+				'a NUL byte',
+				(d) => {
+					const m = message(ana, { content: 'a\u0000b' });
+					d.getMap('messages').set(m.clientMsgId, m);
+				},
+				/NUL/,
+			],
+			['a mismatched key', (d) => d.getMap('messages').set(randomUUID(), message(ana)), /key/],
+			[
+				'a future createdAt',
+				(d) => {
+					const m = message(ana, { createdAt: new Date(Date.now() + 5 * 60_000).toISOString() });
+					d.getMap('messages').set(m.clientMsgId, m);
+				},
+				/future/,
+			],
+			['a plain string value', (d) => d.getMap('messages').set(randomUUID(), 'hello'), /event/],
+		];
+		for (const [what, build, reason] of cases) {
+			const doc = new Y.Doc();
+			build(doc);
+			const server = new Y.Doc();
+			expect(
+				rejection(() =>
+					judgeUpdate(Y.encodeStateAsUpdate(doc), {
+						doc: server,
+						userId: ana,
+						now: Date.now(),
+						reservedKeys: new Set(),
+					}),
+				),
+				what,
+			).toMatch(reason);
+		}
+	});
+
+	it('accepts a createdAt in the past (offline writes) and up to 2 minutes ahead', () => {
+		const { write, judge } = setup();
+		const old = message(ana, { createdAt: '2020-01-01T00:00:00.000Z' });
+		const soon = message(ana, { createdAt: new Date(Date.now() + 60_000).toISOString() });
+		expect(
+			judge(
+				write((map) => {
+					map.set(old.clientMsgId, old);
+					map.set(soon.clientMsgId, soon);
+				}),
+			).events,
+		).toHaveLength(2);
+	});
+
+	it('rejects an update that skips history the server does not hold', () => {
+		const { write, judge } = setup();
+		const a = message(ana);
+		const b = message(ana);
+		write((map) => map.set(a.clientMsgId, a));
+		const second = write((map) => map.set(b.clientMsgId, b));
+		expect(rejection(() => judge(second))).toMatch(/continue/);
+	});
+});
