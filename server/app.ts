@@ -7,8 +7,8 @@ import type { Config } from './config.ts';
 import { openDb, type Db } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { buildHttp } from './http/app.ts';
-import { RoomService } from './rooms.ts';
 import { Redis } from 'ioredis';
+import { RoomService } from './rooms.ts';
 
 export interface App {
 	readonly db: Db;
@@ -39,7 +39,16 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
 				maxRetriesPerRequest: 1,
 				enableOfflineQueue: false,
 			});
-			redis.on('error', (error) => log.warn({ err: error }, 'redis error'));
+			// Log when Redis goes away and when it is back, not every reconnect attempt in between.
+			let redisUp = true;
+			redis.on('error', (error) => {
+				if (redisUp) log.warn({ err: error }, 'redis unavailable; retrying');
+				redisUp = false;
+			});
+			redis.on('ready', () => {
+				if (!redisUp) log.info('redis available again');
+				redisUp = true;
+			});
 			await redis
 				.connect()
 				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));

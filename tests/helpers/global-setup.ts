@@ -1,3 +1,4 @@
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 
@@ -5,6 +6,8 @@ declare module 'vitest' {
 	export interface ProvidedContext {
 		/** Admin URL of a reachable Postgres server, or null when none is (tests that need it skip). */
 		postgresAdminUrl: string | null;
+		/** URL of a reachable Redis server, or null. */
+		redisUrl: string | null;
 	}
 }
 
@@ -35,4 +38,29 @@ export default async function setup(project: TestProject) {
 		await client.end().catch(() => {});
 	}
 	project.provide('postgresAdminUrl', reachable ? url : null);
+	project.provide('redisUrl', await findRedis());
+}
+
+async function findRedis(): Promise<string | null> {
+	const url = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+	const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+	redis.on('error', () => {
+		// Reported below.
+	});
+	try {
+		await redis.connect();
+		await redis.ping();
+		return url;
+	} catch (error) {
+		const message = `Redis is not reachable at ${url}: ${(error as Error).message}`;
+		if (process.env.CI) {
+			throw new Error(`${message}. CI needs it: the Redis tests cannot be skipped there.`, { cause: error });
+		}
+		console.warn(
+			`\n!!! ${message}\n!!! SKIPPING every test that needs Redis. Set TEST_REDIS_URL to run them.\n`,
+		);
+		return null;
+	} finally {
+		redis.disconnect();
+	}
 }
