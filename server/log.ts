@@ -29,7 +29,15 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 				],
 				censor: '[redacted]',
 			},
-			serializers: { err: pino.stdSerializers.err },
+			serializers: {
+				err: pino.stdSerializers.err,
+				// The path only: query strings carry search terms, which are user content.
+				req: (req: { method?: string; url?: string; ip?: string }) => ({
+					method: req.method,
+					url: req.url?.split('?')[0],
+					remoteAddress: req.ip,
+				}),
+			},
 		},
 		destination,
 	);

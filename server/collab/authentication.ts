@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import type { Extension, onAuthenticatePayload } from '@hocuspocus/server';
+import type { Extension, onAuthenticatePayload, onDisconnectPayload } from '@hocuspocus/server';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
+import * as users from '../data/users.ts';
 import { TokenError, type TokenService } from '../auth/tokens.ts';
 import type { Role } from '../../src/lib/protocol/api.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
@@ -70,6 +71,16 @@ export class Authentication implements Extension {
 			throw rejection;
 		}
 		connectionConfig.readOnly = role === 'readonly';
+		await users.touchLastSeen(this.#db, user.userId);
 		return { user: { id: user.userId, name: user.name }, roomId, role, connectionId: randomUUID() };
+	}
+
+	/** "Last seen" is the last time a user had a room open. */
+	async onDisconnect({ context }: onDisconnectPayload<CollabContext>): Promise<void> {
+		if (!context?.user) return;
+		await users.touchLastSeen(this.#db, context.user.id).catch((error: unknown) => {
+			// Presence bookkeeping only: a failure here must not disturb the disconnect.
+			this.#log.warn({ err: error, userId: context.user.id }, 'could not record last seen');
+		});
 	}
 }

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
@@ -291,6 +292,32 @@ describeEachBackend('HTTP API', (backend) => {
 	});
 
 	describe('operations', () => {
+		it('writes no password or token to its logs', async () => {
+			const name = `logcheck_${backend}`;
+			const password = 'secret-marker passphrase 7731';
+			const reg = await server.api.post('/api/auth/register', { name, password });
+			await server.api.post('/api/auth/login', { name, password: 'wrong-marker passphrase 9931' });
+			const refreshed = await server.api.post('/api/auth/refresh', { refreshToken: reg.body.refreshToken });
+			await server.api.get(
+				`/api/users?q=${encodeURIComponent('private search marker')}`,
+				reg.body.accessToken,
+			);
+			const logs = fs.readFileSync(server.logFile, 'utf8');
+			expect(logs).toContain('user registered');
+			for (const secret of [
+				password,
+				'wrong-marker',
+				'private search marker',
+				'private%20search',
+				reg.body.accessToken,
+				reg.body.refreshToken,
+				refreshed.body.accessToken,
+				refreshed.body.refreshToken,
+			]) {
+				expect(logs.includes(secret), `log contains ${secret.slice(0, 12)}…`).toBe(false);
+			}
+		});
+
 		it('reports health and readiness of the database', async () => {
 			expect((await server.api.get('/healthz')).body).toEqual({ status: 'ok' });
 			const ready = await server.api.get('/readyz');
