@@ -47,7 +47,8 @@ export async function* exportRoom(
 	q: { roomId: string; format: ExportFormat; since?: string; until?: string; batchSize?: number },
 	onRows?: (n: number) => void,
 ): AsyncGenerator<string> {
-	const limit = q.batchSize ?? 1000;
+	// 200 rows per query: larger batches leave more garbage between collections (docs/benchmarks.md).
+	const limit = q.batchSize ?? 200;
 	const line = q.format === 'csv' ? toCsvLine : toJsonLine;
 	if (q.format === 'csv') yield csvHeader;
 	let afterSeq = 0;

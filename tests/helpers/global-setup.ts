@@ -18,7 +18,7 @@ const defaultUrl = 'postgres://postgres@127.0.0.1:5432/postgres';
  * developer's machine the suite says loudly what it skips.
  */
 export default async function setup(project: TestProject) {
-	const url = process.env.TEST_DATABASE_URL ?? process.env.DATABASE_URL ?? defaultUrl;
+	const url = process.env.TEST_DATABASE_URL ?? defaultUrl;
 	const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
 	let reachable = false;
 	try {
