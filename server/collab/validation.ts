@@ -67,13 +67,19 @@ export function judgeUpdate(
 
 	for (const struct of parsed.structs) {
 		const { client, clock } = struct.id;
-		const known = expectedClock.get(client) ?? Y.getState(ctx.doc.store, client);
-		if (clock + struct.length <= known && !expectedClock.has(client)) {
+		const held = Y.getState(ctx.doc.store, client);
+		const next = expectedClock.get(client);
+		if (next === undefined && clock + struct.length <= held) {
 			// Already held by the server: not judged again, not mirrored again.
 			if (struct.type === 'item' && struct.parentSub !== null) knownKeys.push(struct.parentSub);
 			continue;
 		}
-		if (clock !== known) throw invalid('update does not continue from the history the server holds');
+		// A struct may start past what the server holds: an honest provider's update can overtake the
+		// sync step that carries the history before it, and Yjs keeps it pending until that arrives.
+		// Overlapping what the server holds, or a gap inside one update, is never honest.
+		if (next === undefined ? clock < held : clock !== next) {
+			throw invalid('update overlaps the history the server holds');
+		}
 		expectedClock.set(client, clock + struct.length);
 
 		if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');

@@ -30,9 +30,12 @@ export function tmpDir(prefix: string): string {
 export async function startTestServer(
 	backend: Backend,
 	env: Record<string, string> = {},
+	options: { databaseUrl?: string } = {},
 ): Promise<TestServer> {
 	const dataDir = tmpDir('data');
-	const db = backend === 'postgres' ? await createTestDatabase() : undefined;
+	// A given databaseUrl belongs to the caller (another node of the same cluster): it is not dropped here.
+	const db = backend === 'postgres' && !options.databaseUrl ? await createTestDatabase() : undefined;
+	const databaseUrl = options.databaseUrl ?? db?.url;
 	const logFile = path.join(dataDir, 'server.log');
 	const config = parseConfig({
 		NODE_ENV: 'test',
@@ -40,7 +43,7 @@ export async function startTestServer(
 		DATA_DIR: dataDir,
 		STATIC_DIR: path.join(dataDir, 'no-client'),
 		LOG_LEVEL: 'debug',
-		...(db ? { DATABASE_URL: db.url } : {}),
+		...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
 		...env,
 	});
 	const destination = pino.destination({ dest: logFile, sync: true });
@@ -49,7 +52,7 @@ export async function startTestServer(
 	const server: TestServer = {
 		backend,
 		dataDir,
-		databaseUrl: db?.url,
+		databaseUrl,
 		logFile,
 		app: await startApp(config, log),
 		get url() {
