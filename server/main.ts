@@ -33,12 +33,17 @@ try {
 }
 
 const shutdown = (signal: string) => {
-	log.info({ signal }, 'signal received');
-	const timer = setTimeout(() => {
-		log.error('shutdown took too long; exiting');
+	// The deadline is armed before anything else, so that even a failing log write cannot keep the
+	// process alive past it.
+	setTimeout(() => {
+		process.stderr.write('shutdown took too long; exiting\n');
 		process.exit(1);
-	}, config.SHUTDOWN_TIMEOUT_MS);
-	timer.unref();
+	}, config.SHUTDOWN_TIMEOUT_MS).unref();
+	try {
+		log.info({ signal }, 'signal received');
+	} catch {
+		// stdout may be gone (the parent died); shutting down matters more than saying so.
+	}
 	app.stop().then(
 		() => process.exit(0),
 		(error: unknown) => {

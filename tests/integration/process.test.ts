@@ -8,7 +8,18 @@ import { Api, tmpDir } from '../helpers/server.ts';
 
 const running: ServerProcess[] = [];
 afterAll(() => {
-	for (const s of running) if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+	// A test that failed halfway must not leave servers behind, including a node server under npm.
+	for (const s of running) {
+		if (s.proc.exitCode === null && s.proc.signalCode === null) s.proc.kill('SIGKILL');
+		const pid = s.serverPid();
+		if (pid && pid !== s.proc.pid) {
+			try {
+				process.kill(pid, 'SIGKILL');
+			} catch {
+				// Already gone.
+			}
+		}
+	}
 });
 const start = (env: Record<string, string>, command?: string[]) => {
 	const s = spawnServer(env, command);
@@ -34,9 +45,11 @@ describe('the server process', () => {
 		expect(await second.exited).toBe(1);
 		expect(second.output()).toMatch(/DATA_DIR .* is in use by another server \(pid \d+\)/);
 
-		// The server itself handles SIGTERM (npm only relays it): it must flush and exit 0.
-		process.kill(first.serverPid(), 'SIGTERM');
+		// SIGTERM to npm reaches the server (the start script execs node), which flushes and exits 0.
+		const serverPid = first.serverPid();
+		first.proc.kill('SIGTERM');
 		expect(await first.exited).toBe(0);
+		expect(() => process.kill(serverPid, 0)).toThrow();
 
 		const third = start({ DATA_DIR: dataDir, PORT: '0' });
 		const api3 = new Api(await third.ready);
