@@ -32,6 +32,8 @@ export interface UpdateJudgement {
 	events: RoomEvent[];
 	/** Keys of entries in the update that the server already holds (re-sent by an honest client). */
 	knownKeys: string[];
+	/** Keys among `events` that follow history the server does not hold yet: Yjs keeps them pending. */
+	pendingKeys: string[];
 }
 
 /**
@@ -64,6 +66,8 @@ export function judgeUpdate(
 	const keys = new Set<string>();
 	const events: RoomEvent[] = [];
 	const knownKeys: string[] = [];
+	const pendingKeys: string[] = [];
+	const pendingClients = new Set<number>();
 
 	for (const struct of parsed.structs) {
 		const { client, clock } = struct.id;
@@ -80,6 +84,7 @@ export function judgeUpdate(
 		if (next === undefined ? clock < held : clock !== next) {
 			throw invalid('update overlaps the history the server holds');
 		}
+		if (next === undefined && clock > held) pendingClients.add(client);
 		expectedClock.set(client, clock + struct.length);
 
 		if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');
@@ -110,7 +115,11 @@ export function judgeUpdate(
 			throw invalid('entries are written once: this clientMsgId already exists');
 		}
 		keys.add(key);
+		// An event that follows history the server does not hold yet is stored, mirrored and acknowledged
+		// now like any other: what the server holds in memory must always be in the durable log, or a later
+		// re-send of it would be acknowledged as "already held" without ever having been stored.
+		if (pendingClients.has(client)) pendingKeys.push(key);
 		events.push(event);
 	}
-	return { events, knownKeys };
+	return { events, knownKeys, pendingKeys };
 }

@@ -182,18 +182,28 @@ describe('update validation', () => {
 		).toHaveLength(2);
 	});
 
-	it('accepts an update that arrives before the history it follows, and Yjs applies both once it comes', () => {
+	it('stores an update that arrives before its history, which Yjs shows once the history comes', () => {
 		const { write, judge, server } = setup();
 		const a = message(ana);
 		const b = message(ana);
 		const first = write((map) => map.set(a.clientMsgId, a));
 		const second = write((map) => map.set(b.clientMsgId, b));
-		expect(judge(second).events).toEqual([b]);
+		const early = judge(second);
+		expect(early.events).toEqual([b]);
+		expect(early.pendingKeys).toEqual([b.clientMsgId]);
 		Y.applyUpdate(server, second);
 		expect(server.getMap('messages').size).toBe(0);
 		expect(judge(first).events).toEqual([a]);
 		Y.applyUpdate(server, first);
 		expect(server.getMap('messages').size).toBe(2);
+	});
+
+	it('still refuses an invalid event that arrives before its history', () => {
+		const { write, judge } = setup();
+		const a = message(ana);
+		const forged = message(ben);
+		write((map) => map.set(a.clientMsgId, a));
+		expect(rejection(() => judge(write((map) => map.set(forged.clientMsgId, forged))))).toMatch(/senderId/);
 	});
 
 	it('rejects an update that overlaps history the server holds with different structs', () => {
