@@ -86,6 +86,21 @@ export interface ExportedRow {
 	createdAt: string;
 }
 
+/** The JSONL fields of the export, in the documented order (ARCHITECTURE.md). */
+export const jsonlFields = [
+	'seq',
+	'roomId',
+	'clientMsgId',
+	'kind',
+	'senderId',
+	'senderName',
+	'content',
+	'replyToId',
+	'targetId',
+	'createdAt',
+	'receivedAt',
+];
+
 export const csvColumns = csvHeader.trimEnd().split(',');
 
 /**

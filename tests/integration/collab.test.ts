@@ -4,6 +4,7 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachBackend } from '../helpers/backends.ts';
+import { jsonlFields } from '../helpers/export-fixtures.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -246,19 +247,7 @@ describeEachBackend('collaboration', (backend) => {
 			.split('\n')
 			.map((l) => JSON.parse(l));
 		expect(lines.map((l) => l.content)).toEqual(tricky);
-		expect(Object.keys(lines[0])).toEqual([
-			'seq',
-			'roomId',
-			'clientMsgId',
-			'kind',
-			'senderId',
-			'senderName',
-			'content',
-			'replyToId',
-			'targetId',
-			'createdAt',
-			'receivedAt',
-		]);
+		expect(Object.keys(lines[0])).toEqual(jsonlFields);
 		expect(lines[0].senderName).toBe(ana.user.name);
 
 		const csv = await server.api.get(`/api/rooms/${room.id}/export?format=csv`, ben.accessToken);
