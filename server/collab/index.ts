@@ -10,6 +10,7 @@ import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { limits } from '../../src/lib/protocol/limits.ts';
 import { Authentication, type CollabContext } from './authentication.ts';
 import { Persistence } from './persistence.ts';
+import { Presence } from './presence.ts';
 
 export const COLLAB_PATH = '/collab';
 
@@ -45,7 +46,11 @@ export class Collab {
 			debounce: 2_000,
 			maxDebounce: 10_000,
 			unloadImmediately: true,
-			extensions: [new Authentication(deps.db, deps.tokens, deps.log), this.#persistence],
+			extensions: [
+				new Authentication(deps.db, deps.tokens, deps.log),
+				new Presence(deps.log),
+				this.#persistence,
+			],
 		});
 		this.#ws = crossws({
 			serverOptions: { maxPayload: limits.updateBytesMax + 64 * 1024 },

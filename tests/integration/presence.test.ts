@@ -1,0 +1,82 @@
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { describeEachBackend } from '../helpers/backends.ts';
+import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+type State = { user?: { id: string; name: string; color: string }; typing?: boolean; [k: string]: unknown };
+
+describeEachBackend('presence', (backend) => {
+	let server: TestServer;
+	const clients: TestClient[] = [];
+	beforeAll(async () => {
+		server = await startTestServer(backend);
+	});
+	afterEach(() => {
+		for (const c of clients.splice(0)) c.destroy();
+	});
+	afterAll(async () => {
+		await server?.close();
+	});
+
+	async function pair() {
+		const ana = await server.api.register('ana');
+		const ben = await server.api.register('ben');
+		const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
+		const a = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id);
+		const b = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id);
+		clients.push(a, b);
+		await Promise.all([a.synced(), b.synced()]);
+		const statesSeenBy = (c: TestClient) =>
+			[...(c.provider.awareness?.getStates() ?? new Map()).entries()]
+				.filter(([id]) => id !== c.doc.clientID)
+				.map(([, s]) => s as State);
+		return { ana, ben, a, b, statesSeenBy };
+	}
+
+	it('stamps the real identity on a state that claims to be someone else, and drops unknown fields', async () => {
+		const { ana, ben, a, b, statesSeenBy } = await pair();
+		b.provider.awareness?.setLocalState({
+			user: { id: ana.user.id, name: 'Ana (really)', color: '#123456' },
+			typing: true,
+			isAdmin: true,
+		});
+		await waitFor(() => statesSeenBy(a).some((s) => s.typing === true), 5_000, 'ana to see ben typing');
+		const seen = statesSeenBy(a).find((s) => s.typing === true);
+		expect(seen).toEqual({ user: { id: ben.user.id, name: ben.user.name, color: '#123456' }, typing: true });
+	});
+
+	it('removes a user at once when they leave explicitly, not after the 30 s timeout', async () => {
+		const { a, b, statesSeenBy } = await pair();
+		b.provider.awareness?.setLocalState({ user: { color: '#abcdef' }, typing: false });
+		await waitFor(() => statesSeenBy(a).length === 1, 5_000, 'ana to see ben');
+		const started = Date.now();
+		b.provider.awareness?.setLocalState(null);
+		await waitFor(() => statesSeenBy(a).length === 0, 5_000, 'ben to disappear');
+		expect(Date.now() - started).toBeLessThan(5_000);
+	});
+
+	it('removes a user whose connection closes', async () => {
+		const { a, b, statesSeenBy } = await pair();
+		b.provider.awareness?.setLocalState({ user: { color: '#abcdef' }, typing: false });
+		await waitFor(() => statesSeenBy(a).length === 1, 5_000, 'ana to see ben');
+		b.destroy();
+		await waitFor(() => statesSeenBy(a).length === 0, 5_000, 'ben to disappear after disconnect');
+	});
+
+	it('drops a state that is not an object or is oversized', async () => {
+		const { a, b, statesSeenBy } = await pair();
+		b.provider.awareness?.setLocalState({
+			user: { color: '#abcdef' },
+			typing: false,
+			junk: 'x'.repeat(5_000),
+		});
+		await new Promise((r) => setTimeout(r, 300));
+		expect(statesSeenBy(a)).toEqual([]);
+		b.provider.awareness?.setLocalState({ user: { color: 'red; background: url(x)' }, typing: 'yes' });
+		await waitFor(() => statesSeenBy(a).length === 1, 5_000, 'the next valid state');
+		expect(statesSeenBy(a)[0]).toMatchObject({
+			typing: false,
+			user: { color: expect.stringMatching(/^#[0-9a-f]{6}$/) },
+		});
+	});
+});
