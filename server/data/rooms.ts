@@ -63,7 +63,7 @@ interface RoomRowWithMembers {
 
 const roomSelect = `
 	SELECT r.id, r.name, r.is_group,
-		(SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'role', m.role) ORDER BY m.joined_at, u.name), '[]')
+		(SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'role', m.role, 'lastSeen', u.last_seen_at) ORDER BY m.joined_at, u.name), '[]')
 		 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.room_id = r.id) AS members
 	FROM rooms r`;
 

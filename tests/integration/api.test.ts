@@ -150,6 +150,7 @@ describeEachBackend('HTTP API', (backend) => {
 			const list = await server.api.get('/api/rooms', other.accessToken);
 			expect(list.body.items.map((r: { id: string }) => r.id)).toContain(room.id);
 			expect(list.body.items[0]).toHaveProperty('lastMessage', null);
+			expect(list.body.items[0].members[0]).toHaveProperty('lastSeen', null);
 		});
 
 		it('returns the existing 1:1 room for the same pair with 200', async () => {

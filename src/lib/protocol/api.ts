@@ -84,6 +84,8 @@ export interface AuthResponse {
 }
 export interface RoomMember extends PublicUser {
 	role: Role;
+	/** When the member last had a room open (ISO), or null if never. */
+	lastSeen: string | null;
 }
 export interface Room {
 	id: string;
