@@ -14,7 +14,7 @@ import type { RoomEvent } from '../../src/lib/protocol/events.ts';
 import type { ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import { DurableLog } from './durable-log.ts';
-import { judgeUpdate, UpdateRejected } from './validation.ts';
+import { clientOwners, judgeUpdate, UpdateRejected } from './validation.ts';
 
 /** Transactions that replay stored state must not trigger a store of what was just loaded. */
 const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
@@ -34,8 +34,8 @@ export class Persistence implements Extension {
 	readonly #compactAfter: number;
 	/** Updates appended per document since its last compaction (this node's view). */
 	readonly #appended = new Map<string, number>();
-	/** clientMsgIds of updates being appended, per document: two connections racing for one key lose one. */
-	readonly #reserved = new Map<string, Set<string>>();
+	/** What the validator needs to know about each loaded room beyond its document. */
+	readonly #rooms = new Map<string, { reservedKeys: Set<string>; owners: Map<number, string> }>();
 	readonly #compactions = new Map<string, Promise<void>>();
 
 	constructor(db: Db, log: Logger, options: { compactAfterUpdates: number }) {
@@ -64,6 +64,7 @@ export class Persistence implements Extension {
 			loadOrigin,
 		);
 		this.#appended.set(documentName, stored.updates.length);
+		this.#rooms.set(documentName, { reservedKeys: new Set(), owners: clientOwners(document) });
 	}
 
 	async beforeSync({ connection, document, documentName, type, payload }: beforeSyncPayload<CollabContext>) {
@@ -72,14 +73,16 @@ export class Persistence implements Extension {
 		const roomId = roomIdFromDocumentName(documentName);
 		if (!roomId) throw collabRejections.unknownDocument;
 
-		const reserved = this.#reserved.get(documentName) ?? new Set<string>();
+		const room = this.#rooms.get(documentName);
+		if (!room) throw collabRejections.unavailable;
 		let judgement;
 		try {
 			judgement = judgeUpdate(payload, {
 				doc: document,
 				userId: context.user.id,
 				now: Date.now(),
-				reservedKeys: reserved,
+				reservedKeys: room.reservedKeys,
+				owners: room.owners,
 			});
 		} catch (error) {
 			if (error instanceof UpdateRejected) {
@@ -96,8 +99,12 @@ export class Persistence implements Extension {
 			}
 			throw error;
 		}
+		// Bound at once, before the append: a racing update from another user with the same client id is
+		// refused instead of both being stored.
+		for (const client of judgement.clients) room.owners.set(client, context.user.id);
 		const keys = judgement.events.map((e) => e.clientMsgId);
-		if (keys.length > 0) await this.#append(documentName, roomId, payload, judgement.events, reserved);
+		if (keys.length > 0)
+			await this.#append(documentName, roomId, payload, judgement.events, room.reservedKeys);
 		const acked = [...keys, ...judgement.knownKeys];
 		if (acked.length > 0) {
 			connection.sendStateless(
@@ -115,7 +122,6 @@ export class Persistence implements Extension {
 	) {
 		const keys = events.map((e) => e.clientMsgId);
 		for (const key of keys) reserved.add(key);
-		this.#reserved.set(documentName, reserved);
 		try {
 			await this.#durable.append({ documentName, roomId, update, events });
 		} catch {
@@ -125,7 +131,6 @@ export class Persistence implements Extension {
 			// this hook resolves), so the keys are in the document and a racing duplicate is still refused.
 			setImmediate(() => {
 				for (const key of keys) reserved.delete(key);
-				if (reserved.size === 0) this.#reserved.delete(documentName);
 			});
 		}
 		this.#appended.set(documentName, (this.#appended.get(documentName) ?? 0) + 1);
@@ -144,6 +149,7 @@ export class Persistence implements Extension {
 
 	async afterUnloadDocument({ documentName }: { documentName: string }): Promise<void> {
 		this.#appended.delete(documentName);
+		this.#rooms.delete(documentName);
 	}
 
 	/** Folds a document's log into its snapshot. Concurrent calls for one document share one run. */

@@ -34,6 +34,21 @@ export interface UpdateJudgement {
 	knownKeys: string[];
 	/** Keys among `events` that follow history the server does not hold yet: Yjs keeps them pending. */
 	pendingKeys: string[];
+	/** Yjs client ids of the new structs, to bind to the writer once the update is accepted. */
+	clients: number[];
+}
+
+/**
+ * The owner of every Yjs client id in a loaded room: the sender of the entries written with it.
+ * Built once when the document loads; the validator extends it as updates are accepted.
+ */
+export function clientOwners(doc: Y.Doc): Map<number, string> {
+	const owners = new Map<number, string>();
+	for (const item of doc.getMap(messagesMapName)._map.values()) {
+		const value = item.content.getContent()[0] as { senderId?: unknown } | undefined;
+		if (typeof value?.senderId === 'string') owners.set(item.id.client, value.senderId);
+	}
+	return owners;
 }
 
 /**
@@ -44,7 +59,14 @@ export interface UpdateJudgement {
  */
 export function judgeUpdate(
 	update: Uint8Array,
-	ctx: { doc: Y.Doc; userId: string; now: number; reservedKeys: ReadonlySet<string> },
+	ctx: {
+		doc: Y.Doc;
+		userId: string;
+		now: number;
+		reservedKeys: ReadonlySet<string>;
+		/** The user each Yjs client id of this document is bound to: the first who wrote with it. */
+		owners: ReadonlyMap<number, string>;
+	},
 ): UpdateJudgement {
 	if (update.length > limits.updateBytesMax) {
 		throw new UpdateRejected(
@@ -86,6 +108,10 @@ export function judgeUpdate(
 		}
 		if (next === undefined && clock > held) pendingClients.add(client);
 		expectedClock.set(client, clock + struct.length);
+		const owner = ctx.owners.get(client);
+		if (owner !== undefined && owner !== ctx.userId) {
+			throw invalid('this Yjs client id belongs to another user');
+		}
 
 		if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');
 		if (struct.origin || struct.rightOrigin)
@@ -121,5 +147,5 @@ export function judgeUpdate(
 		if (pendingClients.has(client)) pendingKeys.push(key);
 		events.push(event);
 	}
-	return { events, knownKeys, pendingKeys };
+	return { events, knownKeys, pendingKeys, clients: [...expectedClock.keys()] };
 }

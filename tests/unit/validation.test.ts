@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import * as Y from 'yjs';
-import { judgeUpdate, UpdateRejected } from '../../server/collab/validation.ts';
+import { clientOwners, judgeUpdate, UpdateRejected } from '../../server/collab/validation.ts';
 
 const ana = randomUUID();
 const ben = randomUUID();
@@ -27,10 +27,12 @@ function setup() {
 		fn(client.getMap('messages'));
 		return Y.encodeStateAsUpdate(client, sv);
 	};
+	const owners = new Map<number, string>();
 	const judge = (update: Uint8Array, userId = ana) =>
-		judgeUpdate(update, { doc: server, userId, now: Date.now(), reservedKeys: new Set() });
+		judgeUpdate(update, { doc: server, userId, now: Date.now(), reservedKeys: new Set(), owners });
 	const accept = (update: Uint8Array, userId = ana) => {
 		const result = judge(update, userId);
+		for (const client of result.clients) owners.set(client, userId);
 		Y.applyUpdate(server, update);
 		return result;
 	};
@@ -161,6 +163,7 @@ describe('update validation', () => {
 						userId: ana,
 						now: Date.now(),
 						reservedKeys: new Set(),
+						owners: new Map(),
 					}),
 				),
 				what,
@@ -216,5 +219,27 @@ describe('update validation', () => {
 		forger.clientID = client.clientID;
 		forger.getArray('messages').push(['x', 'y']);
 		expect(rejection(() => judge(Y.encodeStateAsUpdate(forger)))).toMatch(/overlaps/);
+	});
+
+	it("refuses a user who writes with another user's Yjs client id", () => {
+		const { write, accept, judge, client } = setup();
+		const a = message(ana);
+		accept(write((map) => map.set(a.clientMsgId, a)));
+		const thief = new Y.Doc();
+		Y.applyUpdate(thief, Y.encodeStateAsUpdate(client));
+		thief.clientID = client.clientID;
+		const b = message(ben);
+		const sv = Y.encodeStateVector(thief);
+		thief.getMap('messages').set(b.clientMsgId, b);
+		expect(rejection(() => judge(Y.encodeStateAsUpdate(thief, sv), ben))).toMatch(
+			/client id belongs to another user/,
+		);
+	});
+
+	it('learns who owns each client id from a loaded document', () => {
+		const doc = new Y.Doc();
+		const m = message(ana);
+		doc.getMap('messages').set(m.clientMsgId, m);
+		expect(clientOwners(doc)).toEqual(new Map([[doc.clientID, ana]]));
 	});
 });
