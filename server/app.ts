@@ -31,7 +31,10 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
 		if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
 		const tokens = new TokenService(config);
-		const auth = new AuthService(db, tokens, config.REFRESH_TOKEN_TTL_DAYS);
+		const auth = new AuthService(db, tokens, {
+			refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
+			loginFailuresPerName: config.LOGIN_FAILURES_PER_NAME,
+		});
 		const rooms = new RoomService(db);
 		if (config.REDIS_URL) {
 			redis = new Redis(config.REDIS_URL, {
@@ -53,7 +56,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
 				.connect()
 				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
 		}
-		const collab = new Collab({ db, tokens, rooms, log, compactAfterUpdates: config.COMPACT_AFTER_UPDATES });
+		const collab = new Collab({ db, tokens, rooms, log, config });
 		const http = await buildHttp(
 			{
 				config,

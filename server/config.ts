@@ -72,6 +72,11 @@ const schema = z
 			.default('info'),
 		TRUST_PROXY: z.preprocess(emptyAsUndefined, boolean.default(false)),
 		AUTH_RATE_LIMIT_PER_MINUTE: positiveInt(60),
+		LOGIN_FAILURES_PER_NAME: positiveInt(10),
+		WRITE_UPDATES_PER_10S: positiveInt(50),
+		WRITE_MESSAGES_PER_10S: positiveInt(2000),
+		DOCUMENTS_PER_CONNECTION: positiveInt(100),
+		WS_CONNECTIONS_PER_IP_PER_MINUTE: positiveInt(300),
 		COMPACT_AFTER_UPDATES: positiveInt(500),
 		SHUTDOWN_TIMEOUT_MS: positiveInt(15_000),
 	})

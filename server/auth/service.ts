@@ -2,6 +2,7 @@ import type { Db } from '../db/index.ts';
 import * as sessions from '../data/sessions.ts';
 import * as users from '../data/users.ts';
 import { AppError } from '../errors.ts';
+import { RateLimiter } from '../rate-limiter.ts';
 import type { AuthResponse, PublicUser } from '../../src/lib/protocol/api.ts';
 import { dummyPasswordHash, hashPassword, isCommonPassword, verifyPassword } from './password.ts';
 import { hashRefreshToken, newRefreshToken, type TokenService } from './tokens.ts';
@@ -18,11 +19,18 @@ export class AuthService {
 	readonly #db: Db;
 	readonly #tokens: TokenService;
 	readonly #refreshTtlDays: number;
+	/** Failed logins per lower-cased name: guessing one account's password is slow from any number of addresses. */
+	readonly #failures: RateLimiter;
 
-	constructor(db: Db, tokens: TokenService, refreshTtlDays: number) {
+	constructor(
+		db: Db,
+		tokens: TokenService,
+		options: { refreshTtlDays: number; loginFailuresPerName: number },
+	) {
 		this.#db = db;
 		this.#tokens = tokens;
-		this.#refreshTtlDays = refreshTtlDays;
+		this.#refreshTtlDays = options.refreshTtlDays;
+		this.#failures = new RateLimiter(options.loginFailuresPerName, 15 * 60_000);
 	}
 
 	async register(name: string, password: string): Promise<AuthResponse> {
@@ -46,9 +54,21 @@ export class AuthService {
 
 	/** An unknown name and a wrong password get the same answer after the same amount of work. */
 	async login(name: string, password: string): Promise<AuthResponse> {
+		const key = name.toLowerCase();
+		const wait = this.#failures.peek(key);
+		if (wait > 0) {
+			throw new AppError(
+				'rate_limited',
+				`too many failed sign-ins for this name; try again in ${Math.ceil(wait / 60_000)} min`,
+			);
+		}
 		const record = await users.findByName(this.#db, name);
 		const ok = await verifyPassword(password, record?.passwordHash ?? (await dummyPasswordHash()));
-		if (!record || !ok) throw new AppError('invalid_credentials', 'wrong name or password');
+		if (!record || !ok) {
+			this.#failures.take(key);
+			throw new AppError('invalid_credentials', 'wrong name or password');
+		}
+		this.#failures.reset(key);
 		return this.#issue({ id: record.id, name: record.name });
 	}
 

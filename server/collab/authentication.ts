@@ -27,11 +27,15 @@ export class Authentication implements Extension {
 	readonly #db: Db;
 	readonly #tokens: TokenService;
 	readonly #log: Logger;
+	readonly #documentsPerConnection: number;
+	/** Rooms open per WebSocket: one socket multiplexes many documents. */
+	readonly #openPerSocket = new Map<string, number>();
 
-	constructor(db: Db, tokens: TokenService, log: Logger) {
+	constructor(db: Db, tokens: TokenService, log: Logger, options: { documentsPerConnection: number }) {
 		this.#db = db;
 		this.#tokens = tokens;
 		this.#log = log.child({ component: 'collab-auth' });
+		this.#documentsPerConnection = options.documentsPerConnection;
 	}
 
 	async onAuthenticate({
@@ -70,13 +74,25 @@ export class Authentication implements Extension {
 			);
 			throw rejection;
 		}
+		const open = this.#openPerSocket.get(socketId) ?? 0;
+		if (open >= this.#documentsPerConnection) {
+			this.#log.warn(
+				{ socketId, userId: user.userId, open, reason: 'too-many-documents' },
+				'collab connection refused',
+			);
+			throw collabRejections.tooManyDocuments;
+		}
+		this.#openPerSocket.set(socketId, open + 1);
 		connectionConfig.readOnly = role === 'readonly';
 		await users.touchLastSeen(this.#db, user.userId);
 		return { user: { id: user.userId, name: user.name }, roomId, role, connectionId: randomUUID() };
 	}
 
 	/** "Last seen" is the last time a user had a room open. */
-	async onDisconnect({ context }: onDisconnectPayload<CollabContext>): Promise<void> {
+	async onDisconnect({ context, socketId }: onDisconnectPayload<CollabContext>): Promise<void> {
+		const open = (this.#openPerSocket.get(socketId) ?? 1) - 1;
+		if (open > 0) this.#openPerSocket.set(socketId, open);
+		else this.#openPerSocket.delete(socketId);
 		if (!context?.user) return;
 		await users.touchLastSeen(this.#db, context.user.id).catch((error: unknown) => {
 			// Presence bookkeeping only: a failure here must not disturb the disconnect.

@@ -2,7 +2,9 @@ import type { Server as HttpServer } from 'node:http';
 import { Hocuspocus } from '@hocuspocus/server';
 import crossws from 'crossws/adapters/node';
 import type { Logger } from 'pino';
+import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
+import { RateLimiter } from '../rate-limiter.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { RoomService } from '../rooms.ts';
 import { roomDocumentName } from '../../src/lib/protocol/ids.ts';
@@ -31,15 +33,19 @@ export class Collab {
 	readonly #log: Logger;
 	#closed = false;
 
-	constructor(deps: {
-		db: Db;
-		tokens: TokenService;
-		rooms: RoomService;
-		log: Logger;
-		compactAfterUpdates: number;
-	}) {
+	readonly #connectionsPerIp: RateLimiter;
+	readonly #trustProxy: boolean;
+
+	constructor(deps: { db: Db; tokens: TokenService; rooms: RoomService; log: Logger; config: Config }) {
+		const { config } = deps;
 		this.#log = deps.log.child({ component: 'collab' });
-		this.#persistence = new Persistence(deps.db, deps.log, { compactAfterUpdates: deps.compactAfterUpdates });
+		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
+		this.#trustProxy = config.TRUST_PROXY;
+		this.#persistence = new Persistence(deps.db, deps.log, {
+			compactAfterUpdates: config.COMPACT_AFTER_UPDATES,
+			updatesPer10s: config.WRITE_UPDATES_PER_10S,
+			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
+		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',
 			quiet: true,
@@ -47,7 +53,9 @@ export class Collab {
 			maxDebounce: 10_000,
 			unloadImmediately: true,
 			extensions: [
-				new Authentication(deps.db, deps.tokens, deps.log),
+				new Authentication(deps.db, deps.tokens, deps.log, {
+					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
+				}),
 				new Presence(deps.log),
 				this.#persistence,
 			],
@@ -94,6 +102,20 @@ export class Collab {
 			const pathname = new URL(request.url ?? '/', 'http://localhost').pathname;
 			if (pathname !== COLLAB_PATH || this.#closed) {
 				socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+				return;
+			}
+			const forwarded = this.#trustProxy
+				? String(request.headers['x-forwarded-for'] ?? '')
+						.split(',')[0]
+						?.trim()
+				: '';
+			const ip = forwarded || request.socket.remoteAddress || 'unknown';
+			const wait = this.#connectionsPerIp.take(ip);
+			if (wait > 0) {
+				this.#log.warn({ ip, reason: 'connections-per-ip' }, 'websocket connection refused: rate limited');
+				socket.end(
+					`HTTP/1.1 429 Too Many Requests\r\nRetry-After: ${Math.ceil(wait / 1000)}\r\nConnection: close\r\n\r\n`,
+				);
 				return;
 			}
 			this.#ws.handleUpgrade(request, socket, head).catch((error: unknown) => {

@@ -13,6 +13,7 @@ import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
 import type { ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
+import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
 import { clientOwners, judgeUpdate, UpdateRejected } from './validation.ts';
 
@@ -38,11 +39,20 @@ export class Persistence implements Extension {
 	readonly #rooms = new Map<string, { reservedKeys: Set<string>; owners: Map<number, string> }>();
 	readonly #compactions = new Map<string, Promise<void>>();
 
-	constructor(db: Db, log: Logger, options: { compactAfterUpdates: number }) {
+	readonly #updatesPerUser: RateLimiter;
+	readonly #messagesPerUser: RateLimiter;
+
+	constructor(
+		db: Db,
+		log: Logger,
+		options: { compactAfterUpdates: number; updatesPer10s: number; messagesPer10s: number },
+	) {
 		this.#db = db;
 		this.#log = log.child({ component: 'persistence' });
 		this.#durable = new DurableLog(db, this.#log);
 		this.#compactAfter = options.compactAfterUpdates;
+		this.#updatesPerUser = new RateLimiter(options.updatesPer10s, 10_000);
+		this.#messagesPerUser = new RateLimiter(options.messagesPer10s, 10_000);
 	}
 
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
@@ -98,6 +108,22 @@ export class Persistence implements Extension {
 				);
 			}
 			throw error;
+		}
+		if (judgement.events.length > 0) {
+			const wait = Math.max(
+				this.#updatesPerUser.take(context.user.id),
+				this.#messagesPerUser.take(context.user.id, judgement.events.length),
+			);
+			if (wait > 0) {
+				this.#log.warn(
+					{ userId: context.user.id, roomId, reason: 'rate-limited', messages: judgement.events.length },
+					'update rejected',
+				);
+				throw retryLater(
+					connection,
+					new UpdateRejected(collabRejections.rateLimited, `try again in ${Math.ceil(wait / 1000)} s`),
+				);
+			}
 		}
 		// Bound at once, before the append: a racing update from another user with the same client id is
 		// refused instead of both being stored.
@@ -203,4 +229,17 @@ export class Persistence implements Extension {
 		await this.#durable.drain();
 		await Promise.all([...this.#appended].filter(([, n]) => n > 0).map(([name]) => this.compact(name)));
 	}
+}
+
+/**
+ * A refusal the client should simply retry (storage down, rate limit) closes the whole socket, not
+ * just the room: the provider then reconnects with its own backoff and its sync step re-sends what
+ * was refused. Closing only the room would leave the provider waiting for a reconnect that never comes.
+ */
+function retryLater<E extends { code: number; reason: string }>(
+	connection: { webSocket: { close(code?: number, reason?: string): void } },
+	rejection: E,
+): E {
+	connection.webSocket.close(rejection.code, rejection.reason);
+	return rejection;
 }

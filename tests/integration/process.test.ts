@@ -90,7 +90,13 @@ describeEachBackend('crash safety', (backend) => {
 	it('keeps every message a client saw acknowledged through a kill -9, exactly once', async () => {
 		const dataDir = tmpDir('crash');
 		const db = backend === 'postgres' ? await createTestDatabase() : undefined;
-		const env = { DATA_DIR: dataDir, PORT: '0', ...(db ? { DATABASE_URL: db.url } : {}) };
+		// The stream below is a load test, far above the default per-user write rate.
+		const env = {
+			DATA_DIR: dataDir,
+			PORT: '0',
+			WRITE_UPDATES_PER_10S: '100000',
+			...(db ? { DATABASE_URL: db.url } : {}),
+		};
 		const clients: TestClient[] = [];
 		try {
 			const server = start(env);

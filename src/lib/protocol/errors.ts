@@ -32,5 +32,10 @@ export const collabRejections = {
 	invalidUpdate: { code: 4422, reason: 'invalid-update' },
 	updateTooLarge: { code: 4413, reason: 'update-too-large' },
 	unavailable: { code: 4503, reason: 'storage-unavailable' },
+	/** Too many writes: keep the document, wait, reconnect; the provider re-sends what was refused. */
+	rateLimited: { code: 4429, reason: 'rate-limited' },
+	tooManyDocuments: { code: 4429, reason: 'too-many-documents' },
+	/** The member's role changed (e.g. to readonly): reconnect to get the new rights. */
+	roleChanged: { code: 4409, reason: 'role-changed' },
 } as const;
 export type CollabRejection = (typeof collabRejections)[keyof typeof collabRejections];
