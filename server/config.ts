@@ -77,10 +77,32 @@ const schema = z
 		WRITE_MESSAGES_PER_10S: positiveInt(2000),
 		DOCUMENTS_PER_CONNECTION: positiveInt(100),
 		WS_CONNECTIONS_PER_IP_PER_MINUTE: positiveInt(300),
+		CONTENT_FILTER: z
+			.enum(['off', 'reject', 'mask'], { error: 'expected off, reject or mask' })
+			.default('off'),
+		CONTENT_FILTER_WORDS: z.preprocess(
+			emptyAsUndefined,
+			z
+				.string()
+				.transform((v) =>
+					v
+						.split(',')
+						.map((w) => w.trim().toLowerCase())
+						.filter(Boolean),
+				)
+				.default([]),
+		),
 		COMPACT_AFTER_UPDATES: positiveInt(500),
 		SHUTDOWN_TIMEOUT_MS: positiveInt(15_000),
 	})
 	.superRefine((env, ctx) => {
+		if (env.CONTENT_FILTER !== 'off' && env.CONTENT_FILTER_WORDS.length === 0) {
+			ctx.addIssue({
+				code: 'custom',
+				path: ['CONTENT_FILTER_WORDS'],
+				message: `required when CONTENT_FILTER=${env.CONTENT_FILTER} (comma-separated words)`,
+			});
+		}
 		if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
 			ctx.addIssue({
 				code: 'custom',

@@ -10,6 +10,7 @@ import type { RoomService } from '../rooms.ts';
 import { roomDocumentName } from '../../src/lib/protocol/ids.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { limits } from '../../src/lib/protocol/limits.ts';
+import { compileFilter } from '../../src/lib/protocol/moderation.ts';
 import { Authentication, type CollabContext } from './authentication.ts';
 import { Persistence } from './persistence.ts';
 import { Presence } from './presence.ts';
@@ -45,6 +46,7 @@ export class Collab {
 			compactAfterUpdates: config.COMPACT_AFTER_UPDATES,
 			updatesPer10s: config.WRITE_UPDATES_PER_10S,
 			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
+			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
 		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',

@@ -11,6 +11,7 @@ import * as documents from '../data/documents.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
 import type { ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import { RateLimiter } from '../rate-limiter.ts';
@@ -41,11 +42,17 @@ export class Persistence implements Extension {
 
 	readonly #updatesPerUser: RateLimiter;
 	readonly #messagesPerUser: RateLimiter;
+	readonly #filter: ContentFilter | undefined;
 
 	constructor(
 		db: Db,
 		log: Logger,
-		options: { compactAfterUpdates: number; updatesPer10s: number; messagesPer10s: number },
+		options: {
+			compactAfterUpdates: number;
+			updatesPer10s: number;
+			messagesPer10s: number;
+			filter?: ContentFilter;
+		},
 	) {
 		this.#db = db;
 		this.#log = log.child({ component: 'persistence' });
@@ -53,6 +60,7 @@ export class Persistence implements Extension {
 		this.#compactAfter = options.compactAfterUpdates;
 		this.#updatesPerUser = new RateLimiter(options.updatesPer10s, 10_000);
 		this.#messagesPerUser = new RateLimiter(options.messagesPer10s, 10_000);
+		this.#filter = options.filter?.mode === 'off' ? undefined : options.filter;
 	}
 
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
@@ -93,6 +101,7 @@ export class Persistence implements Extension {
 				now: Date.now(),
 				reservedKeys: room.reservedKeys,
 				owners: room.owners,
+				filter: this.#filter,
 			});
 		} catch (error) {
 			if (error instanceof UpdateRejected) {

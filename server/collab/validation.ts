@@ -2,6 +2,7 @@ import * as Y from 'yjs';
 import { messagesMapName, roomEvent, type RoomEvent } from '../../src/lib/protocol/events.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { limits } from '../../src/lib/protocol/limits.ts';
+import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
 import { ParseError, parseUpdate } from './update-parser.ts';
 
 /** A refused update: `code`/`reason` close the connection (Hocuspocus reads both); `detail` is for logs. */
@@ -66,6 +67,8 @@ export function judgeUpdate(
 		reservedKeys: ReadonlySet<string>;
 		/** The user each Yjs client id of this document is bound to: the first who wrote with it. */
 		owners: ReadonlyMap<number, string>;
+		/** The server's content filter (moderation), if one is configured. */
+		filter?: ContentFilter;
 	},
 ): UpdateJudgement {
 	if (update.length > limits.updateBytesMax) {
@@ -134,6 +137,13 @@ export function judgeUpdate(
 		const key = struct.parentSub;
 		if (event.clientMsgId !== key) throw invalid('the key of an event must be its clientMsgId');
 		if (event.senderId !== ctx.userId) throw invalid("senderId must be the sender's own user id");
+		if (ctx.filter && ctx.filter.blocked(event.content).length > 0) {
+			throw invalid(
+				ctx.filter.mode === 'mask'
+					? "content must be masked by the server's content filter before it is sent"
+					: "content contains words this server's content filter does not accept",
+			);
+		}
 		if (Date.parse(event.createdAt) > ctx.now + limits.maxClockSkewMs) {
 			throw invalid('createdAt is more than 2 minutes in the future');
 		}

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { limits } from '../../../src/lib/protocol/limits.ts';
 import type { HttpDeps } from '../deps.ts';
 
 const withTimeout = <T>(promise: Promise<T>, ms: number) =>
@@ -12,6 +13,12 @@ const withTimeout = <T>(promise: Promise<T>, ms: number) =>
 /** /healthz: the process is up. /readyz: the database (and Redis, when configured) answer. */
 export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.get('/healthz', async () => ({ status: 'ok' }));
+
+	/** What a client needs to know to validate before writing: the content filter and the limits. */
+	app.get('/api/config', async () => ({
+		contentFilter: { mode: deps.config.CONTENT_FILTER, words: deps.config.CONTENT_FILTER_WORDS },
+		limits,
+	}));
 
 	app.get('/readyz', async (_request, reply) => {
 		const checks: Record<string, { ok: boolean; error?: string }> = {};
