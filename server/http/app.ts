@@ -103,10 +103,17 @@ export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyIns
 
 	app.setNotFoundHandler((request, reply) => {
 		const url = request.url.split('?')[0] ?? '/';
-		if (url.startsWith('/api/') || request.method !== 'GET' || !hasClient) {
+		const lastSegment = url.slice(url.lastIndexOf('/') + 1);
+		// Only page routes fall back to the app. A missing asset (a file name, or anything under /_app/)
+		// is a 404: answering it with index.html would let a service worker cache HTML as a script.
+		const isPage =
+			(request.method === 'GET' || request.method === 'HEAD') &&
+			!url.startsWith('/api/') &&
+			!url.startsWith('/_app/') &&
+			!lastSegment.includes('.');
+		if (!isPage || !hasClient) {
 			return reply.code(404).send(toBody(new AppError('not_found', `no route for ${request.method} ${url}`)));
 		}
-		// SPA fallback: every other page is the client's, which routes itself.
 		return reply.header('cache-control', 'no-cache').sendFile('index.html');
 	});
 

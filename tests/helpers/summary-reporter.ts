@@ -13,7 +13,9 @@ export default class SummaryReporter implements Reporter {
 				else if (state === 'failed') failed++;
 				else skipped++;
 			}
-			if (module.state() === 'failed' && module.children.size === 0) failed++;
+			// A file that failed outside its tests (an import, a beforeAll) counts as one failure.
+			const failedTests = [...module.children.allTests()].some((t) => t.result().state === 'failed');
+			if (module.state() === 'failed' && !failedTests) failed++;
 		}
 		process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 	}

@@ -37,6 +37,9 @@ describe('the server process', () => {
 		expect(await page.text()).toContain('<html');
 		const deepLink = await fetch(url + '/rooms/anything');
 		expect(deepLink.status).toBe(200);
+		// A missing asset is a 404, never the app's HTML (a service worker would cache it as a script).
+		expect((await fetch(url + '/_app/immutable/chunks/missing.js')).status).toBe(404);
+		expect((await fetch(url + '/missing.png')).status).toBe(404);
 		expect(await (await fetch(url + '/manifest.webmanifest')).text()).toContain('"display"');
 		const api = new Api(url);
 		const { user } = await api.register('persist');
