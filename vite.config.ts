@@ -1,12 +1,48 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { sveltekit } from '@sveltejs/kit/vite';
+import { SvelteKitPWA } from '@vite-pwa/sveltekit';
 import { defineConfig } from 'vite';
 
 // In development the API runs as its own process (see scripts/dev.ts); in production one server serves both,
 // so proxying these paths keeps the page same-origin in both cases.
 const apiTarget = `http://127.0.0.1:${process.env.API_PORT ?? 3000}`;
 
-export default defineConfig({
-	plugins: [sveltekit()],
+// static/manifest.webmanifest is the one web app manifest (`manifest: false` below). @vite-pwa/sveltekit drops
+// any precache entry named manifest.webmanifest, expecting to generate that file itself, so it is added back here
+// with a revision of its own: without it an offline start cannot read the manifest.
+const webManifest = 'manifest.webmanifest';
+const webManifestRevision = createHash('md5')
+	.update(readFileSync(new URL(`static/${webManifest}`, import.meta.url)))
+	.digest('hex');
+
+export default defineConfig(({ mode }) => ({
+	plugins: [
+		sveltekit(),
+		SvelteKitPWA({
+			// Without `spa`, the adapter's fallback page is not precached and every offline navigation fails.
+			kit: { adapterFallback: 'index.html', spa: true },
+			// The root layout registers the worker (src/lib/client/pwa.svelte.ts) and asks before reloading.
+			registerType: 'prompt',
+			// Absolute, so that a first visit to a deep link (/rooms/<id>) registers /sw.js for the whole app,
+			// not /rooms/sw.js (SvelteKit builds with relative paths).
+			base: '/',
+			scope: '/',
+			// Workbox follows Vite's mode, not NODE_ENV: a build run from a test (NODE_ENV=test) must still produce
+			// the production worker, minified and without Workbox's debug logging.
+			mode: mode === 'development' ? 'development' : 'production',
+			injectRegister: false,
+			manifest: false,
+			workbox: {
+				globPatterns: ['client/**/*.{js,css,html,ico,png,svg,webmanifest}'],
+				additionalManifestEntries: [{ url: webManifest, revision: webManifestRevision }],
+				// Every client route is the SPA shell; the precached fallback page answers them offline.
+				navigateFallback: 'index.html',
+				// Server endpoints are never the shell: they go to the network (and fail offline, as they must).
+				navigateFallbackDenylist: [/^\/api\//, /^\/collab/, /^\/healthz/, /^\/readyz/, /^\/metrics/],
+			},
+		}),
+	],
 	server: {
 		proxy: {
 			'/api': apiTarget,
@@ -16,4 +52,4 @@ export default defineConfig({
 			'/collab': { target: apiTarget, ws: true },
 		},
 	},
-});
+}));

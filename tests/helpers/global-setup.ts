@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
@@ -8,6 +9,8 @@ declare module 'vitest' {
 		postgresAdminUrl: string | null;
 		/** URL of a reachable Redis server, or null. */
 		redisUrl: string | null;
+		/** Unique per `vitest run`: work done once per run (the e2e build) is keyed on it. */
+		runId: string;
 	}
 }
 
@@ -39,6 +42,7 @@ export default async function setup(project: TestProject) {
 	}
 	project.provide('postgresAdminUrl', reachable ? url : null);
 	project.provide('redisUrl', await findRedis());
+	project.provide('runId', randomUUID());
 }
 
 async function findRedis(): Promise<string | null> {

@@ -1,0 +1,613 @@
+import { HocuspocusProvider } from '@hocuspocus/provider';
+import { IndexeddbPersistence, clearDocument } from 'y-indexeddb';
+import * as Y from 'yjs';
+import { SvelteMap, SvelteSet } from 'svelte/reactivity';
+import { awarenessState, colorFor, type AwarenessState } from '../protocol/awareness.ts';
+import { collabRejections } from '../protocol/errors.ts';
+import { roomEvent, messagesMapName, type MessageEvent, type RoomEvent } from '../protocol/events.ts';
+import { roomDocumentName } from '../protocol/ids.ts';
+import { limits } from '../protocol/limits.ts';
+import { serverStateless } from '../protocol/stateless.ts';
+import * as clock from './clock.ts';
+import { connection } from './connection.svelte.ts';
+import type { Profile } from './schemas.ts';
+import { session } from './session.svelte.ts';
+import { roomDatabaseName, type FailedMessage, type MetaStore, type ReadState } from './store.ts';
+
+/** Origin of this client's own writes (STYLE 10: every transaction is tagged). */
+const LOCAL_ORIGIN = Symbol('chat-local');
+/** Typing stops being announced after this long without a keystroke. */
+const TYPING_IDLE_MS = 3_000;
+/** More rebuilds than this within the window means the rebuild itself is refused: stop. */
+const REBUILD_LIMIT = 2;
+const REBUILD_WINDOW_MS = 60_000;
+
+export type MessageStatus = 'pending' | 'synced' | 'failed';
+
+/** One message as the view shows it. */
+export interface ChatMessage {
+	clientMsgId: string;
+	senderId: string;
+	content: string;
+	createdAt: string;
+	/** `createdAt` in ms, for ordering and day separators. */
+	at: number;
+	replyToId?: string;
+	own: boolean;
+	status: MessageStatus;
+	/** Why it failed, for `failed` messages. */
+	reason?: string;
+}
+
+export interface RoomNotice {
+	kind: 'info' | 'warning' | 'error';
+	text: string;
+}
+
+export type RoomPhase = 'loading' | 'ready' | 'removed';
+
+interface Peer {
+	clientId: number;
+	state: AwarenessState;
+}
+
+/** Display order: createdAt, ties broken by clientMsgId (the same on every replica). */
+function compare(a: { at: number; clientMsgId: string }, b: { at: number; clientMsgId: string }): number {
+	return a.at - b.at || (a.clientMsgId < b.clientMsgId ? -1 : a.clientMsgId > b.clientMsgId ? 1 : 0);
+}
+
+/** Normalises what the user typed into message content: NFC, no trailing whitespace. */
+export function normaliseContent(text: string): string {
+	return text.normalize('NFC').replace(/\s+$/u, '');
+}
+
+/**
+ * One room as this device holds it: the Yjs document (persisted by y-indexeddb, synced by a Hocuspocus
+ * provider on the shared socket), the messages derived from it, the state of each own message, presence and
+ * typing. Components read its fields and call its verbs; they never see the document, IndexedDB or the socket.
+ *
+ * Own messages go `pending` (written locally) → `synced` (acknowledged by the server as durable, or received from
+ * it) → or `failed` (refused for good). Acknowledged ids are persisted, so a reload shows the same states.
+ *
+ * When the server refuses an update of this document, the refused items stay in the local document and would be
+ * re-sent forever, and everything written after them depends on them. So the room is rebuilt: a fresh document
+ * (new Yjs client id) synced from the server, into which the own valid messages the server lacks are written again.
+ */
+export class RoomStore {
+	readonly roomId: string;
+	readonly user: Profile;
+
+	phase = $state<RoomPhase>('loading');
+	/** The local copy has been read from IndexedDB (history is showable, even offline). */
+	localReady = $state(false);
+	/** The document is connected and holds the server's copy. */
+	synced = $state(false);
+	readOnly = $state(false);
+	notice = $state<RoomNotice | null>(null);
+	readState = $state<ReadState | null>(null);
+	/** Read state, acknowledgements and failures have been read from the device. */
+	metaReady = $state(false);
+
+	#events = $state.raw<ChatMessage[]>([]);
+	/** During a rebuild: the old copy's messages, shown until the fresh copy has them again. */
+	#carried: ChatMessage[] = [];
+	/** The notice clears itself on the next sync (a retryable condition), or stays until dismissed. */
+	#noticeTransient = false;
+	readonly #acked = new SvelteSet<string>();
+	readonly #failed = new SvelteMap<string, FailedMessage>();
+	#peers = $state.raw<Peer[]>([]);
+
+	readonly #meta: MetaStore;
+	#doc!: Y.Doc;
+	#map!: Y.Map<unknown>;
+	#persistence!: IndexeddbPersistence;
+	#provider!: HocuspocusProvider;
+	/** Validated events by key, so an observer pass only validates what changed. */
+	#valid = new Map<string, ChatMessage>();
+	#typingTimer: ReturnType<typeof setTimeout> | undefined;
+	#rebuilds: number[] = [];
+	#rebuilding: Promise<void> | null = null;
+	#untrack: () => void;
+	#destroyed = false;
+	#authRetryAt = 0;
+
+	/** Messages in display order, each with its state. */
+	readonly messages: ChatMessage[] = $derived.by(() => {
+		const acked = this.#acked;
+		const failed = this.#failed;
+		const out: ChatMessage[] = [];
+		const seen = new Set<string>();
+		for (const event of this.#events) {
+			seen.add(event.clientMsgId);
+			if (!event.own) {
+				out.push(event);
+				continue;
+			}
+			const failure = failed.get(event.clientMsgId);
+			const status: MessageStatus = acked.has(event.clientMsgId) ? 'synced' : failure ? 'failed' : 'pending';
+			out.push({ ...event, status, reason: status === 'failed' ? failure?.reason : undefined });
+		}
+		// Refused messages no longer in the document: still shown to their sender, marked failed.
+		let extra = false;
+		for (const f of failed.values()) {
+			if (seen.has(f.clientMsgId)) continue;
+			extra = true;
+			out.push({
+				clientMsgId: f.clientMsgId,
+				senderId: this.user.id,
+				content: f.content,
+				createdAt: f.createdAt,
+				at: Date.parse(f.createdAt) || 0,
+				replyToId: f.replyToId,
+				own: true,
+				status: 'failed',
+				reason: f.reason,
+			});
+		}
+		if (extra) out.sort(compare);
+		return out;
+	});
+
+	readonly pendingCount: number = $derived(this.messages.filter((m) => m.status === 'pending').length);
+
+	readonly lastMessage: ChatMessage | null = $derived(this.messages.at(-1) ?? null);
+
+	readonly unreadCount: number = $derived.by(() => {
+		const read = this.readState;
+		let count = 0;
+		for (let i = this.#events.length - 1; i >= 0; i--) {
+			const m = this.#events[i]!;
+			if (read && compare(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) <= 0) break;
+			if (!m.own) count++;
+		}
+		return count;
+	});
+
+	/** User ids with the room open right now (any of their devices), this user included. */
+	readonly onlineUserIds: Set<string> = $derived(new Set(this.#peers.map((p) => p.state.user.id)));
+
+	/** Others typing now, by name. */
+	readonly typingNames: string[] = $derived(
+		[
+			...new Set(
+				this.#peers
+					.filter((p) => p.state.typing && p.state.user.id !== this.user.id)
+					.map((p) => p.state.user.name),
+			),
+		].sort(),
+	);
+
+	constructor(roomId: string, user: Profile, meta: MetaStore) {
+		this.roomId = roomId;
+		this.user = user;
+		this.#meta = meta;
+		this.#untrack = connection.track(this);
+		void this.#open(new Y.Doc());
+		void this.#loadMeta();
+	}
+
+	/**
+	 * Writes a message: validated first with the shared schema (never write what the server would refuse), then
+	 * one new key in one transaction. Returns the message id, or throws with a reason for the user.
+	 */
+	send(text: string, replyToId?: string): string {
+		if (this.readOnly) throw new Error('You can only read this room.');
+		if (this.phase !== 'ready' && this.phase !== 'loading') throw new Error('This room is not available.');
+		const candidate = {
+			kind: 'message' as const,
+			clientMsgId: crypto.randomUUID(),
+			senderId: this.user.id,
+			content: normaliseContent(text),
+			createdAt: new Date(clock.serverNow()).toISOString(),
+			...(replyToId ? { replyToId } : {}),
+		};
+		const parsed = roomEvent.safeParse(candidate);
+		if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This message cannot be sent.');
+		const event = parsed.data;
+		this.#doc.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
+		this.setTyping(false);
+		return event.clientMsgId;
+	}
+
+	/** Announces typing; it turns itself off after a few idle seconds. */
+	setTyping(typing: boolean): void {
+		clearTimeout(this.#typingTimer);
+		const awareness = this.#provider?.awareness;
+		if (!awareness || this.#destroyed) return;
+		if (awareness.getLocalState()?.typing !== typing) awareness.setLocalStateField('typing', typing);
+		if (typing) this.#typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
+	}
+
+	/** Marks everything up to the newest message as read. */
+	markRead(): void {
+		const last = this.#events.at(-1);
+		if (!last) return;
+		const current = this.readState;
+		if (current && compare(last, { at: current.lastReadAt, clientMsgId: current.lastReadId }) <= 0) return;
+		const next: ReadState = { roomId: this.roomId, lastReadAt: last.at, lastReadId: last.clientMsgId };
+		this.readState = next;
+		void this.#meta
+			.saveReadState(next)
+			.catch((error: unknown) => console.warn('cannot save read state', error));
+	}
+
+	/** The first message from someone else after what was last read: where the "new messages" marker goes. */
+	firstUnreadId(): string | null {
+		const read = this.readState;
+		for (const m of this.#events) {
+			if (m.own) continue;
+			if (!read || compare(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) > 0)
+				return m.clientMsgId;
+		}
+		return null;
+	}
+
+	/** The message a reply points to, if this device has it. */
+	find(clientMsgId: string): ChatMessage | undefined {
+		const event = this.#valid.get(clientMsgId);
+		if (event) return this.messages.find((m) => m.clientMsgId === clientMsgId) ?? event;
+		return undefined;
+	}
+
+	dismissNotice(): void {
+		this.notice = null;
+	}
+
+	/** Closes the provider and the local database (the data stays on the device). */
+	destroy(): void {
+		if (this.#destroyed) return;
+		this.#destroyed = true;
+		clearTimeout(this.#typingTimer);
+		this.#untrack();
+		void this.#teardown();
+	}
+
+	/** For end-to-end tests only: the live document, to inject an update the server refuses. */
+	get debugDoc(): Y.Doc {
+		return this.#doc;
+	}
+
+	get debugProvider(): HocuspocusProvider {
+		return this.#provider;
+	}
+
+	async #loadMeta(): Promise<void> {
+		try {
+			const [read, acked, failed] = await Promise.all([
+				this.#meta.readState(this.roomId),
+				this.#meta.ackedIds(this.roomId),
+				this.#meta.failed(this.roomId),
+			]);
+			this.readState = read;
+			for (const id of acked) this.#acked.add(id);
+			for (const f of failed) this.#failed.set(f.clientMsgId, f);
+		} catch (error) {
+			console.warn('cannot read room metadata', error);
+		}
+		this.metaReady = true;
+	}
+
+	/** Opens `doc`: local persistence first, then the provider on the shared socket. */
+	async #open(doc: Y.Doc): Promise<void> {
+		this.#doc = doc;
+		this.#map = doc.getMap(messagesMapName);
+		this.#valid = new Map();
+		this.#map.observe(this.#onChange);
+		this.#persistence = new IndexeddbPersistence(roomDatabaseName(this.user.id, this.roomId), doc);
+		this.#provider = this.#createProvider(doc);
+		await this.#persistence.whenSynced;
+		if (this.#destroyed || this.#doc !== doc) return;
+		this.localReady = true;
+		if (this.phase === 'loading') this.phase = 'ready';
+	}
+
+	#createProvider(doc: Y.Doc): HocuspocusProvider {
+		const provider = new HocuspocusProvider({
+			websocketProvider: connection.socket,
+			name: roomDocumentName(this.roomId),
+			document: doc,
+			// Each provider instance gets its own session on the socket, so the server's late answers to a provider
+			// that was replaced (a refusal in flight, the close of the old session) never reach its successor.
+			sessionAwareness: true,
+			token: () => session.accessToken(),
+		});
+		provider.on('synced', () => {
+			if (provider !== this.#provider) return;
+			this.synced = true;
+			if (this.#noticeTransient) this.notice = null;
+		});
+		provider.on('status', ({ status }: { status: string }) => {
+			if (provider === this.#provider && status !== 'connected') this.synced = false;
+		});
+		provider.on('close', ({ event }: { event: { code: number; reason: string } }) => {
+			if (provider === this.#provider) this.#onClose(event.reason ?? '');
+		});
+		provider.on('authenticated', ({ scope }: { scope: string }) => {
+			if (provider === this.#provider) this.readOnly = scope === 'readonly';
+		});
+		provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
+			if (provider === this.#provider) this.#onAuthFailed(reason);
+		});
+		provider.on('stateless', ({ payload }: { payload: string }) => {
+			if (provider === this.#provider) this.#onStateless(payload);
+		});
+		provider.on('awarenessChange', () => {
+			if (provider === this.#provider) this.#readPeers();
+		});
+		provider.setAwarenessField('user', {
+			id: this.user.id,
+			name: this.user.name,
+			color: colorFor(this.user.id),
+		});
+		provider.setAwarenessField('typing', false);
+		provider.attach();
+		return provider;
+	}
+
+	/** Map observer: validates the changed keys and keeps the ordered list. */
+	#onChange = (event: Y.YMapEvent<unknown>, transaction: Y.Transaction): void => {
+		const fromServer = transaction.origin === this.#provider;
+		const ackedNow: string[] = [];
+		let changed = false;
+		for (const key of event.keysChanged) {
+			const value = this.#map.get(key);
+			const parsed = roomEvent.safeParse(value);
+			if (!parsed.success || parsed.data.clientMsgId !== key) {
+				// An invalid row (a damaged database, a bug): skipped, never shown, never re-written.
+				if (value !== undefined) console.warn(`skipping invalid event ${key}`, parsed.error?.issues);
+				if (this.#valid.delete(key)) changed = true;
+				continue;
+			}
+			this.#valid.set(key, this.#toMessage(parsed.data));
+			changed = true;
+			// What the server sends is durable: it appends before it relays.
+			if (fromServer && parsed.data.senderId === this.user.id && !this.#acked.has(key)) ackedNow.push(key);
+		}
+		if (ackedNow.length > 0) this.#ack(ackedNow);
+		if (changed) this.#publish();
+	};
+
+	#publish(): void {
+		const events = [...this.#valid.values()];
+		for (const m of this.#carried) if (!this.#valid.has(m.clientMsgId)) events.push(m);
+		this.#events = events.sort(compare);
+	}
+
+	#setNotice(notice: RoomNotice, transient: boolean): void {
+		this.notice = notice;
+		this.#noticeTransient = transient;
+	}
+
+	#toMessage(event: RoomEvent): ChatMessage {
+		const m: MessageEvent = event;
+		return {
+			clientMsgId: m.clientMsgId,
+			senderId: m.senderId,
+			content: m.content,
+			createdAt: m.createdAt,
+			at: Date.parse(m.createdAt),
+			replyToId: m.replyToId,
+			own: m.senderId === this.user.id,
+			status: 'synced',
+		};
+	}
+
+	#onStateless(payload: string): void {
+		let json: unknown;
+		try {
+			json = JSON.parse(payload);
+		} catch {
+			return;
+		}
+		const parsed = serverStateless.safeParse(json);
+		// Unknown types are for newer clients: ignored, as the protocol asks.
+		if (parsed.success && parsed.data.type === 'ack') this.#ack(parsed.data.clientMsgIds);
+	}
+
+	#ack(ids: string[]): void {
+		const fresh = ids.filter((id) => !this.#acked.has(id));
+		if (fresh.length === 0) return;
+		for (const id of fresh) this.#acked.add(id);
+		void this.#meta
+			.addAcked(this.roomId, fresh)
+			.catch((error: unknown) => console.warn('cannot save acks', error));
+	}
+
+	#readPeers(): void {
+		const awareness = this.#provider.awareness;
+		if (!awareness) return;
+		const peers: Peer[] = [];
+		for (const [clientId, state] of awareness.getStates()) {
+			const parsed = awarenessState.safeParse(state);
+			if (parsed.success) peers.push({ clientId, state: parsed.data });
+		}
+		this.#peers = peers;
+	}
+
+	#onClose(reason: string): void {
+		this.synced = false;
+		const name = reason.split(':')[0]?.trim() ?? '';
+		switch (name) {
+			case collabRejections.invalidUpdate.reason:
+			case collabRejections.updateTooLarge.reason:
+				if (this.#rebuilding) {
+					// The fresh copy has written nothing yet: this refusal cannot be its own. Open it again.
+					this.#reopenSoon();
+					return;
+				}
+				void this.#rebuild(reason);
+				return;
+			case collabRejections.unavailable.reason:
+				this.#setNotice({ kind: 'warning', text: 'Server storage is unavailable; retrying…' }, true);
+				return;
+			case collabRejections.rateLimited.reason:
+				this.#setNotice({ kind: 'warning', text: 'Sending too fast; retrying shortly…' }, true);
+				return;
+			case collabRejections.notAMember.reason:
+				this.#removed();
+				return;
+			case collabRejections.roleChanged.reason:
+				// New rights: reopen the same document with a new provider.
+				this.#reopenSoon();
+				return;
+			default:
+			// A dropped socket: the shared socket reconnects and every provider re-syncs.
+		}
+	}
+
+	/** Replaces the provider of the same document (a new session on the socket: a new handshake). */
+	#reopenSoon(): void {
+		const provider = this.#provider;
+		setTimeout(() => {
+			if (this.#destroyed || provider !== this.#provider || this.phase === 'removed') return;
+			provider.destroy();
+			this.#provider = this.#createProvider(this.#doc);
+		}, 500);
+	}
+
+	#onAuthFailed(reason: string): void {
+		this.synced = false;
+		if (reason === collabRejections.notAMember.reason || reason === collabRejections.unknownDocument.reason) {
+			this.#removed();
+			return;
+		}
+		// An expired or missing token: the token function refreshes on the next attempt. Re-attach, but not in a loop.
+		if (Date.now() < this.#authRetryAt) {
+			this.#setNotice({ kind: 'warning', text: 'Cannot open this room right now; retrying…' }, true);
+			return;
+		}
+		this.#authRetryAt = Date.now() + 10_000;
+		this.#reopenSoon();
+	}
+
+	#removed(): void {
+		this.phase = 'removed';
+		this.#setNotice({ kind: 'error', text: 'You are no longer a member of this room.' }, false);
+		this.#provider.destroy();
+	}
+
+	#teardown(): Promise<void> {
+		this.#map?.unobserve(this.#onChange);
+		this.#provider?.destroy();
+		return this.#persistence?.destroy() ?? Promise.resolve();
+	}
+
+	/**
+	 * Rebuilds the local document after the server refused an update of it (see the class comment). Own valid
+	 * messages the server's copy lacks are carried over with their ids; invalid ones are kept as failed.
+	 */
+	#rebuild(reason: string): Promise<void> {
+		this.#rebuilding ??= this.#doRebuild(reason).finally(() => {
+			this.#rebuilding = null;
+		});
+		return this.#rebuilding;
+	}
+
+	async #doRebuild(reason: string): Promise<void> {
+		const now = Date.now();
+		this.#rebuilds = this.#rebuilds.filter((t) => now - t < REBUILD_WINDOW_MS);
+		this.#rebuilds.push(now);
+		const looping = this.#rebuilds.length > REBUILD_LIMIT;
+		console.warn(`room ${this.roomId}: update refused (${reason}); rebuilding the local copy`);
+
+		const carry: MessageEvent[] = [];
+		const failed: FailedMessage[] = [];
+		const horizon = clock.serverNow() + limits.maxClockSkewMs;
+		for (const [key, value] of this.#map.entries()) {
+			const own =
+				typeof value === 'object' && value !== null && 'senderId' in value && value.senderId === this.user.id;
+			const parsed = roomEvent.safeParse(value);
+			if (parsed.success && parsed.data.senderId !== this.user.id) continue;
+			// Acknowledged is not enough: an update that followed the refused one is stored and acknowledged, but
+			// held pending by the server's Yjs and never shown to anyone. Every own message the fresh copy lacks is
+			// written again (the server's check for existing keys looks at its document, and the mirror is idempotent).
+			if (!parsed.success || parsed.data.clientMsgId !== key) {
+				if (own) failed.push(this.#failure(key, value, `refused: ${reason}`));
+				continue;
+			}
+			if (Date.parse(parsed.data.createdAt) > horizon) {
+				failed.push(this.#failure(key, parsed.data, 'refused: its time is ahead of the server clock'));
+				continue;
+			}
+			carry.push(parsed.data);
+		}
+
+		// Tear down the poisoned copy, on the device too: it would re-send the refused update on every start.
+		const oldDoc = this.#doc;
+		const failedIds = new Set(failed.map((f) => f.clientMsgId));
+		this.#carried = this.#events.filter((m) => !failedIds.has(m.clientMsgId));
+		await this.#teardown();
+		this.synced = false;
+		try {
+			await clearDocument(roomDatabaseName(this.user.id, this.roomId));
+		} catch (error) {
+			console.warn('cannot delete the refused local copy', error);
+		}
+		oldDoc.destroy();
+		if (this.#destroyed) return;
+
+		if (looping) {
+			for (const e of carry) failed.push(this.#failure(e.clientMsgId, e, 'refused repeatedly by the server'));
+			carry.length = 0;
+		}
+		if (failed.length > 0) {
+			for (const f of failed) this.#failed.set(f.clientMsgId, f);
+			void this.#meta
+				.addFailed(failed)
+				.catch((error: unknown) => console.warn('cannot save failures', error));
+		}
+
+		const fresh = new Y.Doc();
+		void this.#open(fresh);
+		this.#carried = this.#carried.filter((m) => !this.#failed.has(m.clientMsgId));
+		this.#publish();
+		// Wait for the server's copy: writing a key it already holds would be refused as a duplicate. The provider
+		// may be replaced meanwhile (#reopenSoon), so wait on whichever is current.
+		while (!this.#destroyed && this.#doc === fresh && !this.#provider.isSynced) {
+			const provider = this.#provider;
+			await new Promise<void>((resolve) => {
+				const done = () => {
+					provider.off('synced', done);
+					provider.off('destroy', done);
+					resolve();
+				};
+				provider.on('synced', done);
+				provider.on('destroy', done);
+			});
+		}
+		if (this.#destroyed || this.#doc !== fresh) return;
+
+		// (Own messages the fresh copy received from the server were marked acknowledged by the observer.)
+		for (const event of carry) {
+			// A key the server already holds must not be written again: that would be refused as a duplicate.
+			if (this.#map.has(event.clientMsgId)) continue;
+			fresh.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
+		}
+		this.#carried = [];
+		this.#publish();
+		this.#setNotice(
+			looping
+				? {
+						kind: 'error',
+						text: 'The server keeps refusing changes in this room. Your unsent messages are marked as failed.',
+					}
+				: {
+						kind: 'warning',
+						text: 'Some of your changes were refused by the server; the room was reloaded. Your valid messages were kept.',
+					},
+			false,
+		);
+	}
+
+	#failure(key: string, value: unknown, reason: string): FailedMessage {
+		const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+		return {
+			roomId: this.roomId,
+			clientMsgId: key,
+			content: typeof v.content === 'string' ? v.content : '(unreadable message)',
+			createdAt: typeof v.createdAt === 'string' ? v.createdAt : new Date().toISOString(),
+			...(typeof v.replyToId === 'string' ? { replyToId: v.replyToId } : {}),
+			reason,
+		};
+	}
+}

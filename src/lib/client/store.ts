@@ -1,0 +1,189 @@
+import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
+import { z } from 'zod';
+import { uuid } from '../protocol/ids.ts';
+import * as schemas from './schemas.ts';
+
+/**
+ * App metadata on the device, with `idb`. Room documents live in their own y-indexeddb databases
+ * (`roomDatabaseName`); everything else of one account lives in `chat-meta-<userId>`, so signing out can
+ * delete exactly that account's data. The last signed-in profile is kept apart, in `chat-profile`.
+ *
+ * Rows read back are validated like any other input: an older or damaged database must not crash the app.
+ */
+
+const PROFILE_DB = 'chat-profile';
+const META_VERSION = 1;
+
+export const roomDatabasePrefix = (userId: string) => `chat-${userId}-room-`;
+export const roomDatabaseName = (userId: string, roomId: string) => `${roomDatabasePrefix(userId)}${roomId}`;
+export const metaDatabaseName = (userId: string) => `chat-meta-${userId}`;
+
+export const readState = z.object({ roomId: uuid, lastReadAt: z.number(), lastReadId: z.string() });
+export type ReadState = z.infer<typeof readState>;
+
+/** An own message the server refused for good; kept so that nothing disappears from its sender's view. */
+export const failedMessage = z.object({
+	roomId: uuid,
+	clientMsgId: z.string(),
+	content: z.string(),
+	createdAt: z.string(),
+	replyToId: z.string().optional(),
+	reason: z.string(),
+});
+export type FailedMessage = z.infer<typeof failedMessage>;
+
+interface MetaSchema extends DBSchema {
+	rooms: { key: string; value: unknown };
+	read: { key: string; value: unknown };
+	/** Keys `[roomId, clientMsgId]`: events the server acknowledged as durable. */
+	acked: { key: [string, string]; value: 1 };
+	failed: { key: [string, string]; value: unknown };
+}
+
+interface ProfileSchema extends DBSchema {
+	profile: { key: string; value: unknown };
+}
+
+function openProfileDb() {
+	return openDB<ProfileSchema>(PROFILE_DB, 1, {
+		upgrade(db) {
+			db.createObjectStore('profile');
+		},
+	});
+}
+
+/** The profile that was signed in last, or null. */
+export async function loadProfile(): Promise<schemas.Profile | null> {
+	const db = await openProfileDb();
+	try {
+		const parsed = schemas.profile.safeParse(await db.get('profile', 'last'));
+		return parsed.success ? parsed.data : null;
+	} finally {
+		db.close();
+	}
+}
+
+export async function saveProfile(profile: schemas.Profile): Promise<void> {
+	const db = await openProfileDb();
+	try {
+		await db.put('profile', { id: profile.id, name: profile.name }, 'last');
+	} finally {
+		db.close();
+	}
+}
+
+export async function clearProfile(): Promise<void> {
+	const db = await openProfileDb();
+	try {
+		await db.delete('profile', 'last');
+	} finally {
+		db.close();
+	}
+}
+
+/** One account's metadata database. Open it once per sign-in; `close()` before deleting it. */
+export class MetaStore {
+	readonly userId: string;
+	readonly #db: Promise<IDBPDatabase<MetaSchema>>;
+
+	constructor(userId: string) {
+		this.userId = userId;
+		this.#db = openDB<MetaSchema>(metaDatabaseName(userId), META_VERSION, {
+			upgrade(db) {
+				db.createObjectStore('rooms');
+				db.createObjectStore('read');
+				db.createObjectStore('acked');
+				db.createObjectStore('failed');
+			},
+		});
+	}
+
+	/** The cached room list, in the server's order (most recently active first). */
+	async rooms(): Promise<schemas.RoomSummary[]> {
+		const db = await this.#db;
+		const row = await db.get('rooms', 'list');
+		const rows: unknown[] = Array.isArray(row) ? row : [];
+		const rooms: schemas.RoomSummary[] = [];
+		for (const item of rows) {
+			const parsed = schemas.roomSummary.safeParse(item);
+			if (parsed.success) rooms.push(parsed.data);
+			else console.warn('skipping an unreadable cached room', parsed.error.issues);
+		}
+		return rooms;
+	}
+
+	/** Replaces the cached room list. */
+	async saveRooms(rooms: schemas.RoomSummary[]): Promise<void> {
+		const db = await this.#db;
+		// A plain copy: structured clone refuses the reactive proxies a caller may pass.
+		await db.put('rooms', JSON.parse(JSON.stringify(rooms)) as unknown, 'list');
+	}
+
+	async readState(roomId: string): Promise<ReadState | null> {
+		const db = await this.#db;
+		const parsed = readState.safeParse(await db.get('read', roomId));
+		return parsed.success ? parsed.data : null;
+	}
+
+	async saveReadState(state: ReadState): Promise<void> {
+		const db = await this.#db;
+		await db.put('read', state, state.roomId);
+	}
+
+	async ackedIds(roomId: string): Promise<string[]> {
+		const db = await this.#db;
+		const keys = await db.getAllKeys('acked', IDBKeyRange.bound([roomId, ''], [roomId, '\uffff']));
+		return keys.map((key) => key[1]);
+	}
+
+	async addAcked(roomId: string, ids: Iterable<string>): Promise<void> {
+		const db = await this.#db;
+		const tx = db.transaction('acked', 'readwrite');
+		for (const id of ids) void tx.store.put(1, [roomId, id]);
+		await tx.done;
+	}
+
+	async failed(roomId: string): Promise<FailedMessage[]> {
+		const db = await this.#db;
+		const rows = await db.getAll('failed', IDBKeyRange.bound([roomId, ''], [roomId, '\uffff']));
+		return rows.flatMap((row) => {
+			const parsed = failedMessage.safeParse(row);
+			return parsed.success ? [parsed.data] : [];
+		});
+	}
+
+	async addFailed(messages: FailedMessage[]): Promise<void> {
+		const db = await this.#db;
+		const tx = db.transaction('failed', 'readwrite');
+		for (const message of messages) void tx.store.put(message, [message.roomId, message.clientMsgId]);
+		await tx.done;
+	}
+
+	async close(): Promise<void> {
+		(await this.#db).close();
+	}
+}
+
+/**
+ * Deletes every local database of one account: its metadata and each room document. Room databases are
+ * found by name where the browser can list databases, and from `knownRoomIds` everywhere.
+ */
+export async function wipeAccount(userId: string, knownRoomIds: Iterable<string>): Promise<void> {
+	const names = new Set<string>([metaDatabaseName(userId)]);
+	for (const roomId of knownRoomIds) names.add(roomDatabaseName(userId, roomId));
+	if (typeof indexedDB.databases === 'function') {
+		for (const info of await indexedDB.databases()) {
+			if (info.name?.startsWith(roomDatabasePrefix(userId))) names.add(info.name);
+		}
+	}
+	await Promise.all([...names].map((name) => deleteDatabase(name)));
+}
+
+/** Resolves once the database is gone; a `blocked` delete completes when the last connection closes. */
+export function deleteDatabase(name: string): Promise<void> {
+	return new Promise((resolve, reject) => {
+		const request = indexedDB.deleteDatabase(name);
+		request.onsuccess = () => resolve();
+		request.onerror = () => reject(request.error ?? new Error(`could not delete ${name}`));
+	});
+}
