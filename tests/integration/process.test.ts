@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, describeEachBackend } from '../helpers/backends.ts';
+import { ensureBuilt } from '../helpers/browser.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
 import { repoRoot, spawnServer, type ServerProcess } from '../helpers/process.ts';
 import { Api, tmpDir } from '../helpers/server.ts';
@@ -29,6 +30,9 @@ const start = (env: Record<string, string>, command?: string[]) => {
 
 describe('the server process', () => {
 	it('starts with `npm start` on the embedded database, serves the app, keeps data across a restart and refuses a second server on the same DATA_DIR', async () => {
+		// This run's client build (and its snapshot for the browser tests) is made first, under the shared
+		// lock, so that `npm start`'s own build below never runs at the same time as another vite build.
+		await ensureBuilt();
 		const dataDir = tmpDir('npmstart');
 		const first = start({ DATA_DIR: dataDir, PORT: '0' }, ['npm', 'start', '--silent']);
 		const url = await first.ready;
