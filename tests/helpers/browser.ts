@@ -304,6 +304,25 @@ export async function openBrowser(options: BrowserContextOptions = {}): Promise<
 	}
 }
 
+/** One Chromium shared by several users: each `newSession()` is an incognito context with its own storage. */
+export interface SharedBrowser {
+	newSession(options?: BrowserContextOptions): Promise<BrowserSession>;
+	/** Closes every context and the browser. */
+	close(): Promise<void>;
+}
+
+/** Launches Chromium once, for tests that need several independent users (Ana and Ben) side by side. */
+export async function launchBrowser(): Promise<SharedBrowser> {
+	const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+	return {
+		async newSession(options: BrowserContextOptions = {}) {
+			const context = await browser.newContext(options);
+			return new BrowserSession(context, () => context.close());
+		},
+		close: () => browser.close(),
+	};
+}
+
 /**
  * Launches Chromium on a fresh profile directory (`launchPersistentContext`). Installability checks need this:
  * Chromium reports an incognito context's app as not installable.

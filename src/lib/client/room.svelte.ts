@@ -107,6 +107,8 @@ export class RoomStore {
 	#typingTimer: ReturnType<typeof setTimeout> | undefined;
 	#rebuilds: number[] = [];
 	#rebuilding: Promise<void> | null = null;
+	/** Messages sent while a rebuild has no document to write into; null when not rebuilding. */
+	#lateSends: MessageEvent[] | null = null;
 	#untrack: () => void;
 	#destroyed = false;
 	#authRetryAt = 0;
@@ -204,7 +206,10 @@ export class RoomStore {
 		const parsed = roomEvent.safeParse(candidate);
 		if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This message cannot be sent.');
 		const event = parsed.data;
-		this.#doc.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
+		// While a rebuild tears the refused copy down, there is no document to write into: the message waits
+		// and goes into the fresh copy with the carried-over ones.
+		if (this.#lateSends) this.#lateSends.push(event);
+		else this.#doc.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
 		this.setTyping(false);
 		return event.clientMsgId;
 	}
@@ -509,6 +514,7 @@ export class RoomStore {
 		this.#rebuilds.push(now);
 		const looping = this.#rebuilds.length > REBUILD_LIMIT;
 		console.warn(`room ${this.roomId}: update refused (${reason}); rebuilding the local copy`);
+		this.#lateSends = [];
 
 		const carry: MessageEvent[] = [];
 		const failed: FailedMessage[] = [];
@@ -544,7 +550,10 @@ export class RoomStore {
 			console.warn('cannot delete the refused local copy', error);
 		}
 		oldDoc.destroy();
-		if (this.#destroyed) return;
+		if (this.#destroyed) {
+			this.#lateSends = null;
+			return;
+		}
 
 		if (looping) {
 			for (const e of carry) failed.push(this.#failure(e.clientMsgId, e, 'refused repeatedly by the server'));
@@ -559,6 +568,8 @@ export class RoomStore {
 
 		const fresh = new Y.Doc();
 		void this.#open(fresh);
+		carry.push(...(this.#lateSends ?? []));
+		this.#lateSends = null;
 		this.#carried = this.#carried.filter((m) => !this.#failed.has(m.clientMsgId));
 		this.#publish();
 		// Wait for the server's copy: writing a key it already holds would be refused as a duplicate. The provider

@@ -1,0 +1,524 @@
+import { randomBytes } from 'node:crypto';
+import type { Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+	chromiumAvailable,
+	ensureBuilt,
+	launchBrowser,
+	startAppServer,
+	waitForApp,
+	type AppServer,
+	type BrowserSession,
+	type SharedBrowser,
+} from '../helpers/browser.ts';
+
+/**
+ * The chat as two people use it (issue 3, checks 1, 2, 3 and 5): Ana and Ben, each in their own browser context,
+ * on the real server. Every test registers its own pair of users, so each test stands alone.
+ */
+
+const PASSWORD = 'correct horse battery';
+/** How long a UI change may take to show up (a round trip through the server included). */
+const UI_TIMEOUT = 15_000;
+
+let server: AppServer;
+let browser: SharedBrowser;
+/** The sessions opened by the running test, closed after it. */
+const sessions: BrowserSession[] = [];
+
+/** A short random suffix: names and texts are unique per run, so nothing is confused with another test's. */
+const unique = () => randomBytes(4).toString('hex');
+
+interface User {
+	name: string;
+	session: BrowserSession;
+	page: Page;
+}
+
+async function newUser(prefix: string): Promise<User> {
+	const session = await browser.newSession();
+	sessions.push(session);
+	const page = await session.page();
+	return { name: `${prefix}-${unique()}`, session, page };
+}
+
+/** Registers through the form at /register and waits for the room list. */
+async function register(user: User): Promise<void> {
+	const { page } = user;
+	await page.goto(`${server.url}/register`);
+	await waitForApp(page);
+	await page.getByLabel('Name').fill(user.name);
+	await page.getByLabel('Password').fill(PASSWORD);
+	await page.getByRole('button', { name: 'Create an account' }).click();
+	await expect
+		.poll(() => page.getByTestId('current-user').textContent(), { timeout: UI_TIMEOUT })
+		.toBe(user.name);
+	await page.getByTestId('start-chat').waitFor();
+}
+
+/** From the room list: Start chat → search → "Chat <name>". Returns the room id from the URL it lands on. */
+async function startChatWith(user: User, other: User): Promise<string> {
+	const { page } = user;
+	await page.getByTestId('start-chat').click();
+	const dialog = page.getByTestId('start-chat-dialog');
+	await dialog.getByTestId('user-search').fill(other.name);
+	await dialog.getByRole('button', { name: `Chat ${other.name}`, exact: true }).click();
+	await page.waitForURL(/\/rooms\/[0-9a-f-]{36}$/, { timeout: UI_TIMEOUT });
+	const roomId = new URL(page.url()).pathname.split('/').pop() as string;
+	await page.getByTestId('composer').waitFor();
+	return roomId;
+}
+
+async function openRoom(user: User, roomId: string): Promise<void> {
+	await user.page.goto(`${server.url}/rooms/${roomId}`);
+	await waitForApp(user.page);
+	await user.page.getByTestId('composer').waitFor();
+}
+
+/** Types `text` into the composer and presses Enter. */
+async function send(page: Page, text: string): Promise<void> {
+	const composer = page.getByTestId('composer');
+	await composer.fill(text);
+	await composer.press('Enter');
+	await expect.poll(() => composer.inputValue()).toBe('');
+}
+
+/** The rendered message whose content is exactly `text`. */
+const message = (page: Page, text: string) =>
+	page
+		.getByTestId('message')
+		.filter({ has: page.getByTestId('message-content').getByText(text, { exact: true }) });
+
+/** The contents of every rendered message, in display order. */
+const contents = (page: Page) => page.getByTestId('message-content').allTextContents();
+
+/** The statuses of the own messages whose content contains `marker`. */
+async function ownStatuses(page: Page, marker: string): Promise<string[]> {
+	return page
+		.locator('[data-testid="message"][data-own="true"]')
+		.filter({ hasText: marker })
+		.evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-status') ?? ''));
+}
+
+/** Waits until this page's service worker is active and controls the page (reloading it once it is active). */
+async function controlledByWorker(page: Page): Promise<void> {
+	await page.waitForFunction(
+		async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated',
+		undefined,
+		{ timeout: UI_TIMEOUT },
+	);
+	// `registerType: 'prompt'`: the worker does not claim the page that installed it; a reload is controlled.
+	await expect
+		.poll(
+			async () => {
+				if (await page.evaluate(() => !!navigator.serviceWorker.controller)) return true;
+				await page.reload();
+				await waitForApp(page);
+				return page.evaluate(() => !!navigator.serviceWorker.controller);
+			},
+			{ timeout: UI_TIMEOUT, interval: 250 },
+		)
+		.toBe(true);
+}
+
+/** Ana and Ben registered, with their 1:1 room open on both sides (Ben follows the link Ana is on). */
+async function pairInRoom(options: { worker?: boolean } = {}) {
+	const ana = await newUser('ana');
+	const ben = await newUser('ben');
+	await Promise.all([register(ana), register(ben)]);
+	if (options.worker) await Promise.all([controlledByWorker(ana.page), controlledByWorker(ben.page)]);
+	const roomId = await startChatWith(ana, ben);
+	await openRoom(ben, roomId);
+	await expectSynced(ana.page);
+	await expectSynced(ben.page);
+	return { ana, ben, roomId };
+}
+
+async function expectSynced(page: Page): Promise<void> {
+	await expect
+		.poll(() => page.getByTestId('connection-status').getAttribute('data-status'), { timeout: UI_TIMEOUT })
+		.toBe('synced');
+}
+
+/** No page of these users logged a console error or threw (the app promises "no console errors"). */
+function expectCleanConsoles(...users: User[]): void {
+	for (const user of users) {
+		for (const page of user.session.context.pages()) {
+			expect(user.session.errors(page), `console errors of ${user.name} at ${page.url()}`).toEqual([]);
+		}
+	}
+}
+
+describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
+	beforeAll(async () => {
+		const client = await ensureBuilt();
+		server = await startAppServer(client);
+		browser = await launchBrowser();
+	}, 180_000);
+
+	afterEach(async () => {
+		while (sessions.length) await sessions.pop()?.close();
+	});
+
+	afterAll(async () => {
+		await browser?.close();
+		await server?.stop();
+	});
+
+	it('Ana and Ben chat live in a 1:1 room', async () => {
+		const { ana, ben, roomId } = await pairInRoom();
+		const tag = unique();
+		const hello = `Hello Ben ${tag}`;
+		const hi = `Hi Ana ${tag}`;
+		const reply = `Replying to you ${tag}`;
+
+		await send(ana.page, hello);
+		await message(ben.page, hello).waitFor({ timeout: UI_TIMEOUT });
+		await expect
+			.poll(() => message(ben.page, hello).getByTestId('message-sender').textContent())
+			.toBe(ana.name);
+
+		await send(ben.page, hi);
+		await message(ana.page, hi).waitFor({ timeout: UI_TIMEOUT });
+		await expect.poll(() => message(ana.page, hi).getByTestId('message-sender').textContent()).toBe(ben.name);
+
+		// Ben types without sending: Ana sees it, with his name.
+		await ben.page.getByTestId('composer').pressSequentially('still thinking', { delay: 20 });
+		await expect
+			.poll(() => ana.page.getByTestId('typing').textContent(), { timeout: UI_TIMEOUT })
+			.toBe(`${ben.name} is typing…`);
+
+		// Ben has the room open: Ana's header shows him online.
+		const dot = ana.page.getByTestId('presence-dot');
+		await expect.poll(() => dot.getAttribute('data-online'), { timeout: UI_TIMEOUT }).toBe('true');
+		expect(await dot.getAttribute('aria-label')).toBe(`${ben.name} is online`);
+
+		// Ben replies to Ana's message: the reply carries a quote of it, on both sides.
+		await message(ben.page, hello).getByTestId('reply-button').click();
+		await expect.poll(() => ben.page.getByTestId('reply-preview').textContent()).toContain(hello);
+		await send(ben.page, reply);
+		await expect.poll(() => ben.page.getByTestId('reply-preview').count()).toBe(0);
+		const quoteAtAna = message(ana.page, reply).getByTestId('reply-quote');
+		await quoteAtAna.waitFor({ timeout: UI_TIMEOUT });
+		expect(await quoteAtAna.textContent()).toContain(hello);
+		expect(await quoteAtAna.textContent()).toContain(ana.name);
+		expect(await message(ben.page, reply).getByTestId('reply-quote').textContent()).toContain(hello);
+		// Once sent, the typing indicator goes away.
+		await expect.poll(() => ana.page.getByTestId('typing').count(), { timeout: UI_TIMEOUT }).toBe(0);
+
+		// Every own message ends acknowledged by the server; each shows once on both sides.
+		await expect.poll(() => ownStatuses(ana.page, tag), { timeout: UI_TIMEOUT }).toEqual(['synced']);
+		await expect
+			.poll(() => ownStatuses(ben.page, tag), { timeout: UI_TIMEOUT })
+			.toEqual(['synced', 'synced']);
+		expect(await contents(ana.page)).toEqual([hello, hi, reply]);
+		expect(await contents(ben.page)).toEqual([hello, hi, reply]);
+
+		// Ben's room list has the room too (the deep link refreshed it).
+		await ben.page.getByRole('link', { name: 'Back to rooms' }).click();
+		await ben.page
+			.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`)
+			.waitFor({ timeout: UI_TIMEOUT });
+
+		expectCleanConsoles(ana, ben);
+	});
+
+	it("Ben's offline messages survive a reload and arrive exactly once, in order", async () => {
+		const { ana, ben } = await pairInRoom({ worker: true });
+		const tag = unique();
+		const texts = [1, 2, 3].map((n) => `offline ${n} ${tag}`);
+
+		await ben.session.context.setOffline(true);
+		await expect
+			.poll(() => ben.page.getByTestId('connection-status').getAttribute('data-status'), {
+				timeout: UI_TIMEOUT,
+			})
+			.toBe('offline');
+		for (const text of texts) await send(ben.page, text);
+		await expect.poll(() => ownStatuses(ben.page, tag)).toEqual(['pending', 'pending', 'pending']);
+
+		// A reload with no network: the service worker serves the shell, IndexedDB the messages, still pending.
+		const reloaded = await ben.page.reload();
+		expect(reloaded?.fromServiceWorker()).toBe(true);
+		await waitForApp(ben.page);
+		await ben.page.getByTestId('composer').waitFor({ timeout: UI_TIMEOUT });
+		expect(await ben.page.getByTestId('connection-status').getAttribute('data-status')).toBe('offline');
+		await expect
+			.poll(() => ownStatuses(ben.page, tag), { timeout: UI_TIMEOUT })
+			.toEqual(['pending', 'pending', 'pending']);
+		expect((await contents(ben.page)).filter((text) => text.includes(tag))).toEqual(texts);
+		expect((await contents(ana.page)).filter((text) => text.includes(tag))).toEqual([]);
+
+		await ben.session.context.setOffline(false);
+		await expect
+			.poll(async () => (await contents(ana.page)).filter((text) => text.includes(tag)), {
+				timeout: UI_TIMEOUT,
+			})
+			.toEqual(texts);
+		await expect
+			.poll(() => ownStatuses(ben.page, tag), { timeout: UI_TIMEOUT })
+			.toEqual(['synced', 'synced', 'synced']);
+		await expectSynced(ben.page);
+		// Still exactly once each, now that Ben's side has settled too.
+		expect((await contents(ana.page)).filter((text) => text.includes(tag))).toEqual(texts);
+		expect((await contents(ben.page)).filter((text) => text.includes(tag))).toEqual(texts);
+
+		expectCleanConsoles(ana, ben);
+	});
+
+	it('A fresh tab with no network shows the room list and history after one visit', async () => {
+		const { ana, ben, roomId } = await pairInRoom({ worker: true });
+		const tag = unique();
+		const fromAna = `Before the outage ${tag}`;
+		const fromBen = `Noted ${tag}`;
+		await send(ana.page, fromAna);
+		await send(ben.page, fromBen);
+		await message(ana.page, fromBen).waitFor({ timeout: UI_TIMEOUT });
+		await expect.poll(() => ownStatuses(ana.page, tag), { timeout: UI_TIMEOUT }).toEqual(['synced']);
+
+		// A cold start: the only tab is closed, the network goes, a new tab opens the app.
+		expectCleanConsoles(ana);
+		await ana.page.close();
+		await ana.session.context.setOffline(true);
+		const tab = await ana.session.context.newPage();
+		const response = await tab.goto(`${server.url}/`);
+		expect(response?.fromServiceWorker()).toBe(true);
+		await waitForApp(tab);
+		expect(await tab.evaluate(() => navigator.onLine)).toBe(false);
+
+		const item = tab.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`);
+		await item.waitFor({ timeout: UI_TIMEOUT });
+		expect(await item.textContent()).toContain(ben.name);
+		await item.click();
+		await tab.waitForURL(`${server.url}/rooms/${roomId}`);
+		await message(tab, fromBen).waitFor({ timeout: UI_TIMEOUT });
+		expect((await contents(tab)).filter((text) => text.includes(tag))).toEqual([fromAna, fromBen]);
+		expect(await message(tab, fromAna).getAttribute('data-status')).toBe('synced');
+		expect(await tab.getByTestId('connection-status').getAttribute('data-status')).toBe('offline');
+
+		expectCleanConsoles(ana, ben);
+	});
+
+	it('A client whose document holds an update the server refuses recovers', async () => {
+		const { ana, ben, roomId } = await pairInRoom();
+		const tag = unique();
+		const original = `Original from Ana ${tag}`;
+		const valid = `Valid after the bad one ${tag}`;
+		const later = `Later still works ${tag}`;
+
+		const greeting = `Ben here ${tag}`;
+		await send(ana.page, original);
+		await message(ben.page, original).waitFor({ timeout: UI_TIMEOUT });
+		await send(ben.page, greeting);
+		await message(ana.page, greeting).waitFor({ timeout: UI_TIMEOUT });
+
+		// Count every close the room's providers report (a rebuild replaces the provider; each new one is watched).
+		await ben.page.evaluate((id) => {
+			type Provider = { on(event: string, fn: () => void): void };
+			const debug = (window as unknown as { __chatDebug: { roomProvider(id: string): Provider | null } })
+				.__chatDebug;
+			const w = window as unknown as { __closes: number; __providers: number };
+			w.__closes = 0;
+			w.__providers = 0;
+			const seen = new WeakSet<Provider>();
+			const watch = () => {
+				const provider = debug.roomProvider(id);
+				if (!provider || seen.has(provider)) return;
+				seen.add(provider);
+				w.__providers++;
+				provider.on('close', () => w.__closes++);
+			};
+			watch();
+			setInterval(watch, 10);
+		}, roomId);
+		const counts = () =>
+			ben.page.evaluate(() => {
+				const w = window as unknown as { __closes: number; __providers: number };
+				return { closes: w.__closes, providers: w.__providers };
+			});
+
+		// Into Ben's live document, past the UI's validation: an event with 4,001 characters of content, then at
+		// once (same task, so both updates are on the wire before the refusal comes back) a valid message.
+		const refusedId = crypto.randomUUID();
+		await ben.page.getByTestId('composer').fill(valid);
+		await ben.page.evaluate(
+			({ id, refusedId, greeting, content }) => {
+				type Event = { senderId: string; content: string };
+				type Doc = {
+					getMap(name: string): { set(key: string, value: unknown): void; values(): Iterable<Event> };
+					transact(fn: () => void): void;
+				};
+				const debug = (window as unknown as { __chatDebug: { roomDoc(id: string): Doc | null } }).__chatDebug;
+				const doc = debug.roomDoc(id);
+				if (!doc) throw new Error('no document for the room');
+				const messages = doc.getMap('messages');
+				// Ben's own user id, from the message he sent (the server refuses events in someone else's name too).
+				const senderId = [...messages.values()].find((event) => event.content === greeting)?.senderId;
+				if (!senderId) throw new Error("Ben's greeting is not in his document");
+				doc.transact(() =>
+					messages.set(refusedId, {
+						kind: 'message',
+						clientMsgId: refusedId,
+						senderId,
+						content,
+						createdAt: new Date().toISOString(),
+					}),
+				);
+				document.querySelector<HTMLFormElement>('form.composer')?.requestSubmit();
+			},
+			{ id: roomId, refusedId, greeting, content: `x${tag}`.padEnd(4001, 'x') },
+		);
+
+		const notice = ben.page.getByTestId('room-notice');
+		await notice.waitFor({ timeout: UI_TIMEOUT });
+		expect(await notice.textContent()).toMatch(/refused by the server.*valid messages were kept/);
+
+		// The valid message reaches Ana exactly once and turns synced for Ben.
+		await expect
+			.poll(async () => (await contents(ana.page)).filter((text) => text === valid), { timeout: UI_TIMEOUT })
+			.toEqual([valid]);
+		await expect
+			.poll(() => message(ben.page, valid).getAttribute('data-status'), { timeout: UI_TIMEOUT })
+			.toBe('synced');
+		await expectSynced(ben.page);
+		const settled = await counts();
+
+		// Later sends still work, and the room settles: no provider keeps closing or being replaced.
+		const start = Date.now();
+		await send(ben.page, later);
+		await message(ana.page, later).waitFor({ timeout: UI_TIMEOUT });
+		await expect
+			.poll(() => message(ben.page, later).getAttribute('data-status'), { timeout: UI_TIMEOUT })
+			.toBe('synced');
+		await ben.page.waitForTimeout(Math.max(0, 5_000 - (Date.now() - start)));
+		expect(await counts()).toEqual(settled);
+		// One refusal closed the first provider; one rebuilt document got one new provider.
+		expect(settled).toEqual({ closes: 1, providers: 2 });
+
+		// The refused event never reached Ana; Ben still sees his own copy of it, marked failed.
+		expect((await contents(ana.page)).filter((text) => text.includes(`x${tag}`))).toEqual([]);
+		expect(await ana.page.locator(`[data-client-msg-id="${refusedId}"]`).count()).toBe(0);
+		expect(await ben.page.locator(`[data-client-msg-id="${refusedId}"]`).getAttribute('data-status')).toBe(
+			'failed',
+		);
+		expect((await contents(ana.page)).filter((text) => text.includes(tag))).toEqual([
+			original,
+			greeting,
+			valid,
+			later,
+		]);
+
+		expectCleanConsoles(ana, ben);
+	});
+
+	it('A message sent while the room is being rebuilt after a refusal is not lost', async () => {
+		const { ana, ben, roomId } = await pairInRoom();
+		const tag = unique();
+		const greeting = `Ben here ${tag}`;
+		const during = `Sent during the rebuild ${tag}`;
+		await send(ben.page, greeting);
+		await message(ana.page, greeting).waitFor({ timeout: UI_TIMEOUT });
+
+		// The moment the server closes the room for the refused update, Ben sends a message: it lands while the
+		// refused copy is being torn down and the fresh one does not exist yet.
+		await ben.page.getByTestId('composer').fill(during);
+		await ben.page.evaluate(
+			({ id, greeting, content }) => {
+				type Event = { senderId: string; content: string };
+				type Doc = {
+					getMap(name: string): { set(key: string, value: unknown): void; values(): Iterable<Event> };
+					transact(fn: () => void): void;
+				};
+				type Provider = { on(event: string, fn: () => void): void };
+				const debug = (
+					window as unknown as {
+						__chatDebug: { roomDoc(id: string): Doc | null; roomProvider(id: string): Provider | null };
+					}
+				).__chatDebug;
+				const doc = debug.roomDoc(id);
+				const provider = debug.roomProvider(id);
+				if (!doc || !provider) throw new Error('no document for the room');
+				provider.on('close', () =>
+					setTimeout(() => document.querySelector<HTMLFormElement>('form.composer')?.requestSubmit(), 0),
+				);
+				const messages = doc.getMap('messages');
+				const senderId = [...messages.values()].find((event) => event.content === greeting)?.senderId;
+				const refusedId = crypto.randomUUID();
+				doc.transact(() =>
+					messages.set(refusedId, {
+						kind: 'message',
+						clientMsgId: refusedId,
+						senderId,
+						content,
+						createdAt: new Date().toISOString(),
+					}),
+				);
+			},
+			{ id: roomId, greeting, content: `x${tag}`.padEnd(4001, 'x') },
+		);
+
+		await ben.page.getByTestId('room-notice').waitFor({ timeout: UI_TIMEOUT });
+		await message(ana.page, during).waitFor({ timeout: UI_TIMEOUT });
+		await expect
+			.poll(() => message(ben.page, during).getAttribute('data-status'), { timeout: UI_TIMEOUT })
+			.toBe('synced');
+		expect((await contents(ana.page)).filter((text) => text === during)).toEqual([during]);
+		expectCleanConsoles(ana, ben);
+	});
+
+	it("A client that overwrote someone else's message is refused, gets the original back and keeps its own message", async () => {
+		const { ana, ben, roomId } = await pairInRoom();
+		const tag = unique();
+		const original = `Original from Ana ${tag}`;
+		const valid = `Ben's valid message ${tag}`;
+		await send(ana.page, original);
+		await message(ben.page, original).waitFor({ timeout: UI_TIMEOUT });
+
+		// Ben's document rewrites Ana's entry (entries are written once), then a valid message follows at once.
+		await ben.page.getByTestId('composer').fill(valid);
+		await ben.page.evaluate(
+			({ id, original }) => {
+				type Event = { content: string };
+				type Doc = {
+					getMap(name: string): {
+						set(key: string, value: unknown): void;
+						entries(): Iterable<[string, Event]>;
+					};
+					transact(fn: () => void): void;
+				};
+				const debug = (window as unknown as { __chatDebug: { roomDoc(id: string): Doc | null } }).__chatDebug;
+				const doc = debug.roomDoc(id);
+				if (!doc) throw new Error('no document for the room');
+				const messages = doc.getMap('messages');
+				const entry = [...messages.entries()].find(([, event]) => event.content === original);
+				if (!entry) throw new Error("Ana's message is not in Ben's document");
+				doc.transact(() => messages.set(entry[0], { ...entry[1], content: 'tampered' }));
+				document.querySelector<HTMLFormElement>('form.composer')?.requestSubmit();
+			},
+			{ id: roomId, original },
+		);
+
+		const notice = ben.page.getByTestId('room-notice');
+		await notice.waitFor({ timeout: UI_TIMEOUT });
+		expect(await notice.textContent()).toMatch(/refused by the server/);
+		await expect
+			.poll(() => message(ben.page, valid).getAttribute('data-status'), { timeout: UI_TIMEOUT })
+			.toBe('synced');
+		await expectSynced(ben.page);
+		// The rebuilt copy is the server's: Ana's words again, on both sides; the valid message once each.
+		expect((await contents(ben.page)).filter((text) => text.includes(tag) || text === 'tampered')).toEqual([
+			original,
+			valid,
+		]);
+		await expect
+			.poll(
+				async () => (await contents(ana.page)).filter((text) => text.includes(tag) || text === 'tampered'),
+				{
+					timeout: UI_TIMEOUT,
+				},
+			)
+			.toEqual([original, valid]);
+
+		expectCleanConsoles(ana, ben);
+	});
+});
