@@ -29,6 +29,8 @@ class Connection {
 
 	readonly status: ConnectionStatus = $derived.by(() => {
 		if (!this.online) return 'offline';
+		// No room open means no socket to watch: nothing is waiting to be sent, so there is nothing to warn about.
+		if (this.#sources.size === 0) return 'synced';
 		if (this.socketStatus !== WebSocketStatus.Connected) {
 			return this.socketStatus === WebSocketStatus.Connecting ? 'reconnecting' : 'offline';
 		}
