@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { AuthService } from './auth/service.ts';
 import { TokenService } from './auth/tokens.ts';
 import { Collab } from './collab/index.ts';
+import type { judgeUpdate } from './collab/validation.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
@@ -23,7 +24,11 @@ export interface App {
  * The composition root: opens the database, applies migrations, wires auth, rooms, HTTP and
  * collaboration onto one HTTP server, and listens.
  */
-export async function startApp(config: Config, log: Logger): Promise<App> {
+export async function startApp(
+	config: Config,
+	log: Logger,
+	options: { judge?: typeof judgeUpdate } = {},
+): Promise<App> {
 	const db = await openDb(config, log);
 	let redis: Redis | undefined;
 	try {
@@ -56,7 +61,7 @@ export async function startApp(config: Config, log: Logger): Promise<App> {
 				.connect()
 				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
 		}
-		const collab = new Collab({ db, tokens, rooms, log, config });
+		const collab = new Collab({ db, tokens, rooms, log, config, judge: options.judge });
 		const http = await buildHttp(
 			{
 				config,

@@ -14,6 +14,7 @@ import { compileFilter } from '../../src/lib/protocol/moderation.ts';
 import { Authentication, type CollabContext } from './authentication.ts';
 import { Persistence } from './persistence.ts';
 import { Presence } from './presence.ts';
+import type { judgeUpdate } from './validation.ts';
 
 export const COLLAB_PATH = '/collab';
 
@@ -37,7 +38,14 @@ export class Collab {
 	readonly #connectionsPerIp: RateLimiter;
 	readonly #trustProxy: boolean;
 
-	constructor(deps: { db: Db; tokens: TokenService; rooms: RoomService; log: Logger; config: Config }) {
+	constructor(deps: {
+		db: Db;
+		tokens: TokenService;
+		rooms: RoomService;
+		log: Logger;
+		config: Config;
+		judge?: typeof judgeUpdate;
+	}) {
 		const { config } = deps;
 		this.#log = deps.log.child({ component: 'collab' });
 		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
@@ -47,6 +55,7 @@ export class Collab {
 			updatesPer10s: config.WRITE_UPDATES_PER_10S,
 			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
 			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
+			judge: deps.judge,
 		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',

@@ -43,6 +43,7 @@ export class Persistence implements Extension {
 	readonly #updatesPerUser: RateLimiter;
 	readonly #messagesPerUser: RateLimiter;
 	readonly #filter: ContentFilter | undefined;
+	readonly #judge: typeof judgeUpdate;
 
 	constructor(
 		db: Db,
@@ -52,6 +53,8 @@ export class Persistence implements Extension {
 			updatesPer10s: number;
 			messagesPer10s: number;
 			filter?: ContentFilter;
+			/** Only benchmarks replace the validator (bench/validation-server.ts measures what it costs). */
+			judge?: typeof judgeUpdate;
 		},
 	) {
 		this.#db = db;
@@ -61,6 +64,7 @@ export class Persistence implements Extension {
 		this.#updatesPerUser = new RateLimiter(options.updatesPer10s, 10_000);
 		this.#messagesPerUser = new RateLimiter(options.messagesPer10s, 10_000);
 		this.#filter = options.filter?.mode === 'off' ? undefined : options.filter;
+		this.#judge = options.judge ?? judgeUpdate;
 	}
 
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
@@ -95,7 +99,7 @@ export class Persistence implements Extension {
 		if (!room) throw collabRejections.unavailable;
 		let judgement;
 		try {
-			judgement = judgeUpdate(payload, {
+			judgement = this.#judge(payload, {
 				doc: document,
 				userId: context.user.id,
 				now: Date.now(),

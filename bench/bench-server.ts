@@ -1,0 +1,29 @@
+/**
+ * The real server for `bench/validation-server.ts`, with validation on (the shipped validator) or off
+ * (BENCH_VALIDATION=off: events are read from the update for the mirror and nothing is checked).
+ * Only the benchmark starts it; `npm start` always runs with validation.
+ */
+import * as Y from 'yjs';
+import { startApp } from '../server/app.ts';
+import { parseUpdate } from '../server/collab/update-parser.ts';
+import type { judgeUpdate } from '../server/collab/validation.ts';
+import { parseConfig } from '../server/config.ts';
+import { createLogger } from '../server/log.ts';
+import type { RoomEvent } from '../src/lib/protocol/events.ts';
+
+const noValidation: typeof judgeUpdate = (update, { doc }) => {
+	const events: RoomEvent[] = [];
+	const knownKeys: string[] = [];
+	for (const struct of parseUpdate(update).structs) {
+		if (struct.type !== 'item' || struct.parentSub === null) continue;
+		if (struct.id.clock < Y.getState(doc.store, struct.id.client)) knownKeys.push(struct.parentSub);
+		else events.push(struct.values[0] as RoomEvent);
+	}
+	return { events, knownKeys, pendingKeys: [], clients: [] };
+};
+
+const config = parseConfig(process.env);
+const app = await startApp(config, createLogger(config.LOG_LEVEL), {
+	judge: process.env.BENCH_VALIDATION === 'off' ? noValidation : undefined,
+});
+process.once('SIGTERM', () => void app.stop().then(() => process.exit(0)));
