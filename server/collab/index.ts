@@ -1,5 +1,9 @@
 import type { Server as HttpServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import { Redis as RedisExtension } from '@hocuspocus/extension-redis';
 import { Hocuspocus } from '@hocuspocus/server';
+import { Redis as IORedis } from 'ioredis';
 import crossws from 'crossws/adapters/node';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
@@ -64,6 +68,16 @@ export class Collab {
 			maxDebounce: 10_000,
 			unloadImmediately: true,
 			extensions: [
+				// With REDIS_URL, any number of nodes share rooms: updates and awareness travel through Redis.
+				...(config.REDIS_URL
+					? [
+							new RedisExtension({
+								createClient: () => new IORedis(config.REDIS_URL as string, { maxRetriesPerRequest: null }),
+								prefix: `${config.REDIS_PREFIX}:collab`,
+								identifier: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+							}),
+						]
+					: []),
 				new Authentication(deps.db, deps.tokens, deps.log, {
 					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
 				}),

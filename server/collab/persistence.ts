@@ -10,13 +10,13 @@ import type { Db } from '../db/index.ts';
 import * as documents from '../data/documents.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
-import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import { messagesMapName, type RoomEvent } from '../../src/lib/protocol/events.ts';
 import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
 import type { ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
-import { clientOwners, judgeUpdate, UpdateRejected } from './validation.ts';
+import { clientOwners, ForeignEntry, judgeUpdate, UpdateRejected } from './validation.ts';
 
 /** Transactions that replay stored state must not trigger a store of what was just loaded. */
 const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
@@ -68,6 +68,25 @@ export class Persistence implements Extension {
 	}
 
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
+		const updates = await this.#applyStored(document, documentName);
+		this.#appended.set(documentName, updates);
+		const owners = clientOwners(document);
+		this.#rooms.set(documentName, { reservedKeys: new Set(), owners });
+		// Entries that arrive from other nodes (Redis) or a catch-up bind their client ids too, so a user on
+		// this node cannot borrow the client id of someone who wrote on another node.
+		document.getMap(messagesMapName).observe((event) => {
+			const map = event.target as Y.Map<unknown>;
+			for (const [key, change] of event.changes.keys) {
+				if (change.action !== 'add') continue;
+				const item = map._map.get(key);
+				const senderId = (item?.content.getContent()[0] as { senderId?: unknown } | undefined)?.senderId;
+				if (item && typeof senderId === 'string') owners.set(item.id.client, senderId);
+			}
+		});
+	}
+
+	/** Applies the stored snapshot and log to `document` (a fresh one, or a live one catching up). */
+	async #applyStored(document: Y.Doc, documentName: string): Promise<number> {
 		const stored = await documents.load(this.#db, documentName);
 		Y.transact(
 			document,
@@ -85,8 +104,7 @@ export class Persistence implements Extension {
 			},
 			loadOrigin,
 		);
-		this.#appended.set(documentName, stored.updates.length);
-		this.#rooms.set(documentName, { reservedKeys: new Set(), owners: clientOwners(document) });
+		return stored.updates.length;
 	}
 
 	async beforeSync({ connection, document, documentName, type, payload }: beforeSyncPayload<CollabContext>) {
@@ -97,9 +115,8 @@ export class Persistence implements Extension {
 
 		const room = this.#rooms.get(documentName);
 		if (!room) throw collabRejections.unavailable;
-		let judgement;
-		try {
-			judgement = this.#judge(payload, {
+		const judge = () =>
+			this.#judge(payload, {
 				doc: document,
 				userId: context.user.id,
 				now: Date.now(),
@@ -107,6 +124,17 @@ export class Persistence implements Extension {
 				owners: room.owners,
 				filter: this.#filter,
 			});
+		let judgement;
+		try {
+			try {
+				judgement = judge();
+			} catch (error) {
+				if (!(error instanceof ForeignEntry)) throw error;
+				// Another user's entry this node does not hold: an honest client may have it from another node,
+				// or this node missed it on Redis. If it is in the durable log, catching up makes it known.
+				await this.#applyStored(document, documentName);
+				judgement = judge();
+			}
 		} catch (error) {
 			if (error instanceof UpdateRejected) {
 				this.#log.warn(

@@ -26,6 +26,13 @@ function truncateUtf8(text: string, maxBytes: number): string {
 	return new TextDecoder().decode(bytes.subarray(0, maxBytes)).replace(/\uFFFD$/, '');
 }
 
+/**
+ * An entry by another user that this node does not hold. An honest client re-sends such entries when it
+ * got them from another node (or this node missed them on Redis): the caller looks for them in the
+ * durable log before treating the update as a forgery.
+ */
+export class ForeignEntry extends UpdateRejected {}
+
 const invalid = (detail: string) => new UpdateRejected(collabRejections.invalidUpdate, detail);
 
 export interface UpdateJudgement {
@@ -136,7 +143,8 @@ export function judgeUpdate(
 		const event = result.data;
 		const key = struct.parentSub;
 		if (event.clientMsgId !== key) throw invalid('the key of an event must be its clientMsgId');
-		if (event.senderId !== ctx.userId) throw invalid("senderId must be the sender's own user id");
+		if (event.senderId !== ctx.userId)
+			throw new ForeignEntry(collabRejections.invalidUpdate, "senderId must be the sender's own user id");
 		if (ctx.filter && ctx.filter.blocked(event.content).length > 0) {
 			throw invalid(
 				ctx.filter.mode === 'mask'

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, inject, it } from 'vitest';
+import * as Y from 'yjs';
 import { parseConfig } from '../../server/config.ts';
 import { openDb } from '../../server/db/index.ts';
 import { migrate, migrationsDir, MigrationError } from '../../server/db/migrate.ts';
@@ -137,6 +138,47 @@ describe('two nodes on one database', () => {
 					[room.id],
 				);
 				expect(rows.rows[0]?.n).toBe(80);
+			} finally {
+				await one.close();
+				await two.close();
+				await pgdb.drop();
+			}
+		},
+	);
+});
+
+describe('a client moving between nodes that do not share live updates', () => {
+	it.skipIf(!inject('postgresAdminUrl'))(
+		"is accepted with other users' entries the new node has not seen, found in the durable log",
+		async () => {
+			const pgdb = await createTestDatabase();
+			const env = { JWT_SECRET: 'cluster-secret-for-this-test-0123456789' };
+			const one = await startTestServer('postgres', env, { databaseUrl: pgdb.url });
+			const two = await startTestServer('postgres', env, { databaseUrl: pgdb.url });
+			try {
+				const ana = await one.api.register('ana');
+				const ben = await one.api.register('ben');
+				const room = await one.api.createGroup(ana.accessToken, [ben.user.id]);
+				// Node two holds the room open (a watcher) before Ana writes on node one: without Redis it never
+				// hears of her messages.
+				const watcher = connect(two.wsUrl, room.id, ben.accessToken, ben.user.id);
+				await watcher.synced();
+				const a = connect(one.wsUrl, room.id, ana.accessToken, ana.user.id);
+				const b = connect(one.wsUrl, room.id, ben.accessToken, ben.user.id);
+				for (let i = 0; i < 5; i++) a.send(`ana ${i}`);
+				await a.synced();
+				await waitFor(() => b.messages().length === 5, 10_000, 'Ben on node one to get Ana');
+				b.provider.destroy();
+				b.socket.destroy();
+
+				// Ben's document (with Ana's entries) now syncs with node two, and he writes one of his own.
+				const moved = connect(two.wsUrl, room.id, ben.accessToken, ben.user.id);
+				Y.applyUpdate(moved.doc, Y.encodeStateAsUpdate(b.doc));
+				moved.send('ben on node two');
+				await moved.synced();
+				await waitFor(() => watcher.messages().length === 6, 10_000, 'node two to hold all six');
+				for (const c of [watcher, a, moved]) c.destroy();
+				b.doc.destroy();
 			} finally {
 				await one.close();
 				await two.close();
