@@ -13,13 +13,17 @@ import type { RoomEvent } from '../src/lib/protocol/events.ts';
 
 const noValidation: typeof judgeUpdate = (update, { doc }) => {
 	const events: RoomEvent[] = [];
+	const structIds: string[] = [];
 	const knownKeys: string[] = [];
 	for (const struct of parseUpdate(update).structs) {
 		if (struct.type !== 'item' || struct.parentSub === null) continue;
 		if (struct.id.clock < Y.getState(doc.store, struct.id.client)) knownKeys.push(struct.parentSub);
-		else events.push(struct.values[0] as RoomEvent);
+		else {
+			events.push(struct.values[0] as RoomEvent);
+			structIds.push(`${struct.id.client}:${struct.id.clock}`);
+		}
 	}
-	return { events, knownKeys, pendingKeys: [], clients: [] };
+	return { events, structIds, knownKeys, pendingKeys: [], inFlightKeys: [], clients: [] };
 };
 
 const config = parseConfig(process.env);

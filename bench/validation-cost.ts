@@ -40,7 +40,7 @@ function bare(updates: Uint8Array[]): number {
 function judged(updates: Uint8Array[]): number {
 	const doc = new Y.Doc();
 	const owners = clientOwners(doc);
-	const reservedKeys = new Set<string>();
+	const reservedKeys = new Map<string, string>();
 	const start = performance.now();
 	for (const u of updates) {
 		const j = judgeUpdate(u, { doc, userId, now: Date.now(), reservedKeys, owners });

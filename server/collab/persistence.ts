@@ -22,6 +22,8 @@ import { clientOwners, ForeignEntry, judgeUpdate, UpdateRejected } from './valid
 const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
 
 const SYNC_STEP_1 = 0;
+/** A room catches up from the durable log at most this often (see beforeSync). */
+const CATCH_UP_INTERVAL_MS = 2_000;
 
 /**
  * Loads room documents from the snapshot + append log, validates and durably appends every accepted
@@ -37,7 +39,16 @@ export class Persistence implements Extension {
 	/** Updates appended per document since its last compaction (this node's view). */
 	readonly #appended = new Map<string, number>();
 	/** What the validator needs to know about each loaded room beyond its document. */
-	readonly #rooms = new Map<string, { reservedKeys: Set<string>; owners: Map<number, string> }>();
+	readonly #rooms = new Map<
+		string,
+		{
+			/** Keys being appended → the `client:clock` of their struct, and the append's promise. */
+			reservedKeys: Map<string, string>;
+			appends: Map<string, Promise<void>>;
+			owners: Map<number, string>;
+			lastCatchUp: number;
+		}
+	>();
 	readonly #compactions = new Map<string, Promise<void>>();
 
 	readonly #updatesPerUser: RateLimiter;
@@ -71,7 +82,7 @@ export class Persistence implements Extension {
 		const updates = await this.#applyStored(document, documentName);
 		this.#appended.set(documentName, updates);
 		const owners = clientOwners(document);
-		this.#rooms.set(documentName, { reservedKeys: new Set(), owners });
+		this.#rooms.set(documentName, { reservedKeys: new Map(), appends: new Map(), owners, lastCatchUp: 0 });
 		// Entries that arrive from other nodes (Redis) or a catch-up bind their client ids too, so a user on
 		// this node cannot borrow the client id of someone who wrote on another node.
 		document.getMap(messagesMapName).observe((event) => {
@@ -131,7 +142,10 @@ export class Persistence implements Extension {
 			} catch (error) {
 				if (!(error instanceof ForeignEntry)) throw error;
 				// Another user's entry this node does not hold: an honest client may have it from another node,
-				// or this node missed it on Redis. If it is in the durable log, catching up makes it known.
+				// or this node missed it on Redis. If it is in the durable log, catching up makes it known. At most
+				// one catch-up per room every few seconds, so forged updates cannot make the node reload rooms.
+				if (Date.now() - room.lastCatchUp < CATCH_UP_INTERVAL_MS) throw error;
+				room.lastCatchUp = Date.now();
 				await this.#applyStored(document, documentName);
 				judgement = judge();
 			}
@@ -170,9 +184,14 @@ export class Persistence implements Extension {
 		// refused instead of both being stored.
 		for (const client of judgement.clients) room.owners.set(client, context.user.id);
 		const keys = judgement.events.map((e) => e.clientMsgId);
-		if (keys.length > 0)
-			await this.#append(documentName, roomId, payload, judgement.events, room.reservedKeys);
-		const acked = [...keys, ...judgement.knownKeys];
+		try {
+			// Structs another connection is appending right now are durable only once that append commits.
+			await Promise.all(judgement.inFlightKeys.map((key) => room.appends.get(key)));
+			if (keys.length > 0) await this.#append(documentName, roomId, payload, judgement, room);
+		} catch {
+			throw retryLater(connection, { ...collabRejections.unavailable });
+		}
+		const acked = [...keys, ...judgement.inFlightKeys, ...judgement.knownKeys];
 		if (acked.length > 0) {
 			connection.sendStateless(
 				JSON.stringify({ type: 'ack', clientMsgIds: acked } satisfies ServerStateless),
@@ -184,20 +203,26 @@ export class Persistence implements Extension {
 		documentName: string,
 		roomId: string,
 		update: Uint8Array,
-		events: RoomEvent[],
-		reserved: Set<string>,
+		judgement: { events: RoomEvent[]; structIds: string[] },
+		room: { reservedKeys: Map<string, string>; appends: Map<string, Promise<void>> },
 	) {
+		const { events } = judgement;
 		const keys = events.map((e) => e.clientMsgId);
-		for (const key of keys) reserved.add(key);
+		const done = this.#durable.append({ documentName, roomId, update, events });
+		keys.forEach((key, i) => {
+			room.reservedKeys.set(key, judgement.structIds[i] as string);
+			room.appends.set(key, done);
+		});
 		try {
-			await this.#durable.append({ documentName, roomId, update, events });
-		} catch {
-			throw collabRejections.unavailable;
+			await done;
 		} finally {
 			// Released on the next turn: by then Hocuspocus has applied the update (it does so right after
 			// this hook resolves), so the keys are in the document and a racing duplicate is still refused.
 			setImmediate(() => {
-				for (const key of keys) reserved.delete(key);
+				for (const key of keys) {
+					room.reservedKeys.delete(key);
+					room.appends.delete(key);
+				}
 			});
 		}
 		this.#appended.set(documentName, (this.#appended.get(documentName) ?? 0) + 1);

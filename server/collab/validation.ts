@@ -38,10 +38,14 @@ const invalid = (detail: string) => new UpdateRejected(collabRejections.invalidU
 export interface UpdateJudgement {
 	/** Events this update adds that the server does not hold yet, in update order. */
 	events: RoomEvent[];
+	/** The `client:clock` of the struct that carries each of `events`. */
+	structIds: string[];
 	/** Keys of entries in the update that the server already holds (re-sent by an honest client). */
 	knownKeys: string[];
 	/** Keys among `events` that follow history the server does not hold yet: Yjs keeps them pending. */
 	pendingKeys: string[];
+	/** Keys of structs another update is appending right now: durable once that append commits. */
+	inFlightKeys: string[];
 	/** Yjs client ids of the new structs, to bind to the writer once the update is accepted. */
 	clients: number[];
 }
@@ -71,7 +75,8 @@ export function judgeUpdate(
 		doc: Y.Doc;
 		userId: string;
 		now: number;
-		reservedKeys: ReadonlySet<string>;
+		/** Keys being appended right now, with the `client:clock` of the struct that carries each. */
+		reservedKeys: ReadonlyMap<string, string>;
 		/** The user each Yjs client id of this document is bound to: the first who wrote with it. */
 		owners: ReadonlyMap<number, string>;
 		/** The server's content filter (moderation), if one is configured. */
@@ -99,6 +104,8 @@ export function judgeUpdate(
 	const events: RoomEvent[] = [];
 	const knownKeys: string[] = [];
 	const pendingKeys: string[] = [];
+	const inFlightKeys: string[] = [];
+	const structIds: string[] = [];
 	const pendingClients = new Set<number>();
 
 	for (const struct of parsed.structs) {
@@ -120,7 +127,8 @@ export function judgeUpdate(
 		expectedClock.set(client, clock + struct.length);
 		const owner = ctx.owners.get(client);
 		if (owner !== undefined && owner !== ctx.userId) {
-			throw invalid('this Yjs client id belongs to another user');
+			// Either a forgery, or another user's entries this node does not hold yet (see ForeignEntry).
+			throw new ForeignEntry(collabRejections.invalidUpdate, 'this Yjs client id belongs to another user');
 		}
 
 		if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');
@@ -155,6 +163,12 @@ export function judgeUpdate(
 		if (Date.parse(event.createdAt) > ctx.now + limits.maxClockSkewMs) {
 			throw invalid('createdAt is more than 2 minutes in the future');
 		}
+		if (ctx.reservedKeys.get(key) === `${client}:${clock}`) {
+			// The very struct another update of this room is appending now (a client re-sending on a new
+			// connection): it is not new, but not durable yet either; the caller waits for that append.
+			inFlightKeys.push(key);
+			continue;
+		}
 		if (messages.has(key) || keys.has(key) || ctx.reservedKeys.has(key)) {
 			throw invalid('entries are written once: this clientMsgId already exists');
 		}
@@ -164,6 +178,7 @@ export function judgeUpdate(
 		// re-send of it would be acknowledged as "already held" without ever having been stored.
 		if (pendingClients.has(client)) pendingKeys.push(key);
 		events.push(event);
+		structIds.push(`${client}:${clock}`);
 	}
-	return { events, knownKeys, pendingKeys, clients: [...expectedClock.keys()] };
+	return { events, structIds, knownKeys, pendingKeys, inFlightKeys, clients: [...expectedClock.keys()] };
 }

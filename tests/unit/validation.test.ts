@@ -29,7 +29,7 @@ function setup() {
 	};
 	const owners = new Map<number, string>();
 	const judge = (update: Uint8Array, userId = ana) =>
-		judgeUpdate(update, { doc: server, userId, now: Date.now(), reservedKeys: new Set(), owners });
+		judgeUpdate(update, { doc: server, userId, now: Date.now(), reservedKeys: new Map(), owners });
 	const accept = (update: Uint8Array, userId = ana) => {
 		const result = judge(update, userId);
 		for (const client of result.clients) owners.set(client, userId);
@@ -162,7 +162,7 @@ describe('update validation', () => {
 						doc: server,
 						userId: ana,
 						now: Date.now(),
-						reservedKeys: new Set(),
+						reservedKeys: new Map(),
 						owners: new Map(),
 					}),
 				),
