@@ -1,0 +1,117 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase } from '../helpers/backends.ts';
+import { connect, waitFor } from '../helpers/collab.ts';
+import { repoRoot } from '../helpers/process.ts';
+import { Api, startTestServer, tmpDir, type TestServer } from '../helpers/server.ts';
+
+const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
+if (!nginx) {
+	const message = 'nginx is not installed (apt-get install nginx-light)';
+	if (process.env.CI) throw new Error(`${message}: CI needs it to test the compose proxy configuration`);
+	console.warn(`\n!!! ${message}\n!!! SKIPPING the reverse proxy test.\n`);
+}
+
+function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = net.createServer();
+		server.listen(0, '127.0.0.1', () => {
+			const { port } = server.address() as net.AddressInfo;
+			server.close(() => resolve(port));
+		});
+		server.on('error', reject);
+	});
+}
+
+/**
+ * deploy/nginx.conf is the proxy of docker-compose.yml. This runs that very file (upstreams pointed at two
+ * local nodes) and drives the app through it, WebSocket included.
+ */
+describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of docker-compose.yml', () => {
+	const nodes: TestServer[] = [];
+	let proxy: ChildProcess;
+	let proxyUrl: string;
+	let drop: () => Promise<void>;
+	const dir = tmpDir('nginx');
+
+	beforeAll(async () => {
+		const db = await createTestDatabase();
+		drop = db.drop;
+		const env = { JWT_SECRET: 'cluster-secret-for-this-test-0123456789', TRUST_PROXY: 'true' };
+		for (let i = 0; i < 2; i++) nodes.push(await startTestServer('postgres', env, { databaseUrl: db.url }));
+		const port = await freePort();
+		const site = fs
+			.readFileSync(path.join(repoRoot, 'deploy/nginx.conf'), 'utf8')
+			.replace('server app1:3000', `server 127.0.0.1:${new URL(nodes[0]?.url as string).port}`)
+			.replace('server app2:3000', `server 127.0.0.1:${new URL(nodes[1]?.url as string).port}`)
+			.replace('listen 8080;', `listen 127.0.0.1:${port};`);
+		expect(site).not.toMatch(/app[12]:3000|listen 8080/);
+		fs.writeFileSync(
+			path.join(dir, 'nginx.conf'),
+			`daemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents {}\nhttp {\naccess_log off;\n` +
+				`client_body_temp_path ${dir}/body;\nproxy_temp_path ${dir}/proxy;\n${site}\n}\n`,
+		);
+		const check = spawnSync(nginx as string, ['-t', '-p', dir, '-c', path.join(dir, 'nginx.conf')], {
+			encoding: 'utf8',
+		});
+		expect(check.status, check.stderr).toBe(0);
+		proxy = spawn(nginx as string, ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
+		proxyUrl = `http://127.0.0.1:${port}`;
+		await waitFor(
+			async () => (await fetch(`${proxyUrl}/healthz`).catch(() => null))?.status === 200,
+			10_000,
+			'nginx to answer',
+		);
+	});
+
+	afterAll(async () => {
+		proxy?.kill('SIGTERM');
+		for (const n of nodes) await n.close();
+		await drop?.();
+		fs.rmSync(dir, { recursive: true, force: true });
+	});
+
+	it('serves the API and passes WebSocket upgrades of /collab through to the nodes', async () => {
+		const api = new Api(proxyUrl);
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const room = await api.createGroup(ana.accessToken, [ben.user.id]);
+		const ws = `${proxyUrl.replace(/^http/, 'ws')}/collab`;
+		const a = connect(ws, room.id, ana.accessToken, ana.user.id);
+		const b = connect(ws, room.id, ben.accessToken, ben.user.id);
+		try {
+			await Promise.all([a.synced(), b.synced()]);
+			const sent = a.send('through nginx');
+			await a.synced();
+			expect(a.acked.has(sent.clientMsgId)).toBe(true);
+			const page = await api.get(`/api/rooms/${room.id}/messages`, ben.accessToken);
+			expect(page.body.items.map((m: { content: string }) => m.content)).toEqual(['through nginx']);
+		} finally {
+			a.destroy();
+			b.destroy();
+		}
+	});
+});
+
+describe('docker-compose.yml', () => {
+	const compose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+	it.skipIf(compose.status !== 0)('is a valid compose file (docker compose config)', () => {
+		const result = spawnSync('docker', ['compose', 'config', '--quiet'], {
+			cwd: repoRoot,
+			encoding: 'utf8',
+			env: { ...process.env, JWT_SECRET: 'a-secret-for-validating-the-compose-file-only' },
+		});
+		expect(result.status, result.stderr).toBe(0);
+	});
+
+	it('names the proxy configuration this test runs, two app nodes and the shared engines', () => {
+		const text = fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8');
+		for (const service of ['postgres:', 'redis:', 'app1:', 'app2:', 'proxy:'])
+			expect(text).toContain(`\n  ${service}`);
+		expect(text).toContain('./deploy/nginx.conf:/etc/nginx/conf.d/default.conf');
+		expect(text).toContain("'8080:8080'");
+	});
+});
