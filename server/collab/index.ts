@@ -72,7 +72,14 @@ export class Collab {
 				...(config.REDIS_URL
 					? [
 							new RedisExtension({
-								createClient: () => new IORedis(config.REDIS_URL as string, { maxRetriesPerRequest: null }),
+								createClient: () => {
+									const client = new IORedis(config.REDIS_URL as string, { maxRetriesPerRequest: null });
+									// ioredis reconnects by itself; /readyz reports the outage. Logged, never thrown.
+									client.on('error', (error: Error) =>
+										this.#log.debug({ err: error }, 'redis (collab) error'),
+									);
+									return client;
+								},
 								prefix: `${config.REDIS_PREFIX}:collab`,
 								identifier: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
 							}),

@@ -27,6 +27,11 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 		},
 		async transaction(fn) {
 			const client = await pool.connect();
+			// A checked-out client that loses its connection emits 'error'; without a listener that would crash
+			// the process. The failed query rejects as well, which is what the caller sees.
+			const onError = (error: Error) => log.warn({ err: error }, 'postgres connection lost in a transaction');
+			client.on('error', onError);
+			let failed = false;
 			try {
 				await client.query('BEGIN');
 				const tx: Queryable = {
@@ -39,12 +44,15 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 				await client.query('COMMIT');
 				return result;
 			} catch (error) {
+				failed = true;
 				await client.query('ROLLBACK').catch(() => {
-					// The connection is already broken; releasing it with the error discards it.
+					// The connection is already broken; releasing it as failed discards it.
 				});
 				throw error;
 			} finally {
-				client.release();
+				client.off('error', onError);
+				// A client whose transaction failed may be broken: discard it rather than reuse it.
+				client.release(failed);
 			}
 		},
 		async ping() {

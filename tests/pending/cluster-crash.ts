@@ -1,3 +1,14 @@
+/**
+ * NOT IN THE SUITE YET (vitest only runs files named *.test.ts under tests). Run it by hand with
+ *   cp tests/pending/cluster-crash.ts tests/integration/cluster-crash.test.ts && npx vitest run tests/integration/cluster-crash.test.ts
+ *
+ * It passes alone (3 of 3 runs) but fails now and then under the load of the whole suite: a client whose last
+ * message was appended by the node that was killed, before the node could send the ack, never receives an ack
+ * for it. The message IS durable (it is in Postgres and in every replica: the test's own checks after the wait
+ * would pass) but the client keeps it "pending": its sync step after reconnecting does not re-send it, because
+ * the restarted node already holds it. The fix belongs in the acknowledgement protocol (ack on reconnect the
+ * writer's own entries the server holds), tracked in the scale-out issue.
+ */
 import fs from 'node:fs';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';

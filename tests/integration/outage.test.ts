@@ -1,0 +1,66 @@
+import { afterAll, describe, expect, inject, it } from 'vitest';
+import { createTestDatabase } from '../helpers/backends.ts';
+import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { TcpProxy } from '../helpers/tcp-proxy.ts';
+
+describe.skipIf(!inject('postgresAdminUrl'))('a Postgres outage during traffic', () => {
+	let server: TestServer | undefined;
+	let proxy: TcpProxy | undefined;
+	let drop: (() => Promise<void>) | undefined;
+	const clients: TestClient[] = [];
+
+	afterAll(async () => {
+		for (const c of clients) c.destroy();
+		proxy?.restore();
+		await server?.close();
+		await proxy?.close();
+		await drop?.();
+	});
+
+	it('loses no acknowledged message, and what was written during the outage arrives afterwards', async () => {
+		const db = await createTestDatabase();
+		drop = db.drop;
+		const url = new URL(db.url);
+		proxy = await new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) }).listen();
+		url.port = String(proxy.port);
+		server = await startTestServer('postgres', {}, { databaseUrl: url.toString() });
+		const ana = await server.api.register('ana');
+		const ben = await server.api.register('ben');
+		const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
+		const a = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id);
+		const b = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id);
+		clients.push(a, b);
+		await Promise.all([a.synced(), b.synced()]);
+		for (let i = 0; i < 20; i++) a.send(`before ${i}`);
+		await a.synced();
+		const ackedBefore = new Set(a.acked);
+
+		proxy.cut();
+		for (let i = 0; i < 10; i++) {
+			a.send(`during ${i}`);
+			b.send(`ben during ${i}`);
+			await new Promise((r) => setTimeout(r, 1_000));
+		}
+		expect((await server.api.get('/readyz')).status).toBe(503);
+		proxy.restore();
+
+		await Promise.all([a.synced(45_000), b.synced(45_000)]);
+		const exported = await server.api.get(`/api/rooms/${room.id}/export?format=jsonl`, ana.accessToken);
+		const ids = (exported.body as string)
+			.trim()
+			.split('\n')
+			.map((l) => (JSON.parse(l) as { clientMsgId: string }).clientMsgId);
+		console.log(
+			`Postgres outage of 10 s: ${ackedBefore.size} acknowledged before, ${ids.length} rows after recovery`,
+		);
+		expect(ids.length).toBe(40);
+		expect(new Set(ids).size).toBe(40);
+		for (const id of ackedBefore) expect(ids).toContain(id);
+		await waitFor(
+			() => a.messages().length === 40 && b.messages().length === 40,
+			15_000,
+			'both clients to converge',
+		);
+	}, 90_000);
+});
