@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -58,4 +59,16 @@ export function spawnServer(
 	// A test that expects the server to fail never awaits `ready`; its rejection is not an error then.
 	ready.catch(() => {});
 	return { proc, ready, serverPid: () => pid, output: () => out, exited };
+}
+
+/** A port nobody uses right now (for a server that must come back on the same address). */
+export function freePort(): Promise<number> {
+	return new Promise((resolve, reject) => {
+		const server = net.createServer();
+		server.listen(0, '127.0.0.1', () => {
+			const { port } = server.address() as net.AddressInfo;
+			server.close(() => resolve(port));
+		});
+		server.on('error', reject);
+	});
 }

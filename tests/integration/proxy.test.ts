@@ -1,11 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../helpers/backends.ts';
 import { connect, waitFor } from '../helpers/collab.ts';
-import { repoRoot } from '../helpers/process.ts';
+import { freePort, repoRoot } from '../helpers/process.ts';
 import { Api, startTestServer, tmpDir, type TestServer } from '../helpers/server.ts';
 
 const nginx = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => fs.existsSync(p));
@@ -13,17 +12,6 @@ if (!nginx) {
 	const message = 'nginx is not installed (apt-get install nginx-light)';
 	if (process.env.CI) throw new Error(`${message}: CI needs it to test the compose proxy configuration`);
 	console.warn(`\n!!! ${message}\n!!! SKIPPING the reverse proxy test.\n`);
-}
-
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.listen(0, '127.0.0.1', () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-		server.on('error', reject);
-	});
 }
 
 /**

@@ -10,28 +10,15 @@
  * writer's own entries the server holds), tracked in the scale-out issue.
  */
 import fs from 'node:fs';
-import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../helpers/backends.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
-import { spawnServer, type ServerProcess } from '../helpers/process.ts';
+import { freePort, spawnServer, type ServerProcess } from '../helpers/process.ts';
 import { Api, tmpDir } from '../helpers/server.ts';
 
 const canRun = Boolean(inject('postgresAdminUrl') && inject('redisUrl'));
-
-/** A port nobody uses right now, so a killed node can come back on the same address. */
-function freePort(): Promise<number> {
-	return new Promise((resolve, reject) => {
-		const server = net.createServer();
-		server.listen(0, '127.0.0.1', () => {
-			const { port } = server.address() as net.AddressInfo;
-			server.close(() => resolve(port));
-		});
-		server.on('error', reject);
-	});
-}
 
 describe.skipIf(!canRun)('a node crash in a two-node cluster', () => {
 	const prefix = `chat-test-${randomBytes(4).toString('hex')}`;
