@@ -67,11 +67,3 @@ export async function compact(
 		return stored.updates.length;
 	});
 }
-
-export async function pendingUpdates(db: Queryable, name: string): Promise<number> {
-	const { rows } = await db.query<{ n: string | number }>(
-		'SELECT count(*) AS n FROM document_updates WHERE name = $1',
-		[name],
-	);
-	return Number(rows[0]?.n ?? 0);
-}

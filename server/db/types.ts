@@ -18,7 +18,3 @@ export interface Db extends Queryable {
 	ping(): Promise<void>;
 	close(): Promise<void>;
 }
-
-export class DbUnavailableError extends Error {
-	readonly code = 'db_unavailable';
-}

@@ -38,4 +38,3 @@ export const collabRejections = {
 	/** The member's role changed (e.g. to readonly): reconnect to get the new rights. */
 	roleChanged: { code: 4409, reason: 'role-changed' },
 } as const;
-export type CollabRejection = (typeof collabRejections)[keyof typeof collabRejections];
