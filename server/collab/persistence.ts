@@ -2,6 +2,7 @@ import type {
 	beforeSyncPayload,
 	Extension,
 	onLoadDocumentPayload,
+	onStatelessPayload,
 	onStoreDocumentPayload,
 } from '@hocuspocus/server';
 import type { Logger } from 'pino';
@@ -12,7 +13,7 @@ import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { messagesMapName, type RoomEvent } from '../../src/lib/protocol/events.ts';
 import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
-import type { ServerStateless } from '../../src/lib/protocol/stateless.ts';
+import { clientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
@@ -118,6 +119,17 @@ export class Persistence implements Extension {
 		return stored.updates.length;
 	}
 
+	/**
+	 * Applies what the durable log holds to every open room: after this node missed relayed updates (Redis was
+	 * away), this makes each room whole again, and Hocuspocus sends the difference to its clients.
+	 */
+	async catchUp(documents: ReadonlyMap<string, Y.Doc>): Promise<void> {
+		for (const [documentName, document] of documents) {
+			if (!this.#rooms.has(documentName)) continue;
+			await this.#applyStored(document, documentName);
+		}
+	}
+
 	async beforeSync({ connection, document, documentName, type, payload }: beforeSyncPayload<CollabContext>) {
 		if (type === SYNC_STEP_1 || connection.readOnly) return;
 		const context = connection.context as CollabContext;
@@ -191,12 +203,39 @@ export class Persistence implements Extension {
 		} catch {
 			throw retryLater(connection, { ...collabRejections.unavailable });
 		}
-		const acked = [...keys, ...judgement.inFlightKeys, ...judgement.knownKeys];
-		if (acked.length > 0) {
-			connection.sendStateless(
-				JSON.stringify({ type: 'ack', clientMsgIds: acked } satisfies ServerStateless),
-			);
+		sendAck(connection, [...keys, ...judgement.inFlightKeys, ...judgement.knownKeys]);
+	}
+
+	/**
+	 * A client asks which of its unacknowledged messages the server holds (`pending` in stateless.ts). Every
+	 * entry of a server document is durable: it came from the append log, from this node's own appends, or
+	 * from another node that appended it before relaying it. Entries still being appended are waited for.
+	 */
+	async onStateless({ connection, document, documentName, payload }: onStatelessPayload): Promise<void> {
+		let json: unknown;
+		try {
+			json = JSON.parse(payload);
+		} catch {
+			json = undefined;
 		}
+		const parsed = clientStateless.safeParse(json);
+		const context = connection.context as CollabContext;
+		if (!parsed.success) {
+			this.#log.debug(
+				{ userId: context.user.id, documentName, bytes: payload.length },
+				'unknown stateless message ignored',
+			);
+			return;
+		}
+		const room = this.#rooms.get(documentName);
+		const ids = parsed.data.clientMsgIds;
+		await Promise.all(ids.map((id) => room?.appends.get(id)?.catch(() => undefined)));
+		const messages = document.getMap(messagesMapName);
+		const held = ids.filter((id) => {
+			const value = messages.get(id) as { senderId?: unknown } | undefined;
+			return value?.senderId === context.user.id;
+		});
+		sendAck(connection, held);
 	}
 
 	async #append(
@@ -295,6 +334,11 @@ export class Persistence implements Extension {
 		await this.#durable.drain();
 		await Promise.all([...this.#appended].filter(([, n]) => n > 0).map(([name]) => this.compact(name)));
 	}
+}
+
+function sendAck(connection: { sendStateless(payload: string): void }, clientMsgIds: string[]): void {
+	if (clientMsgIds.length === 0) return;
+	connection.sendStateless(JSON.stringify({ type: 'ack', clientMsgIds } satisfies ServerStateless));
 }
 
 /**

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
 import * as Y from 'yjs';
 import type { MessageEvent } from '../../src/lib/protocol/events.ts';
-import { serverStateless } from '../../src/lib/protocol/stateless.ts';
+import { pendingQuestions, serverStateless } from '../../src/lib/protocol/stateless.ts';
 
 export interface TestClient {
 	doc: Y.Doc;
@@ -20,9 +20,18 @@ export interface TestClient {
 	destroy(): void;
 }
 
-/** A real @hocuspocus/provider client with its own Y.Doc, connected to room:<roomId>. */
-export function connect(wsUrl: string, roomId: string, token: string | null, userId = ''): TestClient {
-	const doc = new Y.Doc();
+/**
+ * A real @hocuspocus/provider client with its own Y.Doc, connected to room:<roomId>. Given a `doc` (a device's
+ * stored copy), its own messages in it count as sent and wait for their acks like new ones.
+ */
+export function connect(
+	wsUrl: string,
+	roomId: string,
+	token: string | null,
+	userId = '',
+	options: { doc?: Y.Doc } = {},
+): TestClient {
+	const doc = options.doc ?? new Y.Doc();
 	const socket = new HocuspocusProviderWebsocket({ url: wsUrl, delay: 100, maxDelay: 1_000, minDelay: 100 });
 	let failed!: (reason: string) => void;
 	const authFailure = new Promise<string>((resolve) => (failed = resolve));
@@ -39,8 +48,14 @@ export function connect(wsUrl: string, roomId: string, token: string | null, use
 		const message = serverStateless.parse(JSON.parse(payload));
 		if (message.type === 'ack') for (const id of message.clientMsgIds) acked.add(id);
 	});
-	provider.attach();
 	const messages = doc.getMap<MessageEvent>('messages');
+	for (const [id, event] of messages) if (userId && event.senderId === userId) sent.add(id);
+	// As the real client does (protocol.md section 6): after each sync, ask about what was never acked.
+	provider.on('synced', () => {
+		const unacked = [...sent].filter((id) => !acked.has(id) && messages.has(id));
+		for (const question of pendingQuestions(unacked)) provider.sendStateless(question);
+	});
+	provider.attach();
 	return {
 		doc,
 		provider,

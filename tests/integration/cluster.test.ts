@@ -1,61 +1,23 @@
-import fs from 'node:fs';
-import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase } from '../helpers/backends.ts';
-import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
-import { spawnServer, type ServerProcess } from '../helpers/process.ts';
-import { Api, tmpDir } from '../helpers/server.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { waitFor } from '../helpers/collab.ts';
+import { Api } from '../helpers/server.ts';
 
-const canRun = Boolean(inject('postgresAdminUrl') && inject('redisUrl'));
-
-describe.skipIf(!canRun)('two nodes through Redis', () => {
-	const prefix = `chat-test-${randomBytes(4).toString('hex')}`;
-	const nodes: ServerProcess[] = [];
-	const dirs: string[] = [];
-	const clients: TestClient[] = [];
-	let drop: () => Promise<void>;
-	let urls: string[];
+describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
+	let cluster: Cluster;
 
 	beforeAll(async () => {
-		const db = await createTestDatabase();
-		drop = db.drop;
-		const env = {
-			DATABASE_URL: db.url,
-			REDIS_URL: inject('redisUrl') as string,
-			REDIS_PREFIX: prefix,
-			JWT_SECRET: 'cluster-secret-for-this-test-0123456789',
-			PORT: '0',
-		};
-		for (let i = 0; i < 2; i++) {
-			const dir = tmpDir(`node${i}`);
-			dirs.push(dir);
-			nodes.push(spawnServer({ ...env, DATA_DIR: dir }));
-		}
-		urls = await Promise.all(nodes.map((n) => n.ready));
+		cluster = await startCluster(2);
 	});
 
 	afterAll(async () => {
-		for (const c of clients) c.destroy();
-		for (const n of nodes) n.proc.kill('SIGTERM');
-		await Promise.all(nodes.map((n) => n.exited));
-		await drop?.();
-		for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-		const redis = new Redis(inject('redisUrl') as string);
-		const keys = await redis.keys(`${prefix}*`);
-		if (keys.length > 0) await redis.del(...keys);
-		redis.disconnect();
+		await cluster?.close();
 	});
 
-	const ws = (i: number) => `${(urls[i] as string).replace(/^http/, 'ws')}/collab`;
-	const open = (i: number, roomId: string, user: { accessToken: string; user: { id: string } }) => {
-		const c = connect(ws(i), roomId, user.accessToken, user.user.id);
-		clients.push(c);
-		return c;
-	};
+	const open: Cluster['open'] = (...args) => cluster.open(...args);
 
 	it('lets clients on node A and node B exchange messages, typing and presence, and gives a late joiner on B the history', async () => {
-		const api = new Api(urls[0] as string);
+		const { api } = cluster;
 		const ana = await api.register('ana');
 		const ben = await api.register('ben');
 		const cara = await api.register('cara');
@@ -94,9 +56,30 @@ describe.skipIf(!canRun)('two nodes through Redis', () => {
 	});
 
 	it('reports Redis in readiness on both nodes', async () => {
-		for (const url of urls) {
+		for (const url of cluster.urls) {
 			const ready = await new Api(url).get('/readyz');
 			expect(ready.body.checks.redis).toEqual({ ok: true });
 		}
 	});
+
+	// Last in this file: it kills node B.
+	it('drops a user whose node died from presence on the other node within the awareness timeout', async () => {
+		const { api } = cluster;
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const room = await api.createGroup(ana.accessToken, [ben.user.id]);
+		const a = open(0, room.id, ana);
+		const b = open(1, room.id, ben);
+		await Promise.all([a.synced(), b.synced()]);
+		b.provider.setAwarenessField('typing', false);
+		const seesBen = () =>
+			[...(a.provider.awareness?.getStates().values() ?? [])].some((s) => s.user?.id === ben.user.id);
+		await waitFor(seesBen, 10_000, 'Ana on A to see Ben on B online');
+
+		await cluster.kill(1);
+		const killedAt = Date.now();
+		// y-protocols drops a state that was not renewed for 30 s; clients renew every 15 s.
+		await waitFor(() => !seesBen(), 45_000, 'Ben to leave the presence Ana sees');
+		console.log(`presence: Ben's node was killed; Ana stopped seeing him ${Date.now() - killedAt} ms later`);
+	}, 75_000);
 });

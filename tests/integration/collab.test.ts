@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SignJWT } from 'jose';
+import * as Y from 'yjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { jsonlFields } from '../helpers/export-fixtures.ts';
@@ -88,6 +89,27 @@ describeEachBackend('collaboration', (backend) => {
 		const list = await server.api.get('/api/rooms', ben.accessToken);
 		expect(list.body.items.find((r: { id: string }) => r.id === room.id).lastMessage.clientMsgId).toBe(
 			rows[2]?.client_msg_id,
+		);
+	});
+
+	it('acks on reconnect the own messages the server holds but never acked (a node died in between)', async () => {
+		const { ana, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		for (let i = 0; i < 3; i++) a.send(`written before the crash ${i}`);
+		await a.synced();
+		// The device's copy as it was when the node died: the messages are on the server, the acks never came.
+		// Its sync sends nothing new, so only the client's `pending` question gets them acked.
+		const copy = new Y.Doc();
+		Y.applyUpdate(copy, Y.encodeStateAsUpdate(a.doc));
+		const again = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id, { doc: copy });
+		clients.push(again);
+		expect(again.acked.size).toBe(0);
+		await again.synced();
+		expect([...again.acked].sort()).toEqual(
+			a
+				.messages()
+				.map((m) => m.clientMsgId)
+				.sort(),
 		);
 	});
 

@@ -7,7 +7,7 @@ import { collabRejections } from '../protocol/errors.ts';
 import { roomEvent, messagesMapName, type MessageEvent, type RoomEvent } from '../protocol/events.ts';
 import { roomDocumentName } from '../protocol/ids.ts';
 import { limits } from '../protocol/limits.ts';
-import { serverStateless } from '../protocol/stateless.ts';
+import { pendingQuestions, serverStateless } from '../protocol/stateless.ts';
 import * as clock from './clock.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
@@ -320,6 +320,7 @@ export class RoomStore {
 			if (provider !== this.#provider) return;
 			this.synced = true;
 			if (this.#noticeTransient) this.notice = null;
+			this.#askPending(provider);
 		});
 		provider.on('status', ({ status }: { status: string }) => {
 			if (provider === this.#provider && status !== 'connected') this.synced = false;
@@ -407,6 +408,17 @@ export class RoomStore {
 		const parsed = serverStateless.safeParse(json);
 		// Unknown types are for newer clients: ignored, as the protocol asks.
 		if (parsed.success && parsed.data.type === 'ack') this.#ack(parsed.data.clientMsgIds);
+	}
+
+	/**
+	 * After a sync, asks the server which of our unacknowledged messages it already holds: if the node that
+	 * stored one died before acking it, the sync does not carry it again and no ack would ever come.
+	 */
+	#askPending(provider: HocuspocusProvider): void {
+		const ids = [...this.#valid.values()]
+			.filter((m) => m.own && !this.#acked.has(m.clientMsgId) && !this.#failed.has(m.clientMsgId))
+			.map((m) => m.clientMsgId);
+		for (const question of pendingQuestions(ids)) provider.sendStateless(question);
 	}
 
 	#ack(ids: string[]): void {

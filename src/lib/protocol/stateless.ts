@@ -12,3 +12,31 @@ export const serverStateless = z.discriminatedUnion('type', [
 	z.strictObject({ type: z.literal('ack'), clientMsgIds: z.array(uuid) }),
 ]);
 export type ServerStateless = z.infer<typeof serverStateless>;
+
+/** How many ids one `pending` question may name; ask about more in several messages. */
+export const MAX_PENDING_IDS = 500;
+
+/**
+ * Stateless messages from a client to the server.
+ *
+ * `pending` asks which of the client's own messages the server already holds. A client sends it after each
+ * sync with the ids it wrote that were never acknowledged: an ack can be lost when a node dies between the
+ * durable append and the ack, and the next sync does not carry those messages again because the server
+ * has them. The server answers with an `ack` naming the ones it holds (durable: a server's document only
+ * ever contains what is in the append log); about the others it says nothing, and the sync acks them
+ * when they arrive.
+ */
+export const clientStateless = z.discriminatedUnion('type', [
+	z.strictObject({ type: z.literal('pending'), clientMsgIds: z.array(uuid).min(1).max(MAX_PENDING_IDS) }),
+]);
+export type ClientStateless = z.infer<typeof clientStateless>;
+
+/** The `pending` questions for these ids, split to the size the server accepts. */
+export function pendingQuestions(ids: readonly string[]): string[] {
+	const questions: string[] = [];
+	for (let i = 0; i < ids.length; i += MAX_PENDING_IDS) {
+		const message: ClientStateless = { type: 'pending', clientMsgIds: ids.slice(i, i + MAX_PENDING_IDS) };
+		questions.push(JSON.stringify(message));
+	}
+	return questions;
+}
