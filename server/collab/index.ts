@@ -1,9 +1,7 @@
 import type { Server as HttpServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { Redis as RedisExtension } from '@hocuspocus/extension-redis';
 import { Hocuspocus } from '@hocuspocus/server';
-import { Redis as IORedis } from 'ioredis';
 import crossws from 'crossws/adapters/node';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
@@ -16,6 +14,7 @@ import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { limits } from '../../src/lib/protocol/limits.ts';
 import { compileFilter } from '../../src/lib/protocol/moderation.ts';
 import { Authentication, type CollabContext } from './authentication.ts';
+import { ClusterRelay } from './cluster-relay.ts';
 import { Persistence } from './persistence.ts';
 import { Presence } from './presence.ts';
 import type { judgeUpdate } from './validation.ts';
@@ -71,17 +70,12 @@ export class Collab {
 				// With REDIS_URL, any number of nodes share rooms: updates and awareness travel through Redis.
 				...(config.REDIS_URL
 					? [
-							new RedisExtension({
-								createClient: () => {
-									const client = new IORedis(config.REDIS_URL as string, { maxRetriesPerRequest: null });
-									// ioredis reconnects by itself; /readyz reports the outage. Logged, never thrown.
-									client.on('error', (error: Error) =>
-										this.#log.debug({ err: error }, 'redis (collab) error'),
-									);
-									return client;
-								},
+							new ClusterRelay({
+								url: config.REDIS_URL,
 								prefix: `${config.REDIS_PREFIX}:collab`,
 								identifier: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+								log: deps.log,
+								onReconnected: () => this.#persistence.catchUp(this.hocuspocus.documents),
 							}),
 						]
 					: []),

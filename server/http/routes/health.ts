@@ -10,7 +10,11 @@ const withTimeout = <T>(promise: Promise<T>, ms: number) =>
 		),
 	]);
 
-/** /healthz: the process is up. /readyz: the database (and Redis, when configured) answer. */
+/**
+ * /healthz: the process is up. /readyz: 200 `ready` when the database (and Redis, when configured) answer;
+ * 200 `degraded` when only Redis is away (the node still serves its own clients and stores everything, only
+ * cross-node relay waits); 503 `unavailable` when the database is away (nothing can be acknowledged).
+ */
 export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.get('/healthz', async () => ({ status: 'ok' }));
 
@@ -34,9 +38,7 @@ export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
 			check('database', () => deps.db.ping()),
 			...(deps.redisReady ? [check('redis', deps.redisReady)] : []),
 		]);
-		const ready = Object.values(checks).every((c) => c.ok);
-		return reply
-			.code(ready ? 200 : 503)
-			.send({ status: ready ? 'ready' : 'unavailable', database: deps.db.kind, checks });
+		const status = !checks.database?.ok ? 'unavailable' : checks.redis?.ok === false ? 'degraded' : 'ready';
+		return reply.code(status === 'unavailable' ? 503 : 200).send({ status, database: deps.db.kind, checks });
 	});
 }
