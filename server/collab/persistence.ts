@@ -23,8 +23,15 @@ import { clientOwners, ForeignEntry, judgeUpdate, UpdateRejected } from './valid
 const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
 
 const SYNC_STEP_1 = 0;
-/** A room catches up from the durable log at most this often (see beforeSync). */
-const CATCH_UP_INTERVAL_MS = 2_000;
+/** A room catches up from the durable log at most this often (see #catchUpRoom). */
+const CATCH_UP_INTERVAL_MS = 1_000;
+
+/** The catch-up of one room: the run being prepared, the one in progress, when the last one started. */
+interface RoomCatchUp {
+	next?: Promise<void>;
+	running?: Promise<void>;
+	started: number;
+}
 
 /**
  * Loads room documents from the snapshot + append log, validates and durably appends every accepted
@@ -47,7 +54,7 @@ export class Persistence implements Extension {
 			reservedKeys: Map<string, string>;
 			appends: Map<string, Promise<void>>;
 			owners: Map<number, string>;
-			lastCatchUp: number;
+			catchUp: RoomCatchUp;
 		}
 	>();
 	readonly #compactions = new Map<string, Promise<void>>();
@@ -83,7 +90,12 @@ export class Persistence implements Extension {
 		const updates = await this.#applyStored(document, documentName);
 		this.#appended.set(documentName, updates);
 		const owners = clientOwners(document);
-		this.#rooms.set(documentName, { reservedKeys: new Map(), appends: new Map(), owners, lastCatchUp: 0 });
+		this.#rooms.set(documentName, {
+			reservedKeys: new Map(),
+			appends: new Map(),
+			owners,
+			catchUp: { started: 0 },
+		});
 		// Entries that arrive from other nodes (Redis) or a catch-up bind their client ids too, so a user on
 		// this node cannot borrow the client id of someone who wrote on another node.
 		document.getMap(messagesMapName).observe((event) => {
@@ -125,9 +137,27 @@ export class Persistence implements Extension {
 	 */
 	async catchUp(documents: ReadonlyMap<string, Y.Doc>): Promise<void> {
 		for (const [documentName, document] of documents) {
-			if (!this.#rooms.has(documentName)) continue;
-			await this.#applyStored(document, documentName);
+			const room = this.#rooms.get(documentName);
+			if (room) await this.#catchUpRoom(document, documentName, room.catchUp);
 		}
+	}
+
+	/**
+	 * Re-reads a room's durable log into its live document, for callers that met an entry they do not hold.
+	 * Coalesced: everyone waiting shares the next run, which starts after they asked (so it sees what was
+	 * committed before) and at most once per CATCH_UP_INTERVAL_MS, so forged updates cannot make the node
+	 * reload a room in a loop; they wait for the next run and are refused then.
+	 */
+	#catchUpRoom(document: Y.Doc, documentName: string, state: RoomCatchUp): Promise<void> {
+		state.next ??= (async () => {
+			await state.running?.catch(() => undefined);
+			await new Promise((r) => setTimeout(r, Math.max(0, state.started + CATCH_UP_INTERVAL_MS - Date.now())));
+			state.next = undefined;
+			state.started = Date.now();
+			state.running = this.#applyStored(document, documentName).then(() => undefined);
+			await state.running;
+		})();
+		return state.next;
 	}
 
 	async beforeSync({ connection, document, documentName, type, payload }: beforeSyncPayload<CollabContext>) {
@@ -153,12 +183,14 @@ export class Persistence implements Extension {
 				judgement = judge();
 			} catch (error) {
 				if (!(error instanceof ForeignEntry)) throw error;
-				// Another user's entry this node does not hold: an honest client may have it from another node,
-				// or this node missed it on Redis. If it is in the durable log, catching up makes it known. At most
-				// one catch-up per room every few seconds, so forged updates cannot make the node reload rooms.
-				if (Date.now() - room.lastCatchUp < CATCH_UP_INTERVAL_MS) throw error;
-				room.lastCatchUp = Date.now();
-				await this.#applyStored(document, documentName);
+				// Another user's entry this node does not hold: an honest client may have it from another node
+				// (after a failover, many clients bring such entries at once), or this node missed it on Redis. It
+				// is in the durable log if it is real: wait for the room's next catch-up and judge again.
+				try {
+					await this.#catchUpRoom(document, documentName, room.catchUp);
+				} catch {
+					throw retryLater(connection, { ...collabRejections.unavailable });
+				}
 				judgement = judge();
 			}
 		} catch (error) {

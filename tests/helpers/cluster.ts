@@ -1,9 +1,9 @@
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { inject } from 'vitest';
+import { expect, inject } from 'vitest';
 import { createTestDatabase } from './backends.ts';
-import { connect, type TestClient } from './collab.ts';
+import { connect, waitFor, type TestClient } from './collab.ts';
 import { freePort, spawnServer, type ServerProcess } from './process.ts';
 import { Api, tmpDir } from './server.ts';
 
@@ -17,7 +17,12 @@ export interface Cluster {
 	api: Api;
 	ws(node: number): string;
 	/** A test client on `node`, destroyed with the cluster. */
-	open(node: number, roomId: string, user: { accessToken: string; user: { id: string } }): TestClient;
+	open(
+		node: number,
+		roomId: string,
+		user: { accessToken: string; user: { id: string } },
+		options?: Parameters<typeof connect>[4],
+	): TestClient;
 	/** SIGKILLs a node and waits until it is gone. */
 	kill(node: number): Promise<void>;
 	/** Starts a node again on its port and data directory. */
@@ -62,8 +67,8 @@ export async function startCluster(
 		urls,
 		api: new Api(urls[0] as string),
 		ws,
-		open(node, roomId, user) {
-			const client = connect(ws(node), roomId, user.accessToken, user.user.id);
+		open(node, roomId, user, options) {
+			const client = connect(ws(node), roomId, user.accessToken, user.user.id, options);
 			clients.push(client);
 			return client;
 		},
@@ -87,4 +92,31 @@ export async function startCluster(
 			redis.disconnect();
 		},
 	};
+}
+
+/**
+ * Checks that every node's copy of a room and its `messages` rows in Postgres hold exactly `expected`
+ * (clientMsgIds), each row once. Returns the number of rows.
+ */
+export async function expectRoomEverywhere(
+	cluster: Cluster,
+	roomId: string,
+	member: { accessToken: string; user: { id: string } },
+	expected: Set<string>,
+): Promise<number> {
+	for (const node of cluster.nodes.keys()) {
+		const reader = cluster.open(node, roomId, member);
+		await reader.synced();
+		await waitFor(() => reader.messages().length === expected.size, 30_000, `node ${node} to hold the room`);
+		expect(new Set(reader.messages().map((m) => m.clientMsgId))).toEqual(expected);
+	}
+	const exported = await cluster.api.get(`/api/rooms/${roomId}/export?format=jsonl`, member.accessToken);
+	const ids = (exported.body as string)
+		.trim()
+		.split('\n')
+		.filter(Boolean)
+		.map((l) => (JSON.parse(l) as { clientMsgId: string }).clientMsgId);
+	expect(ids.length).toBe(new Set(ids).size);
+	expect(new Set(ids)).toEqual(expected);
+	return ids.length;
 }
