@@ -176,6 +176,7 @@ export class Persistence implements Extension {
 				reservedKeys: room.reservedKeys,
 				owners: room.owners,
 				filter: this.#filter,
+				canModerate: context.role === 'owner' || context.role === 'admin',
 			});
 		let judgement;
 		try {

@@ -81,6 +81,8 @@ export function judgeUpdate(
 		owners: ReadonlyMap<number, string>;
 		/** The server's content filter (moderation), if one is configured. */
 		filter?: ContentFilter;
+		/** The writer is a room owner or admin: may delete anyone's message. */
+		canModerate?: boolean;
 	},
 ): UpdateJudgement {
 	if (update.length > limits.updateBytesMax) {
@@ -153,7 +155,7 @@ export function judgeUpdate(
 		if (event.clientMsgId !== key) throw invalid('the key of an event must be its clientMsgId');
 		if (event.senderId !== ctx.userId)
 			throw new ForeignEntry(collabRejections.invalidUpdate, "senderId must be the sender's own user id");
-		if (ctx.filter && ctx.filter.blocked(event.content).length > 0) {
+		if ('content' in event && ctx.filter && ctx.filter.blocked(event.content).length > 0) {
 			throw invalid(
 				ctx.filter.mode === 'mask'
 					? "content must be masked by the server's content filter before it is sent"
@@ -180,5 +182,37 @@ export function judgeUpdate(
 		events.push(event);
 		structIds.push(`${client}:${clock}`);
 	}
+	checkTargets(events, messages, ctx);
 	return { events, structIds, knownKeys, pendingKeys, inFlightKeys, clients: [...expectedClock.keys()] };
+}
+
+/**
+ * Edits, deletes and reactions must point at a message the server holds (or one this update adds); edits only
+ * at the writer's own, deletes at the writer's own unless the writer moderates the room.
+ */
+function checkTargets(
+	events: RoomEvent[],
+	messages: Y.Map<unknown>,
+	ctx: { userId: string; canModerate?: boolean },
+): void {
+	const added = new Map(events.map((e) => [e.clientMsgId, e]));
+	for (const event of events) {
+		if (event.kind === 'message') continue;
+		const target = (added.get(event.targetId) ?? messages.get(event.targetId)) as
+			{ kind?: unknown; senderId?: unknown } | undefined;
+		if (target === undefined) {
+			// Possibly a message this node has not received yet: the caller looks in the durable log first.
+			throw new ForeignEntry(
+				collabRejections.invalidUpdate,
+				`${event.kind} of a message the server does not hold`,
+			);
+		}
+		if (target.kind !== 'message') throw invalid(`${event.kind} must target a message`);
+		if (event.kind === 'edit' && target.senderId !== ctx.userId) {
+			throw invalid('only its sender may edit a message');
+		}
+		if (event.kind === 'delete' && target.senderId !== ctx.userId && !ctx.canModerate) {
+			throw invalid('only its sender or a room owner or admin may delete a message');
+		}
+	}
 }

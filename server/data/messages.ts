@@ -17,17 +17,46 @@ export async function mirror(db: Queryable, rows: { roomId: string; event: RoomE
 			rows.map((r) => r.event.clientMsgId),
 			rows.map((r) => r.event.kind),
 			rows.map((r) => r.event.senderId),
-			rows.map((r) => r.event.content),
-			rows.map((r) => r.event.replyToId ?? null),
-			rows.map(() => null),
+			rows.map(({ event }) => ('content' in event ? event.content : 'emoji' in event ? event.emoji : null)),
+			rows.map(({ event }) => (event.kind === 'message' ? (event.replyToId ?? null) : null)),
+			rows.map(({ event }) => (event.kind === 'message' ? null : event.targetId)),
 			rows.map((r) => r.event.createdAt),
+		],
+	);
+	const edits = rows.filter((r) => r.event.kind === 'edit');
+	if (edits.length > 0) {
+		// An edit written offline can arrive after its message was deleted: it is masked like the message.
+		await db.query(
+			`UPDATE messages e SET deleted_at = t.deleted_at, deleted_by = t.deleted_by
+			 FROM messages t
+			 WHERE e.room_id = ANY($1::uuid[]) AND e.client_msg_id = ANY($2::uuid[]) AND e.kind = 'edit'
+			   AND t.room_id = e.room_id AND t.client_msg_id = e.target_id AND t.kind = 'message' AND t.deleted_at IS NOT NULL`,
+			[[...new Set(edits.map((r) => r.roomId))], edits.map((r) => r.event.clientMsgId)],
+		);
+	}
+	const deletes = rows.filter((r) => r.event.kind === 'delete');
+	if (deletes.length === 0) return;
+	// The target and its edits are marked; the first delete is the one that counts.
+	await db.query(
+		`UPDATE messages m SET deleted_at = d.at, deleted_by = d.by
+		 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[]) AS d (room_id, target, by, at)
+		 WHERE m.room_id = d.room_id AND m.deleted_at IS NULL
+		   AND ((m.client_msg_id = d.target AND m.kind = 'message') OR (m.target_id = d.target AND m.kind = 'edit'))`,
+		[
+			deletes.map((r) => r.roomId),
+			deletes.map((r) => (r.event as { targetId: string }).targetId),
+			deletes.map((r) => r.event.senderId),
+			deletes.map((r) => r.event.createdAt),
 		],
 	);
 }
 
-const rowSelect = `
-	SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name, m.content,
-		m.reply_to, m.target_id, m.created_at, m.received_at
+/** The content of a deleted message (and of its edits) is kept for the audit trail but masked on every read. */
+const maskedContent = 'CASE WHEN m.deleted_at IS NULL THEN m.content END AS content';
+
+const selectRows = (includeDeleted = false) => `
+	SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name,
+		${includeDeleted ? 'm.content' : maskedContent}, m.reply_to, m.target_id, m.created_at, m.received_at
 	FROM messages m LEFT JOIN users u ON u.id = m.sender_id`;
 
 interface DbRow {
@@ -68,7 +97,7 @@ export async function page(
 	limit: number,
 ): Promise<{ items: MessageRow[]; nextBefore: number | null }> {
 	const { rows } = await db.query<DbRow>(
-		`SELECT * FROM (${rowSelect} WHERE m.room_id = $1 AND ($2::bigint IS NULL OR m.seq < $2) ORDER BY m.seq DESC LIMIT $3) p
+		`SELECT * FROM (${selectRows()} WHERE m.room_id = $1 AND ($2::bigint IS NULL OR m.seq < $2) ORDER BY m.seq DESC LIMIT $3) p
 		 ORDER BY seq`,
 		[roomId, before ?? null, limit],
 	);
@@ -82,10 +111,18 @@ export async function page(
  */
 export async function batchAfter(
 	db: Queryable,
-	q: { roomId: string; afterSeq: number; since?: string; until?: string; limit: number },
+	q: {
+		roomId: string;
+		afterSeq: number;
+		since?: string;
+		until?: string;
+		limit: number;
+		/** The content of deleted messages too (an admin's audit export). */
+		includeDeleted?: boolean;
+	},
 ): Promise<MessageRow[]> {
 	const { rows } = await db.query<DbRow>(
-		`${rowSelect}
+		`${selectRows(q.includeDeleted)}
 		 WHERE m.room_id = $1 AND m.seq > $2
 		   AND ($3::timestamptz IS NULL OR m.created_at >= $3) AND ($4::timestamptz IS NULL OR m.created_at < $4)
 		 ORDER BY m.seq LIMIT $5`,
@@ -119,7 +156,8 @@ export async function search(
 		 JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
 		 LEFT JOIN users u ON u.id = m.sender_id,
 		 websearch_to_tsquery('simple', $2) AS query
-		 WHERE m.tsv @@ query AND ($3::uuid IS NULL OR m.room_id = $3)
+		 WHERE m.tsv @@ query AND m.deleted_at IS NULL AND m.kind IN ('message', 'edit')
+		   AND ($3::uuid IS NULL OR m.room_id = $3)
 		 ORDER BY ts_rank(m.tsv, query) DESC, m.seq DESC
 		 LIMIT $4`,
 		[q.userId, q.query, q.roomId ?? null, q.limit],

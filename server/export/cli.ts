@@ -23,7 +23,7 @@ import { exportRoom } from './stream.ts';
 
 const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
-const usage = `Usage: npm run export -- --room <uuid> --format jsonl|csv [--out <file>] [--since <ISO>] [--until <ISO>]
+const usage = `Usage: npm run export -- --room <uuid> --format jsonl|csv [--out <file>] [--since <ISO>] [--until <ISO>] [--include-deleted]
 
 Exports one room's mirrored messages from DATABASE_URL, or from the embedded database in DATA_DIR.
   --room <uuid>     the room to export
@@ -31,6 +31,7 @@ Exports one room's mirrored messages from DATABASE_URL, or from the embedded dat
   --out <file>      write here (complete or not at all); default: stdout
   --since <ISO>     only messages created at or after this time, e.g. 2024-05-01T00:00:00Z
   --until <ISO>     only messages created before this time
+  --include-deleted keep the content of deleted messages (an audit export; it is empty otherwise)
   -h, --help        show this help
 `;
 
@@ -54,6 +55,7 @@ const cliOptions = z
 		out: z.string().min(1).optional(),
 		since: exportQuery.shape.since,
 		until: exportQuery.shape.until,
+		includeDeleted: z.boolean(),
 	})
 	.refine((o) => !o.since || !o.until || Date.parse(o.since) < Date.parse(o.until), {
 		path: ['until'],
@@ -81,6 +83,7 @@ function parseOptions(argv: string[]): CliOptions | 'help' {
 				out: { type: 'string' },
 				since: { type: 'string' },
 				until: { type: 'string' },
+				'include-deleted': { type: 'boolean', default: false },
 				help: { type: 'boolean', short: 'h' },
 			},
 		}));
@@ -95,6 +98,7 @@ function parseOptions(argv: string[]): CliOptions | 'help' {
 		out: values.out,
 		since: values.since,
 		until: values.until,
+		includeDeleted: values['include-deleted'],
 	};
 	const result = cliOptions.safeParse(flags);
 	if (result.success) return result.data;
@@ -220,7 +224,9 @@ async function exportTo(db: Db, options: CliOptions, signal: AbortSignal): Promi
 	);
 	// One batch in flight at a time: the writer's backpressure reaches the database query loop.
 	const source = Readable.from(
-		exportRoom(db, { ...query, format: options.format }, (n) => progress.add(n)),
+		exportRoom(db, { ...query, format: options.format, includeDeleted: options.includeDeleted }, (n) =>
+			progress.add(n),
+		),
 		{ highWaterMark: 1 },
 	);
 	try {

@@ -44,7 +44,15 @@ export function toJsonLine(r: MessageRow): string {
  */
 export async function* exportRoom(
 	db: Queryable,
-	q: { roomId: string; format: ExportFormat; since?: string; until?: string; batchSize?: number },
+	q: {
+		roomId: string;
+		format: ExportFormat;
+		since?: string;
+		until?: string;
+		batchSize?: number;
+		/** Deleted messages keep their content (an audit export); otherwise it is empty. */
+		includeDeleted?: boolean;
+	},
 	onRows?: (n: number) => void,
 ): AsyncGenerator<string> {
 	// 200 rows per query: larger batches leave more garbage between collections (docs/benchmarks.md).
@@ -59,6 +67,7 @@ export async function* exportRoom(
 			since: q.since,
 			until: q.until,
 			limit,
+			includeDeleted: q.includeDeleted,
 		});
 		if (rows.length === 0) return;
 		let chunk = '';

@@ -1,8 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
 import * as Y from 'yjs';
-import type { MessageEvent } from '../../src/lib/protocol/events.ts';
+import type { MessageEvent, RoomEvent } from '../../src/lib/protocol/events.ts';
 import { pendingQuestions, serverStateless } from '../../src/lib/protocol/stateless.ts';
+
+/** An event without what the writer fills in (its id, sender and time). */
+type NewEvent = RoomEvent extends infer E
+	? E extends RoomEvent
+		? Omit<E, 'clientMsgId' | 'senderId' | 'createdAt'>
+		: never
+	: never;
 
 export interface TestClient {
 	doc: Y.Doc;
@@ -12,7 +19,12 @@ export interface TestClient {
 	authFailure: Promise<string>;
 	/** Writes a message event the way the real client does: one new key, one transaction. */
 	send(content: string, senderId?: string): MessageEvent;
+	/** Writes any event (an edit, a delete, a reaction) as this user, now. */
+	write(fields: NewEvent): RoomEvent;
+	/** The message events (kind `message`) of the room. */
 	messages(): MessageEvent[];
+	/** Every event of the room, of every kind. */
+	events(): RoomEvent[];
 	/** Resolves when every message sent so far is acknowledged by the server as durable. */
 	synced(timeoutMs?: number): Promise<void>;
 	/** clientMsgIds the server acknowledged as durable. */
@@ -73,7 +85,19 @@ export function connect(
 			sent.add(event.clientMsgId);
 			return event;
 		},
-		messages: () => [...messages.values()],
+		write(fields) {
+			const event = {
+				...fields,
+				clientMsgId: randomUUID(),
+				senderId: userId,
+				createdAt: new Date().toISOString(),
+			} as RoomEvent;
+			doc.transact(() => messages.set(event.clientMsgId, event as unknown as MessageEvent), 'local');
+			sent.add(event.clientMsgId);
+			return event;
+		},
+		messages: () => [...messages.values()].filter((e) => e.kind === 'message'),
+		events: () => [...messages.values()] as RoomEvent[],
 		acked,
 		synced: (timeoutMs = 10_000) =>
 			waitFor(

@@ -279,9 +279,34 @@ describe('a hostile client', () => {
 		});
 		refusedWith(outcome, /rate-limited/);
 	});
-	it("cannot edit or delete someone else's message (no such event kinds are accepted yet)", async () => {
-		refusedWith(await attack(update(newEntry({ kind: 'edit', targetId: anaSent[3] }))), /kind/);
-		refusedWith(await attack(update(newEntry({ kind: 'delete', targetId: anaSent[3] }))), /kind/);
+	it("cannot edit or delete someone else's message, or edit, delete or react as someone else", async () => {
+		const targeted = (kind: string, fields: Record<string, unknown>) => {
+			const e = {
+				kind,
+				clientMsgId: randomUUID(),
+				senderId: mallory.user.id,
+				createdAt: new Date().toISOString(),
+				...fields,
+			};
+			return update(diff(new Y.Doc(), (d) => d.getMap('messages').set(e.clientMsgId, e)));
+		};
+		const targetId = anaSent[3];
+		refusedWith(
+			await attack(targeted('edit', { targetId, content: 'mine now' })),
+			/only its sender may edit/,
+		);
+		refusedWith(
+			await attack(targeted('delete', { targetId })),
+			/only its sender or a room owner or admin may delete/,
+		);
+		const asAna = { targetId, senderId: ana.user.id };
+		refusedWith(await attack(targeted('edit', { ...asAna, content: 'as ana' })), /senderId/);
+		refusedWith(await attack(targeted('delete', asAna)), /senderId/);
+		refusedWith(await attack(targeted('reaction', { ...asAna, emoji: '👍' })), /senderId/);
+		refusedWith(
+			await attack(targeted('reaction', { targetId: randomUUID(), emoji: '👍' })),
+			/reaction of a message the server does not hold/,
+		);
 	});
 
 	it('leaves the server up, its memory near the start, and Ana’s room exactly as she wrote it', async () => {

@@ -254,6 +254,73 @@ describeEachBackend('collaboration', (backend) => {
 		expect(await mirrored(room.id)).toHaveLength(30);
 	});
 
+	it('mirrors edits, deletes and reactions; masks deleted content unless an admin asks for it', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		const m = a.send('original secret plan');
+		await a.synced();
+		await waitFor(() => b.messages().length === 1, 10_000, 'Ben to get the message');
+		const edit = a.write({ kind: 'edit', targetId: m.clientMsgId, content: 'edited secret plan' });
+		const like = b.write({ kind: 'reaction', targetId: m.clientMsgId, emoji: '👍' });
+		await Promise.all([a.synced(), b.synced()]);
+		const del = a.write({ kind: 'delete', targetId: m.clientMsgId });
+		await a.synced();
+
+		const rows = (
+			await server.app.db.query<{
+				client_msg_id: string;
+				kind: string;
+				content: string;
+				target_id: string;
+				deleted_by: string | null;
+			}>(
+				'SELECT client_msg_id, kind, content, target_id, deleted_by FROM messages WHERE room_id = $1 ORDER BY seq',
+				[room.id],
+			)
+		).rows;
+		expect(rows.map((r) => [r.kind, r.content, r.target_id, r.deleted_by])).toEqual([
+			['message', 'original secret plan', null, ana.user.id],
+			['edit', 'edited secret plan', m.clientMsgId, ana.user.id],
+			['reaction', '👍', m.clientMsgId, null],
+			['delete', null, m.clientMsgId, null],
+		]);
+		expect(rows.map((r) => r.client_msg_id)).toEqual([m, edit, like, del].map((e) => e.clientMsgId));
+
+		const exported = async (query: string, token: string) => {
+			const res = await server.api.get(`/api/rooms/${room.id}/export?format=jsonl${query}`, token);
+			return {
+				status: res.status,
+				rows:
+					res.status === 200
+						? (res.body as string)
+								.trim()
+								.split('\n')
+								.map((l) => JSON.parse(l))
+						: [],
+			};
+		};
+		const plain = await exported('', ben.accessToken);
+		expect(plain.rows.map((r) => r.content)).toEqual([null, null, '👍', null]);
+		expect((await exported('&includeDeleted=true', ben.accessToken)).status).toBe(403);
+		const audit = await exported('&includeDeleted=true', ana.accessToken);
+		expect(audit.rows.map((r) => r.content)).toEqual([
+			'original secret plan',
+			'edited secret plan',
+			'👍',
+			null,
+		]);
+		const found = await server.api.get(`/api/search?q=secret`, ana.accessToken);
+		expect(found.body.items).toEqual([]);
+		const page = await server.api.get(`/api/rooms/${room.id}/messages`, ben.accessToken);
+		expect(page.body.items.map((r: { content: string | null }) => r.content)).toEqual([
+			null,
+			null,
+			'👍',
+			null,
+		]);
+	});
+
 	it('exports a room as JSONL and RFC 4180 CSV, to members only', async () => {
 		const { ana, ben, room } = await roomWithTwoMembers();
 		const a = open(room.id, ana.accessToken, ana.user.id);

@@ -243,3 +243,101 @@ describe('update validation', () => {
 		expect(clientOwners(doc)).toEqual(new Map([[doc.clientID, ana]]));
 	});
 });
+
+describe('edits, deletes and reactions', () => {
+	/** A server doc; each user writes on a device that starts as a copy of the server's state. */
+	function room(canModerate: Record<string, boolean> = {}) {
+		const server = new Y.Doc();
+		const owners = new Map<number, string>();
+		const judge = (update: Uint8Array, userId: string) =>
+			judgeUpdate(update, {
+				doc: server,
+				userId,
+				now: Date.now(),
+				reservedKeys: new Map(),
+				owners,
+				canModerate: canModerate[userId] ?? false,
+			});
+		/** Writes `events` on a fresh device of `userId` and returns the update. */
+		const write = (userId: string, ...events: Record<string, unknown>[]) => {
+			const device = new Y.Doc();
+			Y.applyUpdate(device, Y.encodeStateAsUpdate(server));
+			const sv = Y.encodeStateVector(device);
+			device.transact(() => {
+				for (const e of events) device.getMap('messages').set(e.clientMsgId as string, e);
+			});
+			return Y.encodeStateAsUpdate(device, sv);
+		};
+		const accept = (userId: string, ...events: Record<string, unknown>[]) => {
+			const update = write(userId, ...events);
+			const result = judge(update, userId);
+			for (const client of result.clients) owners.set(client, userId);
+			Y.applyUpdate(server, update);
+			return result;
+		};
+		return { judge, write, accept };
+	}
+	const event = (kind: string, senderId: string, targetId: string, fields: Record<string, unknown> = {}) => ({
+		kind,
+		clientMsgId: randomUUID(),
+		senderId,
+		targetId,
+		createdAt: new Date().toISOString(),
+		...fields,
+	});
+
+	it('accepts an edit, a delete and reactions of the right users, and returns them as events to mirror', () => {
+		const { accept } = room();
+		const m = message(ana);
+		accept(ana, m);
+		const edit = event('edit', ana, m.clientMsgId, { content: 'hello, edited' });
+		expect(accept(ana, edit).events).toEqual([edit]);
+		const like = event('reaction', ben, m.clientMsgId, { emoji: '👍' });
+		const unlike = event('unreaction', ben, m.clientMsgId, { emoji: '👍' });
+		expect(accept(ben, like, unlike).events).toHaveLength(2);
+		expect(accept(ana, event('delete', ana, m.clientMsgId)).events).toHaveLength(1);
+	});
+
+	it('accepts an edit of a message written in the same update (offline: written, then corrected)', () => {
+		const { accept } = room();
+		const m = message(ana);
+		const edit = event('edit', ana, m.clientMsgId, { content: 'typo fixed' });
+		expect(accept(ana, edit, m).events).toHaveLength(2);
+	});
+
+	it('refuses an edit of someone else’s message, and a delete of it unless the writer moderates the room', () => {
+		const { accept, write, judge } = room({ [ben]: false });
+		const m = message(ana);
+		accept(ana, m);
+		expect(
+			rejection(() => judge(write(ben, event('edit', ben, m.clientMsgId, { content: 'x' })), ben)),
+		).toMatch(/only its sender may edit/);
+		expect(rejection(() => judge(write(ben, event('delete', ben, m.clientMsgId)), ben))).toMatch(
+			/only its sender or a room owner or admin may delete/,
+		);
+		const moderated = room({ [ben]: true });
+		moderated.accept(ana, m);
+		expect(moderated.accept(ben, event('delete', ben, m.clientMsgId)).events).toHaveLength(1);
+	});
+
+	it('refuses events as someone else, of unknown or non-message targets, and bad emoji or content', () => {
+		const { accept, write, judge } = room();
+		const m = message(ana);
+		accept(ana, m);
+		const like = event('reaction', ana, m.clientMsgId, { emoji: '👍' });
+		accept(ana, like);
+		const cases: [Record<string, unknown>, RegExp][] = [
+			[event('reaction', ana, m.clientMsgId, { emoji: '👍' }), /senderId must be the sender's own/],
+			[
+				event('reaction', ben, randomUUID(), { emoji: '👍' }),
+				/reaction of a message the server does not hold/,
+			],
+			[event('reaction', ben, like.clientMsgId, { emoji: '👍' }), /reaction must target a message/],
+			[event('reaction', ben, m.clientMsgId, { emoji: 'lol' }), /must be an emoji/],
+			[event('reaction', ben, m.clientMsgId, { emoji: '👍 👍' }), /without spaces/],
+			[event('edit', ben, m.clientMsgId, { content: '' }), /content/],
+			[event('delete', ben, m.clientMsgId, { content: 'extra field' }), /event/],
+		];
+		for (const [e, reason] of cases) expect(rejection(() => judge(write(ben, e), ben))).toMatch(reason);
+	});
+});

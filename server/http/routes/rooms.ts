@@ -14,6 +14,7 @@ import * as messages from '../../data/messages.ts';
 import * as rooms from '../../data/rooms.ts';
 import * as users from '../../data/users.ts';
 import { exportRoom } from '../../export/stream.ts';
+import { forbidden } from '../../errors.ts';
 import { parse, requireUser } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
 
@@ -73,15 +74,31 @@ export function roomRoutes(app: FastifyInstance, deps: HttpDeps) {
 		const user = await requireUser(request, tokens);
 		const { id } = parse(roomParams, request.params, 'room id');
 		const q = parse(exportQuery, request.query, 'query');
-		await deps.rooms.getFor(user.userId, id);
+		const { role } = await deps.rooms.getFor(user.userId, id);
+		if (q.includeDeleted && role !== 'owner' && role !== 'admin') {
+			throw forbidden('only a room owner or admin may export deleted messages');
+		}
 		const type =
 			q.format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8';
-		request.log.info({ roomId: id, format: q.format }, 'export started');
+		request.log.info(
+			{ roomId: id, format: q.format, includeDeleted: Boolean(q.includeDeleted) },
+			'export started',
+		);
 		return reply
 			.header('content-type', type)
 			.header('content-disposition', `attachment; filename="room-${id}.${q.format}"`)
 			.header('cache-control', 'no-store')
-			.send(Readable.from(exportRoom(db, { roomId: id, format: q.format, since: q.since, until: q.until })));
+			.send(
+				Readable.from(
+					exportRoom(db, {
+						roomId: id,
+						format: q.format,
+						since: q.since,
+						until: q.until,
+						includeDeleted: q.includeDeleted,
+					}),
+				),
+			);
 	});
 
 	app.get('/api/search', async (request) => {

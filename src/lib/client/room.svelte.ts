@@ -4,7 +4,13 @@ import * as Y from 'yjs';
 import { SvelteMap, SvelteSet } from 'svelte/reactivity';
 import { awarenessState, colorFor, type AwarenessState } from '../protocol/awareness.ts';
 import { collabRejections } from '../protocol/errors.ts';
-import { roomEvent, messagesMapName, type MessageEvent, type RoomEvent } from '../protocol/events.ts';
+import {
+	foldEvents,
+	messagesMapName,
+	roomEvent,
+	type FoldedMessage,
+	type RoomEvent,
+} from '../protocol/events.ts';
 import { roomDocumentName } from '../protocol/ids.ts';
 import { limits } from '../protocol/limits.ts';
 import { pendingQuestions, serverStateless } from '../protocol/stateless.ts';
@@ -37,7 +43,16 @@ export interface ChatMessage {
 	status: MessageStatus;
 	/** Why it failed, for `failed` messages. */
 	reason?: string;
+	/** When it was last edited (ISO); the content is the edited text. */
+	editedAt?: string;
+	/** Deleted: by whom and when. The content is empty then. */
+	deleted?: { by: string; at: string };
+	/** Reactions in the order they were first given: emoji and who gave it. */
+	reactions: { emoji: string; userIds: string[] }[];
 }
+
+/** The quick reactions offered under each message. */
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'] as const;
 
 export interface RoomNotice {
 	kind: 'info' | 'warning' | 'error';
@@ -102,13 +117,13 @@ export class RoomStore {
 	#map!: Y.Map<unknown>;
 	#persistence!: IndexeddbPersistence;
 	#provider!: HocuspocusProvider;
-	/** Validated events by key, so an observer pass only validates what changed. */
-	#valid = new Map<string, ChatMessage>();
+	/** Validated events (every kind) by key, so an observer pass only validates what changed. */
+	#valid = new Map<string, RoomEvent>();
 	#typingTimer: ReturnType<typeof setTimeout> | undefined;
 	#rebuilds: number[] = [];
 	#rebuilding: Promise<void> | null = null;
 	/** Messages sent while a rebuild has no document to write into; null when not rebuilding. */
-	#lateSends: MessageEvent[] | null = null;
+	#lateSends: RoomEvent[] | null = null;
 	#untrack: () => void;
 	#destroyed = false;
 	#authRetryAt = 0;
@@ -144,13 +159,26 @@ export class RoomStore {
 				own: true,
 				status: 'failed',
 				reason: f.reason,
+				reactions: [],
 			});
 		}
 		if (extra) out.sort(compare);
 		return out;
 	});
 
-	readonly pendingCount: number = $derived(this.messages.filter((m) => m.status === 'pending').length);
+	/** The user may delete other people's messages (a room owner or admin); the page sets it from the room. */
+	canModerate = $state(false);
+
+	/** Own changes of any kind (messages, edits, deletes, reactions) not acknowledged yet. */
+	readonly pendingCount: number = $derived.by(() => {
+		void this.#events;
+		let n = 0;
+		for (const e of this.#valid.values()) {
+			if (e.senderId === this.user.id && !this.#acked.has(e.clientMsgId) && !this.#failed.has(e.clientMsgId))
+				n++;
+		}
+		return n;
+	});
 
 	readonly lastMessage: ChatMessage | null = $derived(this.messages.at(-1) ?? null);
 
@@ -193,24 +221,59 @@ export class RoomStore {
 	 * one new key in one transaction. Returns the message id, or throws with a reason for the user.
 	 */
 	send(text: string, replyToId?: string): string {
+		return this.#write({
+			kind: 'message',
+			content: normaliseContent(text),
+			...(replyToId ? { replyToId } : {}),
+		});
+	}
+
+	/** Replaces the text of an own message (an `edit` event; the original stays in the history). */
+	edit(targetId: string, text: string): string {
+		const target = this.find(targetId);
+		if (!target?.own || target.deleted) throw new Error('You can only edit your own messages.');
+		const content = normaliseContent(text);
+		if (content === target.content) return targetId;
+		return this.#write({ kind: 'edit', targetId, content });
+	}
+
+	/** Deletes a message: an own one, or anyone's for a room owner or admin. */
+	remove(targetId: string): string {
+		const target = this.find(targetId);
+		if (!target || target.deleted) throw new Error('This message cannot be deleted.');
+		if (!target.own && !this.canModerate)
+			throw new Error('Only room owners and admins can delete messages of others.');
+		return this.#write({ kind: 'delete', targetId });
+	}
+
+	/** Adds this user's `emoji` to a message, or takes it back if it is there. */
+	toggleReaction(targetId: string, emoji: string): string {
+		const target = this.find(targetId);
+		if (!target || target.deleted) throw new Error('This message cannot get reactions.');
+		const mine = target.reactions.find((r) => r.emoji === emoji)?.userIds.includes(this.user.id);
+		return this.#write({ kind: mine ? 'unreaction' : 'reaction', targetId, emoji });
+	}
+
+	/**
+	 * Writes an event: validated first with the shared schema (never write what the server would refuse), then
+	 * one new key in one transaction. Returns its id, or throws with a reason for the user.
+	 */
+	#write(fields: Record<string, unknown> & { kind: RoomEvent['kind'] }): string {
 		if (this.readOnly) throw new Error('You can only read this room.');
 		if (this.phase !== 'ready' && this.phase !== 'loading') throw new Error('This room is not available.');
-		const candidate = {
-			kind: 'message' as const,
+		const parsed = roomEvent.safeParse({
+			...fields,
 			clientMsgId: crypto.randomUUID(),
 			senderId: this.user.id,
-			content: normaliseContent(text),
 			createdAt: new Date(clock.serverNow()).toISOString(),
-			...(replyToId ? { replyToId } : {}),
-		};
-		const parsed = roomEvent.safeParse(candidate);
-		if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This message cannot be sent.');
+		});
+		if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This cannot be sent.');
 		const event = parsed.data;
-		// While a rebuild tears the refused copy down, there is no document to write into: the message waits
+		// While a rebuild tears the refused copy down, there is no document to write into: the event waits
 		// and goes into the fresh copy with the carried-over ones.
 		if (this.#lateSends) this.#lateSends.push(event);
 		else this.#doc.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
-		this.setTyping(false);
+		if (event.kind === 'message') this.setTyping(false);
 		return event.clientMsgId;
 	}
 
@@ -249,9 +312,7 @@ export class RoomStore {
 
 	/** The message a reply points to, if this device has it. */
 	find(clientMsgId: string): ChatMessage | undefined {
-		const event = this.#valid.get(clientMsgId);
-		if (event) return this.messages.find((m) => m.clientMsgId === clientMsgId) ?? event;
-		return undefined;
+		return this.messages.find((m) => m.clientMsgId === clientMsgId);
 	}
 
 	dismissNotice(): void {
@@ -364,7 +425,7 @@ export class RoomStore {
 				if (this.#valid.delete(key)) changed = true;
 				continue;
 			}
-			this.#valid.set(key, this.#toMessage(parsed.data));
+			this.#valid.set(key, parsed.data);
 			changed = true;
 			// What the server sends is durable: it appends before it relays.
 			if (fromServer && parsed.data.senderId === this.user.id && !this.#acked.has(key)) ackedNow.push(key);
@@ -374,8 +435,9 @@ export class RoomStore {
 	};
 
 	#publish(): void {
-		const events = [...this.#valid.values()];
-		for (const m of this.#carried) if (!this.#valid.has(m.clientMsgId)) events.push(m);
+		const folded = foldEvents(this.#valid.values());
+		const events = [...folded.values()].map((m) => this.#toMessage(m));
+		for (const m of this.#carried) if (!folded.has(m.clientMsgId)) events.push(m);
 		this.#events = events.sort(compare);
 	}
 
@@ -384,17 +446,19 @@ export class RoomStore {
 		this.#noticeTransient = transient;
 	}
 
-	#toMessage(event: RoomEvent): ChatMessage {
-		const m: MessageEvent = event;
+	#toMessage({ event, content, editedAt, deleted, reactions }: FoldedMessage): ChatMessage {
 		return {
-			clientMsgId: m.clientMsgId,
-			senderId: m.senderId,
-			content: m.content,
-			createdAt: m.createdAt,
-			at: Date.parse(m.createdAt),
-			replyToId: m.replyToId,
-			own: m.senderId === this.user.id,
+			clientMsgId: event.clientMsgId,
+			senderId: event.senderId,
+			content,
+			createdAt: event.createdAt,
+			at: Date.parse(event.createdAt),
+			replyToId: event.replyToId,
+			own: event.senderId === this.user.id,
 			status: 'synced',
+			editedAt,
+			deleted,
+			reactions: [...reactions].map(([emoji, userIds]) => ({ emoji, userIds })),
 		};
 	}
 
@@ -416,8 +480,11 @@ export class RoomStore {
 	 */
 	#askPending(provider: HocuspocusProvider): void {
 		const ids = [...this.#valid.values()]
-			.filter((m) => m.own && !this.#acked.has(m.clientMsgId) && !this.#failed.has(m.clientMsgId))
-			.map((m) => m.clientMsgId);
+			.filter(
+				(e) =>
+					e.senderId === this.user.id && !this.#acked.has(e.clientMsgId) && !this.#failed.has(e.clientMsgId),
+			)
+			.map((e) => e.clientMsgId);
 		for (const question of pendingQuestions(ids)) provider.sendStateless(question);
 	}
 
@@ -528,7 +595,7 @@ export class RoomStore {
 		console.warn(`room ${this.roomId}: update refused (${reason}); rebuilding the local copy`);
 		this.#lateSends = [];
 
-		const carry: MessageEvent[] = [];
+		const carry: RoomEvent[] = [];
 		const failed: FailedMessage[] = [];
 		const horizon = clock.serverNow() + limits.maxClockSkewMs;
 		for (const [key, value] of this.#map.entries()) {
@@ -544,7 +611,9 @@ export class RoomStore {
 				continue;
 			}
 			if (Date.parse(parsed.data.createdAt) > horizon) {
-				failed.push(this.#failure(key, parsed.data, 'refused: its time is ahead of the server clock'));
+				// Only messages are kept as failed (to show and resend); a refused edit or reaction is dropped.
+				if (parsed.data.kind === 'message')
+					failed.push(this.#failure(key, parsed.data, 'refused: its time is ahead of the server clock'));
 				continue;
 			}
 			carry.push(parsed.data);
@@ -568,7 +637,9 @@ export class RoomStore {
 		}
 
 		if (looping) {
-			for (const e of carry) failed.push(this.#failure(e.clientMsgId, e, 'refused repeatedly by the server'));
+			for (const e of carry)
+				if (e.kind === 'message')
+					failed.push(this.#failure(e.clientMsgId, e, 'refused repeatedly by the server'));
 			carry.length = 0;
 		}
 		if (failed.length > 0) {

@@ -59,6 +59,11 @@ export const exportQuery = z.strictObject({
 	format: z.enum(['jsonl', 'csv']).default('jsonl'),
 	since: z.iso.datetime({ offset: true }).optional(),
 	until: z.iso.datetime({ offset: true }).optional(),
+	/** The content of deleted messages too: room owners and admins only. */
+	includeDeleted: z
+		.enum(['true', 'false'], { error: 'includeDeleted must be true or false' })
+		.transform((v) => v === 'true')
+		.optional(),
 });
 
 export const messagesQuery = z.strictObject({

@@ -21,18 +21,136 @@ export const messageContent = z
 /** ISO-8601 timestamp with a timezone, as produced by `Date.prototype.toISOString`. */
 export const isoTimestamp = z.iso.datetime({ offset: true, error: 'expected an ISO-8601 timestamp' });
 
+/** A reaction: one emoji (with its modifiers and joiners), no spaces, at most 16 UTF-16 units. */
+export const reactionEmoji = z
+	.string()
+	.min(1)
+	.max(16)
+	.regex(/^[^\s]+$/u, 'a reaction is one emoji, without spaces')
+	.refine((s) => /\p{Extended_Pictographic}|\p{Regional_Indicator}/u.test(s), 'a reaction must be an emoji');
+
+const eventBase = { clientMsgId: uuid, senderId: uuid, createdAt: isoTimestamp };
+
 export const messageEvent = z.strictObject({
 	kind: z.literal('message'),
-	clientMsgId: uuid,
-	senderId: uuid,
+	...eventBase,
 	content: messageContent,
-	createdAt: isoTimestamp,
 	replyToId: uuid.optional(),
 });
 
-/** Every event kind a room's `messages` map may hold. Later kinds (edit, delete, reaction) join this union. */
-export const roomEvent = z.discriminatedUnion('kind', [messageEvent]);
+/** A new text for the sender's own message `targetId`. The latest edit (display order) is shown. */
+export const editEvent = z.strictObject({
+	kind: z.literal('edit'),
+	...eventBase,
+	targetId: uuid,
+	content: messageContent,
+});
+
+/** Deletes message `targetId`: by its sender, or by a room owner or admin. Final: nothing undoes it. */
+export const deleteEvent = z.strictObject({ kind: z.literal('delete'), ...eventBase, targetId: uuid });
+
+/**
+ * Adds (`reaction`) or takes back (`unreaction`) the sender's `emoji` on message `targetId`. For each
+ * (message, sender, emoji) the latest of these events (display order) decides, so repeating one changes nothing.
+ */
+export const reactionEvent = z.strictObject({
+	kind: z.literal('reaction'),
+	...eventBase,
+	targetId: uuid,
+	emoji: reactionEmoji,
+});
+export const unreactionEvent = z.strictObject({
+	kind: z.literal('unreaction'),
+	...eventBase,
+	targetId: uuid,
+	emoji: reactionEmoji,
+});
+
+/** Every event kind a room's `messages` map may hold. */
+export const roomEvent = z.discriminatedUnion('kind', [
+	messageEvent,
+	editEvent,
+	deleteEvent,
+	reactionEvent,
+	unreactionEvent,
+]);
 
 export type MessageEvent = z.infer<typeof messageEvent>;
+export type EditEvent = z.infer<typeof editEvent>;
+export type DeleteEvent = z.infer<typeof deleteEvent>;
+export type ReactionEvent = z.infer<typeof reactionEvent> | z.infer<typeof unreactionEvent>;
 export type RoomEvent = z.infer<typeof roomEvent>;
 export type RoomEventKind = RoomEvent['kind'];
+/** Events that point at a message. */
+export type TargetedEvent = Exclude<RoomEvent, MessageEvent>;
+
+/** Display order of events: createdAt, ties broken by clientMsgId (the same on every replica). */
+export function compareEvents(
+	a: { createdAt: string; clientMsgId: string },
+	b: { createdAt: string; clientMsgId: string },
+): number {
+	return (
+		Date.parse(a.createdAt) - Date.parse(b.createdAt) ||
+		(a.clientMsgId < b.clientMsgId ? -1 : a.clientMsgId > b.clientMsgId ? 1 : 0)
+	);
+}
+
+/** A message with everything later events did to it. */
+export interface FoldedMessage {
+	event: MessageEvent;
+	/** The text to show: the latest edit's, or the original. */
+	content: string;
+	/** The latest edit, if any. */
+	editedAt?: string;
+	deleted?: { by: string; at: string };
+	/** emoji → the users whose latest event for it is a `reaction`, in the order they reacted. */
+	reactions: Map<string, string[]>;
+}
+
+/**
+ * Applies edits, deletes and reactions to the messages they target. Pure and order-independent: every replica
+ * that holds the same events shows the same thing. Events whose target this replica does not hold are skipped
+ * (they apply once it arrives). An edit counts only from the message's own sender; who may delete is checked by
+ * the server when the delete is written.
+ */
+export function foldEvents(events: Iterable<RoomEvent>): Map<string, FoldedMessage> {
+	const folded = new Map<string, FoldedMessage>();
+	const targeted: TargetedEvent[] = [];
+	for (const event of events) {
+		if (event.kind === 'message')
+			folded.set(event.clientMsgId, { event, content: event.content, reactions: new Map() });
+		else targeted.push(event);
+	}
+	targeted.sort(compareEvents);
+	const latestReaction = new Map<string, ReactionEvent>();
+	for (const event of targeted) {
+		const target = folded.get(event.targetId);
+		if (!target) continue;
+		switch (event.kind) {
+			case 'edit':
+				if (event.senderId !== target.event.senderId) break;
+				target.content = event.content;
+				target.editedAt = event.createdAt;
+				break;
+			case 'delete':
+				target.deleted ??= { by: event.senderId, at: event.createdAt };
+				break;
+			default:
+				latestReaction.set(`${event.targetId} ${event.senderId} ${event.emoji}`, event);
+		}
+	}
+	for (const event of [...latestReaction.values()].sort(compareEvents)) {
+		if (event.kind !== 'reaction') continue;
+		const target = folded.get(event.targetId) as FoldedMessage;
+		const users = target.reactions.get(event.emoji) ?? [];
+		users.push(event.senderId);
+		target.reactions.set(event.emoji, users);
+	}
+	for (const message of folded.values()) {
+		if (message.deleted) {
+			message.content = '';
+			message.reactions.clear();
+		}
+	}
+	return folded;
+}
