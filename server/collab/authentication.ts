@@ -5,7 +5,7 @@ import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import * as users from '../data/users.ts';
 import { TokenError, type TokenService } from '../auth/tokens.ts';
-import type { Role } from '../../src/lib/protocol/api.ts';
+import { moderates, type Role } from '../../src/lib/protocol/api.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 
@@ -14,6 +14,8 @@ export interface CollabContext {
 	user: { id: string; name: string };
 	roomId: string;
 	role: Role;
+	/** May delete anyone's message (see `moderates`). */
+	moderator: boolean;
 	connectionId: string;
 }
 
@@ -63,8 +65,8 @@ export class Authentication implements Extension {
 			);
 			throw collabRejections.unknownDocument;
 		}
-		const role = await rooms.roleOf(this.#db, roomId, user.userId);
-		if (!role) {
+		const membership = await rooms.membershipOf(this.#db, roomId, user.userId);
+		if (!membership) {
 			const rejection = (await rooms.exists(this.#db, roomId))
 				? collabRejections.notAMember
 				: collabRejections.unknownDocument;
@@ -83,9 +85,16 @@ export class Authentication implements Extension {
 			throw collabRejections.tooManyDocuments;
 		}
 		this.#openPerSocket.set(socketId, open + 1);
+		const { role, isGroup } = membership;
 		connectionConfig.readOnly = role === 'readonly';
 		await users.touchLastSeen(this.#db, user.userId);
-		return { user: { id: user.userId, name: user.name }, roomId, role, connectionId: randomUUID() };
+		return {
+			user: { id: user.userId, name: user.name },
+			roomId,
+			role,
+			moderator: moderates(role, isGroup),
+			connectionId: randomUUID(),
+		};
 	}
 
 	/** "Last seen" is the last time a user had a room open. */

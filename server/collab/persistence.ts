@@ -176,7 +176,7 @@ export class Persistence implements Extension {
 				reservedKeys: room.reservedKeys,
 				owners: room.owners,
 				filter: this.#filter,
-				canModerate: context.role === 'owner' || context.role === 'admin',
+				canModerate: context.moderator,
 			});
 		let judgement;
 		try {

@@ -49,6 +49,19 @@ export async function roleOf(db: Queryable, roomId: string, userId: string): Pro
 	return rows[0]?.role ?? null;
 }
 
+/** The caller's role and the room's kind, or null when they are not a member. */
+export async function membershipOf(
+	db: Queryable,
+	roomId: string,
+	userId: string,
+): Promise<{ role: Role; isGroup: boolean } | null> {
+	const { rows } = await db.query<{ role: Role; is_group: boolean }>(
+		'SELECT m.role, r.is_group FROM memberships m JOIN rooms r ON r.id = m.room_id WHERE m.room_id = $1 AND m.user_id = $2',
+		[roomId, userId],
+	);
+	return rows[0] ? { role: rows[0].role, isGroup: rows[0].is_group } : null;
+}
+
 export async function exists(db: Queryable, roomId: string): Promise<boolean> {
 	const { rows } = await db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
 	return rows.length > 0;
@@ -88,10 +101,11 @@ export async function listFor(
 		 LEFT JOIN LATERAL (
 			SELECT json_build_object(
 				'seq', msg.seq, 'roomId', msg.room_id, 'clientMsgId', msg.client_msg_id, 'kind', msg.kind,
-				'senderId', msg.sender_id, 'senderName', su.name, 'content', msg.content, 'replyToId', msg.reply_to,
+				'senderId', msg.sender_id, 'senderName', su.name,
+				'content', CASE WHEN msg.deleted_at IS NULL THEN msg.content END, 'replyToId', msg.reply_to,
 				'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at) AS last
 			FROM messages msg LEFT JOIN users su ON su.id = msg.sender_id
-			WHERE msg.room_id = r.id ORDER BY msg.seq DESC LIMIT 1
+			WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
 		 ) lm ON true
 		 ORDER BY coalesce((lm.last ->> 'receivedAt')::timestamptz, r.created_at) DESC`,
 		[userId],

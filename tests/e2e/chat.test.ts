@@ -223,6 +223,75 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		expectCleanConsoles(ana, ben);
 	});
 
+	it('Ana edits and deletes her message, both react, also while one of them is offline', async () => {
+		const { ana, ben } = await pairInRoom();
+		const tag = unique();
+		await send(ana.page, `draft ${tag}`);
+		const id = await message(ana.page, `draft ${tag}`).getAttribute('data-client-msg-id');
+		const at = (page: Page) => page.locator(`[data-testid="message"][data-client-msg-id="${id}"]`);
+		await at(ben.page).waitFor({ timeout: UI_TIMEOUT });
+		const text = (page: Page) => at(page).getByTestId('message-content').textContent();
+		const reactions = (page: Page) =>
+			at(page)
+				.getByTestId('reaction')
+				.evaluateAll((nodes) =>
+					nodes.map((n) => `${n.getAttribute('data-emoji')}${n.textContent?.replace(/\D/g, '')}`),
+				);
+		const react = async (page: Page, emoji: string) => {
+			await at(page).getByTestId('react-button').click();
+			await at(page).locator(`[data-testid="pick-reaction"][data-emoji="${emoji}"]`).click();
+		};
+
+		// Edit: the composer takes the text; saving shows the new text and "edited" on both sides.
+		await at(ana.page).getByTestId('edit-button').click();
+		const composer = ana.page.getByTestId('composer');
+		await expect.poll(() => composer.inputValue()).toBe(`draft ${tag}`);
+		await composer.fill(`fixed ${tag}`);
+		await composer.press('Enter');
+		await expect.poll(() => text(ben.page), { timeout: UI_TIMEOUT }).toBe(`fixed ${tag}`);
+		await at(ben.page).getByTestId('message-edited').waitFor();
+		// Ben may not edit or delete Ana's message: no such buttons for him.
+		expect(await at(ben.page).getByTestId('edit-button').count()).toBe(0);
+		expect(await at(ben.page).getByTestId('delete-button').count()).toBe(0);
+
+		// Reactions: counted once per person, with who reacted on hover; a second click takes one back.
+		await react(ben.page, '👍');
+		await expect.poll(() => reactions(ana.page), { timeout: UI_TIMEOUT }).toEqual(['👍1']);
+		expect(await at(ana.page).getByTestId('reaction').getAttribute('title')).toBe(ben.name);
+		await react(ana.page, '👍');
+		await expect.poll(() => reactions(ben.page), { timeout: UI_TIMEOUT }).toEqual(['👍2']);
+		await at(ana.page).getByTestId('reaction').click();
+		await expect.poll(() => reactions(ben.page), { timeout: UI_TIMEOUT }).toEqual(['👍1']);
+
+		// Offline: Ana edits again while Ben reacts; both arrive once she is back.
+		await ana.session.context.setOffline(true);
+		await expect
+			.poll(() => ana.page.getByTestId('connection-status').getAttribute('data-status'), {
+				timeout: UI_TIMEOUT,
+			})
+			.toBe('offline');
+		await at(ana.page).getByTestId('edit-button').click();
+		await composer.fill(`fixed offline ${tag}`);
+		await composer.press('Enter');
+		await react(ben.page, '🎉');
+		await expect.poll(() => text(ana.page)).toBe(`fixed offline ${tag}`);
+		expect(await text(ben.page)).toBe(`fixed ${tag}`);
+		await ana.session.context.setOffline(false);
+		await expect.poll(() => text(ben.page), { timeout: UI_TIMEOUT }).toBe(`fixed offline ${tag}`);
+		await expect.poll(() => reactions(ana.page), { timeout: UI_TIMEOUT }).toEqual(['👍1', '🎉1']);
+
+		// Delete, confirmed: "message deleted" on both sides, the text and the reactions gone.
+		await at(ana.page).getByTestId('delete-button').click();
+		await at(ana.page).getByTestId('confirm-delete').click();
+		await at(ben.page).getByTestId('message-deleted').waitFor({ timeout: UI_TIMEOUT });
+		expect(await at(ben.page).getByTestId('message-content').count()).toBe(0);
+		expect(await reactions(ben.page)).toEqual([]);
+		// "Synced" means nothing of Ana's is waiting: every edit, reaction and the delete were acknowledged.
+		await expectSynced(ana.page);
+
+		expectCleanConsoles(ana, ben);
+	});
+
 	it("Ben's offline messages survive a reload and arrive exactly once, in order", async () => {
 		const { ana, ben } = await pairInRoom({ worker: true });
 		const tag = unique();

@@ -321,6 +321,37 @@ describeEachBackend('collaboration', (backend) => {
 		]);
 	});
 
+	it("lets a group's owner delete anyone's message, but not a 1:1 partner", async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		const bens = b.send('said by ben in the group');
+		await b.synced();
+		await waitFor(() => a.messages().length === 1, 10_000, 'Ana to get it');
+		a.write({ kind: 'delete', targetId: bens.clientMsgId });
+		await a.synced();
+		await waitFor(() => b.events().some((e) => e.kind === 'delete'), 10_000, "Ben to see Ana's delete");
+
+		const direct = await server.api.post(
+			'/api/rooms',
+			{ isGroup: false, memberIds: [ben.user.id] },
+			ana.accessToken,
+		);
+		const d1 = open(direct.body.id, ana.accessToken, ana.user.id);
+		const d2 = open(direct.body.id, ben.accessToken, ben.user.id);
+		const anas = d1.send('said by ana in private');
+		await d1.synced();
+		await waitFor(() => d2.messages().length === 1, 10_000, 'Ben to get it');
+		const refused = new Promise<string>((resolve) =>
+			d2.provider.on('close', ({ event }: { event: { reason: string } }) => resolve(event.reason)),
+		);
+		d2.write({ kind: 'delete', targetId: anas.clientMsgId });
+		expect(await refused).toMatch(/only its sender or a room owner or admin may delete/);
+		expect(d1.events().some((e) => e.kind === 'delete')).toBe(false);
+		const rows = await mirrored(direct.body.id);
+		expect(rows.map((r) => r.content)).toEqual(['said by ana in private']);
+	});
+
 	it('exports a room as JSONL and RFC 4180 CSV, to members only', async () => {
 		const { ana, ben, room } = await roomWithTwoMembers();
 		const a = open(room.id, ana.accessToken, ana.user.id);

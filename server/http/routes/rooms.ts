@@ -6,6 +6,7 @@ import {
 	createRoomBody,
 	exportQuery,
 	messagesQuery,
+	moderates,
 	searchQuery,
 	usersQuery,
 } from '../../../src/lib/protocol/api.ts';
@@ -74,9 +75,9 @@ export function roomRoutes(app: FastifyInstance, deps: HttpDeps) {
 		const user = await requireUser(request, tokens);
 		const { id } = parse(roomParams, request.params, 'room id');
 		const q = parse(exportQuery, request.query, 'query');
-		const { role } = await deps.rooms.getFor(user.userId, id);
-		if (q.includeDeleted && role !== 'owner' && role !== 'admin') {
-			throw forbidden('only a room owner or admin may export deleted messages');
+		const { room, role } = await deps.rooms.getFor(user.userId, id);
+		if (q.includeDeleted && !moderates(role, room.isGroup)) {
+			throw forbidden('only an owner or admin of a group room may export deleted messages');
 		}
 		const type =
 			q.format === 'csv' ? 'text/csv; charset=utf-8; header=present' : 'application/x-ndjson; charset=utf-8';

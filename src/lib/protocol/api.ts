@@ -31,6 +31,14 @@ export const roles = ['owner', 'admin', 'member', 'readonly'] as const;
 export const role = z.enum(roles);
 export type Role = z.infer<typeof role>;
 
+/**
+ * Who moderates a room: its owners and admins may delete anyone's message and export deleted content. Only in
+ * group rooms: in a 1:1 room both people are owners, and neither may delete what the other wrote.
+ */
+export function moderates(role: Role | null | undefined, isGroup: boolean): boolean {
+	return isGroup && (role === 'owner' || role === 'admin');
+}
+
 export const createRoomBody = z
 	.strictObject({
 		name: z.string().trim().min(1).max(limits.roomNameMax).optional(),
