@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { parseConfig } from '../../server/config.ts';
 import { openDb, type Db } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { createLogger } from '../../server/log.ts';
+import * as messages from '../../server/data/messages.ts';
 import { createTestDatabase } from '../helpers/backends.ts';
 import { parseCsv } from '../helpers/csv.ts';
 import {
@@ -154,6 +155,39 @@ describe.skipIf(!adminUrl)('npm run export against Postgres', () => {
 			expect(result.code).toBe(0);
 			expectSeededRows(readExport(fs.readFileSync(out, 'utf8'), format), room, range(500, 750));
 		}
+	});
+
+	it('empties the content of deleted messages unless --include-deleted is given', async () => {
+		const small = await seedRoom(db, 3);
+		const { rows } = await db.query<{ client_msg_id: string }>(
+			'SELECT client_msg_id FROM messages WHERE room_id = $1 ORDER BY seq LIMIT 1',
+			[small.roomId],
+		);
+		const targetId = rows[0]?.client_msg_id as string;
+		await messages.mirror(db, [
+			{
+				roomId: small.roomId,
+				event: {
+					kind: 'delete',
+					clientMsgId: randomUUID(),
+					senderId: small.userId,
+					targetId,
+					createdAt: new Date().toISOString(),
+				},
+			},
+		]);
+		const contents = async (extra: string[]) => {
+			const result = await runCli(['--room', small.roomId, '--format', 'jsonl', ...extra], env());
+			expect(result.code).toBe(0);
+			return readExport(result.stdout, 'jsonl').map((r) => [r.kind, r.content]);
+		};
+		expect(await contents([])).toEqual([
+			['message', null],
+			['message', seededContent(2)],
+			['message', seededContent(3)],
+			['delete', null],
+		]);
+		expect((await contents(['--include-deleted']))[0]).toEqual(['message', seededContent(1)]);
 	});
 
 	it('writes the export to stdout and only the summary to stderr when --out is not given', async () => {
