@@ -17,6 +17,7 @@ import { Authentication, type CollabContext } from './authentication.ts';
 import { ClusterRelay } from './cluster-relay.ts';
 import { Persistence } from './persistence.ts';
 import { Presence } from './presence.ts';
+import { ReadReceipts } from './read-receipts.ts';
 import type { judgeUpdate } from './validation.ts';
 
 export const COLLAB_PATH = '/collab';
@@ -83,6 +84,7 @@ export class Collab {
 					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
 				}),
 				new Presence(deps.log),
+				new ReadReceipts(deps.db, deps.log),
 				this.#persistence,
 			],
 		});

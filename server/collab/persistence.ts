@@ -260,6 +260,8 @@ export class Persistence implements Extension {
 			);
 			return;
 		}
+		// Other types are other extensions' business (read positions: ReadReceipts).
+		if (parsed.data.type !== 'pending') return;
 		const room = this.#rooms.get(documentName);
 		const ids = parsed.data.clientMsgIds;
 		await Promise.all(ids.map((id) => room?.appends.get(id)?.catch(() => undefined)));

@@ -292,6 +292,45 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		expectCleanConsoles(ana, ben);
 	});
 
+	it('Ben sees "seen by" once Ana reads, and Ana\'s unread count agrees on her two devices', async () => {
+		const { ana, ben, roomId } = await pairInRoom();
+		const tag = unique();
+		// Ana's second device: another browser context, signed in as Ana, on the room list.
+		const tablet = await newUser('tablet');
+		tablet.name = ana.name;
+		await tablet.page.goto(`${server.url}/login`);
+		await waitForApp(tablet.page);
+		await tablet.page.getByLabel('Name').fill(ana.name);
+		await tablet.page.getByLabel('Password').fill(PASSWORD);
+		await tablet.page.getByRole('button', { name: 'Sign in' }).click();
+		await tablet.page.getByTestId('start-chat').waitFor({ timeout: UI_TIMEOUT });
+		// Ana's first device goes back to the room list: she is not reading now.
+		await ana.page.getByRole('link', { name: 'Back to rooms' }).click();
+		const unread = (page: Page) =>
+			page
+				.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`)
+				.getByTestId('unread-count')
+				.textContent({ timeout: 1_000 })
+				.catch(() => '0');
+
+		await send(ben.page, `first ${tag}`);
+		await send(ben.page, `second ${tag}`);
+		await expect.poll(() => unread(ana.page), { timeout: UI_TIMEOUT }).toBe('2');
+		await expect.poll(() => unread(tablet.page), { timeout: UI_TIMEOUT }).toBe('2');
+		expect(await ben.page.getByTestId('seen-by').count()).toBe(0);
+
+		// Ana reads on her tablet: Ben sees it, and her phone's count follows.
+		await openRoom(tablet, roomId);
+		await message(tablet.page, `second ${tag}`).waitFor({ timeout: UI_TIMEOUT });
+		const seen = message(ben.page, `second ${tag}`).getByTestId('seen-by');
+		await seen.waitFor({ timeout: UI_TIMEOUT });
+		expect(await seen.textContent()).toBe('Seen by 1');
+		expect(await seen.getAttribute('title')).toBe(`Seen by ${ana.name}`);
+		await expect.poll(() => unread(ana.page), { timeout: UI_TIMEOUT }).toBe('0');
+
+		expectCleanConsoles(ana, ben, tablet);
+	});
+
 	it("Ben's offline messages survive a reload and arrive exactly once, in order", async () => {
 		const { ana, ben } = await pairInRoom({ worker: true });
 		const tag = unique();

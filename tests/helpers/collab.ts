@@ -29,6 +29,10 @@ export interface TestClient {
 	synced(timeoutMs?: number): Promise<void>;
 	/** clientMsgIds the server acknowledged as durable. */
 	acked: Set<string>;
+	/** Members' read positions as the server last reported them, by user id. */
+	reads: Map<string, { at: string; clientMsgId: string }>;
+	/** Reports a read position (a `read` stateless message). */
+	read(position: { at: string; clientMsgId: string } | null): void;
 	destroy(): void;
 }
 
@@ -56,9 +60,12 @@ export function connect(
 	});
 	const acked = new Set<string>();
 	const sent = new Set<string>();
+	const reads = new Map<string, { at: string; clientMsgId: string }>();
 	provider.on('stateless', ({ payload }: { payload: string }) => {
 		const message = serverStateless.parse(JSON.parse(payload));
 		if (message.type === 'ack') for (const id of message.clientMsgIds) acked.add(id);
+		if (message.type === 'reads')
+			for (const { userId, ...position } of message.reads) reads.set(userId, position);
 	});
 	const messages = doc.getMap<MessageEvent>('messages');
 	for (const [id, event] of messages) if (userId && event.senderId === userId) sent.add(id);
@@ -99,6 +106,8 @@ export function connect(
 		messages: () => [...messages.values()].filter((e) => e.kind === 'message'),
 		events: () => [...messages.values()] as RoomEvent[],
 		acked,
+		reads,
+		read: (position) => provider.sendStateless(JSON.stringify({ type: 'read', position })),
 		synced: (timeoutMs = 10_000) =>
 			waitFor(
 				() => provider.isSynced && !provider.hasUnsyncedChanges && [...sent].every((id) => acked.has(id)),

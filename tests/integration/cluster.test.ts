@@ -47,6 +47,15 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 			'Ana on A to see Ben on B typing',
 		);
 
+		// A read position reported on B reaches A (stateless broadcast through Redis).
+		const newest = b.messages().at(-1)!;
+		b.read({ at: newest.createdAt, clientMsgId: newest.clientMsgId });
+		await waitFor(
+			() => a.reads.get(ben.user.id)?.clientMsgId === newest.clientMsgId,
+			10_000,
+			'Ana on A to see Ben read',
+		);
+
 		const late = open(1, room.id, cara);
 		await late.synced();
 		await waitFor(() => late.messages().length === 20, 10_000, 'the late joiner on B to get the history');

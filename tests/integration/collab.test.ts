@@ -352,6 +352,38 @@ describeEachBackend('collaboration', (backend) => {
 		expect(rows.map((r) => r.content)).toEqual(['said by ana in private']);
 	});
 
+	it('keeps read positions per member, only forward, and tells the room and the reader’s other devices', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const b = open(room.id, ben.accessToken, ben.user.id);
+		const sent = [a.send('one'), a.send('two')];
+		await Promise.all([a.synced(), b.synced()]);
+		const at = (e: { createdAt: string; clientMsgId: string }) => ({
+			at: e.createdAt,
+			clientMsgId: e.clientMsgId,
+		});
+
+		b.read(at(sent[1]!));
+		await waitFor(
+			() => a.reads.get(ben.user.id)?.clientMsgId === sent[1]!.clientMsgId,
+			10_000,
+			'Ana to hear Ben read',
+		);
+		expect(b.reads.get(ben.user.id)).toEqual(at(sent[1]!));
+		// Going back changes nothing; a second device of Ben's gets his position on its first `read`.
+		b.read(at(sent[0]!));
+		const second = open(room.id, ben.accessToken, ben.user.id);
+		await second.synced();
+		second.read(null);
+		await waitFor(() => second.reads.size > 0, 10_000, 'the positions for the second device');
+		expect(second.reads.get(ben.user.id)).toEqual(at(sent[1]!));
+		const stored = await server.app.db.query<{ last_read_id: string }>(
+			'SELECT last_read_id FROM read_positions WHERE room_id = $1 AND user_id = $2',
+			[room.id, ben.user.id],
+		);
+		expect(stored.rows.map((r) => r.last_read_id)).toEqual([sent[1]!.clientMsgId]);
+	});
+
 	it('exports a room as JSONL and RFC 4180 CSV, to members only', async () => {
 		const { ana, ben, room } = await roomWithTwoMembers();
 		const a = open(room.id, ana.accessToken, ana.user.id);

@@ -13,7 +13,13 @@ import {
 } from '../protocol/events.ts';
 import { roomDocumentName } from '../protocol/ids.ts';
 import { limits } from '../protocol/limits.ts';
-import { pendingQuestions, serverStateless } from '../protocol/stateless.ts';
+import { uuid } from '../protocol/ids.ts';
+import {
+	pendingQuestions,
+	serverStateless,
+	type ClientStateless,
+	type ReadPosition,
+} from '../protocol/stateless.ts';
 import * as clock from './clock.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
@@ -27,6 +33,8 @@ const TYPING_IDLE_MS = 3_000;
 /** More rebuilds than this within the window means the rebuild itself is refused: stop. */
 const REBUILD_LIMIT = 2;
 const REBUILD_WINDOW_MS = 60_000;
+/** Read positions go to the server at most this often while the reader scrolls. */
+const READ_SEND_DELAY_MS = 1_000;
 
 export type MessageStatus = 'pending' | 'synced' | 'failed';
 
@@ -111,6 +119,9 @@ export class RoomStore {
 	readonly #acked = new SvelteSet<string>();
 	readonly #failed = new SvelteMap<string, FailedMessage>();
 	#peers = $state.raw<Peer[]>([]);
+	/** Other members' read positions, from the server. */
+	#reads = $state.raw(new Map<string, { at: number; clientMsgId: string }>());
+	#readTimer: ReturnType<typeof setTimeout> | undefined;
 
 	readonly #meta: MetaStore;
 	#doc!: Y.Doc;
@@ -188,7 +199,7 @@ export class RoomStore {
 		for (let i = this.#events.length - 1; i >= 0; i--) {
 			const m = this.#events[i]!;
 			if (read && compare(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) <= 0) break;
-			if (!m.own) count++;
+			if (!m.own && !m.deleted) count++;
 		}
 		return count;
 	});
@@ -290,13 +301,46 @@ export class RoomStore {
 	markRead(): void {
 		const last = this.#events.at(-1);
 		if (!last) return;
+		this.#adoptRead({ at: last.at, clientMsgId: last.clientMsgId });
+		clearTimeout(this.#readTimer);
+		this.#readTimer = setTimeout(() => this.#sendRead(), READ_SEND_DELAY_MS);
+	}
+
+	/** The other members who have read `message` (their read position is at it or later). */
+	seenBy(message: { at: number; clientMsgId: string }): string[] {
+		const out: string[] = [];
+		for (const [userId, position] of this.#reads) {
+			if (userId !== this.user.id && compare(message, position) <= 0) out.push(userId);
+		}
+		return out;
+	}
+
+	/** Moves this user's read position forward (never back), on this device. */
+	#adoptRead(position: { at: number; clientMsgId: string }): void {
 		const current = this.readState;
-		if (current && compare(last, { at: current.lastReadAt, clientMsgId: current.lastReadId }) <= 0) return;
-		const next: ReadState = { roomId: this.roomId, lastReadAt: last.at, lastReadId: last.clientMsgId };
+		if (current && compare(position, { at: current.lastReadAt, clientMsgId: current.lastReadId }) <= 0)
+			return;
+		const next: ReadState = {
+			roomId: this.roomId,
+			lastReadAt: position.at,
+			lastReadId: position.clientMsgId,
+		};
 		this.readState = next;
 		void this.#meta
 			.saveReadState(next)
 			.catch((error: unknown) => console.warn('cannot save read state', error));
+	}
+
+	/** Tells the server how far this user has read (after each sync too, so offline reading is shared). */
+	#sendRead(): void {
+		const provider = this.#provider;
+		if (!provider?.isSynced || this.#destroyed) return;
+		const read = this.readState;
+		const position: ReadPosition | null =
+			read && uuid.safeParse(read.lastReadId).success
+				? { at: new Date(read.lastReadAt).toISOString(), clientMsgId: read.lastReadId }
+				: null;
+		provider.sendStateless(JSON.stringify({ type: 'read', position } satisfies ClientStateless));
 	}
 
 	/** The first message from someone else after what was last read: where the "new messages" marker goes. */
@@ -324,6 +368,7 @@ export class RoomStore {
 		if (this.#destroyed) return;
 		this.#destroyed = true;
 		clearTimeout(this.#typingTimer);
+		clearTimeout(this.#readTimer);
 		this.#untrack();
 		void this.#teardown();
 	}
@@ -382,6 +427,7 @@ export class RoomStore {
 			this.synced = true;
 			if (this.#noticeTransient) this.notice = null;
 			this.#askPending(provider);
+			this.#sendRead();
 		});
 		provider.on('status', ({ status }: { status: string }) => {
 			if (provider === this.#provider && status !== 'connected') this.synced = false;
@@ -471,7 +517,24 @@ export class RoomStore {
 		}
 		const parsed = serverStateless.safeParse(json);
 		// Unknown types are for newer clients: ignored, as the protocol asks.
-		if (parsed.success && parsed.data.type === 'ack') this.#ack(parsed.data.clientMsgIds);
+		if (!parsed.success) return;
+		if (parsed.data.type === 'ack') this.#ack(parsed.data.clientMsgIds);
+		else if (parsed.data.type === 'reads') this.#onReads(parsed.data.reads);
+	}
+
+	/** Members' read positions from the server: others' for "seen by", our own from our other devices. */
+	#onReads(positions: (ReadPosition & { userId: string })[]): void {
+		const reads = new Map(this.#reads);
+		for (const { userId, at, clientMsgId } of positions) {
+			const position = { at: Date.parse(at), clientMsgId };
+			if (userId === this.user.id) {
+				this.#adoptRead(position);
+				continue;
+			}
+			const known = reads.get(userId);
+			if (!known || compare(known, position) < 0) reads.set(userId, position);
+		}
+		this.#reads = reads;
 	}
 
 	/**

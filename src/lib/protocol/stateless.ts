@@ -1,5 +1,10 @@
 import { z } from 'zod';
+import { isoTimestamp } from './events.ts';
 import { uuid } from './ids.ts';
+
+/** A read position: the newest message read, by its place in display order (createdAt, then clientMsgId). */
+export const readPosition = z.strictObject({ at: isoTimestamp, clientMsgId: uuid });
+export type ReadPosition = z.infer<typeof readPosition>;
 
 /**
  * Stateless messages from the server to one connection, as JSON strings.
@@ -10,6 +15,11 @@ import { uuid } from './ids.ts';
  */
 export const serverStateless = z.discriminatedUnion('type', [
 	z.strictObject({ type: z.literal('ack'), clientMsgIds: z.array(uuid) }),
+	/** Members' read positions: all of them in answer to a `read`, then each one that moves forward. */
+	z.strictObject({
+		type: z.literal('reads'),
+		reads: z.array(readPosition.extend({ userId: uuid })),
+	}),
 ]);
 export type ServerStateless = z.infer<typeof serverStateless>;
 
@@ -28,6 +38,12 @@ export const MAX_PENDING_IDS = 500;
  */
 export const clientStateless = z.discriminatedUnion('type', [
 	z.strictObject({ type: z.literal('pending'), clientMsgIds: z.array(uuid).min(1).max(MAX_PENDING_IDS) }),
+	/**
+	 * The sender has read up to `position` (null: nothing yet). Sent after each sync and when the reader gets
+	 * further. The server keeps the furthest position per member, answers with every member's position and
+	 * tells the room when one moves.
+	 */
+	z.strictObject({ type: z.literal('read'), position: readPosition.nullable() }),
 ]);
 export type ClientStateless = z.infer<typeof clientStateless>;
 

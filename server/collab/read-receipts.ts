@@ -1,0 +1,77 @@
+import type { Extension, onStatelessPayload } from '@hocuspocus/server';
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.ts';
+import * as reads from '../data/reads.ts';
+import { limits } from '../../src/lib/protocol/limits.ts';
+import { clientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
+import { RateLimiter } from '../rate-limiter.ts';
+import type { CollabContext } from './authentication.ts';
+
+/** Read positions a user may report per room in 10 s; clients send one after a sync and then at most every second. */
+const READS_PER_10S = 30;
+
+/**
+ * Read receipts: each member's read position per room, kept in Postgres (so every device of a user, and every
+ * node, agrees) and passed around as stateless messages (`read` in, `reads` out; see stateless.ts). Positions
+ * only move forward. Not in the room document: an append-only map would grow with every read.
+ */
+export class ReadReceipts implements Extension {
+	readonly extensionName = 'read-receipts';
+	readonly #db: Db;
+	readonly #log: Logger;
+	readonly #limiter = new RateLimiter(READS_PER_10S, 10_000);
+
+	constructor(db: Db, log: Logger) {
+		this.#db = db;
+		this.#log = log.child({ component: 'read-receipts' });
+	}
+
+	async onStateless({ connection, document, documentName, payload }: onStatelessPayload): Promise<void> {
+		let json: unknown;
+		try {
+			json = JSON.parse(payload);
+		} catch {
+			return;
+		}
+		const parsed = clientStateless.safeParse(json);
+		if (!parsed.success || parsed.data.type !== 'read') return;
+		const context = connection.context as CollabContext;
+		const { position } = parsed.data;
+		if (this.#limiter.take(`${context.user.id} ${documentName}`) > 0) {
+			this.#log.debug(
+				{ userId: context.user.id, roomId: context.roomId },
+				'read position dropped: rate limited',
+			);
+			return;
+		}
+		if (position && Date.parse(position.at) > Date.now() + limits.maxClockSkewMs) {
+			this.#log.warn(
+				{ userId: context.user.id, roomId: context.roomId },
+				'read position in the future ignored',
+			);
+			return;
+		}
+		try {
+			const moved =
+				position !== null && !connection.readOnly
+					? await reads.advance(this.#db, context.roomId, { userId: context.user.id, ...position })
+					: false;
+			const all = await reads.list(this.#db, context.roomId);
+			connection.sendStateless(JSON.stringify({ type: 'reads', reads: all } satisfies ServerStateless));
+			const mine = all.find((r) => r.userId === context.user.id);
+			if (moved && mine) {
+				// Every node's connections to the room, through Redis when there are several nodes.
+				document.broadcastStateless(
+					JSON.stringify({ type: 'reads', reads: [mine] } satisfies ServerStateless),
+					(other) => other !== connection,
+				);
+			}
+		} catch (error) {
+			// A read position is not worth failing the connection for; the next one carries the same news.
+			this.#log.warn(
+				{ err: error, userId: context.user.id, roomId: context.roomId },
+				'read position not stored',
+			);
+		}
+	}
+}
