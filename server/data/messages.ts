@@ -143,24 +143,35 @@ export async function count(
 	return Number(rows[0]?.n ?? 0);
 }
 
-/** Full-text search over the rooms the user belongs to; a room filter outside them yields nothing. */
+/**
+ * Full-text search over the rooms the user belongs to: messages and edits, not deleted ones, best match first.
+ * The snippet is plain text with each hit between `<mark>` and `</mark>`: not HTML (the content is not escaped),
+ * so a client must render it as text, splitting on those two markers.
+ * Parameters: $1 user id, $2 query text, $3 room id or null, $4 limit.
+ */
+export const searchSql = `
+	SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name, m.content,
+		m.reply_to, m.target_id, m.created_at, m.received_at,
+		ts_headline('simple', m.content, query,
+			'StartSel=<mark>, StopSel=</mark>, MaxFragments=1, MaxWords=24, MinWords=8') AS snippet
+	FROM messages m
+	JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
+	LEFT JOIN users u ON u.id = m.sender_id,
+	websearch_to_tsquery('simple', $2) AS query
+	WHERE m.tsv @@ query AND m.deleted_at IS NULL AND m.kind IN ('message', 'edit')
+	  AND ($3::uuid IS NULL OR m.room_id = $3)
+	ORDER BY ts_rank(m.tsv, query) DESC, m.seq DESC
+	LIMIT $4`;
+
 export async function search(
 	db: Queryable,
 	q: { userId: string; query: string; roomId?: string; limit: number },
 ): Promise<(MessageRow & { snippet: string })[]> {
-	const { rows } = await db.query<DbRow & { snippet: string }>(
-		`SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name, m.content,
-			m.reply_to, m.target_id, m.created_at, m.received_at,
-			ts_headline('simple', m.content, query, 'StartSel=<mark>, StopSel=</mark>, MaxFragments=1, MaxWords=24, MinWords=8') AS snippet
-		 FROM messages m
-		 JOIN memberships mb ON mb.room_id = m.room_id AND mb.user_id = $1
-		 LEFT JOIN users u ON u.id = m.sender_id,
-		 websearch_to_tsquery('simple', $2) AS query
-		 WHERE m.tsv @@ query AND m.deleted_at IS NULL AND m.kind IN ('message', 'edit')
-		   AND ($3::uuid IS NULL OR m.room_id = $3)
-		 ORDER BY ts_rank(m.tsv, query) DESC, m.seq DESC
-		 LIMIT $4`,
-		[q.userId, q.query, q.roomId ?? null, q.limit],
-	);
+	const { rows } = await db.query<DbRow & { snippet: string }>(searchSql, [
+		q.userId,
+		q.query,
+		q.roomId ?? null,
+		q.limit,
+	]);
 	return rows.map((r) => ({ ...toRow(r), snippet: r.snippet }));
 }
