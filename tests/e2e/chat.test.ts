@@ -331,6 +331,58 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		expectCleanConsoles(ana, ben, tablet);
 	});
 
+	it('Ana mentions Ben with @ completion, and finds a message by search, online and offline', async () => {
+		const { ana, ben, roomId } = await pairInRoom();
+		const tag = unique();
+
+		// "@" + the start of his name offers Ben; Enter takes it; Ben's copy is highlighted for him.
+		const composer = ana.page.getByTestId('composer');
+		await composer.pressSequentially(`look @${ben.name.slice(0, 4)}`, { delay: 10 });
+		await expect
+			.poll(() => ana.page.getByTestId('mention-option').allTextContents())
+			.toEqual([`@${ben.name}`]);
+		await composer.press('Enter');
+		await expect.poll(() => composer.inputValue()).toBe(`look @${ben.name} `);
+		await composer.pressSequentially(`at this ${tag}`);
+		await composer.press('Enter');
+		const atBen = message(ben.page, `look @${ben.name} at this ${tag}`);
+		await atBen.waitFor({ timeout: UI_TIMEOUT });
+		expect(await atBen.getAttribute('data-mentions-me')).toBe('true');
+		expect(await atBen.getByTestId('mention').textContent()).toBe(`@${ben.name}`);
+		expect(await message(ana.page, `look @${ben.name} at this ${tag}`).getAttribute('data-mentions-me')).toBe(
+			'false',
+		);
+
+		// Search on the server: the hit is marked; the result opens the room at the message.
+		await send(ben.page, `the quarterly numbers ${tag} are in`);
+		await expectSynced(ben.page);
+		await ana.page.getByRole('link', { name: 'Back to rooms' }).click();
+		await ana.page.getByTestId('search-link').click();
+		await ana.page.getByTestId('search-input').fill(`quarterly ${tag}`);
+		const result = ana.page.getByTestId('search-result');
+		await expect.poll(() => result.count(), { timeout: UI_TIMEOUT }).toBe(1);
+		expect(await result.locator('mark').allTextContents()).toEqual(['quarterly', tag]);
+		expect(await ana.page.getByTestId('search-local').count()).toBe(0);
+		await result.click();
+		await ana.page.waitForURL(new RegExp(`/rooms/${roomId}#m-`), { timeout: UI_TIMEOUT });
+		const target = message(ana.page, `the quarterly numbers ${tag} are in`);
+		await target.waitFor({ timeout: UI_TIMEOUT });
+		await expect.poll(() => target.getAttribute('data-highlighted'), { timeout: UI_TIMEOUT }).toBe('true');
+
+		// Offline: the same search runs on this device and says so.
+		await ana.session.context.setOffline(true);
+		await ana.page
+			.goto(`${server.url}/search?q=${encodeURIComponent(`quarterly ${tag}`)}`)
+			.catch(() => undefined);
+		await waitForApp(ana.page);
+		await ana.page.getByTestId('search-local').waitFor({ timeout: UI_TIMEOUT });
+		await expect.poll(() => result.count(), { timeout: UI_TIMEOUT }).toBe(1);
+		expect(await result.locator('mark').allTextContents()).toEqual(['quarterly', tag]);
+		await ana.session.context.setOffline(false);
+
+		expectCleanConsoles(ana, ben);
+	});
+
 	it("Ben's offline messages survive a reload and arrive exactly once, in order", async () => {
 		const { ana, ben } = await pairInRoom({ worker: true });
 		const tag = unique();

@@ -164,6 +164,14 @@ export const usersApi = {
 		),
 };
 
+export const searchApi = {
+	/** Server-side full-text search over the caller's rooms; snippets mark hits with <mark>…</mark> (text, not HTML). */
+	search: (q: string, signal?: AbortSignal) =>
+		request(`/api/search?q=${encodeURIComponent(q)}`, { schema: schemas.searchResults, signal }).then(
+			(r) => r.items,
+		),
+};
+
 export const roomsApi = {
 	list: () => request('/api/rooms', { schema: schemas.roomList }).then((r) => r.items),
 	get: (id: string) => request(`/api/rooms/${id}`, { schema: schemas.room }),

@@ -55,3 +55,53 @@ export function roomTitle(
 	if (room.isGroup) return room.name ?? 'Group';
 	return room.members.find((m) => m.id !== userId)?.name ?? room.name ?? 'Chat';
 }
+
+/** A search snippet (hits between `<mark>` and `</mark>`) as parts to render as text: never as HTML. */
+export function snippetParts(snippet: string): { text: string; hit: boolean }[] {
+	const parts: { text: string; hit: boolean }[] = [];
+	for (const [i, piece] of snippet.split(/<\/?mark>/).entries()) {
+		if (piece) parts.push({ text: piece, hit: i % 2 === 1 });
+	}
+	return parts;
+}
+
+/** The words of a search, lower-cased, for matching on this device. */
+export function searchWords(query: string): string[] {
+	return query
+		.toLowerCase()
+		.split(/\s+/)
+		.map((w) => w.replace(/^["'+-]+|["']+$/g, ''))
+		.filter(Boolean);
+}
+
+/** A snippet of `content` around the first hit of `words`, hits marked like the server's. */
+export function localSnippet(content: string, words: string[], radius = 60): string {
+	const lower = content.toLowerCase();
+	const first = Math.min(...words.map((w) => lower.indexOf(w)).filter((i) => i >= 0));
+	const start = Math.max(0, first - radius);
+	const end = Math.min(content.length, first + radius * 2);
+	const text = (start > 0 ? '…' : '') + content.slice(start, end) + (end < content.length ? '…' : '');
+	const pattern = new RegExp(words.map((w) => w.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|'), 'gi');
+	return text.replace(pattern, (hit) => `<mark>${hit}</mark>`);
+}
+
+/** `@name` mentions of room members in `content`, as parts to render as text (names compared without case). */
+export function mentionParts(
+	content: string,
+	memberNames: ReadonlySet<string>,
+): { text: string; mention?: string }[] {
+	const parts: { text: string; mention?: string }[] = [];
+	let last = 0;
+	for (const match of content.matchAll(/(^|[^\w@])@([A-Za-z0-9_.-]{3,32})/g)) {
+		let name = match[2] as string;
+		// A sentence may end right after a name: "thanks @ana." mentions ana.
+		while (!memberNames.has(name.toLowerCase()) && /[.-]$/.test(name)) name = name.slice(0, -1);
+		if (!memberNames.has(name.toLowerCase())) continue;
+		const start = (match.index ?? 0) + (match[1] as string).length;
+		if (start > last) parts.push({ text: content.slice(last, start) });
+		parts.push({ text: `@${name}`, mention: name.toLowerCase() });
+		last = start + name.length + 1;
+	}
+	if (last < content.length) parts.push({ text: content.slice(last) });
+	return parts;
+}

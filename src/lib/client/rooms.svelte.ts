@@ -5,6 +5,7 @@ import { RoomStore } from './room.svelte.ts';
 import type { Profile, RoomSummary } from './schemas.ts';
 import { session } from './session.svelte.ts';
 import { MetaStore } from './store.ts';
+import { localSnippet, searchWords } from './format.ts';
 
 /** Rooms kept open (document + provider) at once: enough for a team, well under the server's per-socket cap. */
 const MAX_OPEN_ROOMS = 50;
@@ -16,6 +17,15 @@ const POLL_MS = 15_000;
  * room. Rooms are kept open while the app runs, so the list shows live last messages, unread counts and
  * presence, and messages written offline in any room go out on reconnect without revisiting it.
  */
+/** A search result found on this device (the server's have the same fields and more). */
+export interface LocalResult {
+	roomId: string;
+	clientMsgId: string;
+	senderId: string;
+	createdAt: string;
+	snippet: string;
+}
+
 class Rooms {
 	list = $state.raw<RoomSummary[]>([]);
 	/** The cached list has been read (the page can render without waiting for the network). */
@@ -93,6 +103,31 @@ class Rooms {
 	/** An already open room, without opening it (for the list). */
 	peek(roomId: string): RoomStore | undefined {
 		return this.#stores.get(roomId);
+	}
+
+	/**
+	 * Search on this device: the messages of the rooms it holds that contain every word (deleted ones never),
+	 * newest first, with snippets marked like the server's.
+	 */
+	searchLocal(query: string, limit = 50): LocalResult[] {
+		const words = searchWords(query);
+		if (words.length === 0) return [];
+		const results: LocalResult[] = [];
+		for (const store of this.#stores.values()) {
+			for (const m of store.messages) {
+				if (m.deleted || m.status === 'failed') continue;
+				const text = m.content.toLowerCase();
+				if (!words.every((w) => text.includes(w))) continue;
+				results.push({
+					roomId: store.roomId,
+					clientMsgId: m.clientMsgId,
+					senderId: m.senderId,
+					createdAt: m.createdAt,
+					snippet: localSnippet(m.content, words),
+				});
+			}
+		}
+		return results.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).slice(0, limit);
 	}
 
 	summary(roomId: string): RoomSummary | undefined {

@@ -57,6 +57,8 @@ export const userHit = publicUser.extend({ lastSeen: timestamp.nullable() });
 export type UserHit = z.infer<typeof userHit>;
 export const userList = z.object({ items: z.array(userHit) });
 
+export const searchResults = z.object({ items: z.array(messageRow.extend({ snippet: z.string() })) });
+
 export const messagePage = z.object({ items: z.array(messageRow), nextBefore: z.number().nullable() });
 
 /** The claims of an access token this client reads: only when it expires (it never trusts the rest). */
