@@ -93,6 +93,7 @@ const schema = z
 				.default([]),
 		),
 		COMPACT_AFTER_UPDATES: positiveInt(500),
+		ROOM_WINDOW_MESSAGES: positiveInt(5000).refine((n) => n >= 100, 'expected at least 100'),
 		SHUTDOWN_TIMEOUT_MS: positiveInt(15_000),
 	})
 	.superRefine((env, ctx) => {

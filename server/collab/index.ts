@@ -56,6 +56,7 @@ export class Collab {
 		this.#trustProxy = config.TRUST_PROXY;
 		this.#persistence = new Persistence(deps.db, deps.log, {
 			compactAfterUpdates: config.COMPACT_AFTER_UPDATES,
+			windowMessages: config.ROOM_WINDOW_MESSAGES,
 			updatesPer10s: config.WRITE_UPDATES_PER_10S,
 			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
 			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),

@@ -17,12 +17,24 @@ import { clientStateless, type ServerStateless } from '../../src/lib/protocol/st
 import type { CollabContext } from './authentication.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
-import { clientOwners, ForeignEntry, judgeUpdate, UpdateRejected } from './validation.ts';
+import { trimPlan } from './trim.ts';
+import * as messages from '../data/messages.ts';
+import {
+	clientOwners,
+	ForeignEntry,
+	judgeUpdate,
+	MissingTargets,
+	UpdateRejected,
+	type ArchivedMessage,
+	type UpdateJudgement,
+} from './validation.ts';
 
 /** Transactions that replay stored state must not trigger a store of what was just loaded. */
 const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
 
 const SYNC_STEP_1 = 0;
+/** The origin of the server's own trims of a room's window (see #trim). */
+const trimOrigin = { source: 'local', trim: true } as const;
 /** A room catches up from the durable log at most this often (see #catchUpRoom). */
 const CATCH_UP_INTERVAL_MS = 1_000;
 
@@ -44,6 +56,7 @@ export class Persistence implements Extension {
 	readonly #log: Logger;
 	readonly #durable: DurableLog;
 	readonly #compactAfter: number;
+	readonly #window: number;
 	/** Updates appended per document since its last compaction (this node's view). */
 	readonly #appended = new Map<string, number>();
 	/** What the validator needs to know about each loaded room beyond its document. */
@@ -69,6 +82,8 @@ export class Persistence implements Extension {
 		log: Logger,
 		options: {
 			compactAfterUpdates: number;
+			/** Messages a room's live document keeps; at 1.5× that, older ones are trimmed into history. */
+			windowMessages?: number;
 			updatesPer10s: number;
 			messagesPer10s: number;
 			filter?: ContentFilter;
@@ -80,6 +95,7 @@ export class Persistence implements Extension {
 		this.#log = log.child({ component: 'persistence' });
 		this.#durable = new DurableLog(db, this.#log);
 		this.#compactAfter = options.compactAfterUpdates;
+		this.#window = options.windowMessages ?? 5_000;
 		this.#updatesPerUser = new RateLimiter(options.updatesPer10s, 10_000);
 		this.#messagesPerUser = new RateLimiter(options.messagesPer10s, 10_000);
 		this.#filter = options.filter?.mode === 'off' ? undefined : options.filter;
@@ -107,6 +123,41 @@ export class Persistence implements Extension {
 				if (item && typeof senderId === 'string') owners.set(item.id.client, senderId);
 			}
 		});
+		await this.#trim(document, documentName);
+	}
+
+	/**
+	 * Keeps a room's live document bounded: once it holds 1.5× the window, the oldest messages (and what points
+	 * at them) are deleted from it in one server transaction, appended to the durable log like any update, and
+	 * relayed; Yjs then keeps only small tombstones. Clients move what disappears into their history cache, and
+	 * page older history in from the mirror. Deterministic, so nodes that trim the same room agree.
+	 */
+	async #trim(document: Y.Doc, documentName: string): Promise<void> {
+		const map = document.getMap(messagesMapName);
+		if (map.size <= Math.floor(this.#window * 1.5)) return;
+		const doomed = trimPlan(map, this.#window);
+		if (doomed.length === 0) return;
+		let update: Uint8Array | undefined;
+		const capture = (u: Uint8Array, origin: unknown) => {
+			if (origin === trimOrigin) update = u;
+		};
+		document.on('update', capture);
+		try {
+			Y.transact(document, () => doomed.forEach((key) => map.delete(key)), trimOrigin);
+		} finally {
+			document.off('update', capture);
+		}
+		if (!update) return;
+		const roomId = roomIdFromDocumentName(documentName) as string;
+		try {
+			await this.#durable.append({ documentName, roomId, update, events: [] });
+			this.#appended.set(documentName, (this.#appended.get(documentName) ?? 0) + 1);
+			this.#log.info({ documentName, trimmed: doomed.length, kept: map.size }, 'room window trimmed');
+		} catch (error) {
+			// The live document is trimmed but the log is not: a reload brings the entries back, and they are
+			// trimmed again. Nothing is lost either way: they are in the mirror.
+			this.#log.warn({ err: error, documentName }, 'room trim not stored; it is redone on the next load');
+		}
 	}
 
 	/** Applies the stored snapshot and log to `document` (a fresh one, or a live one catching up). */
@@ -168,8 +219,10 @@ export class Persistence implements Extension {
 
 		const room = this.#rooms.get(documentName);
 		if (!room) throw collabRejections.unavailable;
+		const archived = new Map<string, ArchivedMessage>();
 		const judge = () =>
 			this.#judge(payload, {
+				archived,
 				doc: document,
 				userId: context.user.id,
 				now: Date.now(),
@@ -178,22 +231,9 @@ export class Persistence implements Extension {
 				filter: this.#filter,
 				canModerate: context.moderator,
 			});
-		let judgement;
+		let judgement: UpdateJudgement;
 		try {
-			try {
-				judgement = judge();
-			} catch (error) {
-				if (!(error instanceof ForeignEntry)) throw error;
-				// Another user's entry this node does not hold: an honest client may have it from another node
-				// (after a failover, many clients bring such entries at once), or this node missed it on Redis. It
-				// is in the durable log if it is real: wait for the room's next catch-up and judge again.
-				try {
-					await this.#catchUpRoom(document, documentName, room.catchUp);
-				} catch {
-					throw retryLater(connection, { ...collabRejections.unavailable });
-				}
-				judgement = judge();
-			}
+			judgement = await this.#judgeKnowingMore(judge, archived, connection, document, documentName, room);
 		} catch (error) {
 			if (error instanceof UpdateRejected) {
 				this.#log.warn(
@@ -273,6 +313,47 @@ export class Persistence implements Extension {
 		sendAck(connection, held);
 	}
 
+	/**
+	 * Judges an update, and when it names entries this node does not hold, looks for them before refusing:
+	 * targets of edits and reactions in the room's history (trimmed from the document), other users' entries
+	 * in the durable log (the room's next catch-up). What is still unknown after that is refused.
+	 */
+	async #judgeKnowingMore(
+		judge: () => UpdateJudgement,
+		archived: Map<string, ArchivedMessage>,
+		connection: { webSocket: { close(code?: number, reason?: string): void } },
+		document: Y.Doc,
+		documentName: string,
+		room: { catchUp: RoomCatchUp },
+	): Promise<UpdateJudgement> {
+		const roomId = roomIdFromDocumentName(documentName) as string;
+		const looked = new Set<string>();
+		let caughtUp = false;
+		for (;;) {
+			try {
+				return judge();
+			} catch (error) {
+				if (!(error instanceof ForeignEntry)) throw error;
+				try {
+					const unknown =
+						error instanceof MissingTargets ? error.targetIds.filter((id) => !looked.has(id)) : [];
+					if (unknown.length > 0) {
+						for (const id of unknown) looked.add(id);
+						const found = await messages.kindsAndSenders(this.#db, roomId, unknown);
+						for (const [id, target] of found) archived.set(id, target);
+						if (found.size > 0) continue;
+					}
+					if (caughtUp) throw error;
+					caughtUp = true;
+					await this.#catchUpRoom(document, documentName, room.catchUp);
+				} catch (failure) {
+					if (failure instanceof UpdateRejected) throw failure;
+					throw retryLater(connection, { ...collabRejections.unavailable });
+				}
+			}
+		}
+	}
+
 	async #append(
 		documentName: string,
 		roomId: string,
@@ -307,7 +388,8 @@ export class Persistence implements Extension {
 	 * already holds every accepted update, so this only compacts: when enough updates piled up, or
 	 * when the document is about to be unloaded.
 	 */
-	async onStoreDocument({ documentName, clientsCount }: onStoreDocumentPayload): Promise<void> {
+	async onStoreDocument({ document, documentName, clientsCount }: onStoreDocumentPayload): Promise<void> {
+		await this.#trim(document, documentName);
 		const appended = this.#appended.get(documentName) ?? 0;
 		if (appended === 0 || (clientsCount > 0 && appended < this.#compactAfter)) return;
 		await this.compact(documentName);

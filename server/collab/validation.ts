@@ -33,6 +33,24 @@ function truncateUtf8(text: string, maxBytes: number): string {
  */
 export class ForeignEntry extends UpdateRejected {}
 
+/**
+ * Edits, deletes or reactions whose target message the live document does not hold: it may have been trimmed
+ * from the document into history (the caller looks in the mirror and judges again), or not be there yet.
+ */
+export class MissingTargets extends ForeignEntry {
+	readonly targetIds: string[];
+	constructor(targetIds: string[], kind: string) {
+		super(collabRejections.invalidUpdate, `${kind} of a message the server does not hold`);
+		this.targetIds = targetIds;
+	}
+}
+
+/** A message the room's history (the Postgres mirror) holds, for targets trimmed from the document. */
+export interface ArchivedMessage {
+	kind: string;
+	senderId: string;
+}
+
 const invalid = (detail: string) => new UpdateRejected(collabRejections.invalidUpdate, detail);
 
 export interface UpdateJudgement {
@@ -83,6 +101,8 @@ export function judgeUpdate(
 		filter?: ContentFilter;
 		/** The writer is a room owner or admin: may delete anyone's message. */
 		canModerate?: boolean;
+		/** Targets found in the room's history (trimmed from the document), by clientMsgId. */
+		archived?: ReadonlyMap<string, ArchivedMessage>;
 	},
 ): UpdateJudgement {
 	if (update.length > limits.updateBytesMax) {
@@ -193,19 +213,18 @@ export function judgeUpdate(
 function checkTargets(
 	events: RoomEvent[],
 	messages: Y.Map<unknown>,
-	ctx: { userId: string; canModerate?: boolean },
+	ctx: { userId: string; canModerate?: boolean; archived?: ReadonlyMap<string, ArchivedMessage> },
 ): void {
 	const added = new Map(events.map((e) => [e.clientMsgId, e]));
+	const missing: RoomEvent[] = [];
 	for (const event of events) {
 		if (event.kind === 'message') continue;
-		const target = (added.get(event.targetId) ?? messages.get(event.targetId)) as
-			{ kind?: unknown; senderId?: unknown } | undefined;
+		const target = (added.get(event.targetId) ??
+			messages.get(event.targetId) ??
+			ctx.archived?.get(event.targetId)) as { kind?: unknown; senderId?: unknown } | undefined;
 		if (target === undefined) {
-			// Possibly a message this node has not received yet: the caller looks in the durable log first.
-			throw new ForeignEntry(
-				collabRejections.invalidUpdate,
-				`${event.kind} of a message the server does not hold`,
-			);
+			missing.push(event);
+			continue;
 		}
 		if (target.kind !== 'message') throw invalid(`${event.kind} must target a message`);
 		if (event.kind === 'edit' && target.senderId !== ctx.userId) {
@@ -214,5 +233,12 @@ function checkTargets(
 		if (event.kind === 'delete' && target.senderId !== ctx.userId && !ctx.canModerate) {
 			throw invalid('only its sender or a room owner or admin may delete a message');
 		}
+	}
+	if (missing.length > 0) {
+		// Possibly trimmed into history, or not received yet: the caller looks in the mirror and the durable log.
+		throw new MissingTargets(
+			missing.map((e) => (e as { targetId: string }).targetId),
+			missing[0]?.kind ?? 'event',
+		);
 	}
 }

@@ -175,3 +175,16 @@ export async function search(
 	]);
 	return rows.map((r) => ({ ...toRow(r), snippet: r.snippet }));
 }
+
+/** The kind and sender of the given events of a room, for edits and reactions of messages trimmed into history. */
+export async function kindsAndSenders(
+	db: Queryable,
+	roomId: string,
+	clientMsgIds: string[],
+): Promise<Map<string, { kind: string; senderId: string }>> {
+	const { rows } = await db.query<{ client_msg_id: string; kind: string; sender_id: string }>(
+		'SELECT client_msg_id, kind, sender_id FROM messages WHERE room_id = $1 AND client_msg_id = ANY($2::uuid[])',
+		[roomId, clientMsgIds],
+	);
+	return new Map(rows.map((r) => [r.client_msg_id, { kind: r.kind, senderId: r.sender_id }]));
+}

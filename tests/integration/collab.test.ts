@@ -4,6 +4,7 @@ import path from 'node:path';
 import { SignJWT } from 'jose';
 import * as Y from 'yjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { compareEvents } from '../../src/lib/protocol/events.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { jsonlFields } from '../helpers/export-fixtures.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
@@ -356,7 +357,8 @@ describeEachBackend('collaboration', (backend) => {
 		const { ana, ben, room } = await roomWithTwoMembers();
 		const a = open(room.id, ana.accessToken, ana.user.id);
 		const b = open(room.id, ben.accessToken, ben.user.id);
-		const sent = [a.send('one'), a.send('two')];
+		// In display order: written in the same millisecond, they are ordered by clientMsgId.
+		const sent = [a.send('one'), a.send('two')].sort(compareEvents);
 		await Promise.all([a.synced(), b.synced()]);
 		const at = (e: { createdAt: string; clientMsgId: string }) => ({
 			at: e.createdAt,
