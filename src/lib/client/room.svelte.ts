@@ -20,7 +20,9 @@ import {
 	type ClientStateless,
 	type ReadPosition,
 } from '../protocol/stateless.ts';
+import { roomsApi } from './api.ts';
 import * as clock from './clock.ts';
+import { rowToEvent } from './history.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
 import { session } from './session.svelte.ts';
@@ -35,6 +37,8 @@ const REBUILD_LIMIT = 2;
 const REBUILD_WINDOW_MS = 60_000;
 /** Read positions go to the server at most this often while the reader scrolls. */
 const READ_SEND_DELAY_MS = 1_000;
+/** Rows of older history asked for at a time. */
+const HISTORY_PAGE = 200;
 
 export type MessageStatus = 'pending' | 'synced' | 'failed';
 
@@ -119,6 +123,13 @@ export class RoomStore {
 	readonly #acked = new SvelteSet<string>();
 	readonly #failed = new SvelteMap<string, FailedMessage>();
 	#peers = $state.raw<Peer[]>([]);
+	/** Events no longer in the live document (trimmed by the server) or paged in from its history. */
+	readonly #archive = new Map<string, RoomEvent>();
+	/** Where the next history page ends (`before`); undefined: not asked yet, null: nothing older. */
+	#cursor: number | null | undefined = undefined;
+	/** The server may hold messages older than what this device shows. */
+	hasOlder = $state(true);
+	loadingOlder = $state(false);
 	/** Other members' read positions, from the server. */
 	#reads = $state.raw(new Map<string, { at: number; clientMsgId: string }>());
 	#readTimer: ReturnType<typeof setTimeout> | undefined;
@@ -384,11 +395,14 @@ export class RoomStore {
 
 	async #loadMeta(): Promise<void> {
 		try {
-			const [read, acked, failed] = await Promise.all([
+			const [read, acked, failed, history] = await Promise.all([
 				this.#meta.readState(this.roomId),
 				this.#meta.ackedIds(this.roomId),
 				this.#meta.failed(this.roomId),
+				this.#meta.history(this.roomId),
 			]);
+			for (const e of history) if (!this.#archive.has(e.clientMsgId)) this.#archive.set(e.clientMsgId, e);
+			if (history.length > 0) this.#publish();
 			this.readState = read;
 			for (const id of acked) this.#acked.add(id);
 			for (const f of failed) this.#failed.set(f.clientMsgId, f);
@@ -461,13 +475,24 @@ export class RoomStore {
 	#onChange = (event: Y.YMapEvent<unknown>, transaction: Y.Transaction): void => {
 		const fromServer = transaction.origin === this.#provider;
 		const ackedNow: string[] = [];
+		const archived: RoomEvent[] = [];
 		let changed = false;
 		for (const key of event.keysChanged) {
 			const value = this.#map.get(key);
+			if (value === undefined) {
+				// Only the server deletes (it trims the room's window): the event becomes history, still shown.
+				const old = this.#valid.get(key);
+				if (old) {
+					this.#archive.set(key, old);
+					archived.push(old);
+					this.#valid.delete(key);
+				}
+				continue;
+			}
 			const parsed = roomEvent.safeParse(value);
 			if (!parsed.success || parsed.data.clientMsgId !== key) {
 				// An invalid row (a damaged database, a bug): skipped, never shown, never re-written.
-				if (value !== undefined) console.warn(`skipping invalid event ${key}`, parsed.error?.issues);
+				console.warn(`skipping invalid event ${key}`, parsed.error?.issues);
 				if (this.#valid.delete(key)) changed = true;
 				continue;
 			}
@@ -477,11 +502,49 @@ export class RoomStore {
 			if (fromServer && parsed.data.senderId === this.user.id && !this.#acked.has(key)) ackedNow.push(key);
 		}
 		if (ackedNow.length > 0) this.#ack(ackedNow);
+		if (archived.length > 0) {
+			void this.#meta
+				.addHistory(this.roomId, archived)
+				.catch((error: unknown) => console.warn('cannot save history', error));
+		}
 		if (changed) this.#publish();
 	};
 
+	/**
+	 * Brings in the next page of older history from the server (the Postgres mirror), caches it on the device
+	 * and shows it. Returns how many messages it added; 0 when there is nothing older or the server is away.
+	 */
+	async loadOlder(): Promise<number> {
+		if (!this.hasOlder || this.loadingOlder) return 0;
+		this.loadingOlder = true;
+		try {
+			const page = await roomsApi.messages(this.roomId, this.#cursor ?? undefined, HISTORY_PAGE);
+			const events = page.items.flatMap((row) => {
+				const event = rowToEvent(row);
+				return event && !this.#valid.has(event.clientMsgId) && !this.#archive.has(event.clientMsgId)
+					? [event]
+					: [];
+			});
+			for (const e of events) this.#archive.set(e.clientMsgId, e);
+			this.#cursor = page.nextBefore;
+			if (page.nextBefore === null) this.hasOlder = false;
+			void this.#meta
+				.addHistory(this.roomId, events)
+				.catch((error: unknown) => console.warn('cannot save history', error));
+			this.#publish();
+			return events.filter((e) => e.kind === 'message').length;
+		} catch (error) {
+			console.warn('cannot load older messages', error);
+			return 0;
+		} finally {
+			this.loadingOlder = false;
+		}
+	}
+
 	#publish(): void {
-		const folded = foldEvents(this.#valid.values());
+		const all = new Map(this.#archive);
+		for (const [key, event] of this.#valid) all.set(key, event);
+		const folded = foldEvents(all.values());
 		const events = [...folded.values()].map((m) => this.#toMessage(m));
 		for (const m of this.#carried) if (!folded.has(m.clientMsgId)) events.push(m);
 		this.#events = events.sort(compare);

@@ -1,5 +1,6 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { z } from 'zod';
+import { roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
 import * as schemas from './schemas.ts';
 
@@ -12,7 +13,7 @@ import * as schemas from './schemas.ts';
  */
 
 const PROFILE_DB = 'chat-profile';
-const META_VERSION = 1;
+const META_VERSION = 2;
 
 export const roomDatabasePrefix = (userId: string) => `chat-${userId}-room-`;
 export const roomDatabaseName = (userId: string, roomId: string) => `${roomDatabasePrefix(userId)}${roomId}`;
@@ -32,12 +33,31 @@ export const failedMessage = z.object({
 });
 export type FailedMessage = z.infer<typeof failedMessage>;
 
+/**
+ * A history event as cached: the room event schema, except that the content of a deleted message (or edit)
+ * comes back from the server empty, and is kept so.
+ */
+const historyEvent = z.union([
+	roomEvent,
+	z
+		.object({
+			kind: z.enum(['message', 'edit']),
+			clientMsgId: uuid,
+			senderId: uuid,
+			createdAt: z.string(),
+			content: z.literal(''),
+		})
+		.loose(),
+]);
+
 interface MetaSchema extends DBSchema {
 	rooms: { key: string; value: unknown };
 	read: { key: string; value: unknown };
 	/** Keys `[roomId, clientMsgId]`: events the server acknowledged as durable. */
 	acked: { key: [string, string]; value: 1 };
 	failed: { key: [string, string]; value: unknown };
+	/** Keys `[roomId, clientMsgId]`: events trimmed from the live document or paged in from the server. */
+	history: { key: [string, string]; value: unknown };
 }
 
 interface ProfileSchema extends DBSchema {
@@ -89,11 +109,14 @@ export class MetaStore {
 	constructor(userId: string) {
 		this.userId = userId;
 		this.#db = openDB<MetaSchema>(metaDatabaseName(userId), META_VERSION, {
-			upgrade(db) {
-				db.createObjectStore('rooms');
-				db.createObjectStore('read');
-				db.createObjectStore('acked');
-				db.createObjectStore('failed');
+			upgrade(db, oldVersion) {
+				if (oldVersion < 1) {
+					db.createObjectStore('rooms');
+					db.createObjectStore('read');
+					db.createObjectStore('acked');
+					db.createObjectStore('failed');
+				}
+				if (oldVersion < 2) db.createObjectStore('history');
 			},
 		});
 	}
@@ -156,6 +179,24 @@ export class MetaStore {
 		const db = await this.#db;
 		const tx = db.transaction('failed', 'readwrite');
 		for (const message of messages) void tx.store.put(message, [message.roomId, message.clientMsgId]);
+		await tx.done;
+	}
+
+	/** A room's cached history (older than its live window), validated like any input. */
+	async history(roomId: string): Promise<RoomEvent[]> {
+		const db = await this.#db;
+		const rows = await db.getAll('history', IDBKeyRange.bound([roomId, ''], [roomId, '\uffff']));
+		return rows.flatMap((row) => {
+			const parsed = historyEvent.safeParse(row);
+			return parsed.success ? [parsed.data as RoomEvent] : [];
+		});
+	}
+
+	async addHistory(roomId: string, events: RoomEvent[]): Promise<void> {
+		if (events.length === 0) return;
+		const db = await this.#db;
+		const tx = db.transaction('history', 'readwrite');
+		for (const event of events) void tx.store.put({ ...event }, [roomId, event.clientMsgId]);
 		await tx.done;
 	}
 

@@ -1,0 +1,107 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { compareEvents, type MessageEvent } from '../../src/lib/protocol/events.ts';
+import {
+	chromiumAvailable,
+	ensureBuilt,
+	launchBrowser,
+	startAppServer,
+	waitForApp,
+	type AppServer,
+	type SharedBrowser,
+} from '../helpers/browser.ts';
+import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { Api } from '../helpers/server.ts';
+
+/**
+ * A room far longer than its live window (issue 6, check 5): the document keeps the newest 100 messages, and
+ * the browser pages the rest in from the server as the reader scrolls back, 5,000 messages in all.
+ */
+const WINDOW = 100;
+const TOTAL = 5_000;
+
+describe.skipIf(!chromiumAvailable)('scrolling back through a long history', () => {
+	let server: AppServer;
+	let browser: SharedBrowser;
+	const clients: TestClient[] = [];
+
+	beforeAll(async () => {
+		const client = await ensureBuilt();
+		server = await startAppServer(client, {
+			ROOM_WINDOW_MESSAGES: String(WINDOW),
+			WRITE_UPDATES_PER_10S: '100000',
+			WRITE_MESSAGES_PER_10S: '100000',
+		});
+		browser = await launchBrowser();
+	}, 180_000);
+
+	afterAll(async () => {
+		for (const c of clients) c.destroy();
+		await browser?.close();
+		await server?.stop();
+	});
+
+	it(`shows all ${TOTAL.toLocaleString('en')} messages once each, in order, across page boundaries`, async () => {
+		const api = new Api(server.url);
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const room = await api.createGroup(ben.accessToken, [ana.user.id], 'Long history');
+		const wsUrl = `${server.url.replace(/^http/, 'ws')}/collab`;
+		const writer = connect(wsUrl, room.id, ben.accessToken, ben.user.id);
+		clients.push(writer);
+		await writer.synced();
+		const sent: MessageEvent[] = [];
+		for (let batch = 0; batch < TOTAL / 100; batch++) {
+			writer.doc.transact(() => {
+				for (let i = 0; i < 100; i++)
+					sent.push(writer.send(`history ${String(batch * 100 + i).padStart(4, '0')}`));
+			});
+		}
+		await writer.synced(120_000);
+		// The server trims the room to its window on its next store (debounced, within about 10 s).
+		await waitFor(
+			async () => {
+				const probe = connect(wsUrl, room.id, ben.accessToken, ben.user.id);
+				try {
+					await probe.synced();
+					return probe.messages().length <= WINDOW * 1.5;
+				} finally {
+					probe.destroy();
+				}
+			},
+			30_000,
+			'the room to be trimmed to its window',
+		);
+		const expected = [...sent].sort(compareEvents).map((m) => m.content);
+
+		const session = await browser.newSession();
+		try {
+			const page = await session.page();
+			await page.goto(`${server.url}/login`);
+			await waitForApp(page);
+			await page.getByLabel('Name').fill(ana.user.name);
+			await page.getByLabel('Password').fill('a long enough passphrase');
+			await page.getByRole('button', { name: 'Sign in' }).click();
+			await page.getByTestId('start-chat').waitFor({ timeout: 15_000 });
+			await page.goto(`${server.url}/rooms/${room.id}`);
+			await waitForApp(page);
+			await page.getByTestId('composer').waitFor({ timeout: 15_000 });
+			const contents = () => page.getByTestId('message-content').allTextContents();
+			// The newest messages come first, from the live window.
+			await expect.poll(async () => (await contents()).at(-1), { timeout: 15_000 }).toBe(expected.at(-1));
+			const start = page.getByTestId('history-start');
+			const older = page.getByTestId('show-older');
+			const deadline = Date.now() + 150_000;
+			while (!(await start.isVisible()) && Date.now() < deadline) {
+				if (await older.isEnabled().catch(() => false)) await older.click().catch(() => undefined);
+				else await page.waitForTimeout(50);
+			}
+			const shown = await contents();
+			console.log(`history: ${shown.length} messages shown after scrolling back (window ${WINDOW})`);
+			expect(new Set(shown).size).toBe(shown.length);
+			expect(shown).toEqual(expected);
+			expect(session.errors(page)).toEqual([]);
+		} finally {
+			await session.close();
+		}
+	}, 300_000);
+});
