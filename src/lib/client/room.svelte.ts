@@ -5,6 +5,7 @@ import { SvelteMap, SvelteSet } from 'svelte/reactivity';
 import { awarenessState, colorFor, type AwarenessState } from '../protocol/awareness.ts';
 import { collabRejections } from '../protocol/errors.ts';
 import {
+	compareEvents,
 	foldEvents,
 	messagesMapName,
 	roomEvent,
@@ -798,11 +799,32 @@ export class RoomStore {
 		if (this.#destroyed || this.#doc !== fresh) return;
 
 		// (Own messages the fresh copy received from the server were marked acknowledged by the observer.)
+		// Older than the server's window: trimmed into history, where the acknowledged ones already are. Writing
+		// them again would bring them back into the document as new entries.
+		let oldest: RoomEvent | undefined;
+		for (const value of this.#map.values()) {
+			const parsed = roomEvent.safeParse(value);
+			if (
+				parsed.success &&
+				parsed.data.kind === 'message' &&
+				(!oldest || compareEvents(parsed.data, oldest) < 0)
+			)
+				oldest = parsed.data;
+		}
+		const archived: RoomEvent[] = [];
 		for (const event of carry) {
 			// A key the server already holds must not be written again: that would be refused as a duplicate.
 			if (this.#map.has(event.clientMsgId)) continue;
+			if (oldest && this.#acked.has(event.clientMsgId) && compareEvents(event, oldest) < 0) {
+				this.#archive.set(event.clientMsgId, event);
+				archived.push(event);
+				continue;
+			}
 			fresh.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
 		}
+		void this.#meta
+			.addHistory(this.roomId, archived)
+			.catch((error: unknown) => console.warn('cannot save history', error));
 		this.#carried = [];
 		this.#publish();
 		this.#setNotice(
