@@ -17,7 +17,7 @@ import { clientStateless, type ServerStateless } from '../../src/lib/protocol/st
 import type { CollabContext } from './authentication.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
-import { trimPlan } from './trim.ts';
+import { squashTrimmed, trimPlan } from './trim.ts';
 import * as messages from '../data/messages.ts';
 import {
 	clientOwners,
@@ -428,6 +428,7 @@ export class Persistence implements Extension {
 							);
 						}
 					}
+					squashTrimmed(doc, messagesMapName);
 					return Y.encodeStateAsUpdate(doc);
 				} finally {
 					doc.destroy();
