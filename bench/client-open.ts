@@ -20,6 +20,7 @@ import { build } from 'vite';
 import * as Y from 'yjs';
 import { chromiumAvailable, ensureBuilt, openBrowser, startAppServer } from '../tests/helpers/browser.ts';
 import { repoRoot } from '../tests/helpers/process.ts';
+import { median, post, timeToMessages } from './common.ts';
 
 const MESSAGES = Number(process.env.MESSAGES ?? 10_000);
 const RUNS = Number(process.env.RUNS ?? 5);
@@ -29,16 +30,6 @@ const PASSWORD = 'a long enough passphrase';
 interface Account {
 	user: { id: string; name: string };
 	accessToken: string;
-}
-
-async function api<T>(base: string, pathname: string, body: unknown, token?: string): Promise<T> {
-	const res = await fetch(base + pathname, {
-		method: 'POST',
-		headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
-		body: JSON.stringify(body),
-	});
-	if (!res.ok) throw new Error(`POST ${pathname}: ${res.status} ${await res.text()}`);
-	return (await res.json()) as T;
 }
 
 /** The room document as the app stores it: `messages` map, one key per message, written by two clients. */
@@ -86,14 +77,6 @@ async function yjsBundle(): Promise<string> {
 	return code;
 }
 
-const median = (values: number[]) => {
-	const sorted = [...values].sort((a, b) => a - b);
-	const mid = Math.floor(sorted.length / 2);
-	return sorted.length % 2
-		? (sorted[mid] as number)
-		: ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-};
-
 async function main(): Promise<void> {
 	if (!chromiumAvailable) return;
 	const client = await ensureBuilt(`bench-${randomUUID()}`);
@@ -109,12 +92,12 @@ async function main(): Promise<void> {
 		await page.fill('input[name="password"]', PASSWORD);
 		await page.click('button[type="submit"]');
 		await page.waitForURL(`${server.url}/`);
-		const own = await api<Account>(server.url, '/api/auth/login', { name, password: PASSWORD });
-		const other = await api<Account>(server.url, '/api/auth/register', {
+		const own = await post<Account>(server.url, '/api/auth/login', { name, password: PASSWORD });
+		const other = await post<Account>(server.url, '/api/auth/register', {
 			name: `bench_${Math.random().toString(36).slice(2, 10)}`,
 			password: PASSWORD,
 		});
-		const room = await api<{ id: string }>(
+		const room = await post<{ id: string }>(
 			server.url,
 			'/api/rooms',
 			{ name: 'Benchmark', isGroup: true, memberIds: [other.user.id] },
@@ -164,18 +147,7 @@ async function main(): Promise<void> {
 		const app: number[] = [];
 		const bare: number[] = [];
 		for (let run = 0; run < RUNS; run++) {
-			await page.goto(roomUrl);
-			await page.waitForFunction(
-				(ids) => {
-					const w = window as unknown as { renderedAt?: number };
-					if (ids.every((id) => document.querySelector(`[data-client-msg-id="${id}"]`)))
-						w.renderedAt ??= performance.now();
-					return w.renderedAt;
-				},
-				lastIds,
-				{ polling: 'raf', timeout: 120_000 },
-			);
-			app.push(await page.evaluate(() => (window as unknown as { renderedAt: number }).renderedAt));
+			app.push(await timeToMessages(page, roomUrl, lastIds));
 			const rendered = await page.locator('[data-testid="message"]').count();
 			if (rendered < LAST) throw new Error(`only ${rendered} messages rendered`);
 

@@ -9,26 +9,15 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import { connect, type TestClient } from '../tests/helpers/collab.ts';
 import { spawnServer } from '../tests/helpers/process.ts';
 import { Api } from '../tests/helpers/server.ts';
+import { admin, adminUrl } from './common.ts';
 
 const MESSAGES = Number(process.env.MESSAGES ?? 200);
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const CLIENTS = 10;
-const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const TICK_MS = 1000 / 100; // USER_HZ
-
-async function admin(sql: string) {
-	const client = new pg.Client({ connectionString: adminUrl });
-	await client.connect();
-	try {
-		await client.query(sql);
-	} finally {
-		await client.end();
-	}
-}
 
 function cpuMs(pid: number): number {
 	const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
