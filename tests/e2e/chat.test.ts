@@ -328,6 +328,22 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		expect(await seen.getAttribute('title')).toBe(`Seen by ${ana.name}`);
 		await expect.poll(() => unread(ana.page), { timeout: UI_TIMEOUT }).toBe('0');
 
+		// Read while offline: the tablet has Ben's next message, loses its network, and Ana reads it there. Ben sees
+		// it seen, and the phone's count clears, once the tablet is back online.
+		await tablet.page.getByRole('link', { name: 'Back to rooms' }).click();
+		await send(ben.page, `third ${tag}`);
+		await expect.poll(() => unread(tablet.page), { timeout: UI_TIMEOUT }).toBe('1');
+		await tablet.session.context.setOffline(true);
+		await tablet.page.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`).click();
+		await message(tablet.page, `third ${tag}`).waitFor({ timeout: UI_TIMEOUT });
+		await tablet.page.waitForTimeout(1_500);
+		const third = message(ben.page, `third ${tag}`).getByTestId('seen-by');
+		expect(await third.count()).toBe(0);
+		expect(await unread(ana.page)).toBe('1');
+		await tablet.session.context.setOffline(false);
+		await third.waitFor({ timeout: UI_TIMEOUT });
+		await expect.poll(() => unread(ana.page), { timeout: UI_TIMEOUT }).toBe('0');
+
 		expectCleanConsoles(ana, ben, tablet);
 	});
 
