@@ -38,6 +38,12 @@ const trimOrigin = { source: 'local', trim: true } as const;
 /** A room catches up from the durable log at most this often (see #catchUpRoom). */
 const CATCH_UP_INTERVAL_MS = 1_000;
 
+/** Whether a document holds any deleted struct: a room loaded after trims. */
+function hasDeletions(doc: Y.Doc): boolean {
+	for (const structs of doc.store.clients.values()) if (structs.some((s) => s.deleted)) return true;
+	return false;
+}
+
 /** The catch-up of one room: the run being prepared, the one in progress, when the last one started. */
 interface RoomCatchUp {
 	next?: Promise<void>;
@@ -68,6 +74,8 @@ export class Persistence implements Extension {
 			appends: Map<string, Promise<void>>;
 			owners: Map<number, string>;
 			catchUp: RoomCatchUp;
+			/** Entries were trimmed from this room: new keys are checked against its history too. */
+			trimmed: boolean;
 		}
 	>();
 	readonly #compactions = new Map<string, Promise<void>>();
@@ -111,6 +119,7 @@ export class Persistence implements Extension {
 			appends: new Map(),
 			owners,
 			catchUp: { started: 0 },
+			trimmed: hasDeletions(document),
 		});
 		// Entries that arrive from other nodes (Redis) or a catch-up bind their client ids too, so a user on
 		// this node cannot borrow the client id of someone who wrote on another node.
@@ -148,6 +157,8 @@ export class Persistence implements Extension {
 			document.off('update', capture);
 		}
 		if (!update) return;
+		const state = this.#rooms.get(documentName);
+		if (state) state.trimmed = true;
 		const roomId = roomIdFromDocumentName(documentName) as string;
 		try {
 			await this.#durable.append({ documentName, roomId, update, events: [] });
@@ -263,6 +274,34 @@ export class Persistence implements Extension {
 					connection,
 					new UpdateRejected(collabRejections.rateLimited, `try again in ${Math.ceil(wait / 1000)} s`),
 				);
+			}
+		}
+		if (room.trimmed && judgement.events.length > 0) {
+			// A trimmed entry is gone from the document but not from history: a new key must not reuse the id of
+			// someone else's message there (the mirror would keep the old row while the document shows the new one).
+			let taken: Map<string, { kind: string; senderId: string }>;
+			try {
+				taken = await messages.kindsAndSenders(
+					this.#db,
+					roomId,
+					judgement.events.map((e) => e.clientMsgId),
+				);
+			} catch {
+				throw retryLater(connection, { ...collabRejections.unavailable });
+			}
+			for (const event of judgement.events) {
+				const old = taken.get(event.clientMsgId);
+				if (old && (old.senderId !== context.user.id || old.kind !== event.kind)) {
+					const error = new UpdateRejected(
+						collabRejections.invalidUpdate,
+						'entries are written once: this clientMsgId already exists in the room history',
+					);
+					this.#log.warn(
+						{ userId: context.user.id, roomId, reason: error.detail, bytes: payload.length },
+						'update rejected',
+					);
+					throw error;
+				}
 			}
 		}
 		// Bound at once, before the append: a racing update from another user with the same client id is

@@ -83,6 +83,25 @@ describeEachBackend('a room longer than its window', (backend) => {
 		fresh.write({ kind: 'reaction', targetId: sent[3]!.clientMsgId, emoji: '👍' });
 		await fresh.synced();
 
+		// A new entry may not take the id of someone else's trimmed message (written from a document that never
+		// saw the room, so it is a new key, not an overwrite).
+		const stolen = sent[0]!.clientMsgId;
+		const forged = new Y.Doc();
+		forged.getMap('messages').set(stolen, {
+			kind: 'message',
+			clientMsgId: stolen,
+			senderId: ben.user.id,
+			content: 'not the original',
+			createdAt: new Date().toISOString(),
+		});
+		const hostile = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id, { doc: forged });
+		clients.push(hostile);
+		const refused = await new Promise<string>((resolve) =>
+			hostile.provider.on('close', ({ event }: { event: { reason: string } }) => resolve(event.reason)),
+		);
+		expect(refused).toMatch(/already exists in the room history/);
+		hostile.destroy();
+
 		// Ben's offline copy: its sync gets the trim (its document drops the old ones), and his message is kept.
 		const own = {
 			kind: 'message' as const,
