@@ -100,6 +100,21 @@ describe.skipIf(!chromiumAvailable)('scrolling back through a long history', () 
 			expect(new Set(shown).size).toBe(shown.length);
 			expect(shown).toEqual(expected);
 			expect(session.errors(page)).toEqual([]);
+
+			// Offline, after a reload: the history this device paged in is still there, read from IndexedDB.
+			await page.waitForFunction(
+				async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated',
+				undefined,
+				{ timeout: 15_000 },
+			);
+			await session.context.setOffline(true);
+			await page.reload();
+			await waitForApp(page);
+			await expect.poll(async () => (await contents()).at(-1), { timeout: 15_000 }).toBe(expected.at(-1));
+			const offlineDeadline = Date.now() + 60_000;
+			while ((await older.count()) > 0 && Date.now() < offlineDeadline)
+				await older.click().catch(() => undefined);
+			expect(await contents()).toEqual(expected);
 		} finally {
 			await session.close();
 		}
