@@ -8,8 +8,7 @@ import {
 
 /**
  * Which keys to delete from a room's `messages` map so that it keeps its `window` newest messages (display
- * order): the older messages, and every edit, delete or reaction that is older than the oldest message kept or
- * points at a message that is not kept. Everything trimmed is in the Postgres mirror already (it was mirrored
+ * order): the older messages, and every edit, delete or reaction that points at a message that is not kept. Everything trimmed is in the Postgres mirror already (it was mirrored
  * when it was accepted), where clients page it in as history. Entries that do not parse are left alone.
  */
 export function trimPlan(map: Y.Map<unknown>, window: number): string[] {
@@ -24,11 +23,12 @@ export function trimPlan(map: Y.Map<unknown>, window: number): string[] {
 	if (messages.length <= window) return [];
 	messages.sort(compareEvents);
 	const cut = messages.length - window;
-	const oldestKept = messages[cut] as MessageEvent;
 	const trimmed = new Set(messages.slice(0, cut).map((m) => m.clientMsgId));
 	const doomed = [...trimmed];
 	for (const e of others) {
-		if (trimmed.has(e.targetId) || !map.has(e.targetId) || compareEvents(e, oldestKept) < 0) {
+		// By target only, never by time: an edit or reaction of a message that stays must stay with it, or a
+		// device that never pages history back that far would not see it.
+		if (trimmed.has(e.targetId) || !map.has(e.targetId)) {
 			doomed.push(e.clientMsgId);
 		}
 	}

@@ -54,6 +54,24 @@ describe('trimming a room to its window', () => {
 		expect(trimPlan(server.getMap('messages'), 300)).toEqual([]);
 	});
 
+	it('keeps what points at a kept message even when it is older than the oldest message kept', () => {
+		const { server, ids } = room(300);
+		const map = server.getMap('messages');
+		// A reaction to the newest message, stamped by a clock far behind.
+		const early = randomUUID();
+		server.transact(() =>
+			map.set(early, {
+				kind: 'reaction',
+				clientMsgId: early,
+				senderId: senders[0],
+				targetId: ids.at(-1),
+				emoji: '🎉',
+				createdAt: '2025-01-01T00:00:00.000Z',
+			}),
+		);
+		expect(trimPlan(map, 100)).not.toContain(early);
+	});
+
 	it('squashes trimmed entries into GC runs: a small snapshot that every replica agrees with', () => {
 		const { server, ids, devices } = room(3_000);
 		const map = server.getMap('messages');
