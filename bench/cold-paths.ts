@@ -1,0 +1,214 @@
+/**
+ * `npm run bench:cold`: the cold paths of issue 7, each against its bare baseline in the same run.
+ *
+ * 1. Server open of a room with 10k and 100k messages: a client connects to a room that is not loaded, the
+ *    server reads it from Postgres and syncs it; timed from connect to synced, against `Y.applyUpdate` of the
+ *    same stored bytes in this process. The rooms are stored as the server keeps them (the newest 5,000 messages
+ *    live, older ones squashed; see bench/room-sizes.ts), so the 100k room stores what a 5,000 one does.
+ * 2. Mirror throughput: 100,000 rows through the server's mirror (`messages.mirror`, in batches of 200 as the
+ *    durable log's group commit makes them) against Postgres `COPY` of the same rows.
+ * 3. Document bytes per message against the JSON size of the messages.
+ *
+ * RUNS (default 5) alternating repetitions; medians. Writes bench/results/cold-paths.json.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import * as Y from 'yjs';
+import { TokenService } from '../server/auth/tokens.ts';
+import { parseConfig } from '../server/config.ts';
+import * as messages from '../server/data/messages.ts';
+import { openDb } from '../server/db/index.ts';
+import { migrate } from '../server/db/migrate.ts';
+import { createLogger } from '../server/log.ts';
+import type { MessageEvent } from '../src/lib/protocol/events.ts';
+import { connect } from '../tests/helpers/collab.ts';
+import { freePort, repoRoot, spawnServer } from '../tests/helpers/process.ts';
+import { admin, adminUrl, median } from './common.ts';
+
+const RUNS = Number(process.env.RUNS ?? 5);
+const WINDOW = 5_000;
+const MIRROR_ROWS = Number(process.env.MIRROR_ROWS ?? 100_000);
+const JWT_SECRET = 'bench-secret-0123456789-abcdefghijklmnop';
+
+function events(count: number, senderId: string): MessageEvent[] {
+	const base = Date.now() - count * 1_000;
+	return Array.from({ length: count }, (_, i) => ({
+		kind: 'message' as const,
+		clientMsgId: randomUUID(),
+		senderId,
+		content: `message ${i}: ${'lorem ipsum dolor sit amet '.repeat(1 + (i % 4))}`.trim(),
+		createdAt: new Date(base + i * 1_000).toISOString(),
+	}));
+}
+
+/** The stored form of a room of `size` messages: the newest WINDOW live, the older ones one GC run. */
+function storedRoom(size: number, senderId: string): { state: Uint8Array; live: MessageEvent[] } {
+	const doc = new Y.Doc();
+	doc.clientID = 1_000_003;
+	const older = Math.max(0, size - WINDOW);
+	if (older > 0) doc.store.clients.set(doc.clientID, [new Y.GC(Y.createID(doc.clientID, 0), older)]);
+	const live = events(size - older, senderId);
+	const map = doc.getMap('messages');
+	for (const e of live) doc.transact(() => map.set(e.clientMsgId, e));
+	return { state: Y.encodeStateAsUpdate(doc), live };
+}
+
+async function main() {
+	const dbName = `bench_cold_${randomUUID().slice(0, 8)}`;
+	await admin(`CREATE DATABASE ${dbName}`);
+	const url = new URL(adminUrl);
+	url.pathname = `/${dbName}`;
+	const config = parseConfig({ DATABASE_URL: url.toString(), JWT_SECRET });
+	const db = await openDb(config, createLogger('warn'));
+	const port = await freePort();
+	const server = spawnServer({
+		PORT: String(port),
+		DATABASE_URL: url.toString(),
+		JWT_SECRET,
+		DATA_DIR: path.join(repoRoot, 'node_modules', '.cache', `bench-${dbName}`),
+	});
+	try {
+		await migrate(db);
+		const userId = randomUUID();
+		await db.query("INSERT INTO users (id, name, password_hash) VALUES ($1, 'bench_cold', 'x')", [userId]);
+		const token = await new TokenService(config).signAccess({ userId, name: 'bench_cold' });
+		await server.ready;
+		const wsUrl = `ws://127.0.0.1:${port}/collab`;
+
+		// 1. Server open against Y.applyUpdate.
+		const open: Record<string, { serverMs: number[]; applyMs: number[]; bytes: number }> = {};
+		for (const size of [10_000, 100_000]) {
+			const roomId = randomUUID();
+			await db.query("INSERT INTO rooms (id, name, is_group, created_by) VALUES ($1, 'cold', true, $2)", [
+				roomId,
+				userId,
+			]);
+			await db.query("INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'member')", [
+				roomId,
+				userId,
+			]);
+			const { state, live } = storedRoom(size, userId);
+			await db.query("INSERT INTO documents (name, state) VALUES ($1, decode($2, 'base64'))", [
+				`room:${roomId}`,
+				Buffer.from(state).toString('base64'),
+			]);
+			const serverMs: number[] = [];
+			const applyMs: number[] = [];
+			for (let run = 0; run < RUNS; run++) {
+				const t0 = performance.now();
+				const client = connect(wsUrl, roomId, token, userId);
+				// Timed by events, not by polling: the provider's sync and the document's updates.
+				await new Promise<void>((resolve) => {
+					const check = () => {
+						if (client.provider.isSynced && client.messages().length === live.length) resolve();
+					};
+					client.provider.on('synced', check);
+					client.doc.on('update', check);
+				});
+				serverMs.push(performance.now() - t0);
+				client.destroy();
+				const t1 = performance.now();
+				const doc = new Y.Doc();
+				Y.applyUpdate(doc, state);
+				applyMs.push(performance.now() - t1);
+				doc.destroy();
+				// The room unloads once its last connection is gone (store, compaction): the next open is cold again.
+				await new Promise((r) => setTimeout(r, 1_500));
+			}
+			open[size] = { serverMs, applyMs, bytes: state.length };
+			console.log(
+				`open ${size.toLocaleString('en')}: server ${median(serverMs).toFixed(1)} ms, applyUpdate ${median(applyMs).toFixed(1)} ms, ` +
+					`${(median(serverMs) / median(applyMs)).toFixed(2)}×`,
+			);
+		}
+
+		// 2. Mirror against COPY.
+		const roomId = randomUUID();
+		await db.query("INSERT INTO rooms (id, name, is_group, created_by) VALUES ($1, 'mirror', true, $2)", [
+			roomId,
+			userId,
+		]);
+		const mirrorRps: number[] = [];
+		const copyRps: number[] = [];
+		const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
+		for (let run = 0; run < RUNS; run++) {
+			const rows = events(MIRROR_ROWS, userId);
+			await db.query('DELETE FROM messages WHERE room_id = $1', [roomId]);
+			let t = performance.now();
+			for (let i = 0; i < rows.length; i += 200) {
+				const batch = rows.slice(i, i + 200).map((event) => ({ roomId, event }));
+				await db.transaction((tx) => messages.mirror(tx, batch));
+			}
+			mirrorRps.push(rows.length / ((performance.now() - t) / 1_000));
+			await db.query('DELETE FROM messages WHERE room_id = $1', [roomId]);
+			const client = await pool.connect();
+			t = performance.now();
+			try {
+				const csv = rows.map(
+					(e) => `${roomId}\t${e.clientMsgId}\tmessage\t${e.senderId}\t${e.content}\t${e.createdAt}\n`,
+				);
+				await pipeline(
+					Readable.from(csv),
+					client.query(
+						copyFrom(
+							'COPY messages (room_id, client_msg_id, kind, sender_id, content, created_at) FROM STDIN',
+						),
+					),
+				);
+			} finally {
+				client.release();
+			}
+			copyRps.push(rows.length / ((performance.now() - t) / 1_000));
+			console.log(
+				`mirror run ${run + 1}/${RUNS}: ${mirrorRps.at(-1)?.toFixed(0)} rows/s, COPY ${copyRps.at(-1)?.toFixed(0)} rows/s`,
+			);
+		}
+		await pool.end();
+
+		// 3. Bytes per message.
+		const sample = events(10_000, userId);
+		const doc = new Y.Doc();
+		for (const e of sample) doc.transact(() => doc.getMap('messages').set(e.clientMsgId, e));
+		const docBytes = Y.encodeStateAsUpdate(doc).length / sample.length;
+		const jsonBytes = sample.reduce((n, e) => n + Buffer.byteLength(JSON.stringify(e)), 0) / sample.length;
+
+		const result = {
+			runs: RUNS,
+			open: Object.fromEntries(
+				Object.entries(open).map(([size, o]) => [
+					size,
+					{
+						storedBytes: o.bytes,
+						serverMedianMs: median(o.serverMs),
+						applyUpdateMedianMs: median(o.applyMs),
+						ratio: median(o.serverMs) / median(o.applyMs),
+					},
+				]),
+			),
+			mirror: {
+				rows: MIRROR_ROWS,
+				mirrorRowsPerSecond: median(mirrorRps),
+				copyRowsPerSecond: median(copyRps),
+				ratio: median(mirrorRps) / median(copyRps),
+			},
+			bytesPerMessage: { document: docBytes, json: jsonBytes, ratio: docBytes / jsonBytes },
+		};
+		console.log(JSON.stringify(result, null, 2));
+		const out = path.join(repoRoot, 'bench', 'results', 'cold-paths.json');
+		fs.mkdirSync(path.dirname(out), { recursive: true });
+		fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+	} finally {
+		server.proc.kill('SIGTERM');
+		await server.exited;
+		await db.close();
+		await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+	}
+}
+
+await main();
+process.exit(0);
