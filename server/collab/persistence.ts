@@ -38,12 +38,6 @@ const trimOrigin = { source: 'local', trim: true } as const;
 /** A room catches up from the durable log at most this often (see #catchUpRoom). */
 const CATCH_UP_INTERVAL_MS = 1_000;
 
-/** Whether a document holds any deleted struct: a room loaded after trims. */
-function hasDeletions(doc: Y.Doc): boolean {
-	for (const structs of doc.store.clients.values()) if (structs.some((s) => s.deleted)) return true;
-	return false;
-}
-
 /** The catch-up of one room: the run being prepared, the one in progress, when the last one started. */
 interface RoomCatchUp {
 	next?: Promise<void>;
@@ -74,8 +68,6 @@ export class Persistence implements Extension {
 			appends: Map<string, Promise<void>>;
 			owners: Map<number, string>;
 			catchUp: RoomCatchUp;
-			/** Entries were trimmed from this room: new keys are checked against its history too. */
-			trimmed: boolean;
 		}
 	>();
 	readonly #compactions = new Map<string, Promise<void>>();
@@ -119,7 +111,6 @@ export class Persistence implements Extension {
 			appends: new Map(),
 			owners,
 			catchUp: { started: 0 },
-			trimmed: hasDeletions(document),
 		});
 		// Entries that arrive from other nodes (Redis) or a catch-up bind their client ids too, so a user on
 		// this node cannot borrow the client id of someone who wrote on another node.
@@ -157,8 +148,6 @@ export class Persistence implements Extension {
 			document.off('update', capture);
 		}
 		if (!update) return;
-		const state = this.#rooms.get(documentName);
-		if (state) state.trimmed = true;
 		const roomId = roomIdFromDocumentName(documentName) as string;
 		try {
 			await this.#durable.append({ documentName, roomId, update, events: [] });
@@ -276,34 +265,6 @@ export class Persistence implements Extension {
 				);
 			}
 		}
-		if (room.trimmed && judgement.events.length > 0) {
-			// A trimmed entry is gone from the document but not from history: a new key must not reuse the id of
-			// someone else's message there (the mirror would keep the old row while the document shows the new one).
-			let taken: Map<string, { kind: string; senderId: string }>;
-			try {
-				taken = await messages.kindsAndSenders(
-					this.#db,
-					roomId,
-					judgement.events.map((e) => e.clientMsgId),
-				);
-			} catch {
-				throw retryLater(connection, { ...collabRejections.unavailable });
-			}
-			for (const event of judgement.events) {
-				const old = taken.get(event.clientMsgId);
-				if (old && (old.senderId !== context.user.id || old.kind !== event.kind)) {
-					const error = new UpdateRejected(
-						collabRejections.invalidUpdate,
-						'entries are written once: this clientMsgId already exists in the room history',
-					);
-					this.#log.warn(
-						{ userId: context.user.id, roomId, reason: error.detail, bytes: payload.length },
-						'update rejected',
-					);
-					throw error;
-				}
-			}
-		}
 		// Bound at once, before the append: a racing update from another user with the same client id is
 		// refused instead of both being stored.
 		for (const client of judgement.clients) room.owners.set(client, context.user.id);
@@ -312,7 +273,15 @@ export class Persistence implements Extension {
 			// Structs another connection is appending right now are durable only once that append commits.
 			await Promise.all(judgement.inFlightKeys.map((key) => room.appends.get(key)));
 			if (keys.length > 0) await this.#append(documentName, roomId, payload, judgement, room);
-		} catch {
+		} catch (error) {
+			if (error instanceof UpdateRejected) {
+				// Refused by the durable log itself: an id another sender's event in the room's history holds.
+				this.#log.warn(
+					{ userId: context.user.id, roomId, reason: error.detail, bytes: payload.length },
+					'update rejected',
+				);
+				throw error;
+			}
 			throw retryLater(connection, { ...collabRejections.unavailable });
 		}
 		sendAck(connection, [...keys, ...judgement.inFlightKeys, ...judgement.knownKeys]);

@@ -5,13 +5,23 @@ import type { RoomEvent } from '../../src/lib/protocol/events.ts';
 /**
  * Mirrors events into `messages`. Idempotent on (room_id, client_msg_id): a replayed update, a
  * restart or a second node never duplicates a row, and the first receive time and seq are kept.
+ *
+ * Returns the events whose id the room's history already holds for another sender or kind (`roomId clientMsgId`
+ * keys): an id taken by a message that was trimmed from the document, reused by someone else. The caller rolls
+ * back and refuses those. Re-sends of the same event are not in it. In the usual case (every row new) this costs
+ * nothing beyond the insert.
  */
-export async function mirror(db: Queryable, rows: { roomId: string; event: RoomEvent }[]): Promise<void> {
-	if (rows.length === 0) return;
-	await db.query(
+export async function mirror(
+	db: Queryable,
+	rows: { roomId: string; event: RoomEvent }[],
+): Promise<Set<string>> {
+	const taken = new Set<string>();
+	if (rows.length === 0) return taken;
+	const inserted = await db.query<{ room_id: string; client_msg_id: string }>(
 		`INSERT INTO messages (room_id, client_msg_id, kind, sender_id, content, reply_to, target_id, created_at)
 		 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[], $8::timestamptz[])
-		 ON CONFLICT (room_id, client_msg_id) DO NOTHING`,
+		 ON CONFLICT (room_id, client_msg_id) DO NOTHING
+		 RETURNING room_id, client_msg_id`,
 		[
 			rows.map((r) => r.roomId),
 			rows.map((r) => r.event.clientMsgId),
@@ -23,6 +33,27 @@ export async function mirror(db: Queryable, rows: { roomId: string; event: RoomE
 			rows.map((r) => r.event.createdAt),
 		],
 	);
+	if (inserted.rows.length < rows.length) {
+		const fresh = new Set(inserted.rows.map((r) => `${r.room_id} ${r.client_msg_id}`));
+		const existing = rows.filter((r) => !fresh.has(`${r.roomId} ${r.event.clientMsgId}`));
+		const { rows: found } = await db.query<{
+			room_id: string;
+			client_msg_id: string;
+			kind: string;
+			sender_id: string;
+		}>(
+			`SELECT m.room_id, m.client_msg_id, m.kind, m.sender_id FROM messages m
+			 JOIN unnest($1::uuid[], $2::uuid[]) AS k (room_id, client_msg_id) USING (room_id, client_msg_id)`,
+			[existing.map((r) => r.roomId), existing.map((r) => r.event.clientMsgId)],
+		);
+		const wanted = new Map(existing.map((r) => [`${r.roomId} ${r.event.clientMsgId}`, r.event]));
+		for (const row of found) {
+			const key = `${row.room_id} ${row.client_msg_id}`;
+			const event = wanted.get(key);
+			if (event && (event.senderId !== row.sender_id || event.kind !== row.kind)) taken.add(key);
+		}
+		if (taken.size > 0) return taken;
+	}
 	const edits = rows.filter((r) => r.event.kind === 'edit');
 	if (edits.length > 0) {
 		// An edit written offline can arrive after its message was deleted: it is masked like the message.
@@ -35,7 +66,7 @@ export async function mirror(db: Queryable, rows: { roomId: string; event: RoomE
 		);
 	}
 	const deletes = rows.filter((r) => r.event.kind === 'delete');
-	if (deletes.length === 0) return;
+	if (deletes.length === 0) return taken;
 	// The target and its edits are marked; the first delete is the one that counts.
 	await db.query(
 		`UPDATE messages m SET deleted_at = d.at, deleted_by = d.by
@@ -49,6 +80,7 @@ export async function mirror(db: Queryable, rows: { roomId: string; event: RoomE
 			deletes.map((r) => r.event.createdAt),
 		],
 	);
+	return taken;
 }
 
 /** The content of a deleted message (and of its edits) is kept for the audit trail but masked on every read. */
