@@ -225,7 +225,7 @@ async function run(target: Target) {
 				}
 			});
 		}
-		const timers = clients.map((c) =>
+		const timers = clients.map((c, index) =>
 			setTimeout(function tick() {
 				const clientMsgId = randomUUID();
 				const event = {
@@ -237,7 +237,7 @@ async function run(target: Target) {
 				};
 				sentAt.set(clientMsgId, performance.now());
 				c.doc.transact(() => c.doc.getMap('messages').set(clientMsgId, event));
-				timers[clients.indexOf(c)] = setTimeout(tick, INTERVAL_MS);
+				timers[index] = setTimeout(tick, INTERVAL_MS);
 			}, Math.random() * INTERVAL_MS),
 		);
 		await new Promise((r) => setTimeout(r, WARMUP_S * 1_000));

@@ -13,7 +13,7 @@ import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { messagesMapName, type RoomEvent } from '../../src/lib/protocol/events.ts';
 import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
-import { clientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
+import { readClientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
@@ -293,15 +293,9 @@ export class Persistence implements Extension {
 	 * from another node that appended it before relaying it. Entries still being appended are waited for.
 	 */
 	async onStateless({ connection, document, documentName, payload }: onStatelessPayload): Promise<void> {
-		let json: unknown;
-		try {
-			json = JSON.parse(payload);
-		} catch {
-			json = undefined;
-		}
-		const parsed = clientStateless.safeParse(json);
+		const message = readClientStateless(payload);
 		const context = connection.context as CollabContext;
-		if (!parsed.success) {
+		if (!message) {
 			this.#log.debug(
 				{ userId: context.user.id, documentName, bytes: payload.length },
 				'unknown stateless message ignored',
@@ -309,9 +303,9 @@ export class Persistence implements Extension {
 			return;
 		}
 		// Other types are other extensions' business (read positions: ReadReceipts).
-		if (parsed.data.type !== 'pending') return;
+		if (message.type !== 'pending') return;
 		const room = this.#rooms.get(documentName);
-		const ids = parsed.data.clientMsgIds;
+		const ids = message.clientMsgIds;
 		await Promise.all(ids.map((id) => room?.appends.get(id)?.catch(() => undefined)));
 		const messages = document.getMap(messagesMapName);
 		const held = ids.filter((id) => {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as reads from '../data/reads.ts';
 import { limits } from '../../src/lib/protocol/limits.ts';
-import { clientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
+import { readClientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import type { CollabContext } from './authentication.ts';
 
@@ -20,6 +20,8 @@ export class ReadReceipts implements Extension {
 	readonly #db: Db;
 	readonly #log: Logger;
 	readonly #limiter = new RateLimiter(READS_PER_10S, 10_000);
+	/** Connections that got every member's position already. */
+	readonly #answered = new WeakSet<object>();
 
 	constructor(db: Db, log: Logger) {
 		this.#db = db;
@@ -27,16 +29,10 @@ export class ReadReceipts implements Extension {
 	}
 
 	async onStateless({ connection, document, documentName, payload }: onStatelessPayload): Promise<void> {
-		let json: unknown;
-		try {
-			json = JSON.parse(payload);
-		} catch {
-			return;
-		}
-		const parsed = clientStateless.safeParse(json);
-		if (!parsed.success || parsed.data.type !== 'read') return;
+		const message = readClientStateless(payload);
+		if (message?.type !== 'read') return;
 		const context = connection.context as CollabContext;
-		const { position } = parsed.data;
+		const { position } = message;
 		if (this.#limiter.take(`${context.user.id} ${documentName}`) > 0) {
 			this.#log.debug(
 				{ userId: context.user.id, roomId: context.roomId },
@@ -56,13 +52,19 @@ export class ReadReceipts implements Extension {
 				position !== null && !connection.readOnly
 					? await reads.advance(this.#db, context.roomId, { userId: context.user.id, ...position })
 					: false;
-			const all = await reads.list(this.#db, context.roomId);
-			connection.sendStateless(JSON.stringify({ type: 'reads', reads: all } satisfies ServerStateless));
-			const mine = all.find((r) => r.userId === context.user.id);
-			if (moved && mine) {
+			// Every position once per connection; after that only the ones that move (broadcast below).
+			if (!this.#answered.has(connection)) {
+				this.#answered.add(connection);
+				const all = await reads.list(this.#db, context.roomId);
+				connection.sendStateless(JSON.stringify({ type: 'reads', reads: all } satisfies ServerStateless));
+			}
+			if (moved && position) {
 				// Every node's connections to the room, through Redis when there are several nodes.
 				document.broadcastStateless(
-					JSON.stringify({ type: 'reads', reads: [mine] } satisfies ServerStateless),
+					JSON.stringify({
+						type: 'reads',
+						reads: [{ userId: context.user.id, ...position }],
+					} satisfies ServerStateless),
 					(other) => other !== connection,
 				);
 			}

@@ -40,12 +40,25 @@ export const clientStateless = z.discriminatedUnion('type', [
 	z.strictObject({ type: z.literal('pending'), clientMsgIds: z.array(uuid).min(1).max(MAX_PENDING_IDS) }),
 	/**
 	 * The sender has read up to `position` (null: nothing yet). Sent after each sync and when the reader gets
-	 * further. The server keeps the furthest position per member, answers with every member's position and
+	 * further. The server keeps the furthest position per member, answers the first one on a connection with every
+	 * member's position, and
 	 * tells the room when one moves.
 	 */
 	z.strictObject({ type: z.literal('read'), position: readPosition.nullable() }),
 ]);
 export type ClientStateless = z.infer<typeof clientStateless>;
+
+/** A client's stateless payload, or null when it is not JSON or not a message this protocol knows. */
+export function readClientStateless(payload: string): ClientStateless | null {
+	let json: unknown;
+	try {
+		json = JSON.parse(payload);
+	} catch {
+		return null;
+	}
+	const parsed = clientStateless.safeParse(json);
+	return parsed.success ? parsed.data : null;
+}
 
 /** The `pending` questions for these ids, split to the size the server accepts. */
 export function pendingQuestions(ids: readonly string[]): string[] {
