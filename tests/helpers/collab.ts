@@ -134,3 +134,27 @@ export async function waitFor(
 	}
 	throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/**
+ * Ana and Ben, freshly registered, in a group room of their own, each with a client that is connected and
+ * synced. The clients go into `clients`, for the caller to destroy.
+ */
+export async function twoMembersConnected(
+	server: {
+		wsUrl: string;
+		api: {
+			register(prefix: string): Promise<{ user: { id: string; name: string }; accessToken: string }>;
+			createGroup(token: string, memberIds: string[]): Promise<{ id: string }>;
+		};
+	},
+	clients: TestClient[],
+) {
+	const ana = await server.api.register('ana');
+	const ben = await server.api.register('ben');
+	const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
+	const a = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id);
+	const b = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id);
+	clients.push(a, b);
+	await Promise.all([a.synced(), b.synced()]);
+	return { ana, ben, room, a, b };
+}

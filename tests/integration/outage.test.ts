@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../helpers/backends.ts';
-import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
@@ -25,13 +25,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('a Postgres outage during traffic',
 		proxy = await new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) }).listen();
 		url.port = String(proxy.port);
 		server = await startTestServer('postgres', {}, { databaseUrl: url.toString() });
-		const ana = await server.api.register('ana');
-		const ben = await server.api.register('ben');
-		const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
-		const a = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id);
-		const b = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id);
-		clients.push(a, b);
-		await Promise.all([a.synced(), b.synced()]);
+		const { ana, room, a, b } = await twoMembersConnected(server, clients);
 		for (let i = 0; i < 20; i++) a.send(`before ${i}`);
 		await a.synced();
 		const ackedBefore = new Set(a.acked);

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeEachBackend } from '../helpers/backends.ts';
-import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 type State = { user?: { id: string; name: string; color: string }; typing?: boolean; [k: string]: unknown };
@@ -19,13 +19,7 @@ describeEachBackend('presence', (backend) => {
 	});
 
 	async function pair() {
-		const ana = await server.api.register('ana');
-		const ben = await server.api.register('ben');
-		const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
-		const a = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id);
-		const b = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id);
-		clients.push(a, b);
-		await Promise.all([a.synced(), b.synced()]);
+		const { ana, ben, a, b } = await twoMembersConnected(server, clients);
 		const statesSeenBy = (c: TestClient) =>
 			[...(c.provider.awareness?.getStates() ?? new Map()).entries()]
 				.filter(([id]) => id !== c.doc.clientID)
