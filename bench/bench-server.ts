@@ -1,7 +1,8 @@
 /**
- * The real server for `bench/validation-server.ts`, with validation on (the shipped validator) or off
- * (BENCH_VALIDATION=off: events are read from the update for the mirror and nothing is checked).
- * Only the benchmark starts it; `npm start` always runs with validation.
+ * The real server as the benchmarks start it: `bench/validation-server.ts` with validation on (the shipped
+ * validator) or off (BENCH_VALIDATION=off: events are read from the update for the mirror and nothing is
+ * checked), and `bench/load.ts` with BENCH_RELAY=before-commit (the relay-before-commit experiment: see
+ * docs/benchmarks.md). Only the benchmarks start it; `npm start` always validates and relays after the commit.
  */
 import * as Y from 'yjs';
 import { startApp } from '../server/app.ts';
@@ -29,5 +30,6 @@ const noValidation: typeof judgeUpdate = (update, { doc }) => {
 const config = parseConfig(process.env);
 const app = await startApp(config, createLogger(config.LOG_LEVEL), {
 	judge: process.env.BENCH_VALIDATION === 'off' ? noValidation : undefined,
+	relayBeforeCommit: process.env.BENCH_RELAY === 'before-commit',
 });
 process.once('SIGTERM', () => void app.stop().then(() => process.exit(0)));

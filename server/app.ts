@@ -27,7 +27,8 @@ export interface App {
 export async function startApp(
 	config: Config,
 	log: Logger,
-	options: { judge?: typeof judgeUpdate } = {},
+	/** Only benchmarks pass these (bench/bench-server.ts). */
+	options: { judge?: typeof judgeUpdate; relayBeforeCommit?: boolean } = {},
 ): Promise<App> {
 	const db = await openDb(config, log);
 	let redis: Redis | undefined;
@@ -61,7 +62,7 @@ export async function startApp(
 				.connect()
 				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
 		}
-		const collab = new Collab({ db, tokens, rooms, log, config, judge: options.judge });
+		const collab = new Collab({ db, tokens, rooms, log, config, ...options });
 		const http = await buildHttp(
 			{
 				config,

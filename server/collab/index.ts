@@ -49,6 +49,7 @@ export class Collab {
 		log: Logger;
 		config: Config;
 		judge?: typeof judgeUpdate;
+		relayBeforeCommit?: boolean;
 	}) {
 		const { config } = deps;
 		this.#log = deps.log.child({ component: 'collab' });
@@ -61,6 +62,7 @@ export class Collab {
 			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
 			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
 			judge: deps.judge,
+			relayBeforeCommit: deps.relayBeforeCommit,
 		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',

@@ -76,6 +76,7 @@ export class Persistence implements Extension {
 	readonly #messagesPerUser: RateLimiter;
 	readonly #filter: ContentFilter | undefined;
 	readonly #judge: typeof judgeUpdate;
+	readonly #relayBeforeCommit: boolean;
 
 	constructor(
 		db: Db,
@@ -89,6 +90,12 @@ export class Persistence implements Extension {
 			filter?: ContentFilter;
 			/** Only benchmarks replace the validator (bench/validation-server.ts measures what it costs). */
 			judge?: typeof judgeUpdate;
+			/**
+			 * Only benchmarks set this (bench/load.ts, target `ours-relay-first`): relay an accepted update at once
+			 * and hold back only the writer's ack until the append commits. Not safe to ship: see
+			 * docs/benchmarks.md ("Relay before the commit").
+			 */
+			relayBeforeCommit?: boolean;
 		},
 	) {
 		this.#db = db;
@@ -100,6 +107,7 @@ export class Persistence implements Extension {
 		this.#messagesPerUser = new RateLimiter(options.messagesPer10s, 10_000);
 		this.#filter = options.filter?.mode === 'off' ? undefined : options.filter;
 		this.#judge = options.judge ?? judgeUpdate;
+		this.#relayBeforeCommit = options.relayBeforeCommit ?? false;
 	}
 
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
@@ -269,6 +277,14 @@ export class Persistence implements Extension {
 		// refused instead of both being stored.
 		for (const client of judgement.clients) room.owners.set(client, context.user.id);
 		const keys = judgement.events.map((e) => e.clientMsgId);
+		if (this.#relayBeforeCommit && keys.length > 0 && judgement.inFlightKeys.length === 0) {
+			this.#append(documentName, roomId, payload, judgement, room).then(
+				() => sendAck(connection, [...keys, ...judgement.knownKeys]),
+				() =>
+					connection.webSocket.close(collabRejections.unavailable.code, collabRejections.unavailable.reason),
+			);
+			return;
+		}
 		try {
 			// Structs another connection is appending right now are durable only once that append commits.
 			await Promise.all(judgement.inFlightKeys.map((key) => room.appends.get(key)));
