@@ -1,17 +1,19 @@
 /**
  * `npm run bench:cold`: the cold paths of issue 7, each against its bare baseline in the same run.
  *
- * 1. Server open of a room with 10k and 100k messages: a client connects to a room that is not loaded, the
- *    server reads it from Postgres and syncs it; timed from connect to synced, against `Y.applyUpdate` of the
- *    same stored bytes in this process. The rooms are stored as the server keeps them (the newest 5,000 messages
- *    live, older ones squashed; see bench/room-sizes.ts), so the 100k room stores what a 5,000 one does.
+ * 1. Server open of a room with 10k and 100k messages, against `Y.applyUpdate` of the same stored bytes in this
+ *    process, two ways: on the server alone (the persistence extension's load, from Postgres into a fresh
+ *    Y.Doc, plus the encoding of the first sync answer to a new client), and end to end (a client connects to a
+ *    room that is not loaded until it has synced: WebSocket, JWT, membership, the load, the sync, the client's own
+ *    apply). The rooms are stored as the server keeps them (the newest 5,000 messages live, older ones squashed;
+ *    see bench/room-sizes.ts), so the 100k room stores what a 5,000 one does.
  * 2. Mirror throughput: 100,000 rows through the server's mirror (`messages.mirror`, in batches of 200 as the
  *    durable log's group commit makes them) against Postgres `COPY` of the same rows.
  * 3. Document bytes per message against the JSON size of the messages.
  *
- * RUNS (default 5) alternating repetitions; medians. Writes bench/results/cold-paths.json.
+ * RUNS (default 5) alternating repetitions; medians. Writes bench/results/cold-paths.json and a markdown table.
+ * `--smoke`: small rooms and one run, to check the harness.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -28,11 +30,15 @@ import { createLogger } from '../server/log.ts';
 import type { MessageEvent } from '../src/lib/protocol/events.ts';
 import { connect } from '../tests/helpers/collab.ts';
 import { freePort, repoRoot, spawnServer } from '../tests/helpers/process.ts';
+import { Persistence } from '../server/collab/persistence.ts';
 import { admin, adminUrl, median } from './common.ts';
+import { envNumber, fmt, writeResult } from './harness.ts';
 
-const RUNS = Number(process.env.RUNS ?? 5);
-const WINDOW = 5_000;
-const MIRROR_ROWS = Number(process.env.MIRROR_ROWS ?? 100_000);
+const smoke = process.argv.includes('--smoke');
+const RUNS = envNumber('RUNS', smoke ? 1 : 5);
+const WINDOW = smoke ? 50 : 5_000;
+const SIZES = smoke ? [100, 1_000] : [10_000, 100_000];
+const MIRROR_ROWS = envNumber('MIRROR_ROWS', smoke ? 1_000 : 100_000);
 const JWT_SECRET = 'bench-secret-0123456789-abcdefghijklmnop';
 
 function events(count: number, senderId: string): MessageEvent[] {
@@ -81,8 +87,17 @@ async function main() {
 		const wsUrl = `ws://127.0.0.1:${port}/collab`;
 
 		// 1. Server open against Y.applyUpdate.
-		const open: Record<string, { serverMs: number[]; applyMs: number[]; bytes: number }> = {};
-		for (const size of [10_000, 100_000]) {
+		const open: Record<
+			string,
+			{ loadMs: number[]; firstSyncMs: number[]; endToEndMs: number[]; applyMs: number[]; bytes: number }
+		> = {};
+		const persistence = new Persistence(db, createLogger('warn'), {
+			compactAfterUpdates: 500,
+			windowMessages: WINDOW,
+			updatesPer10s: 1_000,
+			messagesPer10s: 1_000,
+		});
+		for (const size of SIZES) {
 			const roomId = randomUUID();
 			await db.query("INSERT INTO rooms (id, name, is_group, created_by) VALUES ($1, 'cold', true, $2)", [
 				roomId,
@@ -97,9 +112,22 @@ async function main() {
 				`room:${roomId}`,
 				Buffer.from(state).toString('base64'),
 			]);
-			const serverMs: number[] = [];
+			const endToEndMs: number[] = [];
 			const applyMs: number[] = [];
+			const loadMs: number[] = [];
+			const firstSyncMs: number[] = [];
 			for (let run = 0; run < RUNS; run++) {
+				// The server alone: what Hocuspocus awaits before a room opens, then the first sync answer.
+				const serverDoc = new Y.Doc();
+				let t = performance.now();
+				await persistence.onLoadDocument({ document: serverDoc, documentName: `room:${roomId}` } as never);
+				loadMs.push(performance.now() - t);
+				t = performance.now();
+				Y.encodeStateAsUpdate(serverDoc, Y.encodeStateVector(new Y.Doc()));
+				firstSyncMs.push(performance.now() - t);
+				await persistence.afterUnloadDocument({ documentName: `room:${roomId}` });
+				serverDoc.destroy();
+
 				const t0 = performance.now();
 				const client = connect(wsUrl, roomId, token, userId);
 				// Timed by events, not by polling: the provider's sync and the document's updates.
@@ -110,7 +138,7 @@ async function main() {
 					client.provider.on('synced', check);
 					client.doc.on('update', check);
 				});
-				serverMs.push(performance.now() - t0);
+				endToEndMs.push(performance.now() - t0);
 				client.destroy();
 				const t1 = performance.now();
 				const doc = new Y.Doc();
@@ -120,10 +148,10 @@ async function main() {
 				// The room unloads once its last connection is gone (store, compaction): the next open is cold again.
 				await new Promise((r) => setTimeout(r, 1_500));
 			}
-			open[size] = { serverMs, applyMs, bytes: state.length };
+			open[size] = { loadMs, firstSyncMs, endToEndMs, applyMs, bytes: state.length };
 			console.log(
-				`open ${size.toLocaleString('en')}: server ${median(serverMs).toFixed(1)} ms, applyUpdate ${median(applyMs).toFixed(1)} ms, ` +
-					`${(median(serverMs) / median(applyMs)).toFixed(2)}×`,
+				`open ${size.toLocaleString('en')}: server load ${median(loadMs).toFixed(1)} ms + first sync ${median(firstSyncMs).toFixed(1)} ms, ` +
+					`end to end ${median(endToEndMs).toFixed(1)} ms, applyUpdate ${median(applyMs).toFixed(1)} ms`,
 			);
 		}
 
@@ -184,9 +212,13 @@ async function main() {
 					size,
 					{
 						storedBytes: o.bytes,
-						serverMedianMs: median(o.serverMs),
+						loadMedianMs: median(o.loadMs),
+						firstSyncMedianMs: median(o.firstSyncMs),
+						serverMedianMs: median(o.loadMs.map((l, i) => l + (o.firstSyncMs[i] as number))),
+						endToEndMedianMs: median(o.endToEndMs),
 						applyUpdateMedianMs: median(o.applyMs),
-						ratio: median(o.serverMs) / median(o.applyMs),
+						serverRatio: median(o.loadMs.map((l, i) => l + (o.firstSyncMs[i] as number))) / median(o.applyMs),
+						endToEndRatio: median(o.endToEndMs) / median(o.applyMs),
 					},
 				]),
 			),
@@ -198,10 +230,21 @@ async function main() {
 			},
 			bytesPerMessage: { document: docBytes, json: jsonBytes, ratio: docBytes / jsonBytes },
 		};
-		console.log(JSON.stringify(result, null, 2));
-		const out = path.join(repoRoot, 'bench', 'results', 'cold-paths.json');
-		fs.mkdirSync(path.dirname(out), { recursive: true });
-		fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+		const rows = Object.entries(result.open).flatMap(([size, o]) => [
+			`| Open a ${Number(size).toLocaleString('en')}-message room on the server: load from Postgres + first sync answer | ${fmt(o.loadMedianMs)} + ${fmt(o.firstSyncMedianMs)} = ${fmt(o.serverMedianMs)} ms | \`Y.applyUpdate\` of its ${fmt(o.storedBytes / 1e6, 2)} MB: ${fmt(o.applyUpdateMedianMs)} ms | ${fmt(o.serverRatio, 2)}× |`,
+			`| The same, end to end: connect → synced (room not loaded) | ${fmt(o.endToEndMedianMs)} ms | ${fmt(o.applyUpdateMedianMs)} ms | ${fmt(o.endToEndRatio, 2)}× |`,
+		]);
+		const table = [
+			`Medians of ${RUNS}:`,
+			'',
+			'| Path | Ours | Baseline | Ratio |',
+			'| --- | --- | --- | --- |',
+			...rows,
+			`| Mirror ${MIRROR_ROWS.toLocaleString('en')} rows (\`messages.mirror\`, batches of 200) | ${fmt(result.mirror.mirrorRowsPerSecond, 0)} rows/s | Postgres \`COPY\`: ${fmt(result.mirror.copyRowsPerSecond, 0)} rows/s | ${fmt(result.mirror.ratio, 2)}× |`,
+			`| Document bytes per message (10,000 messages) | ${fmt(docBytes, 0)} B | the message as JSON: ${fmt(jsonBytes, 0)} B | ${fmt(docBytes / jsonBytes, 2)}× |`,
+		].join('\n');
+		console.log(`\n${table}`);
+		writeResult(smoke ? 'cold-paths-smoke' : 'cold-paths', { smoke, ...result, table });
 	} finally {
 		server.proc.kill('SIGTERM');
 		await server.exited;

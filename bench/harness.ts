@@ -1,0 +1,520 @@
+/**
+ * The load harness shared by `bench/load.ts`, `bench/max-rate.ts`, `bench/room-memory.ts` and `bench/soak.ts`:
+ * starts a target server as its own process, connects simulated clients (real providers, each with its own
+ * Y.Doc and socket) and drives and measures a message load.
+ *
+ * Targets:
+ * - `bare`: @hocuspocus/server with no extensions (bench/targets/bare-hocuspocus.ts);
+ * - `yws`: the reference @y/websocket-server 0.1.1 (y-websocket as its client);
+ * - `ours`: the real server (auth, validation, durable append to Postgres, mirror, relay) on a throwaway
+ *   database with the users, rooms and tokens seeded straight into it;
+ * - `ours-relay-first`: the same, relaying before the commit (an experiment; see docs/benchmarks.md);
+ * - `bare-2node`: two bare Hocuspocus nodes with only @hocuspocus/extension-redis, the baseline of:
+ * - `ours-2node`: two of our nodes sharing the database and Redis; the members of each room are split between them.
+ *
+ * Every target runs with `--expose-gc` and bench/targets/gc-on-signal.ts preloaded, so memory can be read after a
+ * full collection.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
+import { Redis } from 'ioredis';
+import { WebsocketProvider } from 'y-websocket';
+import * as Y from 'yjs';
+import { TokenService } from '../server/auth/tokens.ts';
+import { parseConfig } from '../server/config.ts';
+import { openDb } from '../server/db/index.ts';
+import { migrate } from '../server/db/migrate.ts';
+import { createLogger } from '../server/log.ts';
+import { freePort, repoRoot, spawnServer, type ServerProcess } from '../tests/helpers/process.ts';
+import { admin, adminUrl } from './common.ts';
+
+export type Target = 'bare' | 'yws' | 'ours' | 'ours-relay-first' | 'bare-2node' | 'ours-2node';
+export const targets: Target[] = ['bare', 'yws', 'ours', 'ours-relay-first', 'bare-2node', 'ours-2node'];
+
+const JWT_SECRET = 'bench-secret-0123456789-abcdefghijklmnop';
+const TICK_MS = 1000 / 100; // USER_HZ
+const redisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const targetArgs = [
+	'--expose-gc',
+	'--import',
+	'./bench/targets/gc-on-signal.ts',
+	// CPU_PROF=<dir>: every target writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
+	...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []),
+];
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const percentile = (sorted: number[], p: number) =>
+	sorted.length === 0
+		? NaN
+		: (sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number);
+
+/** Parses the targets named in `value` (comma-separated), failing loudly on an unknown one. */
+export function parseTargets(value: string): Target[] {
+	const names = value.split(',').map((t) => t.trim());
+	const unknown = names.filter((t) => !targets.includes(t as Target));
+	if (unknown.length > 0)
+		throw new Error(`unknown target ${unknown.join(', ')}: expected ${targets.join(', ')}`);
+	return names as Target[];
+}
+
+/** Reads a positive number from the environment, failing loudly on anything else. */
+export function envNumber(name: string, fallback: number): number {
+	const raw = process.env[name];
+	if (raw === undefined || raw === '') return fallback;
+	const value = Number(raw);
+	if (!Number.isFinite(value) || value <= 0)
+		throw new Error(`${name} must be a positive number, got "${raw}"`);
+	return value;
+}
+
+function procStats(pid: number): { cpuMs: number; rssMb: number } {
+	const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+	const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+	const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+	return { cpuMs: (Number(stat[11]) + Number(stat[12])) * TICK_MS, rssMb: rssKb / 1024 };
+}
+
+/** CPU time the whole machine spent busy (all cores, every process), ms. */
+function machineBusyMs(): number {
+	const cpu =
+		fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+	// user nice system idle iowait irq softirq steal
+	const busy = (cpu[0] ?? 0) + (cpu[1] ?? 0) + (cpu[2] ?? 0) + (cpu[5] ?? 0) + (cpu[6] ?? 0) + (cpu[7] ?? 0);
+	return busy * TICK_MS;
+}
+
+export interface BenchUser {
+	id: string;
+	token: string;
+}
+
+export interface RunningTarget {
+	target: Target;
+	/** One URL per node; client `i` of room `r` connects to `urlFor(i)`. */
+	urlFor(clientIndex: number): string;
+	users: BenchUser[];
+	rooms: string[];
+	/** Our targets' database (a throwaway one, dropped by `stop`). */
+	databaseUrl?: string;
+	/** CPU time and RSS summed over the target's processes. */
+	stats(): { cpuMs: number; rssMb: number };
+	/**
+	 * Runs a full garbage collection in every process of the target and waits for it; returns the heap in use
+	 * after it, and how late each event loop ran since the previous call (the worst process's p99 and max).
+	 */
+	gc(): Promise<{ heapUsedMb: number; loopDelayP99Ms: number; loopDelayMaxMs: number }>;
+	/** Lines the target logged at level warn or above (ours), or on stderr. */
+	problems(): string[];
+	stop(): Promise<void>;
+}
+
+async function ready(server: ServerProcess, line: RegExp): Promise<void> {
+	const deadline = Date.now() + 60_000;
+	while (!line.test(server.output())) {
+		if (Date.now() > deadline || server.proc.exitCode !== null)
+			throw new Error(`target did not start:\n${server.output().slice(-3000)}`);
+		await sleep(50);
+	}
+}
+
+/**
+ * Starts `target` with `clients` users over `rooms` rooms (client `i` is a member of room `i % rooms`).
+ * `env` is added to our server's environment.
+ */
+export async function startTarget(
+	target: Target,
+	{ clients, rooms: roomCount, env = {} }: { clients: number; rooms: number; env?: Record<string, string> },
+): Promise<RunningTarget> {
+	const users: BenchUser[] = Array.from({ length: clients }, () => ({ id: randomUUID(), token: 'bench' }));
+	const rooms = Array.from({ length: roomCount }, () => randomUUID());
+	const servers: ServerProcess[] = [];
+	const ports: number[] = [];
+	let cleanup = async () => {};
+	let databaseUrl: string | undefined;
+
+	const prefix = `bench-${randomUUID().slice(0, 8)}`;
+	const twoNodes = target === 'ours-2node' || target === 'bare-2node';
+	const dropRedisKeys = async () => {
+		const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+		await redis.connect();
+		const keys = await redis.keys(`${prefix}*`);
+		if (keys.length > 0) await redis.del(...keys);
+		redis.disconnect();
+	};
+	if (target === 'bare' || target === 'yws' || target === 'bare-2node') {
+		const script =
+			target === 'yws'
+				? path.join(repoRoot, 'node_modules/@y/websocket-server/src/server.js')
+				: 'bench/targets/bare-hocuspocus.ts';
+		for (let node = 0; node < (twoNodes ? 2 : 1); node++) {
+			const port = await freePort();
+			ports.push(port);
+			const server = spawnServer(
+				{
+					PORT: String(port),
+					HOST: '127.0.0.1',
+					...(twoNodes ? { REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}),
+				},
+				[process.execPath, ...targetArgs, script],
+			);
+			servers.push(server);
+			await ready(server, target === 'yws' ? /running at/ : /bench target listening/);
+		}
+		if (twoNodes) cleanup = dropRedisKeys;
+	} else {
+		const dbName = `bench_load_${randomUUID().slice(0, 8)}`;
+		await admin(`CREATE DATABASE ${dbName}`);
+		cleanup = async () => {
+			await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+			if (twoNodes) await dropRedisKeys();
+		};
+		const url = new URL(adminUrl);
+		url.pathname = `/${dbName}`;
+		databaseUrl = url.toString();
+		const config = parseConfig({ DATABASE_URL: url.toString(), JWT_SECRET });
+		const db = await openDb(config, createLogger('warn'));
+		try {
+			await migrate(db);
+			// Users, rooms and memberships straight into the database: registering 1,000 users through scrypt is
+			// not what is measured. Tokens are signed with the server's secret, as its login would.
+			await db.query(
+				`INSERT INTO users (id, name, password_hash) SELECT id, 'bench_' || substr(id::text, 1, 8) || n, 'x'
+				 FROM unnest($1::uuid[]) WITH ORDINALITY AS t (id, n)`,
+				[users.map((u) => u.id)],
+			);
+			await db.query(
+				`INSERT INTO rooms (id, name, is_group, created_by) SELECT id, 'bench', true, $2 FROM unnest($1::uuid[]) AS id`,
+				[rooms, users[0]?.id],
+			);
+			await db.query(
+				`INSERT INTO memberships (room_id, user_id, role) SELECT r, u, 'member'
+				 FROM unnest($1::uuid[], $2::uuid[]) AS t (r, u)`,
+				[users.map((_, i) => rooms[i % roomCount]), users.map((u) => u.id)],
+			);
+		} finally {
+			await db.close();
+		}
+		const tokens = new TokenService(config);
+		for (const [i, u] of users.entries())
+			u.token = await tokens.signAccess({ userId: u.id, name: `bench${i}` });
+		for (let node = 0; node < (twoNodes ? 2 : 1); node++) {
+			const port = await freePort();
+			ports.push(port);
+			servers.push(
+				spawnServer(
+					{
+						PORT: String(port),
+						DATABASE_URL: url.toString(),
+						JWT_SECRET,
+						LOG_LEVEL: 'info',
+						WRITE_UPDATES_PER_10S: '1000000',
+						WRITE_MESSAGES_PER_10S: '1000000',
+						WS_CONNECTIONS_PER_IP_PER_MINUTE: '1000000',
+						AUTH_RATE_LIMIT_PER_MINUTE: '1000000',
+						DATA_DIR: path.join(repoRoot, 'node_modules', '.cache', `bench-${dbName}`),
+						...(target === 'ours-relay-first' ? { BENCH_RELAY: 'before-commit' } : {}),
+						...(target === 'ours-2node' ? { REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}),
+						...env,
+					},
+					[process.execPath, ...targetArgs, 'bench/bench-server.ts'],
+				),
+			);
+		}
+		try {
+			await Promise.all(servers.map((s) => ready(s, /server listening/)));
+		} catch (error) {
+			for (const s of servers) s.proc.kill('SIGKILL');
+			await cleanup();
+			throw error;
+		}
+	}
+
+	const pids = servers.map((s) => s.proc.pid as number);
+	const gcLines = () => servers.map((s) => s.output().split('bench gc done').length);
+	return {
+		target,
+		users,
+		rooms,
+		databaseUrl,
+		urlFor: (i) => {
+			const port = ports[Math.floor(i / roomCount) % ports.length];
+			return target.startsWith('ours') ? `ws://127.0.0.1:${port}/collab` : `ws://127.0.0.1:${port}`;
+		},
+		stats: () =>
+			pids.map(procStats).reduce((a, b) => ({ cpuMs: a.cpuMs + b.cpuMs, rssMb: a.rssMb + b.rssMb }), {
+				cpuMs: 0,
+				rssMb: 0,
+			}),
+		gc: async () => {
+			const before = gcLines();
+			for (const pid of pids) process.kill(pid, 'SIGUSR2');
+			const deadline = Date.now() + 10_000;
+			while (gcLines().some((n, i) => n <= (before[i] as number))) {
+				if (Date.now() > deadline) throw new Error(`${target}: no answer to SIGUSR2 (gc)`);
+				await sleep(20);
+			}
+			const last = servers.map((s) => {
+				const line = s
+					.output()
+					.split('\n')
+					.findLast((l) => l.includes('bench gc done'));
+				return JSON.parse(line ?? '{}') as {
+					heapUsedMb: number;
+					loopDelayP99Ms: number;
+					loopDelayMaxMs: number;
+				};
+			});
+			return {
+				heapUsedMb: last.reduce((a, l) => a + l.heapUsedMb, 0),
+				loopDelayP99Ms: Math.max(...last.map((l) => l.loopDelayP99Ms)),
+				loopDelayMaxMs: Math.max(...last.map((l) => l.loopDelayMaxMs)),
+			};
+		},
+		problems: () =>
+			servers.flatMap((s) =>
+				s
+					.output()
+					.split('\n')
+					.filter((line) => (line.startsWith('{') ? /"level":[456]0/.test(line) : /error/i.test(line))),
+			),
+		stop: async () => {
+			for (const s of servers) s.proc.kill('SIGTERM');
+			await Promise.all(servers.map((s) => s.exited));
+			await cleanup();
+		},
+	};
+}
+
+export interface Client {
+	doc: Y.Doc;
+	index: number;
+	roomIndex: number;
+	userId: string;
+	synced(): boolean;
+	/** True while the client holds local changes the server has not confirmed (Hocuspocus providers only). */
+	unsynced(): boolean;
+	destroy(): void;
+}
+
+export function connectClient(running: RunningTarget, index: number): Client {
+	const roomIndex = index % running.rooms.length;
+	const room = running.rooms[roomIndex] as string;
+	const user = running.users[index] as BenchUser;
+	const url = running.urlFor(index);
+	const doc = new Y.Doc();
+	if (running.target === 'yws') {
+		const provider = new WebsocketProvider(url, `room:${room}`, doc, { disableBc: true });
+		return {
+			doc,
+			index,
+			roomIndex,
+			userId: user.id,
+			synced: () => provider.synced,
+			unsynced: () => false,
+			destroy: () => provider.destroy(),
+		};
+	}
+	const socket = new HocuspocusProviderWebsocket({ url });
+	const provider = new HocuspocusProvider({
+		websocketProvider: socket,
+		name: `room:${room}`,
+		document: doc,
+		token: user.token,
+	});
+	provider.attach();
+	return {
+		doc,
+		index,
+		roomIndex,
+		userId: user.id,
+		synced: () => provider.isSynced,
+		unsynced: () => provider.hasUnsyncedChanges,
+		destroy: () => {
+			provider.destroy();
+			socket.destroy();
+		},
+	};
+}
+
+/**
+ * How long connecting takes: evenly spread over one awareness renewal period (a provider renews its presence
+ * every 15 s). Clients that all connected in the same second would renew in the same second forever after, and
+ * every 15 s the servers would face a burst no real crowd of users makes.
+ */
+export const CONNECT_SPREAD_MS = 15_000;
+
+/** Connects clients `0 … count-1`, evenly over `spreadMs`, and waits until every one has synced. */
+export async function connectAll(
+	running: RunningTarget,
+	count: number,
+	spreadMs = CONNECT_SPREAD_MS,
+): Promise<Client[]> {
+	// Every y-websocket provider listens for the process's exit: one listener per simulated client.
+	process.setMaxListeners(Math.max(process.getMaxListeners(), count + 20));
+	const clients: Client[] = [];
+	const start = performance.now();
+	for (let i = 0; i < count; i++) {
+		clients.push(connectClient(running, i));
+		const due = start + ((i + 1) * spreadMs) / count;
+		if (due - performance.now() >= 5) await sleep(due - performance.now());
+	}
+	const deadline = Date.now() + 120_000;
+	while (!clients.every((c) => c.synced())) {
+		if (Date.now() > deadline)
+			throw new Error(`${running.target}: ${clients.filter((c) => !c.synced()).length} clients never synced`);
+		await sleep(100);
+	}
+	return clients;
+}
+
+export interface Window {
+	seconds: number;
+	deliveries: number;
+	/** Sorted latencies of the deliveries observed in the window, ms. */
+	latencies: number[];
+	serverCpuMs: number;
+	/** CPU this process (the load generator) used in the window, ms. */
+	generatorCpuMs: number;
+	/** CPU the whole machine used in the window (server, generator, Postgres, anything else), ms. */
+	machineCpuMs: number;
+	rssMb: number;
+}
+
+/**
+ * Drives `clients`: each writes one message every `intervalMs` (random phase), as the app writes one (one new
+ * key in `messages`), and every other member's observation of it is a delivery.
+ */
+export class Load {
+	readonly #clients: Client[];
+	readonly #running: RunningTarget;
+	readonly #sentAt = new Map<string, { at: number; pending: number }>();
+	readonly #timers: (NodeJS.Timeout | undefined)[] = [];
+	#latencies: number[] = [];
+	#deliveries = 0;
+	#recording = false;
+	#lastDelivery = 0;
+	sent = 0;
+
+	constructor(running: RunningTarget, clients: Client[]) {
+		this.#running = running;
+		this.#clients = clients;
+		const members = new Map<number, number>();
+		for (const c of clients) members.set(c.roomIndex, (members.get(c.roomIndex) ?? 0) + 1);
+		this.members = (roomIndex) => members.get(roomIndex) ?? 0;
+		for (const c of clients) {
+			c.doc.getMap('messages').observe((event, tx) => {
+				if (tx.local) return;
+				const now = performance.now();
+				this.#lastDelivery = now;
+				for (const key of event.keysChanged) {
+					const sent = this.#sentAt.get(key);
+					if (!sent) continue;
+					if (--sent.pending === 0) this.#sentAt.delete(key);
+					if (!this.#recording) continue;
+					this.onDelivery?.(now, now - sent.at);
+					this.#latencies.push(now - sent.at);
+					this.#deliveries++;
+				}
+			});
+		}
+	}
+
+	readonly members: (roomIndex: number) => number;
+	/** Called for every delivery recorded by `measure`: when it was observed, and its latency (ms). */
+	onDelivery?: (at: number, latencyMs: number) => void;
+
+	/** Messages sent whose deliveries are not all observed yet. */
+	get undelivered(): number {
+		return this.#sentAt.size;
+	}
+
+	/** Every client writes one message every `intervalMs` from now on (replacing any earlier rate). */
+	start(intervalMs: number): void {
+		this.stop();
+		for (const c of this.#clients) {
+			const tick = () => {
+				const clientMsgId = randomUUID();
+				const event = {
+					kind: 'message',
+					clientMsgId,
+					senderId: c.userId,
+					content: 'bench message',
+					createdAt: new Date().toISOString(),
+				};
+				this.#sentAt.set(clientMsgId, { at: performance.now(), pending: this.members(c.roomIndex) - 1 });
+				this.sent++;
+				c.doc.transact(() => c.doc.getMap('messages').set(clientMsgId, event));
+				this.#timers[c.index] = setTimeout(tick, intervalMs);
+			};
+			this.#timers[c.index] = setTimeout(tick, Math.random() * intervalMs);
+		}
+	}
+
+	stop(): void {
+		for (const t of this.#timers) clearTimeout(t);
+	}
+
+	/** Waits until no delivery has been observed for `quietMs` (a backlog drained), at most `maxMs`. */
+	async settle(quietMs = 1_000, maxMs = 60_000): Promise<void> {
+		const deadline = Date.now() + maxMs;
+		this.#lastDelivery = performance.now();
+		while (performance.now() - this.#lastDelivery < quietMs && Date.now() < deadline) await sleep(100);
+	}
+
+	/** Records every delivery for `seconds`. */
+	async measure(seconds: number): Promise<Window> {
+		this.#latencies = [];
+		this.#deliveries = 0;
+		const before = this.#running.stats();
+		const cpu0 = process.cpuUsage();
+		const machine0 = machineBusyMs();
+		const t0 = performance.now();
+		this.#recording = true;
+		await sleep(seconds * 1_000);
+		this.#recording = false;
+		const elapsed = (performance.now() - t0) / 1_000;
+		const after = this.#running.stats();
+		const cpu = process.cpuUsage(cpu0);
+		return {
+			seconds: elapsed,
+			deliveries: this.#deliveries,
+			latencies: this.#latencies.sort((a, b) => a - b),
+			serverCpuMs: after.cpuMs - before.cpuMs,
+			generatorCpuMs: (cpu.user + cpu.system) / 1_000,
+			machineCpuMs: machineBusyMs() - machine0,
+			rssMb: after.rssMb,
+		};
+	}
+}
+
+/** The figures of a window, as the tables show them. */
+export function summarize(w: Window) {
+	return {
+		deliveriesPerSecond: w.deliveries / w.seconds,
+		p50Ms: percentile(w.latencies, 50),
+		p95Ms: percentile(w.latencies, 95),
+		p99Ms: percentile(w.latencies, 99),
+		serverCpuPerDeliveryUs: w.deliveries > 0 ? (w.serverCpuMs * 1_000) / w.deliveries : NaN,
+		/** Share of one core the server used, and the load generator (this process). */
+		serverCores: w.serverCpuMs / 1_000 / w.seconds,
+		generatorCores: w.generatorCpuMs / 1_000 / w.seconds,
+		machineCores: w.machineCpuMs / 1_000 / w.seconds,
+		rssMb: w.rssMb,
+	};
+}
+
+export const fmt = (n: number, digits = 1) =>
+	Number.isFinite(n)
+		? n.toLocaleString('en', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+		: '–';
+
+/** Writes `data` as bench/results/<name>.json. */
+export function writeResult(name: string, data: unknown): string {
+	const out = path.join(repoRoot, 'bench', 'results', `${name}.json`);
+	fs.mkdirSync(path.dirname(out), { recursive: true });
+	fs.writeFileSync(out, `${JSON.stringify(data, null, 2)}\n`);
+	return out;
+}
