@@ -10,6 +10,8 @@ import { migrate } from './db/migrate.ts';
 import { buildHttp } from './http/app.ts';
 import { Redis } from 'ioredis';
 import { RoomService } from './rooms.ts';
+import { Metrics } from './metrics.ts';
+import { startTracing } from './tracing.ts';
 
 export interface App {
 	readonly db: Db;
@@ -30,7 +32,18 @@ export async function startApp(
 	/** Only benchmarks pass these (bench/bench-server.ts). */
 	options: { judge?: typeof judgeUpdate; relayBeforeCommit?: boolean } = {},
 ): Promise<App> {
-	const db = await openDb(config, log);
+	const stopTracing = await startTracing(
+		{
+			endpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+			tracesEndpoint: config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+			serviceName: config.OTEL_SERVICE_NAME,
+		},
+		log,
+	);
+	const db = await openDb(config, log).catch(async (error: unknown) => {
+		await stopTracing();
+		throw error;
+	});
 	let redis: Redis | undefined;
 	try {
 		const applied = await migrate(db);
@@ -62,7 +75,13 @@ export async function startApp(
 				.connect()
 				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
 		}
-		const collab = new Collab({ db, tokens, rooms, log, config, ...options });
+		const metrics = new Metrics();
+		const collab = new Collab({ db, tokens, rooms, log, config, metrics, ...options });
+		metrics.observe({
+			connections: () => collab.hocuspocus.getConnectionsCount(),
+			documents: () => collab.hocuspocus.getDocumentsCount(),
+			redisUp: redis ? () => (redis as Redis).status === 'ready' : undefined,
+		});
 		const http = await buildHttp(
 			{
 				config,
@@ -70,6 +89,7 @@ export async function startApp(
 				auth,
 				tokens,
 				rooms,
+				metrics,
 				redisReady: redis ? async () => void (await (redis as Redis).ping()) : undefined,
 			},
 			log,
@@ -91,6 +111,7 @@ export async function startApp(
 					await closed;
 					redis?.disconnect();
 					await db.close();
+					await stopTracing();
 					log.info('shutdown complete');
 				})()),
 		};
@@ -99,6 +120,7 @@ export async function startApp(
 		await db.close().catch(() => {
 			// Boot already failed; the original error is the one to report.
 		});
+		await stopTracing();
 		throw error;
 	}
 }

@@ -71,6 +71,21 @@ const schema = z
 			})
 			.default('info'),
 		TRUST_PROXY: z.preprocess(emptyAsUndefined, boolean.default(false)),
+		/** OpenTelemetry: spans are exported over OTLP/HTTP only when one of these is set (server/tracing.ts). */
+		OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
+			emptyAsUndefined,
+			urlWithProtocol(['http:', 'https:']).optional(),
+		),
+		OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.preprocess(
+			emptyAsUndefined,
+			urlWithProtocol(['http:', 'https:']).optional(),
+		),
+		OTEL_SERVICE_NAME: z.string().min(1).default('chat'),
+		/** When set, GET /metrics answers only requests with `Authorization: Bearer <METRICS_TOKEN>`. */
+		METRICS_TOKEN: z.preprocess(
+			emptyAsUndefined,
+			z.string().min(16, 'expected at least 16 characters of random text').optional(),
+		),
 		AUTH_RATE_LIMIT_PER_MINUTE: positiveInt(60),
 		LOGIN_FAILURES_PER_NAME: positiveInt(10),
 		WRITE_UPDATES_PER_10S: positiveInt(50),

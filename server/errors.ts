@@ -1,4 +1,5 @@
 import type { ApiErrorCode } from '../src/lib/protocol/errors.ts';
+import type { AuthFailureReason } from './metrics.ts';
 
 const statusByCode: Record<ApiErrorCode, number> = {
 	bad_request: 400,
@@ -21,6 +22,8 @@ export class AppError extends Error {
 	readonly code: ApiErrorCode;
 	readonly status: number;
 	readonly issues?: { path: string; message: string }[];
+	/** Set when the error is a failed authentication: why, for `chat_auth_failures_total`. */
+	authFailure?: AuthFailureReason;
 
 	constructor(code: ApiErrorCode, message: string, issues?: { path: string; message: string }[]) {
 		super(message);
@@ -28,6 +31,17 @@ export class AppError extends Error {
 		this.status = statusByCode[code];
 		this.issues = issues;
 	}
+}
+
+/** A failed authentication: the client gets `code` and `message`; the metrics count `reason`. */
+export function authFailed(
+	reason: AuthFailureReason,
+	code: 'unauthorized' | 'invalid_credentials' | 'rate_limited',
+	message: string,
+): AppError {
+	const error = new AppError(code, message);
+	error.authFailure = reason;
+	return error;
 }
 
 export const notFound = (what: string) => new AppError('not_found', `${what} not found`);

@@ -1,14 +1,17 @@
 import pino, { type Logger } from 'pino';
+import { traceFields } from './tracing.ts';
 
 /**
  * JSON logs. Secrets never reach a line: known secret-bearing fields are censored wherever they
  * appear, and request logging records the route and status, never bodies or headers with tokens.
+ * A line written inside a span carries its `traceId` and `spanId` (see server/tracing.ts).
  */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
 	return pino(
 		{
 			level,
 			base: { pid: process.pid },
+			mixin: traceFields,
 			timestamp: pino.stdTimeFunctions.isoTime,
 			redact: {
 				paths: [

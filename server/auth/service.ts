@@ -1,7 +1,7 @@
 import type { Db } from '../db/index.ts';
 import * as sessions from '../data/sessions.ts';
 import * as users from '../data/users.ts';
-import { AppError } from '../errors.ts';
+import { AppError, authFailed } from '../errors.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import type { AuthResponse, PublicUser } from '../../src/lib/protocol/api.ts';
 import { dummyPasswordHash, hashPassword, isCommonPassword, verifyPassword } from './password.ts';
@@ -11,6 +11,7 @@ import { hashRefreshToken, newRefreshToken, type TokenService } from './tokens.t
 export class RefreshReuseError extends AppError {
 	constructor() {
 		super('unauthorized', 'refresh token was already used; all sessions of this login were signed out');
+		this.authFailure = 'refresh_reused';
 	}
 }
 
@@ -57,7 +58,8 @@ export class AuthService {
 		const key = name.toLowerCase();
 		const wait = this.#failures.peek(key);
 		if (wait > 0) {
-			throw new AppError(
+			throw authFailed(
+				'name_locked',
 				'rate_limited',
 				`too many failed sign-ins for this name; try again in ${Math.ceil(wait / 60_000)} min`,
 			);
@@ -66,7 +68,7 @@ export class AuthService {
 		const ok = await verifyPassword(password, record?.passwordHash ?? (await dummyPasswordHash()));
 		if (!record || !ok) {
 			this.#failures.take(key);
-			throw new AppError('invalid_credentials', 'wrong name or password');
+			throw authFailed('wrong_credentials', 'invalid_credentials', 'wrong name or password');
 		}
 		this.#failures.reset(key);
 		return this.#issue({ id: record.id, name: record.name });
@@ -79,14 +81,17 @@ export class AuthService {
 	async refresh(token: string): Promise<AuthResponse> {
 		const outcome = await this.#db.transaction(async (tx) => {
 			const row = await sessions.findForUpdate(tx, hashRefreshToken(token));
-			if (!row) return { error: new AppError('unauthorized', 'refresh token unknown') };
+			if (!row) return { error: authFailed('refresh_unknown', 'unauthorized', 'refresh token unknown') };
 			if (row.revoked) {
 				await sessions.revokeFamily(tx, row.familyId);
 				return { error: new RefreshReuseError() };
 			}
-			if (row.expired) return { error: new AppError('unauthorized', 'refresh token expired; sign in again') };
+			if (row.expired)
+				return {
+					error: authFailed('refresh_expired', 'unauthorized', 'refresh token expired; sign in again'),
+				};
 			const user = await users.findById(tx, row.userId);
-			if (!user) return { error: new AppError('unauthorized', 'account no longer exists') };
+			if (!user) return { error: authFailed('account_gone', 'unauthorized', 'account no longer exists') };
 			const next = newRefreshToken();
 			const inserted = await sessions.insert(tx, {
 				familyId: row.familyId,

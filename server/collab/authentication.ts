@@ -8,6 +8,8 @@ import { TokenError, type TokenService } from '../auth/tokens.ts';
 import { moderates, type Role } from '../../src/lib/protocol/api.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
+import type { Metrics } from '../metrics.ts';
+import { inSpan } from '../tracing.ts';
 
 /** What every connection to a room carries once authenticated. */
 export interface CollabContext {
@@ -33,14 +35,28 @@ export class Authentication implements Extension {
 	/** Rooms open per WebSocket: one socket multiplexes many documents. */
 	readonly #openPerSocket = new Map<string, number>();
 
-	constructor(db: Db, tokens: TokenService, log: Logger, options: { documentsPerConnection: number }) {
+	readonly #metrics: Metrics | undefined;
+
+	constructor(
+		db: Db,
+		tokens: TokenService,
+		log: Logger,
+		options: { documentsPerConnection: number; metrics?: Metrics },
+	) {
 		this.#db = db;
 		this.#tokens = tokens;
 		this.#log = log.child({ component: 'collab-auth' });
 		this.#documentsPerConnection = options.documentsPerConnection;
+		this.#metrics = options.metrics;
 	}
 
-	async onAuthenticate({
+	onAuthenticate(payload: onAuthenticatePayload): Promise<CollabContext> {
+		return inSpan('chat.authenticate', { attributes: { 'chat.channel': 'collab' } }, () =>
+			this.#authenticate(payload),
+		);
+	}
+
+	async #authenticate({
 		token,
 		documentName,
 		connectionConfig,
@@ -55,6 +71,10 @@ export class Authentication implements Extension {
 					? collabRejections.tokenExpired
 					: collabRejections.unauthorized;
 			this.#log.info({ socketId, reason: rejection.reason }, 'collab connection refused');
+			this.#metrics?.authFailures.inc({
+				channel: 'collab',
+				reason: rejection === collabRejections.tokenExpired ? 'token_expired' : 'token_invalid',
+			});
 			throw rejection;
 		}
 		const roomId = roomIdFromDocumentName(documentName);
@@ -74,6 +94,8 @@ export class Authentication implements Extension {
 				{ socketId, userId: user.userId, roomId, reason: rejection.reason },
 				'collab connection refused',
 			);
+			if (rejection === collabRejections.notAMember)
+				this.#metrics?.authFailures.inc({ channel: 'collab', reason: 'not_a_member' });
 			throw rejection;
 		}
 		const open = this.#openPerSocket.get(socketId) ?? 0;

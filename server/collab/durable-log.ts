@@ -4,6 +4,9 @@ import * as documents from '../data/documents.ts';
 import * as messages from '../data/messages.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import type { Span } from '@opentelemetry/api';
+import type { Metrics } from '../metrics.ts';
+import { inSpan } from '../tracing.ts';
 import { UpdateRejected } from './validation.ts';
 
 /** Rolls a batch's transaction back: some of its ids are taken (see `messages.mirror`). */
@@ -14,6 +17,10 @@ export interface AppendEntry {
 	roomId: string;
 	update: Uint8Array;
 	events: RoomEvent[];
+	/** When the server received the update (performance.now()): its mirror lag is measured from there. */
+	receivedAt?: number;
+	/** The update's span: the batch's commit becomes its child (or a link, for the other updates of a batch). */
+	span?: Span;
 }
 
 interface Pending extends AppendEntry {
@@ -32,10 +39,12 @@ export class DurableLog {
 	readonly #log: Logger;
 	#queue: Pending[] = [];
 	#flushing: Promise<void> | null = null;
+	readonly #metrics: Metrics | undefined;
 
-	constructor(db: Db, log: Logger) {
+	constructor(db: Db, log: Logger, metrics?: Metrics) {
 		this.#db = db;
 		this.#log = log;
+		this.#metrics = metrics;
 	}
 
 	append(entry: AppendEntry): Promise<void> {
@@ -57,18 +66,33 @@ export class DurableLog {
 	 */
 	async #commit(batch: Pending[]): Promise<Pending[]> {
 		let taken = new Set<string>();
+		const started = performance.now();
+		const spans = batch.flatMap((e) => (e.span ? [e.span] : []));
 		try {
-			await this.#db.transaction(async (tx) => {
-				taken = await messages.mirror(
-					tx,
-					batch.flatMap((e) => e.events.map((event) => ({ roomId: e.roomId, event }))),
-				);
-				if (taken.size > 0) throw new IdsTaken();
-				await documents.appendUpdates(
-					tx,
-					batch.map((e) => ({ name: e.documentName, update: e.update })),
-				);
-			});
+			const rows = batch.flatMap((e) => e.events.map((event) => ({ roomId: e.roomId, event })));
+			await inSpan(
+				'chat.durable_append',
+				{
+					attributes: { 'chat.batch.updates': batch.length, 'chat.batch.events': rows.length },
+					links: spans.slice(1).map((s) => ({ context: s.spanContext() })),
+				},
+				() =>
+					this.#db.transaction(async (tx) => {
+						taken = await inSpan(
+							'chat.mirror_write',
+							{ attributes: { 'chat.mirror.rows': rows.length } },
+							() => messages.mirror(tx, rows),
+						);
+						if (taken.size > 0) throw new IdsTaken();
+						await inSpan('chat.log_append', { attributes: { 'chat.log.updates': batch.length } }, () =>
+							documents.appendUpdates(
+								tx,
+								batch.map((e) => ({ name: e.documentName, update: e.update })),
+							),
+						);
+					}),
+				spans[0],
+			);
 		} catch (error) {
 			if (!(error instanceof IdsTaken)) {
 				this.#log.error(
@@ -89,7 +113,15 @@ export class DurableLog {
 			}
 			return batch.filter((e) => !refused(e));
 		}
-		for (const entry of batch) entry.resolve();
+		const now = performance.now();
+		this.#metrics?.durableAppendSeconds.observe((now - started) / 1_000);
+		this.#metrics?.durableAppendBatch.observe(batch.length);
+		for (const entry of batch) {
+			if (entry.receivedAt !== undefined)
+				for (let i = 0; i < entry.events.length; i++)
+					this.#metrics?.mirrorLagSeconds.observe((now - entry.receivedAt) / 1_000);
+			entry.resolve();
+		}
 		return [];
 	}
 

@@ -19,6 +19,7 @@ import { Persistence } from './persistence.ts';
 import { Presence } from './presence.ts';
 import { ReadReceipts } from './read-receipts.ts';
 import type { judgeUpdate } from './validation.ts';
+import type { Metrics } from '../metrics.ts';
 
 export const COLLAB_PATH = '/collab';
 
@@ -48,6 +49,7 @@ export class Collab {
 		rooms: RoomService;
 		log: Logger;
 		config: Config;
+		metrics: Metrics;
 		judge?: typeof judgeUpdate;
 		relayBeforeCommit?: boolean;
 	}) {
@@ -63,6 +65,7 @@ export class Collab {
 			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
 			judge: deps.judge,
 			relayBeforeCommit: deps.relayBeforeCommit,
+			metrics: deps.metrics,
 		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',
@@ -85,6 +88,7 @@ export class Collab {
 					: []),
 				new Authentication(deps.db, deps.tokens, deps.log, {
 					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
+					metrics: deps.metrics,
 				}),
 				new Presence(deps.log),
 				new ReadReceipts(deps.db, deps.log),

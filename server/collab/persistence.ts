@@ -15,6 +15,9 @@ import { messagesMapName, type RoomEvent } from '../../src/lib/protocol/events.t
 import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
 import { readClientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
+import type { Span } from '@opentelemetry/api';
+import type { Metrics } from '../metrics.ts';
+import { inSpan } from '../tracing.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
 import { squashTrimmed, trimPlan } from './trim.ts';
@@ -77,6 +80,7 @@ export class Persistence implements Extension {
 	readonly #filter: ContentFilter | undefined;
 	readonly #judge: typeof judgeUpdate;
 	readonly #relayBeforeCommit: boolean;
+	readonly #metrics: Metrics | undefined;
 
 	constructor(
 		db: Db,
@@ -96,11 +100,13 @@ export class Persistence implements Extension {
 			 * docs/benchmarks.md ("Relay before the commit").
 			 */
 			relayBeforeCommit?: boolean;
+			metrics?: Metrics;
 		},
 	) {
 		this.#db = db;
 		this.#log = log.child({ component: 'persistence' });
-		this.#durable = new DurableLog(db, this.#log);
+		this.#metrics = options.metrics;
+		this.#durable = new DurableLog(db, this.#log, options.metrics);
 		this.#compactAfter = options.compactAfterUpdates;
 		this.#window = options.windowMessages ?? 5_000;
 		this.#updatesPerUser = new RateLimiter(options.updatesPer10s, 10_000);
@@ -219,8 +225,32 @@ export class Persistence implements Extension {
 		return state.next;
 	}
 
-	async beforeSync({ connection, document, documentName, type, payload }: beforeSyncPayload<CollabContext>) {
-		if (type === SYNC_STEP_1 || connection.readOnly) return;
+	/**
+	 * Every update a client sends: judged, durably appended with its mirror rows, then (once this resolves)
+	 * applied and relayed by Hocuspocus, and acknowledged. One trace per update (`chat.update`), with the
+	 * validation, the durable append and the mirror write as its children (docs/operations.md).
+	 */
+	beforeSync(payload: beforeSyncPayload<CollabContext>): Promise<void> {
+		if (payload.type === SYNC_STEP_1 || payload.connection.readOnly) return Promise.resolve();
+		const context = payload.connection.context as CollabContext;
+		return inSpan(
+			'chat.update',
+			{
+				attributes: {
+					'chat.connection_id': context.connectionId,
+					'chat.room_id': roomIdFromDocumentName(payload.documentName) ?? '',
+					'chat.update.bytes': payload.payload.length,
+				},
+			},
+			(span) => this.#update(payload, span),
+		);
+	}
+
+	async #update(
+		{ connection, document, documentName, payload }: beforeSyncPayload<CollabContext>,
+		span: Span,
+	): Promise<void> {
+		const receivedAt = performance.now();
 		const context = connection.context as CollabContext;
 		const roomId = roomIdFromDocumentName(documentName);
 		if (!roomId) throw collabRejections.unknownDocument;
@@ -241,8 +271,11 @@ export class Persistence implements Extension {
 			});
 		let judgement: UpdateJudgement;
 		try {
-			judgement = await this.#judgeKnowingMore(judge, archived, connection, document, documentName, room);
+			judgement = await inSpan('chat.validate', {}, () =>
+				this.#judgeKnowingMore(judge, archived, connection, document, documentName, room),
+			);
 		} catch (error) {
+			this.#countRejection(error);
 			if (error instanceof UpdateRejected) {
 				this.#log.warn(
 					{
@@ -267,6 +300,7 @@ export class Persistence implements Extension {
 					{ userId: context.user.id, roomId, reason: 'rate-limited', messages: judgement.events.length },
 					'update rejected',
 				);
+				this.#countRejection(collabRejections.rateLimited);
 				throw retryLater(
 					connection,
 					new UpdateRejected(collabRejections.rateLimited, `try again in ${Math.ceil(wait / 1000)} s`),
@@ -277,9 +311,13 @@ export class Persistence implements Extension {
 		// refused instead of both being stored.
 		for (const client of judgement.clients) room.owners.set(client, context.user.id);
 		const keys = judgement.events.map((e) => e.clientMsgId);
+		span.setAttribute('chat.client_msg_ids', keys);
 		if (this.#relayBeforeCommit && keys.length > 0 && judgement.inFlightKeys.length === 0) {
-			this.#append(documentName, roomId, payload, judgement, room).then(
-				() => sendAck(connection, [...keys, ...judgement.knownKeys]),
+			this.#append(documentName, roomId, payload, judgement, room, receivedAt, span).then(
+				() => {
+					this.#countAccepted(payload, judgement.events);
+					sendAck(connection, [...keys, ...judgement.knownKeys]);
+				},
 				() =>
 					connection.webSocket.close(collabRejections.unavailable.code, collabRejections.unavailable.reason),
 			);
@@ -288,8 +326,10 @@ export class Persistence implements Extension {
 		try {
 			// Structs another connection is appending right now are durable only once that append commits.
 			await Promise.all(judgement.inFlightKeys.map((key) => room.appends.get(key)));
-			if (keys.length > 0) await this.#append(documentName, roomId, payload, judgement, room);
+			if (keys.length > 0)
+				await this.#append(documentName, roomId, payload, judgement, room, receivedAt, span);
 		} catch (error) {
+			this.#countRejection(error instanceof UpdateRejected ? error : collabRejections.unavailable);
 			if (error instanceof UpdateRejected) {
 				// Refused by the durable log itself: an id another sender's event in the room's history holds.
 				this.#log.warn(
@@ -300,7 +340,32 @@ export class Persistence implements Extension {
 			}
 			throw retryLater(connection, { ...collabRejections.unavailable });
 		}
+		if (keys.length > 0) {
+			this.#countAccepted(payload, judgement.events);
+			this.#log.debug(
+				{ connectionId: context.connectionId, roomId, clientMsgIds: keys, bytes: payload.length },
+				'update accepted',
+			);
+		}
 		sendAck(connection, [...keys, ...judgement.inFlightKeys, ...judgement.knownKeys]);
+	}
+
+	#countAccepted(update: Uint8Array, events: RoomEvent[]): void {
+		if (!this.#metrics) return;
+		this.#metrics.updateBytes.observe(update.length);
+		for (const event of events) this.#metrics.eventsAccepted.inc({ kind: event.kind });
+	}
+
+	/** Counts a refused update by its bare reason (`invalid-update`, `rate-limited`, …). */
+	#countRejection(error: unknown): void {
+		const reason =
+			error instanceof UpdateRejected
+				? error.rejection
+				: typeof (error as { reason?: unknown })?.reason === 'string'
+					? (error as { reason: string }).reason
+					: undefined;
+		if (reason && Object.values(collabRejections).some((r) => r.reason === reason))
+			this.#metrics?.updatesRejected.inc({ reason });
 	}
 
 	/**
@@ -378,10 +443,12 @@ export class Persistence implements Extension {
 		update: Uint8Array,
 		judgement: { events: RoomEvent[]; structIds: string[] },
 		room: { reservedKeys: Map<string, string>; appends: Map<string, Promise<void>> },
+		receivedAt?: number,
+		span?: Span,
 	) {
 		const { events } = judgement;
 		const keys = events.map((e) => e.clientMsgId);
-		const done = this.#durable.append({ documentName, roomId, update, events });
+		const done = this.#durable.append({ documentName, roomId, update, events, receivedAt, span });
 		keys.forEach((key, i) => {
 			room.reservedKeys.set(key, judgement.structIds[i] as string);
 			room.appends.set(key, done);
@@ -428,7 +495,13 @@ export class Persistence implements Extension {
 		return run;
 	}
 
-	async #compact(documentName: string): Promise<void> {
+	#compact(documentName: string): Promise<void> {
+		return inSpan('chat.compact', { attributes: { 'chat.document': documentName } }, () =>
+			this.#compactNow(documentName),
+		);
+	}
+
+	async #compactNow(documentName: string): Promise<void> {
 		const started = performance.now();
 		try {
 			const before = this.#appended.get(documentName) ?? 0;
@@ -455,12 +528,15 @@ export class Persistence implements Extension {
 			if (this.#appended.has(documentName)) {
 				this.#appended.set(documentName, Math.max(0, (this.#appended.get(documentName) ?? before) - folded));
 			}
+			this.#metrics?.compactions.inc({ result: 'ok' });
+			this.#metrics?.compactionSeconds.observe((performance.now() - started) / 1_000);
 			this.#log.debug(
 				{ documentName, folded, ms: Math.round(performance.now() - started) },
 				'document compacted',
 			);
 		} catch (error) {
 			// The log still holds every update; the next store or the next load tries again.
+			this.#metrics?.compactions.inc({ result: 'failed' });
 			this.#log.error({ err: error, documentName }, 'compaction failed; will retry later');
 		}
 	}

@@ -10,10 +10,13 @@ export class UpdateRejected extends Error {
 	readonly code: number;
 	readonly reason: string;
 	readonly detail: string;
+	/** The bare reason of `collabRejections` (`invalid-update`, …), without the detail: a metrics label. */
+	readonly rejection: string;
 
 	constructor(rejection: { code: number; reason: string }, detail: string) {
 		super(detail);
 		this.code = rejection.code;
+		this.rejection = rejection.reason;
 		// A WebSocket close reason holds at most 123 bytes.
 		this.reason = truncateUtf8(`${rejection.reason}: ${detail}`, 123);
 		this.detail = detail;

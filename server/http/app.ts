@@ -7,6 +7,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { Logger } from 'pino';
 import type { ApiErrorBody } from '../../src/lib/protocol/errors.ts';
 import { AppError } from '../errors.ts';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import { tracer } from '../tracing.ts';
 import type { HttpDeps } from './deps.ts';
 import { authRoutes } from './routes/auth.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -57,8 +59,45 @@ export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyIns
 		},
 	});
 
+	// One span per request. It is made the active context again right before the handler runs: a request body
+	// is read from socket events, which would lose a context set only when the request arrived.
+	const spans = new WeakMap<object, Span>();
+	app.addHook('onRequest', (request, _reply, done) => {
+		const route = request.routeOptions.url ?? 'unmatched';
+		const span = tracer.startSpan(`${request.method} ${route}`, {
+			kind: SpanKind.SERVER,
+			attributes: {
+				'http.request.method': request.method,
+				'http.route': route,
+				'chat.request_id': request.id,
+			},
+		});
+		spans.set(request, span);
+		context.with(trace.setSpan(context.active(), span), done);
+	});
+	app.addHook('preHandler', (request, _reply, done) => {
+		const span = spans.get(request);
+		if (span) context.with(trace.setSpan(context.active(), span), done);
+		else done();
+	});
+	// Route patterns, never paths: `/api/rooms/:id`, not one series per room.
+	app.addHook('onResponse', async (request, reply) => {
+		const route = request.routeOptions.url ?? 'unmatched';
+		deps.metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+		deps.metrics.httpSeconds.observe({ method: request.method, route }, reply.elapsedTime / 1_000);
+		const span = spans.get(request);
+		if (span) {
+			span.setAttribute('http.response.status_code', reply.statusCode);
+			if (reply.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+			span.end();
+		}
+	});
+
 	app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
 		if (error instanceof AppError) {
+			if (error.authFailure) deps.metrics.authFailures.inc({ channel: 'http', reason: error.authFailure });
+			else if (error.code === 'rate_limited' && request.routeOptions.url?.startsWith('/api/auth/'))
+				deps.metrics.authFailures.inc({ channel: 'http', reason: 'rate_limited' });
 			if (error.code === 'rate_limited')
 				request.log.warn({ route: request.routeOptions.url }, 'rate limited');
 			return reply.code(error.status).send(toBody(error));

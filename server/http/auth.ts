@@ -1,22 +1,29 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens.ts';
-import { AppError } from '../errors.ts';
+import { AppError, authFailed } from '../errors.ts';
+import { inSpan } from '../tracing.ts';
 
 export const REFRESH_COOKIE = 'refresh_token';
 
 /** The authenticated user of a request, from `Authorization: Bearer <access token>`. */
-export async function requireUser(request: FastifyRequest, tokens: TokenService): Promise<AccessClaims> {
+export function requireUser(request: FastifyRequest, tokens: TokenService): Promise<AccessClaims> {
+	return inSpan('chat.authenticate', { attributes: { 'chat.channel': 'http' } }, () =>
+		verifyBearer(request, tokens),
+	);
+}
+
+async function verifyBearer(request: FastifyRequest, tokens: TokenService): Promise<AccessClaims> {
 	const header = request.headers.authorization;
 	const match = header?.match(/^Bearer ([A-Za-z0-9._~+/=-]+)$/);
-	if (!match?.[1]) throw new AppError('unauthorized', 'sign in first: missing bearer token');
+	if (!match?.[1]) throw authFailed('missing_token', 'unauthorized', 'sign in first: missing bearer token');
 	try {
 		return await tokens.verifyAccess(match[1]);
 	} catch (error) {
 		if (error instanceof TokenError && error.code === 'token_expired') {
-			throw new AppError('unauthorized', 'access token expired; refresh it');
+			throw authFailed('token_expired', 'unauthorized', 'access token expired; refresh it');
 		}
-		throw new AppError('unauthorized', 'access token invalid');
+		throw authFailed('token_invalid', 'unauthorized', 'access token invalid');
 	}
 }
 

@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
 import type { AuthService } from '../auth/service.ts';
 import type { TokenService } from '../auth/tokens.ts';
+import type { Metrics } from '../metrics.ts';
 import type { RoomService } from '../rooms.ts';
 
 /** What the HTTP routes need; built once in the composition root. */
@@ -11,6 +12,7 @@ export interface HttpDeps {
 	auth: AuthService;
 	tokens: TokenService;
 	rooms: RoomService;
+	metrics: Metrics;
 	/** Resolves when Redis answers, when configured. */
 	redisReady?: () => Promise<void>;
 }

@@ -13,6 +13,7 @@ describe('readiness with Redis configured', () => {
 		const res = await server.api.get('/readyz');
 		expect(res.status).toBe(200);
 		expect(res.body.checks).toEqual({ database: { ok: true }, redis: { ok: true } });
+		expect((await server.api.get('/metrics')).body).toMatch(/^chat_redis_up 1$/m);
 	});
 
 	it('reports degraded (still 200: the node serves its own clients) when Redis does not answer, and still serves the API', async () => {
@@ -23,6 +24,7 @@ describe('readiness with Redis configured', () => {
 		expect(res.body.status).toBe('degraded');
 		expect(res.body.checks.database).toEqual({ ok: true });
 		expect(res.body.checks.redis.ok).toBe(false);
+		expect((await server.api.get('/metrics')).body).toMatch(/^chat_redis_up 0$/m);
 		expect((await server.api.get('/healthz')).status).toBe(200);
 		expect(
 			(await server.api.post('/api/auth/register', { name: 'still_up', password: 'pineapple umbrella' }))

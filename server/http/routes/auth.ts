@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { credentialsBody, loginBody, refreshBody } from '../../../src/lib/protocol/api.ts';
-import { AppError } from '../../errors.ts';
+import { AppError, authFailed } from '../../errors.ts';
 import * as users from '../../data/users.ts';
 import { parse, readCookie, REFRESH_COOKIE, requireUser, setRefreshCookie } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
@@ -15,7 +15,7 @@ export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
 	const refreshTokenOf = (request: Parameters<typeof readCookie>[0]) => {
 		const body = parse(refreshBody, request.body);
 		const token = body.refreshToken ?? readCookie(request, REFRESH_COOKIE);
-		if (!token) throw new AppError('unauthorized', 'no refresh token: sign in again');
+		if (!token) throw authFailed('missing_token', 'unauthorized', 'no refresh token: sign in again');
 		return token;
 	};
 
@@ -60,7 +60,7 @@ export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.get('/api/me', async (request) => {
 		const claims = await requireUser(request, deps.tokens);
 		const user = await users.findById(deps.db, claims.userId);
-		if (!user) throw new AppError('unauthorized', 'account no longer exists');
+		if (!user) throw authFailed('account_gone', 'unauthorized', 'account no longer exists');
 		return user;
 	});
 }

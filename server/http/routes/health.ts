@@ -1,4 +1,6 @@
+import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
+import { AppError } from '../../errors.ts';
 import { limits } from '../../../src/lib/protocol/limits.ts';
 import type { HttpDeps } from '../deps.ts';
 
@@ -23,6 +25,18 @@ export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
 		contentFilter: { mode: deps.config.CONTENT_FILTER, words: deps.config.CONTENT_FILTER_WORDS },
 		limits,
 	}));
+
+	/** Prometheus metrics (docs/operations.md says what each means); behind a bearer token when METRICS_TOKEN is set. */
+	app.get('/metrics', async (request, reply) => {
+		const expected = deps.config.METRICS_TOKEN;
+		if (expected) {
+			const given = Buffer.from(/^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '');
+			const want = Buffer.from(expected);
+			if (given.length !== want.length || !timingSafeEqual(given, want))
+				throw new AppError('unauthorized', 'metrics need `Authorization: Bearer <METRICS_TOKEN>`');
+		}
+		return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+	});
 
 	app.get('/readyz', async (_request, reply) => {
 		const checks: Record<string, { ok: boolean; error?: string }> = {};

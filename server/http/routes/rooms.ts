@@ -18,6 +18,8 @@ import { exportRoom } from '../../export/stream.ts';
 import { forbidden } from '../../errors.ts';
 import { parse, requireUser } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
+import { SpanStatusCode, type Span } from '@opentelemetry/api';
+import { tracer } from '../../tracing.ts';
 
 const roomParams = z.strictObject({ id: uuid });
 const memberParams = z.strictObject({ id: uuid, userId: uuid });
@@ -85,19 +87,25 @@ export function roomRoutes(app: FastifyInstance, deps: HttpDeps) {
 			{ roomId: id, format: q.format, includeDeleted: Boolean(q.includeDeleted) },
 			'export started',
 		);
+		const span = tracer.startSpan('chat.export', {
+			attributes: { 'chat.room_id': id, 'chat.export.format': q.format },
+		});
 		return reply
 			.header('content-type', type)
 			.header('content-disposition', `attachment; filename="room-${id}.${q.format}"`)
 			.header('cache-control', 'no-store')
 			.send(
 				Readable.from(
-					exportRoom(db, {
-						roomId: id,
-						format: q.format,
-						since: q.since,
-						until: q.until,
-						includeDeleted: q.includeDeleted,
-					}),
+					traced(
+						exportRoom(db, {
+							roomId: id,
+							format: q.format,
+							since: q.since,
+							until: q.until,
+							includeDeleted: q.includeDeleted,
+						}),
+						span,
+					),
 				),
 			);
 	});
@@ -109,4 +117,22 @@ export function roomRoutes(app: FastifyInstance, deps: HttpDeps) {
 			items: await messages.search(db, { userId: user.userId, query: q.q, roomId: q.roomId, limit: 50 }),
 		};
 	});
+}
+
+/** Passes an export's chunks through, and ends its span when the stream ends (or fails, or the client leaves). */
+async function* traced<T>(source: AsyncIterable<T>, span: Span): AsyncGenerator<T> {
+	let chunks = 0;
+	try {
+		for await (const chunk of source) {
+			chunks++;
+			yield chunk;
+		}
+	} catch (error) {
+		span.recordException(error instanceof Error ? error : String(error));
+		span.setStatus({ code: SpanStatusCode.ERROR });
+		throw error;
+	} finally {
+		span.setAttribute('chat.export.chunks', chunks);
+		span.end();
+	}
 }
