@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import { auditServerLogs, serverLogDir } from './log-audit.ts';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
@@ -43,6 +45,23 @@ export default async function setup(project: TestProject) {
 	project.provide('postgresAdminUrl', reachable ? url : null);
 	project.provide('redisUrl', await findRedis());
 	project.provide('runId', randomUUID());
+
+	// Every server of the run logs into one directory; at the end no secret may be found in it (issue 8).
+	fs.rmSync(serverLogDir, { recursive: true, force: true });
+	fs.mkdirSync(serverLogDir, { recursive: true });
+	process.env.TEST_SERVER_LOG_DIR = serverLogDir;
+	return () => {
+		const { files, bytes, findings } = auditServerLogs();
+		if (findings.length > 0) {
+			throw new Error(
+				`The server logs of this run hold secrets (content, tokens or passwords), ${findings.length} times:\n` +
+					findings.slice(0, 30).join('\n'),
+			);
+		}
+		console.log(
+			`Server logs audited: ${files} files, ${(bytes / 2 ** 20).toFixed(1)} MB, no message content, token or password.`,
+		);
+	};
 }
 
 async function findRedis(): Promise<string | null> {

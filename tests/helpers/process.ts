@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -52,6 +53,12 @@ export function spawnServer(
 	proc.stderr?.on('data', onData);
 	const exited = new Promise<number | string>((resolve) =>
 		proc.on('exit', (code, signal) => {
+			// In a test run the output joins the suite's server logs, which are audited for secrets at the end.
+			const logDir = process.env.TEST_SERVER_LOG_DIR;
+			if (logDir) {
+				fs.mkdirSync(logDir, { recursive: true });
+				fs.writeFileSync(path.join(logDir, `spawned-${proc.pid}-${Date.now()}.log`), out);
+			}
 			rejectReady(new Error(`server exited (${code ?? signal}) before listening:\n${out.slice(-3000)}`));
 			resolve(code ?? signal ?? -1);
 		}),

@@ -6,6 +6,7 @@ import { startApp, type App } from '../../server/app.ts';
 import { parseConfig } from '../../server/config.ts';
 import { createLogger } from '../../server/log.ts';
 import { createTestDatabase, type Backend } from './backends.ts';
+import { serverLogFile } from './log-audit.ts';
 
 export interface TestServer {
 	backend: Backend;
@@ -36,7 +37,7 @@ export async function startTestServer(
 	// A given databaseUrl belongs to the caller (another node of the same cluster): it is not dropped here.
 	const db = backend === 'postgres' && !options.databaseUrl ? await createTestDatabase() : undefined;
 	const databaseUrl = options.databaseUrl ?? db?.url;
-	const logFile = path.join(dataDir, 'server.log');
+	const logFile = serverLogFile('in-process') ?? path.join(dataDir, 'server.log');
 	const config = parseConfig({
 		NODE_ENV: 'test',
 		PORT: '0',
