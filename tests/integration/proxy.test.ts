@@ -62,6 +62,11 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 		fs.rmSync(dir, { recursive: true, force: true });
 	});
 
+	it('keeps /metrics to Prometheus, which scrapes the nodes directly', async () => {
+		expect((await fetch(`${proxyUrl}/metrics`)).status).toBe(404);
+		expect((await fetch(`${nodes[0]?.url}/metrics`)).status).toBe(200);
+	});
+
 	it('serves the API and passes WebSocket upgrades of /collab through to the nodes', async () => {
 		const api = new Api(proxyUrl);
 		const ana = await api.register('ana');
@@ -101,5 +106,14 @@ describe('docker-compose.yml', () => {
 			expect(text).toContain(`\n  ${service}`);
 		expect(text).toContain('./deploy/nginx.conf:/etc/nginx/conf.d/default.conf');
 		expect(text).toContain("'8080:8080'");
+	});
+
+	it('mounts only files that exist, and its observability profile has Prometheus, Grafana and a collector', () => {
+		const text = fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8');
+		const mounts = [...text.matchAll(/- (\.\/[^:\s]+):/g)].map((m) => m[1] as string);
+		expect(mounts.length).toBeGreaterThanOrEqual(5);
+		for (const mount of mounts) expect(fs.existsSync(path.join(repoRoot, mount)), mount).toBe(true);
+		for (const service of ['prometheus:', 'grafana:', 'otel-collector:'])
+			expect(text).toMatch(new RegExp(`\n  ${service}\n(    .*\n)*?    profiles: \\[observability\\]`));
 	});
 });
