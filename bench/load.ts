@@ -28,8 +28,8 @@ const smoke = process.argv.includes('--smoke');
 const CLIENTS = envNumber('CLIENTS', smoke ? 12 : 1_000);
 const ROOMS = envNumber('ROOMS', smoke ? 3 : 100);
 const INTERVAL_MS = envNumber('INTERVAL_MS', smoke ? 500 : 10_000);
-const WARMUP_S = envNumber('WARMUP_S', smoke ? 0.5 : 5);
-const DURATION_S = envNumber('DURATION_S', smoke ? 1.5 : 30);
+const WARMUP_S = envNumber('WARMUP_S', smoke ? 0.3 : 5);
+const DURATION_S = envNumber('DURATION_S', smoke ? 1 : 30);
 const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,ours,ours-relay-first,bare-2node,ours-2node');
 
 async function run(target: Target) {
@@ -38,7 +38,7 @@ async function run(target: Target) {
 	try {
 		const baseHeap = await running.gc();
 		const base = running.stats();
-		clients.push(...(await connectAll(running, CLIENTS, smoke ? 500 : undefined)));
+		clients.push(...(await connectAll(running, CLIENTS, smoke ? 100 : undefined)));
 		await sleep(smoke ? 200 : 1_000);
 		const idleHeap = await running.gc();
 		const idle = running.stats();

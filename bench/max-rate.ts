@@ -37,7 +37,7 @@ async function run(target: Target) {
 	const clients = [];
 	const steps: (ReturnType<typeof summarize> & { offered: number; pass: boolean })[] = [];
 	try {
-		clients.push(...(await connectAll(running, CLIENTS, smoke ? 500 : undefined)));
+		clients.push(...(await connectAll(running, CLIENTS, smoke ? 100 : undefined)));
 		const load = new Load(running, clients);
 		const deliveriesPerMessage = CLIENTS / ROOMS - 1;
 		const step = async (offered: number) => {

@@ -57,7 +57,7 @@ async function once(target: Target): Promise<{ rssKb: number; heapKb: number }> 
 			await sleep(100);
 		}
 		// Past the store debounce (2 s), so what a store keeps or frees is in the figure.
-		await sleep(3_000);
+		await sleep(smoke ? 500 : 3_000);
 		const heap = (await running.gc()).heapUsedMb;
 		return {
 			rssKb: ((running.stats().rssMb - empty) * 1024) / ROOMS,

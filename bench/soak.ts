@@ -56,7 +56,7 @@ let undelivered: number;
 let sent: number;
 let rows: number;
 try {
-	clients = await connectAll(running, CLIENTS, smoke ? 500 : undefined);
+	clients = await connectAll(running, CLIENTS, smoke ? 100 : undefined);
 	const load = new Load(running, clients);
 	load.start(INTERVAL_MS);
 	const started = Date.now();
