@@ -18,6 +18,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
 import { Redis } from 'ioredis';
 import { WebsocketProvider } from 'y-websocket';
@@ -380,6 +381,11 @@ export interface Window {
 	generatorCpuMs: number;
 	/** CPU the whole machine used in the window (server, generator, Postgres, anything else), ms. */
 	machineCpuMs: number;
+	/**
+	 * How late this process's event loop ran in the window (worst case, ms): latencies are observed here, so a
+	 * delivery can look this much later than it was.
+	 */
+	generatorLoopDelayMaxMs: number;
 	rssMb: number;
 }
 
@@ -471,11 +477,14 @@ export class Load {
 		const before = this.#running.stats();
 		const cpu0 = process.cpuUsage();
 		const machine0 = machineBusyMs();
+		const loop = monitorEventLoopDelay({ resolution: 10 });
+		loop.enable();
 		const t0 = performance.now();
 		this.#recording = true;
 		await sleep(seconds * 1_000);
 		this.#recording = false;
 		const elapsed = (performance.now() - t0) / 1_000;
+		loop.disable();
 		const after = this.#running.stats();
 		const cpu = process.cpuUsage(cpu0);
 		return {
@@ -485,6 +494,7 @@ export class Load {
 			serverCpuMs: after.cpuMs - before.cpuMs,
 			generatorCpuMs: (cpu.user + cpu.system) / 1_000,
 			machineCpuMs: machineBusyMs() - machine0,
+			generatorLoopDelayMaxMs: loop.max / 1e6,
 			rssMb: after.rssMb,
 		};
 	}
