@@ -17,12 +17,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
 import { Redis } from 'ioredis';
-import { WebsocketProvider } from 'y-websocket';
-import * as Y from 'yjs';
 import { TokenService } from '../server/auth/tokens.ts';
 import { parseConfig } from '../server/config.ts';
 import { openDb } from '../server/db/index.ts';
@@ -30,6 +27,10 @@ import { migrate } from '../server/db/migrate.ts';
 import { createLogger } from '../server/log.ts';
 import { freePort, repoRoot, spawnServer, type ServerProcess } from '../tests/helpers/process.ts';
 import { admin, adminUrl } from './common.ts';
+import { connectClient, type Client, type ClientSpec } from './client.ts';
+import type { FromGenerator, ToGenerator } from './generator.ts';
+
+export { connectClient, type Client, type ClientSpec };
 
 export type Target = 'bare' | 'yws' | 'ours' | 'ours-relay-first' | 'bare-2node' | 'ours-2node';
 export const targets: Target[] = ['bare', 'yws', 'ours', 'ours-relay-first', 'bare-2node', 'ours-2node'];
@@ -289,79 +290,24 @@ export async function startTarget(
 	};
 }
 
-export interface Client {
-	doc: Y.Doc;
-	index: number;
-	roomIndex: number;
-	userId: string;
-	synced(): boolean;
-	/** True while the client holds local changes the server has not confirmed (Hocuspocus providers only). */
-	unsynced(): boolean;
-	destroy(): void;
-}
-
-export function connectClient(running: RunningTarget, index: number): Client {
+export function clientSpec(running: RunningTarget, index: number): ClientSpec {
 	const roomIndex = index % running.rooms.length;
-	const room = running.rooms[roomIndex] as string;
 	const user = running.users[index] as BenchUser;
-	const url = running.urlFor(index);
-	const doc = new Y.Doc();
-	if (running.target === 'yws') {
-		const provider = new WebsocketProvider(url, `room:${room}`, doc, { disableBc: true });
-		return {
-			doc,
-			index,
-			roomIndex,
-			userId: user.id,
-			synced: () => provider.synced,
-			unsynced: () => false,
-			destroy: () => provider.destroy(),
-		};
-	}
-	const socket = new HocuspocusProviderWebsocket({ url });
-	const provider = new HocuspocusProvider({
-		websocketProvider: socket,
-		name: `room:${room}`,
-		document: doc,
-		token: user.token,
-	});
-	provider.attach();
 	return {
-		doc,
+		target: running.target,
 		index,
 		roomIndex,
+		room: running.rooms[roomIndex] as string,
+		url: running.urlFor(index),
 		userId: user.id,
-		synced: () => provider.isSynced,
-		unsynced: () => provider.hasUnsyncedChanges,
-		destroy: () => {
-			provider.destroy();
-			socket.destroy();
-		},
+		token: user.token,
 	};
 }
 
-/**
- * How long connecting takes: evenly spread over one awareness renewal period (a provider renews its presence
- * every 15 s). Clients that all connected in the same second would renew in the same second forever after, and
- * every 15 s the servers would face a burst no real crowd of users makes.
- */
-export const CONNECT_SPREAD_MS = 15_000;
-
-/** Connects clients `0 … count-1`, evenly over `spreadMs`, and waits until every one has synced. */
-export async function connectAll(
-	running: RunningTarget,
-	count: number,
-	spreadMs = CONNECT_SPREAD_MS,
-): Promise<Client[]> {
-	// Every y-websocket provider listens for the process's exit: one listener per simulated client.
+/** Connects clients `0 … count-1` in this process, all at once, and waits until every one has synced. */
+export async function connectAll(running: RunningTarget, count: number): Promise<Client[]> {
 	process.setMaxListeners(Math.max(process.getMaxListeners(), count + 20));
-	const clients: Client[] = [];
-	const start = performance.now();
-	for (let i = 0; i < count; i++) {
-		clients.push(connectClient(running, i));
-		const due = start + ((i + 1) * spreadMs) / count;
-		if (due - performance.now() >= 5) await sleep(due - performance.now());
-	}
+	const clients = Array.from({ length: count }, (_, i) => connectClient(clientSpec(running, i)));
 	const deadline = Date.now() + 120_000;
 	while (!clients.every((c) => c.synced())) {
 		if (Date.now() > deadline)
@@ -377,126 +323,205 @@ export interface Window {
 	/** Sorted latencies of the deliveries observed in the window, ms. */
 	latencies: number[];
 	serverCpuMs: number;
-	/** CPU this process (the load generator) used in the window, ms. */
+	/** CPU the load generator's processes used in the window, ms. */
 	generatorCpuMs: number;
 	/** CPU the whole machine used in the window (server, generator, Postgres, anything else), ms. */
 	machineCpuMs: number;
 	/**
-	 * How late this process's event loop ran in the window (worst case, ms): latencies are observed here, so a
-	 * delivery can look this much later than it was.
+	 * How late the generator's event loops ran in the window (the worst process's worst case, ms): latencies are
+	 * observed there, so a delivery can look this much later than it was.
 	 */
 	generatorLoopDelayMaxMs: number;
 	rssMb: number;
 }
 
-/**
- * Drives `clients`: each writes one message every `intervalMs` (random phase), as the app writes one (one new
- * key in `messages`), and every other member's observation of it is a delivery.
- */
-export class Load {
-	readonly #clients: Client[];
-	readonly #running: RunningTarget;
-	readonly #sentAt = new Map<string, { at: number; pending: number }>();
-	readonly #timers: (NodeJS.Timeout | undefined)[] = [];
-	#latencies: number[] = [];
-	#deliveries = 0;
-	#recording = false;
-	#lastDelivery = 0;
-	sent = 0;
+/** How many processes the load generator runs in (GENERATORS). */
+export const GENERATORS = envNumber('GENERATORS', 4);
 
-	constructor(running: RunningTarget, clients: Client[]) {
+/**
+ * How long connecting takes (CONNECT_SPREAD_MS): the clients connect evenly over it. Their presence renewals are
+ * then spread over the 15-s renewal period by the generators (see bench/generator.ts).
+ */
+export const CONNECT_SPREAD_MS = envNumber('CONNECT_SPREAD_MS', 4_000);
+
+/**
+ * The simulated clients, spread over GENERATORS processes (bench/generator.ts; client `i` lives in process
+ * `i % GENERATORS`). Every client writes one message every `intervalMs` (random phase), as the app writes one
+ * (one new key in `messages`), and every other member's observation of it is a delivery, timed from the
+ * writer's local write.
+ */
+export class Fleet {
+	readonly #running: RunningTarget;
+	readonly #workers: ChildProcess[];
+	readonly #epoch = process.hrtime.bigint();
+
+	private constructor(running: RunningTarget, workers: ChildProcess[]) {
 		this.#running = running;
-		this.#clients = clients;
-		const members = new Map<number, number>();
-		for (const c of clients) members.set(c.roomIndex, (members.get(c.roomIndex) ?? 0) + 1);
-		this.members = (roomIndex) => members.get(roomIndex) ?? 0;
-		for (const c of clients) {
-			c.doc.getMap('messages').observe((event, tx) => {
-				if (tx.local) return;
-				const now = performance.now();
-				this.#lastDelivery = now;
-				for (const key of event.keysChanged) {
-					const sent = this.#sentAt.get(key);
-					if (!sent) continue;
-					if (--sent.pending === 0) this.#sentAt.delete(key);
-					if (!this.#recording) continue;
-					this.onDelivery?.(now, now - sent.at);
-					this.#latencies.push(now - sent.at);
-					this.#deliveries++;
-				}
-			});
-		}
+		this.#workers = workers;
 	}
 
-	readonly members: (roomIndex: number) => number;
-	/** Called for every delivery recorded by `measure`: when it was observed, and its latency (ms). */
-	onDelivery?: (at: number, latencyMs: number) => void;
+	/** Starts the generators and connects `count` clients over `spreadMs`; resolves once every one synced. */
+	static async connect(
+		running: RunningTarget,
+		count: number,
+		{ spreadMs = CONNECT_SPREAD_MS, generators = GENERATORS } = {},
+	): Promise<Fleet> {
+		const workers = Array.from({ length: Math.min(generators, count) }, () =>
+			fork(path.join(repoRoot, 'bench', 'generator.ts'), [], {
+				cwd: repoRoot,
+				serialization: 'advanced',
+				stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+			}),
+		);
+		const fleet = new Fleet(running, workers);
+		try {
+			const members = running.rooms.map(
+				(_, r) =>
+					Array.from({ length: count }, (_, i) => i).filter((i) => i % running.rooms.length === r).length,
+			);
+			// The first client connects a little after every generator has received its share.
+			const connectAtUs = Number(process.hrtime.bigint() - fleet.#epoch) / 1_000 + 500_000;
+			await Promise.all(
+				workers.map(async (worker, w) => {
+					worker.send({
+						type: 'connect',
+						epoch: String(fleet.#epoch),
+						clients: Array.from({ length: count }, (_, i) => i)
+							.filter((i) => i % workers.length === w)
+							.map((i) => clientSpec(running, i)),
+						members,
+						connectAtUs,
+						spreadUs: spreadMs * 1_000,
+						total: count,
+					} satisfies ToGenerator);
+					const answer = await fleet.#next(worker, 'synced', 180_000);
+					if (answer.type === 'failed') throw new Error(`${running.target}: ${answer.error}`);
+				}),
+			);
+		} catch (error) {
+			await fleet.close();
+			throw error;
+		}
+		return fleet;
+	}
 
-	/** Messages sent whose deliveries are not all observed yet. */
-	get undelivered(): number {
-		return this.#sentAt.size;
+	/** The next message of `type` (or a failure) from `worker`. */
+	#next<T extends FromGenerator['type']>(
+		worker: ChildProcess,
+		type: T,
+		timeoutMs = 30_000,
+	): Promise<Extract<FromGenerator, { type: T | 'failed' }>> {
+		return new Promise((resolve, reject) => {
+			const timer = setTimeout(
+				() => done(new Error(`load generator: no ${type} in ${timeoutMs} ms`)),
+				timeoutMs,
+			);
+			const onMessage = (message: FromGenerator) => {
+				if (message.type === type || message.type === 'failed')
+					done(null, message as Extract<FromGenerator, { type: T | 'failed' }>);
+			};
+			const onExit = (code: number | null) => done(new Error(`load generator exited (${code})`));
+			const done = (error: Error | null, message?: Extract<FromGenerator, { type: T | 'failed' }>) => {
+				clearTimeout(timer);
+				worker.off('message', onMessage);
+				worker.off('exit', onExit);
+				if (error) reject(error);
+				else resolve(message as Extract<FromGenerator, { type: T | 'failed' }>);
+			};
+			worker.on('message', onMessage);
+			worker.on('exit', onExit);
+		});
+	}
+
+	#all(message: ToGenerator): void {
+		for (const w of this.#workers) w.send(message);
 	}
 
 	/** Every client writes one message every `intervalMs` from now on (replacing any earlier rate). */
 	start(intervalMs: number): void {
-		this.stop();
-		for (const c of this.#clients) {
-			const tick = () => {
-				const clientMsgId = randomUUID();
-				const event = {
-					kind: 'message',
-					clientMsgId,
-					senderId: c.userId,
-					content: 'bench message',
-					createdAt: new Date().toISOString(),
-				};
-				this.#sentAt.set(clientMsgId, { at: performance.now(), pending: this.members(c.roomIndex) - 1 });
-				this.sent++;
-				c.doc.transact(() => c.doc.getMap('messages').set(clientMsgId, event));
-				this.#timers[c.index] = setTimeout(tick, intervalMs);
-			};
-			this.#timers[c.index] = setTimeout(tick, Math.random() * intervalMs);
-		}
+		this.#all({ type: 'start', intervalMs });
 	}
 
 	stop(): void {
-		for (const t of this.#timers) clearTimeout(t);
+		this.#all({ type: 'stop' });
+	}
+
+	/** Messages sent, and deliveries still missing (due to the other members, not observed yet). */
+	async counts(): Promise<{ sent: number; missing: number; lastDeliveryUs: number }> {
+		const all = await Promise.all(
+			this.#workers.map(async (w) => {
+				const answer = this.#next(w, 'counts');
+				w.send({ type: 'counts' } satisfies ToGenerator);
+				const c = await answer;
+				if (c.type !== 'counts') throw new Error(c.error);
+				return c;
+			}),
+		);
+		return {
+			sent: all.reduce((a, c) => a + c.sent, 0),
+			missing: all.reduce((a, c) => a + c.due, 0) - all.reduce((a, c) => a + c.observed, 0),
+			lastDeliveryUs: Math.max(...all.map((c) => c.lastDeliveryUs)),
+		};
 	}
 
 	/** Waits until no delivery has been observed for `quietMs` (a backlog drained), at most `maxMs`. */
 	async settle(quietMs = 1_000, maxMs = 60_000): Promise<void> {
 		const deadline = Date.now() + maxMs;
-		this.#lastDelivery = performance.now();
-		while (performance.now() - this.#lastDelivery < quietMs && Date.now() < deadline) await sleep(100);
+		const since = Number(process.hrtime.bigint() - this.#epoch) / 1_000;
+		while (Date.now() < deadline) {
+			await sleep(Math.min(quietMs, 250));
+			const now = Number(process.hrtime.bigint() - this.#epoch) / 1_000;
+			const last = Math.max(since, (await this.counts()).lastDeliveryUs);
+			if (now - last >= quietMs * 1_000) return;
+		}
 	}
 
 	/** Records every delivery for `seconds`. */
 	async measure(seconds: number): Promise<Window> {
-		this.#latencies = [];
-		this.#deliveries = 0;
 		const before = this.#running.stats();
-		const cpu0 = process.cpuUsage();
 		const machine0 = machineBusyMs();
-		const loop = monitorEventLoopDelay({ resolution: 10 });
-		loop.enable();
+		const windows = this.#workers.map((w) => this.#next(w, 'window', seconds * 1_000 + 30_000));
 		const t0 = performance.now();
-		this.#recording = true;
+		this.#all({ type: 'begin' });
 		await sleep(seconds * 1_000);
-		this.#recording = false;
+		this.#all({ type: 'end' });
 		const elapsed = (performance.now() - t0) / 1_000;
-		loop.disable();
 		const after = this.#running.stats();
-		const cpu = process.cpuUsage(cpu0);
+		const machineCpuMs = machineBusyMs() - machine0;
+		const parts = await Promise.all(windows);
+		const latencies: number[] = [];
+		let generatorCpuMs = 0;
+		let generatorLoopDelayMaxMs = 0;
+		for (const p of parts) {
+			if (p.type !== 'window') throw new Error(p.error);
+			for (const l of p.latencies) latencies.push(l);
+			generatorCpuMs += p.cpuMs;
+			generatorLoopDelayMaxMs = Math.max(generatorLoopDelayMaxMs, p.loopDelayMaxMs);
+		}
 		return {
 			seconds: elapsed,
-			deliveries: this.#deliveries,
-			latencies: this.#latencies.sort((a, b) => a - b),
+			deliveries: latencies.length,
+			latencies: latencies.sort((a, b) => a - b),
 			serverCpuMs: after.cpuMs - before.cpuMs,
-			generatorCpuMs: (cpu.user + cpu.system) / 1_000,
-			machineCpuMs: machineBusyMs() - machine0,
-			generatorLoopDelayMaxMs: loop.max / 1e6,
+			generatorCpuMs,
+			machineCpuMs,
+			generatorLoopDelayMaxMs,
 			rssMb: after.rssMb,
 		};
+	}
+
+	/** Disconnects every client and ends the generators. */
+	async close(): Promise<void> {
+		await Promise.all(
+			this.#workers.map(async (w) => {
+				if (w.exitCode !== null || w.signalCode !== null) return;
+				const exited = new Promise((resolve) => w.once('exit', resolve));
+				if (w.connected) w.send({ type: 'close' } satisfies ToGenerator);
+				const timer = setTimeout(() => w.kill('SIGKILL'), 10_000);
+				await exited;
+				clearTimeout(timer);
+			}),
+		);
 	}
 }
 
@@ -508,7 +533,7 @@ export function summarize(w: Window) {
 		p95Ms: percentile(w.latencies, 95),
 		p99Ms: percentile(w.latencies, 99),
 		serverCpuPerDeliveryUs: w.deliveries > 0 ? (w.serverCpuMs * 1_000) / w.deliveries : NaN,
-		/** Share of one core the server used, and the load generator (this process). */
+		/** Cores busy on average: the server, the load generator (all its processes), the whole machine. */
 		serverCores: w.serverCpuMs / 1_000 / w.seconds,
 		generatorCores: w.generatorCpuMs / 1_000 / w.seconds,
 		machineCores: w.machineCpuMs / 1_000 / w.seconds,

@@ -12,10 +12,9 @@
  * bench/results/load.json (load-smoke.json) and a markdown table on stdout.
  */
 import {
-	connectAll,
 	envNumber,
+	Fleet,
 	fmt,
-	Load,
 	parseTargets,
 	sleep,
 	startTarget,
@@ -34,15 +33,14 @@ const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,ours,ours-relay-fi
 
 async function run(target: Target) {
 	const running = await startTarget(target, { clients: CLIENTS, rooms: ROOMS });
-	const clients = [];
+	let load: Fleet | undefined;
 	try {
 		const baseHeap = await running.gc();
 		const base = running.stats();
-		clients.push(...(await connectAll(running, CLIENTS, smoke ? 100 : undefined)));
+		load = await Fleet.connect(running, CLIENTS, smoke ? { spreadMs: 100, generators: 2 } : {});
 		await sleep(smoke ? 200 : 1_000);
 		const idleHeap = await running.gc();
 		const idle = running.stats();
-		const load = new Load(running, clients);
 		load.start(INTERVAL_MS);
 		await sleep(WARMUP_S * 1_000);
 		await running.gc(); // resets the event-loop delay histograms: what the next call reports is the window's
@@ -59,7 +57,7 @@ async function run(target: Target) {
 			problems: running.problems().slice(0, 20),
 		};
 	} finally {
-		for (const c of clients) c.destroy();
+		await load?.close();
 		await running.stop();
 	}
 }

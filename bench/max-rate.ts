@@ -5,15 +5,14 @@
  * CLIENTS clients in ROOMS rooms (the goal-1 shape). The rate goes up in steps of ×1.5 from START deliveries/s;
  * each step runs STEP_S seconds (8) after 3 s of warm-up, then waits for the backlog to drain. A step passes when p99
  * is under 250 ms and at least 90 % of the offered deliveries arrived in the window. After the first failure one
- * more step halfway between the last pass and the failure narrows it. The load generator runs in this process:
- * when it used most of a core, the figure is marked as generator-bound (the machine has two cores, shared by the
- * server, the generator and Postgres).
+ * more step halfway between the last pass and the failure narrows it. The limit column says what ran out at the
+ * failing steps: the server (its one event loop at a full core), or the machine (both cores busy: the server, the
+ * load generator's processes and Postgres share them).
  */
 import {
-	connectAll,
 	envNumber,
+	Fleet,
 	fmt,
-	Load,
 	parseTargets,
 	sleep,
 	startTarget,
@@ -34,20 +33,20 @@ const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,ours');
 
 async function run(target: Target) {
 	const running = await startTarget(target, { clients: CLIENTS, rooms: ROOMS });
-	const clients = [];
+	let load: Fleet | undefined;
 	const steps: (ReturnType<typeof summarize> & { offered: number; pass: boolean })[] = [];
 	try {
-		clients.push(...(await connectAll(running, CLIENTS, smoke ? 100 : undefined)));
-		const load = new Load(running, clients);
+		const fleet = await Fleet.connect(running, CLIENTS, smoke ? { spreadMs: 100, generators: 2 } : {});
+		load = fleet;
 		const deliveriesPerMessage = CLIENTS / ROOMS - 1;
 		const step = async (offered: number) => {
 			// Each client sends every `interval` ms: CLIENTS / interval messages per ms, each delivered to the others.
 			const interval = (CLIENTS * deliveriesPerMessage * 1_000) / offered;
-			load.start(interval);
+			fleet.start(interval);
 			await sleep(WARMUP_S * 1_000);
-			const s = summarize(await load.measure(STEP_S));
-			load.stop();
-			await load.settle();
+			const s = summarize(await fleet.measure(STEP_S));
+			fleet.stop();
+			await fleet.settle();
 			const pass = s.p99Ms < P99_LIMIT_MS && s.deliveriesPerSecond >= 0.9 * offered;
 			steps.push({ offered, pass, ...s });
 			console.log(
@@ -72,13 +71,14 @@ async function run(target: Target) {
 			target,
 			maxDeliveriesPerSecond: best?.deliveriesPerSecond ?? 0,
 			p99AtMaxMs: best?.p99Ms ?? NaN,
-			generatorBound: steps.some((s) => !s.pass && s.generatorCores > 0.85),
+			serverBound: steps.some((s) => !s.pass && s.serverCores > 0.9),
+			machineBound: steps.some((s) => !s.pass && s.machineCores > 1.8),
 			reachedLastStep: steps.length >= MAX_STEPS && steps.every((s) => s.pass),
 			steps,
 			problems: running.problems().slice(0, 20),
 		};
 	} finally {
-		for (const c of clients) c.destroy();
+		await load?.close();
 		await running.stop();
 	}
 }
@@ -93,7 +93,7 @@ const table = [
 	'| --- | --- | --- | --- | --- | --- |',
 	...results.map(
 		(r) =>
-			`| ${r.target} | ${fmt(r.maxDeliveriesPerSecond, 0)} | ${bare ? fmt(r.maxDeliveriesPerSecond / bare.maxDeliveriesPerSecond, 2) : '–'} | ${fmt(r.p99AtMaxMs)} | ${r.steps.map((s) => `${fmt(s.offered, 0)} → ${fmt(s.p99Ms, 0)}`).join(', ')} | ${r.reachedLastStep ? 'not reached' : r.generatorBound ? 'generator busy too' : 'server'} |`,
+			`| ${r.target} | ${fmt(r.maxDeliveriesPerSecond, 0)} | ${bare ? fmt(r.maxDeliveriesPerSecond / bare.maxDeliveriesPerSecond, 2) : '–'} | ${fmt(r.p99AtMaxMs)} | ${r.steps.map((s) => `${fmt(s.offered, 0)} → ${fmt(s.p99Ms, 0)}`).join(', ')} | ${r.reachedLastStep ? 'not reached' : r.serverBound ? 'server (a full core)' : r.machineBound ? 'machine (2 cores busy)' : 'neither: latency'} |`,
 	),
 ].join('\n');
 console.log(`\n${table}`);

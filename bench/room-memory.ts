@@ -30,7 +30,7 @@ async function once(target: Target): Promise<{ rssKb: number; heapKb: number }> 
 	const running = await startTarget(target, { clients: ROOMS, rooms: ROOMS });
 	let clients: Client[] = [];
 	try {
-		clients = await connectAll(running, ROOMS, 0);
+		clients = await connectAll(running, ROOMS);
 		await sleep(500);
 		const emptyHeap = (await running.gc()).heapUsedMb;
 		const empty = running.stats().rssMb;

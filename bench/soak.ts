@@ -12,16 +12,7 @@
  * trimming and the clients' handling of it run all the time.
  */
 import pg from 'pg';
-import {
-	connectAll,
-	envNumber,
-	fmt,
-	Load,
-	percentile,
-	startTarget,
-	writeResult,
-	type Client,
-} from './harness.ts';
+import { envNumber, Fleet, fmt, percentile, startTarget, writeResult } from './harness.ts';
 
 const smoke = process.argv.includes('--smoke');
 const CLIENTS = envNumber('CLIENTS', smoke ? 12 : 1_000);
@@ -37,7 +28,7 @@ const running = await startTarget('ours', {
 	rooms: ROOMS,
 	env: { ROOM_WINDOW_MESSAGES: String(WINDOW) },
 });
-let clients: Client[] = [];
+let load: Fleet | undefined;
 const minutes: {
 	minute: number;
 	deliveriesPerSecond: number;
@@ -46,9 +37,9 @@ const minutes: {
 	rssAfterGcMb: number;
 	heapAfterGcMb: number;
 	loopDelayMaxMs: number;
-	/** The load generator's (this process's) worst event-loop delay in the minute: latency it adds, not the server. */
+	/** The load generator processes' worst event-loop delay in the minute: latency it adds, not the server. */
 	generatorLoopDelayMaxMs: number;
-	/** Cores busy on average over the minute: the server, the load generator (this process), the machine. */
+	/** Cores busy on average over the minute: the server, the load generator (its processes), the machine. */
 	serverCores: number;
 	generatorCores: number;
 	machineCores: number;
@@ -58,8 +49,7 @@ let undelivered: number;
 let sent: number;
 let rows: number;
 try {
-	clients = await connectAll(running, CLIENTS, smoke ? 100 : undefined);
-	const load = new Load(running, clients);
+	load = await Fleet.connect(running, CLIENTS, smoke ? { spreadMs: 100, generators: 2 } : {});
 	load.start(INTERVAL_MS);
 	const started = Date.now();
 	for (let minute = 1; minute * MINUTE_S <= SOAK_S; minute++) {
@@ -102,16 +92,15 @@ try {
 		);
 	}
 	load.stop();
-	sent = load.sent;
 	await load.settle(smoke ? 500 : 2_000);
-	undelivered = load.undelivered;
+	({ sent, missing: undelivered } = await load.counts());
 	problems = running.problems();
 	const db = new pg.Client({ connectionString: running.databaseUrl });
 	await db.connect();
 	rows = Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM messages')).rows[0]?.n);
 	await db.end();
 } finally {
-	for (const c of clients) c.destroy();
+	await load?.close();
 	await running.stop();
 }
 
