@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
-import * as documents from '../data/documents.ts';
 import * as messages from '../data/messages.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
@@ -8,9 +7,6 @@ import type { Span } from '@opentelemetry/api';
 import type { Metrics } from '../metrics.ts';
 import { inSpan } from '../tracing.ts';
 import { UpdateRejected } from './validation.ts';
-
-/** Rolls a batch's transaction back: some of its ids are taken (see `messages.mirror`). */
-class IdsTaken extends Error {}
 
 export interface AppendEntry {
 	documentName: string;
@@ -30,7 +26,7 @@ interface Pending extends AppendEntry {
 
 /**
  * The durable write path of accepted updates: each update is appended to `document_updates` and its
- * events mirrored into `messages` in the same transaction, before the update is applied in memory or
+ * events mirrored into `messages` in the same transaction (one statement), before the update is applied in memory or
  * acknowledged. Appends from all connections are grouped: while one commit is in flight the next
  * batch gathers, so throughput grows with load while a lone write waits for one commit only.
  */
@@ -60,48 +56,39 @@ export class DurableLog {
 	}
 
 	/**
-	 * One transaction for a batch: the mirror first, then the log. Entries that reuse the id of another sender's
-	 * event in the room's history are refused, and the rest is committed again without them: returns what is
-	 * left to commit (empty when done).
+	 * One statement (one round trip, one transaction) for a batch: the mirror and the log
+	 * (`messages.durableAppend`). Entries that reuse the id of another sender's event in the room's history are
+	 * refused, and the rest is committed again without them: returns what is left to commit (empty when done).
 	 */
 	async #commit(batch: Pending[]): Promise<Pending[]> {
-		let taken = new Set<string>();
+		let taken: Set<string>;
 		const started = performance.now();
 		const spans = batch.flatMap((e) => (e.span ? [e.span] : []));
 		try {
 			const rows = batch.flatMap((e) => e.events.map((event) => ({ roomId: e.roomId, event })));
-			await inSpan(
+			taken = await inSpan(
 				'chat.durable_append',
 				{
 					attributes: { 'chat.batch.updates': batch.length, 'chat.batch.events': rows.length },
 					links: spans.slice(1).map((s) => ({ context: s.spanContext() })),
 				},
 				() =>
-					this.#db.transaction(async (tx) => {
-						taken = await inSpan(
-							'chat.mirror_write',
-							{ attributes: { 'chat.mirror.rows': rows.length } },
-							() => messages.mirror(tx, rows),
-						);
-						if (taken.size > 0) throw new IdsTaken();
-						await inSpan('chat.log_append', { attributes: { 'chat.log.updates': batch.length } }, () =>
-							documents.appendUpdates(
-								tx,
-								batch.map((e) => ({ name: e.documentName, update: e.update })),
-							),
-						);
-					}),
+					messages.durableAppend(
+						this.#db,
+						rows,
+						batch.map((e) => ({ name: e.documentName, update: e.update })),
+					),
 				spans[0],
 			);
 		} catch (error) {
-			if (!(error instanceof IdsTaken)) {
-				this.#log.error(
-					{ err: error, updates: batch.length },
-					'durable append failed; the updates were refused',
-				);
-				for (const entry of batch) entry.reject(error);
-				return [];
-			}
+			this.#log.error(
+				{ err: error, updates: batch.length },
+				'durable append failed; the updates were refused',
+			);
+			for (const entry of batch) entry.reject(error);
+			return [];
+		}
+		if (taken.size > 0) {
 			const refused = (e: Pending) => e.events.some((event) => taken.has(`${e.roomId} ${event.clientMsgId}`));
 			for (const entry of batch.filter(refused)) {
 				entry.reject(

@@ -10,7 +10,7 @@ export interface StoredDocument {
 }
 
 const toBytes = (b64: string) => new Uint8Array(Buffer.from(b64, 'base64'));
-const toB64 = (bytes: Uint8Array) =>
+export const toB64 = (bytes: Uint8Array) =>
 	Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
 export async function load(db: Queryable, name: string): Promise<StoredDocument> {
@@ -26,19 +26,6 @@ export async function load(db: Queryable, name: string): Promise<StoredDocument>
 		snapshot: snap.rows[0] ? toBytes(snap.rows[0].state) : null,
 		updates: log.rows.map((r) => ({ id: Number(r.id), update: toBytes(r.update) })),
 	};
-}
-
-/** Appends accepted updates, in order, in the caller's transaction. */
-export async function appendUpdates(
-	db: Queryable,
-	entries: { name: string; update: Uint8Array }[],
-): Promise<void> {
-	if (entries.length === 0) return;
-	await db.query(
-		`INSERT INTO document_updates (name, update)
-		 SELECT n, decode(u, 'base64') FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t (n, u, ord) ORDER BY ord`,
-		[entries.map((e) => e.name), entries.map((e) => toB64(e.update))],
-	);
 }
 
 /**

@@ -1,28 +1,31 @@
 import type { Queryable } from '../db/index.ts';
 import type { MessageRow } from '../../src/lib/protocol/api.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import { toB64 } from './documents.ts';
+
+/** SQLSTATE of `chat_durable_append` (migrations/0004): some of the batch's event ids are taken. */
+const idsTaken = 'CH409';
 
 /**
- * Mirrors events into `messages`. Idempotent on (room_id, client_msg_id): a replayed update, a
- * restart or a second node never duplicates a row, and the first receive time and seq are kept.
+ * The durable append of a batch (migrations/0004_durable_append.sql, one statement and so one round trip): mirrors
+ * `rows` into `messages` (idempotent on (room_id, client_msg_id): a replayed update, a restart or a second node
+ * never duplicates a row, and the first receive time and seq are kept), marks what edits and deletes hit, and
+ * appends `updates` to the document log, all or nothing.
  *
  * Returns the events whose id the room's history already holds for another sender or kind (`roomId clientMsgId`
- * keys): an id taken by a message that was trimmed from the document, reused by someone else. The caller rolls
- * back and refuses those. Re-sends of the same event are not in it. In the usual case (every row new) this costs
- * nothing beyond the insert.
+ * keys): an id taken by a message that was trimmed from the document, reused by someone else. Then nothing was
+ * written; the caller refuses those and appends the rest again. Re-sends of the same event are not in it.
  */
-export async function mirror(
+export async function durableAppend(
 	db: Queryable,
 	rows: { roomId: string; event: RoomEvent }[],
+	updates: { name: string; update: Uint8Array }[],
 ): Promise<Set<string>> {
-	const taken = new Set<string>();
-	if (rows.length === 0) return taken;
-	const inserted = await db.query<{ room_id: string; client_msg_id: string }>(
-		`INSERT INTO messages (room_id, client_msg_id, kind, sender_id, content, reply_to, target_id, created_at)
-		 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::uuid[], $7::uuid[], $8::timestamptz[])
-		 ON CONFLICT (room_id, client_msg_id) DO NOTHING
-		 RETURNING room_id, client_msg_id`,
-		[
+	if (rows.length === 0 && updates.length === 0) return new Set();
+	try {
+		await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+			updates.map((u) => u.name),
+			updates.map((u) => toB64(u.update)),
 			rows.map((r) => r.roomId),
 			rows.map((r) => r.event.clientMsgId),
 			rows.map((r) => r.event.kind),
@@ -31,56 +34,18 @@ export async function mirror(
 			rows.map(({ event }) => (event.kind === 'message' ? (event.replyToId ?? null) : null)),
 			rows.map(({ event }) => (event.kind === 'message' ? null : event.targetId)),
 			rows.map((r) => r.event.createdAt),
-		],
-	);
-	if (inserted.rows.length < rows.length) {
-		const fresh = new Set(inserted.rows.map((r) => `${r.room_id} ${r.client_msg_id}`));
-		const existing = rows.filter((r) => !fresh.has(`${r.roomId} ${r.event.clientMsgId}`));
-		const { rows: found } = await db.query<{
-			room_id: string;
-			client_msg_id: string;
-			kind: string;
-			sender_id: string;
-		}>(
-			`SELECT m.room_id, m.client_msg_id, m.kind, m.sender_id FROM messages m
-			 JOIN unnest($1::uuid[], $2::uuid[]) AS k (room_id, client_msg_id) USING (room_id, client_msg_id)`,
-			[existing.map((r) => r.roomId), existing.map((r) => r.event.clientMsgId)],
-		);
-		const wanted = new Map(existing.map((r) => [`${r.roomId} ${r.event.clientMsgId}`, r.event]));
-		for (const row of found) {
-			const key = `${row.room_id} ${row.client_msg_id}`;
-			const event = wanted.get(key);
-			if (event && (event.senderId !== row.sender_id || event.kind !== row.kind)) taken.add(key);
-		}
-		if (taken.size > 0) return taken;
+		]);
+		return new Set();
+	} catch (error) {
+		const { code, detail } = error as { code?: unknown; detail?: unknown };
+		if (code !== idsTaken || typeof detail !== 'string') throw error;
+		return new Set(JSON.parse(detail) as string[]);
 	}
-	const edits = rows.filter((r) => r.event.kind === 'edit');
-	if (edits.length > 0) {
-		// An edit written offline can arrive after its message was deleted: it is masked like the message.
-		await db.query(
-			`UPDATE messages e SET deleted_at = t.deleted_at, deleted_by = t.deleted_by
-			 FROM messages t
-			 WHERE e.room_id = ANY($1::uuid[]) AND e.client_msg_id = ANY($2::uuid[]) AND e.kind = 'edit'
-			   AND t.room_id = e.room_id AND t.client_msg_id = e.target_id AND t.kind = 'message' AND t.deleted_at IS NOT NULL`,
-			[[...new Set(edits.map((r) => r.roomId))], edits.map((r) => r.event.clientMsgId)],
-		);
-	}
-	const deletes = rows.filter((r) => r.event.kind === 'delete');
-	if (deletes.length === 0) return taken;
-	// The target and its edits are marked; the first delete is the one that counts.
-	await db.query(
-		`UPDATE messages m SET deleted_at = d.at, deleted_by = d.by
-		 FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[]) AS d (room_id, target, by, at)
-		 WHERE m.room_id = d.room_id AND m.deleted_at IS NULL
-		   AND ((m.client_msg_id = d.target AND m.kind = 'message') OR (m.target_id = d.target AND m.kind = 'edit'))`,
-		[
-			deletes.map((r) => r.roomId),
-			deletes.map((r) => (r.event as { targetId: string }).targetId),
-			deletes.map((r) => r.event.senderId),
-			deletes.map((r) => r.event.createdAt),
-		],
-	);
-	return taken;
+}
+
+/** Mirrors events into `messages` without a log entry (tools and tests): `durableAppend` with no updates. */
+export function mirror(db: Queryable, rows: { roomId: string; event: RoomEvent }[]): Promise<Set<string>> {
+	return durableAppend(db, rows, []);
 }
 
 /** The content of a deleted message (and of its edits) is kept for the audit trail but masked on every read. */

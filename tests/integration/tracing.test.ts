@@ -45,20 +45,16 @@ describe('traces, with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
 						s.name === 'chat.update' &&
 						(s.attributes['chat.client_msg_ids'] as string[] | undefined)?.includes(clientMsgId),
 				);
-				return update !== undefined && byName(update.traceId, 'chat.mirror_write').length > 0;
+				return update !== undefined && byName(update.traceId, 'chat.durable_append').length > 0;
 			}, 10_000);
 			const root = update as ReceivedSpan;
 			expect(root.service).toBe('chat-test');
 			expect(root.attributes['chat.room_id']).toBe(room.id);
 			const [validate] = byName(root.traceId, 'chat.validate');
 			const [append] = byName(root.traceId, 'chat.durable_append');
-			const [mirror] = byName(root.traceId, 'chat.mirror_write');
-			const [log] = byName(root.traceId, 'chat.log_append');
 			expect(validate?.parentSpanId).toBe(root.spanId);
 			expect(append?.parentSpanId).toBe(root.spanId);
-			expect(mirror?.parentSpanId).toBe(append?.spanId);
-			expect(log?.parentSpanId).toBe(append?.spanId);
-			expect(mirror?.attributes['chat.mirror.rows']).toBe(1);
+			expect(append?.attributes['chat.batch.events']).toBe(1);
 
 			// The HTTP requests have their own traces, with the authentication inside.
 			const created = receiver.spans.find((s) => s.name === 'POST /api/rooms');

@@ -1,0 +1,120 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseConfig } from '../../server/config.ts';
+import * as documents from '../../server/data/documents.ts';
+import * as messages from '../../server/data/messages.ts';
+import { openDb, type Db } from '../../server/db/index.ts';
+import { migrate } from '../../server/db/migrate.ts';
+import { createLogger } from '../../server/log.ts';
+import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import { createTestDatabase, describeEachBackend } from '../helpers/backends.ts';
+import { seedRoom, type SeededRoom } from '../helpers/export-fixtures.ts';
+import { tmpDir } from '../helpers/server.ts';
+
+/**
+ * The durable append of a batch (`messages.durableAppend`, one statement: migrations/0004) writes the mirror rows
+ * and the log entries all or nothing, and refuses an id that another sender's event in the room holds.
+ */
+describeEachBackend('the durable append of a batch', (backend) => {
+	let db: Db;
+	let drop = async () => {};
+	let room: SeededRoom;
+	const name = () => `room:${room.roomId}`;
+	const message = (content: string, senderId = room.userId): RoomEvent => ({
+		kind: 'message',
+		clientMsgId: randomUUID(),
+		senderId,
+		content,
+		createdAt: new Date().toISOString(),
+	});
+	const rowsOf = async () =>
+		(
+			await db.query<{ client_msg_id: string; deleted_at: Date | null }>(
+				'SELECT client_msg_id, deleted_at FROM messages WHERE room_id = $1 ORDER BY seq',
+				[room.roomId],
+			)
+		).rows;
+	const logged = async () => (await documents.load(db, name())).updates.map((u) => [...u.update]);
+
+	beforeAll(async () => {
+		const pgdb = backend === 'postgres' ? await createTestDatabase() : undefined;
+		db = await openDb(
+			parseConfig({ DATA_DIR: tmpDir('append'), ...(pgdb ? { DATABASE_URL: pgdb.url } : {}) }),
+			createLogger('silent'),
+		);
+		drop = async () => {
+			await db.close();
+			await pgdb?.drop();
+		};
+		await migrate(db);
+		room = await seedRoom(db, 0);
+	}, 60_000);
+	afterAll(() => drop());
+
+	it('writes the rows and the log entries in order, and a re-send again without a second row', async () => {
+		const a = message('first');
+		const b = message('second');
+		const rows = [a, b].map((event) => ({ roomId: room.roomId, event }));
+		const updates = [new Uint8Array([1, 2]), new Uint8Array([3])].map((update) => ({ name: name(), update }));
+		expect(await messages.durableAppend(db, rows, updates)).toEqual(new Set());
+		expect((await rowsOf()).map((r) => r.client_msg_id)).toEqual([a.clientMsgId, b.clientMsgId]);
+		expect(await logged()).toEqual([[1, 2], [3]]);
+
+		// The same events again (a client re-sending what it was never acknowledged): logged, not duplicated.
+		expect(await messages.durableAppend(db, rows, [{ name: name(), update: new Uint8Array([4]) }])).toEqual(
+			new Set(),
+		);
+		expect(await rowsOf()).toHaveLength(2);
+		expect(await logged()).toEqual([[1, 2], [3], [4]]);
+	});
+
+	it('writes nothing of a batch in which one id is taken by another sender, and names that id', async () => {
+		const before = { rows: await rowsOf(), log: await logged() };
+		const [owned] = before.rows;
+		const other = randomUUID();
+		const stolen: RoomEvent = { ...message('not the original', other), clientMsgId: owned!.client_msg_id };
+		const innocent = message('an innocent neighbour in the same batch');
+		const taken = await messages.durableAppend(
+			db,
+			[innocent, stolen].map((event) => ({ roomId: room.roomId, event })),
+			[{ name: name(), update: new Uint8Array([9]) }],
+		);
+		expect(taken).toEqual(new Set([`${room.roomId} ${owned!.client_msg_id}`]));
+		expect(await rowsOf()).toEqual(before.rows);
+		expect(await logged()).toEqual(before.log);
+	});
+
+	it('marks a deleted message and its edits, also an edit that arrives after the delete', async () => {
+		const target = message('to be deleted');
+		const edit: RoomEvent = {
+			kind: 'edit',
+			clientMsgId: randomUUID(),
+			senderId: room.userId,
+			targetId: target.clientMsgId,
+			content: 'edited before the delete',
+			createdAt: new Date().toISOString(),
+		};
+		const del: RoomEvent = {
+			kind: 'delete',
+			clientMsgId: randomUUID(),
+			senderId: room.userId,
+			targetId: target.clientMsgId,
+			createdAt: new Date().toISOString(),
+		};
+		const late: RoomEvent = { ...edit, clientMsgId: randomUUID(), content: 'written offline, arrives late' };
+		const append = (events: RoomEvent[]) =>
+			messages.durableAppend(
+				db,
+				events.map((event) => ({ roomId: room.roomId, event })),
+				[],
+			);
+		await append([target, edit]);
+		await append([del]);
+		await append([late]);
+		const deleted = new Map((await rowsOf()).map((r) => [r.client_msg_id, r.deleted_at !== null]));
+		expect(deleted.get(target.clientMsgId)).toBe(true);
+		expect(deleted.get(edit.clientMsgId)).toBe(true);
+		expect(deleted.get(late.clientMsgId)).toBe(true);
+		expect(deleted.get(del.clientMsgId)).toBe(false);
+	});
+});
