@@ -1,16 +1,19 @@
 /**
- * `npm run bench:load` (and the first part of `npm run bench`): the same load against every target in one run,
- * side by side (issue 7, goals 1 and 3). Targets and clients: bench/harness.ts.
+ * `npm run bench:load` (and the first suite of `npm run bench`): the same load against every target in one run,
+ * side by side (issue 7, goals 1 and 3); with `--soak`, our server's run goes on for SOAK_S seconds (goal 6,
+ * bench/soak.ts). Targets and clients: bench/harness.ts.
  *
  * Every client writes one message every INTERVAL_MS (random phase). After all clients synced it reads RSS per
- * idle connection (after a full GC, against the RSS before any connection); after WARMUP_S of load it measures,
- * for DURATION_S, the latency from the writer's local write to each other member's observation (p50, p95, p99),
- * deliveries per second, the server's CPU per delivery, its RSS, and how busy the load generator was.
+ * idle connection (after a full GC, against the RSS before any connection); after WARMUP_S of load it measures
+ * WINDOWS windows of WINDOW_S each: the latency from the writer's local write to each other member's observation
+ * (p50, p95, p99; the table gives each one's median over the windows, and the spread of p99), deliveries per
+ * second, the server's CPU per delivery and its RSS.
  *
  * Defaults are the goal-1 load (1,000 clients in 100 rooms, one message per client every 10 s); `--smoke` runs a
  * tiny load in seconds, to check the harness (CI does, and asserts nothing about timing). Results go to
- * bench/results/load.json (load-smoke.json) and a markdown table on stdout.
+ * bench/results/load.json (load-smoke.json), and soak.json with `--soak`, plus markdown tables on stdout.
  */
+import { median } from './common.ts';
 import {
 	envNumber,
 	Fleet,
@@ -21,18 +24,30 @@ import {
 	summarize,
 	writeResult,
 	type Target,
+	type Window,
 } from './harness.ts';
+import { soak, soakTable, type SoakResult } from './soak.ts';
 
 const smoke = process.argv.includes('--smoke');
+const withSoak = process.argv.includes('--soak');
 const CLIENTS = envNumber('CLIENTS', smoke ? 12 : 1_000);
 const ROOMS = envNumber('ROOMS', smoke ? 3 : 100);
 const INTERVAL_MS = envNumber('INTERVAL_MS', smoke ? 500 : 10_000);
-const WARMUP_S = envNumber('WARMUP_S', smoke ? 0.3 : 5);
-const DURATION_S = envNumber('DURATION_S', smoke ? 1 : 30);
-const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,ours,ours-relay-first,bare-2node,ours-2node');
+const WARMUP_S = envNumber('WARMUP_S', smoke ? 0.3 : 3);
+const WINDOWS = envNumber('WINDOWS', 3);
+const WINDOW_S = envNumber('WINDOW_S', smoke ? 0.5 : 5);
+const SOAK_S = envNumber('SOAK_S', smoke ? 6 : 600);
+/** The soak's rooms keep this many messages (ROOM_WINDOW_MESSAGES): see bench/soak.ts. */
+const ROOM_WINDOW = envNumber('ROOM_WINDOW', 100);
+const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,ours,bare-2node,ours-2node');
 
-async function run(target: Target) {
-	const running = await startTarget(target, { clients: CLIENTS, rooms: ROOMS });
+async function run(target: Target): Promise<{ result: ReturnType<typeof figures>; soak?: SoakResult }> {
+	const soaking = withSoak && target === 'ours';
+	const running = await startTarget(target, {
+		clients: CLIENTS,
+		rooms: ROOMS,
+		env: soaking ? { ROOM_WINDOW_MESSAGES: String(ROOM_WINDOW) } : {},
+	});
 	let load: Fleet | undefined;
 	try {
 		const baseHeap = await running.gc();
@@ -42,19 +57,30 @@ async function run(target: Target) {
 		const idleHeap = await running.gc();
 		const idle = running.stats();
 		load.start(INTERVAL_MS);
+		const loadStarted = performance.now();
 		await sleep(WARMUP_S * 1_000);
-		await running.gc(); // resets the event-loop delay histograms: what the next call reports is the window's
-		const window = await load.measure(DURATION_S);
+		await running.gc(); // resets the event-loop delay histograms: what the next call reports is the windows'
+		const windows: Window[] = [];
+		for (let i = 0; i < WINDOWS; i++) windows.push(await load.measure(WINDOW_S));
 		const loop = await running.gc();
-		load.stop();
-		return {
-			target,
-			...summarize(window),
+		const result = figures(target, windows, {
 			rssPerIdleConnectionKb: ((idle.rssMb - base.rssMb) * 1024) / CLIENTS,
 			heapPerIdleConnectionKb: ((idleHeap.heapUsedMb - baseHeap.heapUsedMb) * 1024) / CLIENTS,
 			loopDelayP99Ms: loop.loopDelayP99Ms,
 			loopDelayMaxMs: loop.loopDelayMaxMs,
 			problems: running.problems().slice(0, 20),
+		});
+		console.log(`${target}: ${JSON.stringify(result)}`);
+		if (!soaking) return { result };
+		return {
+			result,
+			soak: await soak(running, load, {
+				seconds: SOAK_S,
+				startedAt: loadStarted,
+				windows,
+				smoke,
+				roomWindow: ROOM_WINDOW,
+			}),
 		};
 	} finally {
 		await load?.close();
@@ -62,21 +88,51 @@ async function run(target: Target) {
 	}
 }
 
+/** One target's row: the median over its windows of each figure, and the spread of p99. */
+function figures(target: Target, windows: Window[], extra: Record<string, unknown>) {
+	const each = windows.map(summarize);
+	const mid = (f: (s: ReturnType<typeof summarize>) => number) => median(each.map(f));
+	return {
+		target,
+		windows: each.length,
+		windowSeconds: WINDOW_S,
+		deliveriesPerSecond: mid((s) => s.deliveriesPerSecond),
+		p50Ms: mid((s) => s.p50Ms),
+		p95Ms: mid((s) => s.p95Ms),
+		p99Ms: mid((s) => s.p99Ms),
+		p99RangeMs: [Math.min(...each.map((s) => s.p99Ms)), Math.max(...each.map((s) => s.p99Ms))],
+		serverCpuPerDeliveryUs: mid((s) => s.serverCpuPerDeliveryUs),
+		serverCores: mid((s) => s.serverCores),
+		generatorCores: mid((s) => s.generatorCores),
+		machineCores: mid((s) => s.machineCores),
+		generatorLoopDelayMaxMs: Math.max(...windows.map((w) => w.generatorLoopDelayMaxMs)),
+		rssMb: mid((s) => s.rssMb),
+		...(extra as {
+			rssPerIdleConnectionKb: number;
+			heapPerIdleConnectionKb: number;
+			loopDelayP99Ms: number;
+			loopDelayMaxMs: number;
+			problems: string[];
+		}),
+	};
+}
+
 const results = [];
+let soakResult: SoakResult | undefined;
 for (const target of TARGETS) {
 	const r = await run(target);
-	results.push(r);
-	console.log(`${target}: ${JSON.stringify(r)}`);
+	results.push(r.result);
+	soakResult ??= r.soak;
 }
 const bare = results.find((r) => r.target === 'bare');
 const lines = [
-	`${CLIENTS} clients in ${ROOMS} rooms, one message per client every ${INTERVAL_MS / 1000} s, ${DURATION_S} s measured after ${WARMUP_S} s:`,
+	`${CLIENTS} clients in ${ROOMS} rooms, one message per client every ${INTERVAL_MS / 1000} s; after ${WARMUP_S} s, ${WINDOWS} windows of ${WINDOW_S} s (medians over the windows):`,
 	'',
-	'| Target | deliveries/s | p50 ms | p95 ms | p99 ms | p99 ×bare | server event-loop delay p99 / max ms | server CPU µs/delivery | server RSS MB | RSS KB/idle connection | ×bare | heap KB/idle connection |',
-	'| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+	'| Target | deliveries/s | p50 ms | p95 ms | p99 ms (range) | p99 ×bare | server event-loop delay p99 / max ms | server CPU µs/delivery | cores: server / generator / machine | server RSS MB | RSS KB/idle connection | ×bare | heap KB/idle connection |',
+	'| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
 	...results.map(
 		(r) =>
-			`| ${r.target} | ${fmt(r.deliveriesPerSecond, 0)} | ${fmt(r.p50Ms)} | ${fmt(r.p95Ms)} | ${fmt(r.p99Ms)} | ${bare ? fmt(r.p99Ms / bare.p99Ms, 2) : '–'} | ${fmt(r.loopDelayP99Ms)} / ${fmt(r.loopDelayMaxMs)} | ${fmt(r.serverCpuPerDeliveryUs, 0)} | ${fmt(r.rssMb, 0)} | ${fmt(r.rssPerIdleConnectionKb, 0)} | ${bare ? fmt(r.rssPerIdleConnectionKb / bare.rssPerIdleConnectionKb, 2) : '–'} | ${fmt(r.heapPerIdleConnectionKb, 0)} |`,
+			`| ${r.target} | ${fmt(r.deliveriesPerSecond, 0)} | ${fmt(r.p50Ms)} | ${fmt(r.p95Ms)} | ${fmt(r.p99Ms)} (${fmt(r.p99RangeMs[0] as number)}–${fmt(r.p99RangeMs[1] as number)}) | ${bare ? fmt(r.p99Ms / bare.p99Ms, 2) : '–'} | ${fmt(r.loopDelayP99Ms)} / ${fmt(r.loopDelayMaxMs)} | ${fmt(r.serverCpuPerDeliveryUs, 0)} | ${fmt(r.serverCores, 2)} / ${fmt(r.generatorCores, 2)} / ${fmt(r.machineCores, 2)} | ${fmt(r.rssMb, 0)} | ${fmt(r.rssPerIdleConnectionKb, 0)} | ${bare ? fmt(r.rssPerIdleConnectionKb / bare.rssPerIdleConnectionKb, 2) : '–'} | ${fmt(r.heapPerIdleConnectionKb, 0)} |`,
 	),
 ];
 const table = lines.join('\n');
@@ -87,8 +143,18 @@ writeResult(smoke ? 'load-smoke' : 'load', {
 	rooms: ROOMS,
 	intervalMs: INTERVAL_MS,
 	warmupS: WARMUP_S,
-	durationS: DURATION_S,
+	windows: WINDOWS,
+	windowS: WINDOW_S,
 	results,
 	table,
 });
-process.exit(0);
+let failed = false;
+if (withSoak) {
+	if (!soakResult) throw new Error('--soak needs the target ours');
+	const soakTableText = soakTable(soakResult);
+	console.log(`\n${soakTableText}`);
+	writeResult(smoke ? 'soak-smoke' : 'soak', { ...soakResult, table: soakTableText });
+	failed = soakResult.failed;
+	if (failed) console.error(`soak: FAILED (${soakResult.problems.slice(0, 5).join('\n')})`);
+}
+process.exit(failed ? 1 : 0);

@@ -3,7 +3,7 @@
  * 250 ms (issue 7, goal 2), for bare Hocuspocus and our server, in one run.
  *
  * CLIENTS clients in ROOMS rooms (the goal-1 shape). The rate goes up in steps of ×1.5 from START deliveries/s;
- * each step runs STEP_S seconds (8) after 3 s of warm-up, then waits for the backlog to drain. A step passes when p99
+ * each step runs STEP_S seconds (4) after 1.5 s of warm-up, then waits for the backlog to drain. A step passes when p99
  * is under 250 ms and at least 90 % of the offered deliveries arrived in the window. After the first failure one
  * more step halfway between the last pass and the failure narrows it. The limit column says what ran out at the
  * failing steps: the server (its one event loop at a full core), or the machine (both cores busy: the server, the
@@ -24,9 +24,9 @@ import {
 const smoke = process.argv.includes('--smoke');
 const CLIENTS = envNumber('CLIENTS', smoke ? 12 : 1_000);
 const ROOMS = envNumber('ROOMS', smoke ? 3 : 100);
-const START = envNumber('START', smoke ? 50 : 2_000);
-const STEP_S = envNumber('STEP_S', smoke ? 1 : 8);
-const WARMUP_S = smoke ? 0.5 : 3;
+const START = envNumber('START', smoke ? 50 : 3_000);
+const STEP_S = envNumber('STEP_S', smoke ? 1 : 4);
+const WARMUP_S = smoke ? 0.5 : 1.5;
 const MAX_STEPS = envNumber('MAX_STEPS', smoke ? 1 : 8);
 const P99_LIMIT_MS = 250;
 const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,ours');
