@@ -162,6 +162,9 @@ export class Persistence implements Extension {
 			document.off('update', capture);
 		}
 		if (!update) return;
+		// What a reload would do: the tombstones become GC runs, so a live room's memory stays bounded however
+		// long it stays open (about 300 bytes of heap per trimmed entry otherwise).
+		squashTrimmed(document, messagesMapName);
 		const roomId = roomIdFromDocumentName(documentName) as string;
 		try {
 			await this.#durable.append({ documentName, roomId, update, events: [] });
