@@ -18,6 +18,7 @@ import type { CollabContext } from './authentication.ts';
 import type { Span } from '@opentelemetry/api';
 import type { Metrics } from '../metrics.ts';
 import { inSpan } from '../tracing.ts';
+import { Concurrency } from '../concurrency.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
 import { squashTrimmed, trimPlan } from './trim.ts';
@@ -38,6 +39,8 @@ const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
 const SYNC_STEP_1 = 0;
 /** The origin of the server's own trims of a room's window (see #trim). */
 const trimOrigin = { source: 'local', trim: true } as const;
+/** Compactions a node runs at once; the others wait their turn. */
+const COMPACTIONS_AT_ONCE = 2;
 /** A room catches up from the durable log at most this often (see #catchUpRoom). */
 const CATCH_UP_INTERVAL_MS = 1_000;
 
@@ -74,6 +77,11 @@ export class Persistence implements Extension {
 		}
 	>();
 	readonly #compactions = new Map<string, Promise<void>>();
+	/**
+	 * Rooms written at the same pace reach COMPACT_AFTER_UPDATES together: folding them all at once would hold
+	 * every one's log and snapshot in memory at the same moment (a lasting step in RSS).
+	 */
+	readonly #compactionSlots = new Concurrency(COMPACTIONS_AT_ONCE);
 
 	readonly #updatesPerUser: RateLimiter;
 	readonly #messagesPerUser: RateLimiter;
@@ -499,8 +507,10 @@ export class Persistence implements Extension {
 	}
 
 	#compact(documentName: string): Promise<void> {
-		return inSpan('chat.compact', { attributes: { 'chat.document': documentName } }, () =>
-			this.#compactNow(documentName),
+		return this.#compactionSlots.run(() =>
+			inSpan('chat.compact', { attributes: { 'chat.document': documentName } }, () =>
+				this.#compactNow(documentName),
+			),
 		);
 	}
 
