@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { DurableLog } from '../../server/collab/durable-log.ts';
+import type { Db } from '../../server/db/index.ts';
+import { createLogger } from '../../server/log.ts';
+
+/** A database whose statements finish when the test says so; it records each batch's size. */
+function fakeDb() {
+	const open: { size: number; finish(error?: Error): void }[] = [];
+	const db = {
+		kind: 'postgres',
+		query: (_sql: string, params?: unknown[]) =>
+			new Promise((resolve, reject) => {
+				const size = (params?.[0] as unknown[]).length;
+				open.push({ size, finish: (error) => (error ? reject(error) : resolve({ rows: [], rowCount: 0 })) });
+			}),
+	} as unknown as Db;
+	return { db, open };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+const entry = (n: number) => ({
+	documentName: `room:${n}`,
+	roomId: '00000000-0000-4000-8000-000000000000',
+	update: new Uint8Array([n]),
+	events: [],
+});
+
+describe('the durable log', () => {
+	it('commits a lone update at once, and groups what arrives while a commit is under way', async () => {
+		const { db, open } = fakeDb();
+		const log = new DurableLog(db, createLogger('silent'));
+		const done: number[] = [];
+		const append = (n: number) => log.append(entry(n)).then(() => done.push(n));
+
+		void append(1);
+		await tick();
+		expect(open.map((c) => c.size)).toEqual([1]);
+
+		// While it is under way, the next ones gather and go together when it finishes.
+		void append(2);
+		void append(3);
+		void append(4);
+		await tick();
+		expect(open).toHaveLength(1);
+		open[0]?.finish();
+		await tick();
+		await tick();
+		expect(done).toEqual([1]);
+		expect(open.map((c) => c.size)).toEqual([1, 3]);
+
+		let drained = false;
+		const draining = log.drain().then(() => (drained = true));
+		await tick();
+		expect(drained).toBe(false);
+		open[1]?.finish();
+		await draining;
+		expect(done).toEqual([1, 2, 3, 4]);
+	});
+
+	it('refuses the updates of a failed commit, and only those', async () => {
+		const { db, open } = fakeDb();
+		const log = new DurableLog(db, createLogger('silent'));
+		const first = log.append(entry(1)).catch((error: Error) => error.message);
+		await tick();
+		const second = log.append(entry(2));
+		open[0]?.finish(new Error('connection lost'));
+		await tick();
+		await tick();
+		open[1]?.finish();
+		expect(await first).toBe('connection lost');
+		await expect(second).resolves.toBeUndefined();
+	});
+});
