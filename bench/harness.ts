@@ -342,7 +342,7 @@ export const GENERATORS = envNumber('GENERATORS', 4);
  * How long connecting takes (CONNECT_SPREAD_MS): the clients connect evenly over it. Their presence renewals are
  * then spread over the 15-s renewal period by the generators (see bench/generator.ts).
  */
-export const CONNECT_SPREAD_MS = envNumber('CONNECT_SPREAD_MS', 4_000);
+export const CONNECT_SPREAD_MS = envNumber('CONNECT_SPREAD_MS', 3_000);
 
 /**
  * The simulated clients, spread over GENERATORS processes (bench/generator.ts; client `i` lives in process

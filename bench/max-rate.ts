@@ -24,7 +24,7 @@ import {
 const smoke = process.argv.includes('--smoke');
 const CLIENTS = envNumber('CLIENTS', smoke ? 12 : 1_000);
 const ROOMS = envNumber('ROOMS', smoke ? 3 : 100);
-const START = envNumber('START', smoke ? 50 : 3_000);
+const START = envNumber('START', smoke ? 50 : 4_500);
 const STEP_S = envNumber('STEP_S', smoke ? 1 : 4);
 const WARMUP_S = smoke ? 0.5 : 1.5;
 const MAX_STEPS = envNumber('MAX_STEPS', smoke ? 1 : 8);
