@@ -6,7 +6,7 @@
  * long enough to show up as latency. A message carries its send time in its id (see `stampedId`), read on the
  * monotonic clock every process of the machine shares, so a delivery is timed wherever it is observed.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { connectClient, sentAtUs, stampedId, type Client, type ClientSpec } from './client.ts';
 
 export type ToGenerator =
@@ -37,6 +37,7 @@ export type FromGenerator =
 			latencies: Float64Array;
 			cpuMs: number;
 			loopDelayMaxMs: number;
+			gcMaxMs: number;
 	  }
 	| {
 			type: 'counts';
@@ -69,7 +70,13 @@ let recording: {
 	latencies: number[];
 	cpu: NodeJS.CpuUsage;
 	loop: ReturnType<typeof monitorEventLoopDelay>;
+	/** The longest garbage-collection pause in the window, ms: the generator's stalls, told apart from others. */
+	gcMaxMs: number;
 } | null = null;
+new PerformanceObserver((list) => {
+	for (const entry of list.getEntries())
+		if (recording) recording.gcMaxMs = Math.max(recording.gcMaxMs, entry.duration);
+}).observe({ entryTypes: ['gc'] });
 
 function observe(client: Client) {
 	client.doc.getMap('messages').observe((event, tx) => {
@@ -157,12 +164,12 @@ process.on('message', (message: ToGenerator) => {
 		case 'begin': {
 			const loop = monitorEventLoopDelay({ resolution: 10 });
 			loop.enable();
-			recording = { latencies: [], cpu: process.cpuUsage(), loop };
+			recording = { latencies: [], cpu: process.cpuUsage(), loop, gcMaxMs: 0 };
 			break;
 		}
 		case 'end': {
 			if (!recording) throw new Error('end without begin');
-			const { latencies, cpu, loop } = recording;
+			const { latencies, cpu, loop, gcMaxMs } = recording;
 			recording = null;
 			loop.disable();
 			const used = process.cpuUsage(cpu);
@@ -171,6 +178,7 @@ process.on('message', (message: ToGenerator) => {
 				latencies: Float64Array.from(latencies),
 				cpuMs: (used.user + used.system) / 1_000,
 				loopDelayMaxMs: loop.max / 1e6,
+				gcMaxMs,
 			});
 			break;
 		}

@@ -107,7 +107,13 @@ export interface RunningTarget {
 	 * Runs a full garbage collection in every process of the target and waits for it; returns the heap in use
 	 * after it, and how late each event loop ran since the previous call (the worst process's p99 and max).
 	 */
-	gc(): Promise<{ heapUsedMb: number; loopDelayP99Ms: number; loopDelayMaxMs: number }>;
+	gc(): Promise<{
+		heapUsedMb: number;
+		heapTotalMb: number;
+		externalMb: number;
+		loopDelayP99Ms: number;
+		loopDelayMaxMs: number;
+	}>;
 	/** Lines the target logged at level warn or above (ours), or on stderr. */
 	problems(): string[];
 	stop(): Promise<void>;
@@ -265,12 +271,16 @@ export async function startTarget(
 					.findLast((l) => l.includes('bench gc done'));
 				return JSON.parse(line ?? '{}') as {
 					heapUsedMb: number;
+					heapTotalMb: number;
+					externalMb: number;
 					loopDelayP99Ms: number;
 					loopDelayMaxMs: number;
 				};
 			});
 			return {
 				heapUsedMb: last.reduce((a, l) => a + l.heapUsedMb, 0),
+				heapTotalMb: last.reduce((a, l) => a + l.heapTotalMb, 0),
+				externalMb: last.reduce((a, l) => a + l.externalMb, 0),
 				loopDelayP99Ms: Math.max(...last.map((l) => l.loopDelayP99Ms)),
 				loopDelayMaxMs: Math.max(...last.map((l) => l.loopDelayMaxMs)),
 			};
@@ -332,6 +342,8 @@ export interface Window {
 	 * observed there, so a delivery can look this much later than it was.
 	 */
 	generatorLoopDelayMaxMs: number;
+	/** The generator processes' longest garbage-collection pause in the window, ms. */
+	generatorGcMaxMs: number;
 	rssMb: number;
 }
 
@@ -492,11 +504,13 @@ export class Fleet {
 		const latencies: number[] = [];
 		let generatorCpuMs = 0;
 		let generatorLoopDelayMaxMs = 0;
+		let generatorGcMaxMs = 0;
 		for (const p of parts) {
 			if (p.type !== 'window') throw new Error(p.error);
 			for (const l of p.latencies) latencies.push(l);
 			generatorCpuMs += p.cpuMs;
 			generatorLoopDelayMaxMs = Math.max(generatorLoopDelayMaxMs, p.loopDelayMaxMs);
+			generatorGcMaxMs = Math.max(generatorGcMaxMs, p.gcMaxMs);
 		}
 		return {
 			seconds: elapsed,
@@ -506,6 +520,7 @@ export class Fleet {
 			generatorCpuMs,
 			machineCpuMs,
 			generatorLoopDelayMaxMs,
+			generatorGcMaxMs,
 			rssMb: after.rssMb,
 		};
 	}

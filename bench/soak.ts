@@ -25,9 +25,14 @@ export interface SoakMinute {
 	rssMb: number[];
 	rssAfterGcMb: number;
 	heapAfterGcMb: number;
+	/** What V8 holds for the heap after the GC, used or not, and the external memory (Buffers): see the table. */
+	heapTotalMb: number;
+	externalMb: number;
 	loopDelayMaxMs: number;
 	/** The load generator's worst event-loop delay in the minute: latency it adds, not the server. */
 	generatorLoopDelayMaxMs: number;
+	/** The load generator's longest garbage-collection pause in the minute. */
+	generatorGcMaxMs: number;
 	/** Cores busy on average over the minute: the server, the load generator's processes, the machine. */
 	serverCores: number;
 	generatorCores: number;
@@ -84,8 +89,11 @@ export async function soak(
 			rssMb: windows.map((w) => w.rssMb),
 			rssAfterGcMb,
 			heapAfterGcMb: gc.heapUsedMb,
+			heapTotalMb: gc.heapTotalMb,
+			externalMb: gc.externalMb,
 			loopDelayMaxMs: gc.loopDelayMaxMs,
 			generatorLoopDelayMaxMs: Math.max(...windows.map((w) => w.generatorLoopDelayMaxMs)),
+			generatorGcMaxMs: Math.max(...windows.map((w) => w.generatorGcMaxMs)),
 			serverCores: sum((w) => w.serverCpuMs) / 1_000 / measured,
 			generatorCores: sum((w) => w.generatorCpuMs) / 1_000 / measured,
 			machineCores: sum((w) => w.machineCpuMs) / 1_000 / measured,
@@ -93,8 +101,8 @@ export async function soak(
 		minutes.push(m);
 		console.log(
 			`minute ${minute} (${Math.round((Date.now() - started) / 1000)} s): ${fmt(m.deliveriesPerSecond, 0)} deliveries/s, ` +
-				`p99 ${fmt(m.p99Ms)} ms, event-loop delay max: server ${fmt(m.loopDelayMaxMs)} ms, generator ${fmt(m.generatorLoopDelayMaxMs)} ms, ` +
-				`RSS ${fmt(Math.max(...m.rssMb), 0)} MB, after GC ${fmt(rssAfterGcMb, 0)} MB (heap ${fmt(gc.heapUsedMb)} MB)`,
+				`p99 ${fmt(m.p99Ms)} ms, event-loop delay max: server ${fmt(m.loopDelayMaxMs)} ms, generator ${fmt(m.generatorLoopDelayMaxMs)} ms (GC ${fmt(m.generatorGcMaxMs)} ms), ` +
+				`RSS ${fmt(Math.max(...m.rssMb), 0)} MB, after GC ${fmt(rssAfterGcMb, 0)} MB (heap ${fmt(gc.heapUsedMb)} of ${fmt(gc.heapTotalMb)} MB, external ${fmt(gc.externalMb)} MB)`,
 		);
 	}
 	load.stop();
@@ -137,11 +145,11 @@ export function soakTable(r: SoakResult): string {
 	return [
 		`Our server at the goal-1 load for ${r.seconds} s, rooms at a window of ${r.roomWindow} messages:`,
 		'',
-		'| Minute | deliveries/s | p99 ms | event-loop delay max, server / generator ms | cores: server / generator / machine | RSS MB (max of 10 s samples) | RSS after GC, MB | heap after GC, MB |',
-		'| --- | --- | --- | --- | --- | --- | --- | --- |',
+		'| Minute | deliveries/s | p99 ms | event-loop delay max, server / generator ms (generator GC pause) | cores: server / generator / machine | RSS MB (max of 10 s samples) | RSS after GC, MB | heap after GC: used / held by V8, MB | external MB |',
+		'| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
 		...r.minutes.map(
 			(m) =>
-				`| ${m.minute}${m.minute <= r.warmupMinutes ? ' (warm-up)' : ''} | ${fmt(m.deliveriesPerSecond, 0)} | ${fmt(m.p99Ms)} | ${fmt(m.loopDelayMaxMs)} / ${fmt(m.generatorLoopDelayMaxMs)} | ${fmt(m.serverCores, 2)} / ${fmt(m.generatorCores, 2)} / ${fmt(m.machineCores, 2)} | ${fmt(Math.max(...m.rssMb), 0)} | ${fmt(m.rssAfterGcMb, 0)} | ${fmt(m.heapAfterGcMb, 1)} |`,
+				`| ${m.minute}${m.minute <= r.warmupMinutes ? ' (warm-up)' : ''} | ${fmt(m.deliveriesPerSecond, 0)} | ${fmt(m.p99Ms)} | ${fmt(m.loopDelayMaxMs)} / ${fmt(m.generatorLoopDelayMaxMs)} (${fmt(m.generatorGcMaxMs)}) | ${fmt(m.serverCores, 2)} / ${fmt(m.generatorCores, 2)} / ${fmt(m.machineCores, 2)} | ${fmt(Math.max(...m.rssMb), 0)} | ${fmt(m.rssAfterGcMb, 0)} | ${fmt(m.heapAfterGcMb, 1)} / ${fmt(m.heapTotalMb, 0)} | ${fmt(m.externalMb, 1)} |`,
 		),
 		'',
 		`After warm-up (${steadyMinutes} minutes): RSS after GC ${fmt(r.rssTrend.mean, 0)} MB on average, trend ${fmt(r.rssTrend.slope, 2)} MB per minute; ` +
