@@ -14,17 +14,21 @@ export const toB64 = (bytes: Uint8Array) =>
 	Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
 
 export async function load(db: Queryable, name: string): Promise<StoredDocument> {
-	const snap = await db.query<{ state: string }>(
-		"SELECT encode(state, 'base64') AS state FROM documents WHERE name = $1",
+	// One statement, so one view of the database: read as two, a compaction committing between them would
+	// leave its folded updates in neither the snapshot read before it nor the log read after it.
+	const { rows } = await db.query<{ id: string | number | null; data: string }>(
+		`SELECT NULL::bigint AS id, encode(state, 'base64') AS data FROM documents WHERE name = $1
+		 UNION ALL
+		 SELECT id, encode(update, 'base64') FROM document_updates WHERE name = $1
+		 ORDER BY id NULLS FIRST`,
 		[name],
 	);
-	const log = await db.query<{ id: string | number; update: string }>(
-		"SELECT id, encode(update, 'base64') AS update FROM document_updates WHERE name = $1 ORDER BY id",
-		[name],
-	);
+	const snapshot = rows[0]?.id === null ? toBytes(rows[0].data) : null;
 	return {
-		snapshot: snap.rows[0] ? toBytes(snap.rows[0].state) : null,
-		updates: log.rows.map((r) => ({ id: Number(r.id), update: toBytes(r.update) })),
+		snapshot,
+		updates: rows
+			.filter((r) => r.id !== null)
+			.map((r) => ({ id: Number(r.id), update: toBytes(r.data) })),
 	};
 }
 
@@ -42,15 +46,19 @@ export async function compact(
 	return db.transaction(async (tx) => {
 		await tx.query("SELECT pg_advisory_xact_lock(hashtext('document:' || $1))", [name]);
 		const stored = await load(tx, name);
-		const last = stored.updates.at(-1);
-		if (!last) return 0;
+		if (stored.updates.length === 0) return 0;
 		const state = fold(stored);
 		await tx.query(
 			`INSERT INTO documents (name, state, updated_at) VALUES ($1, decode($2, 'base64'), now())
 			 ON CONFLICT (name) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`,
 			[name, toB64(state)],
 		);
-		await tx.query('DELETE FROM document_updates WHERE name = $1 AND id <= $2', [name, last.id]);
+		// Exactly the updates folded, not every id up to the last: ids come from a sequence when a row is inserted,
+		// so an append of another node that took a smaller id may commit after this read and before this delete.
+		await tx.query('DELETE FROM document_updates WHERE name = $1 AND id = ANY($2::bigint[])', [
+			name,
+			stored.updates.map((u) => u.id),
+		]);
 		return stored.updates.length;
 	});
 }

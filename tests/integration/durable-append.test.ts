@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../server/config.ts';
 import * as documents from '../../server/data/documents.ts';
 import * as messages from '../../server/data/messages.ts';
-import { openDb, type Db } from '../../server/db/index.ts';
+import { openDb, type Db, type Queryable } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { createLogger } from '../../server/log.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
@@ -117,4 +118,54 @@ describeEachBackend('the durable append of a batch', (backend) => {
 		expect(deleted.get(late.clientMsgId)).toBe(true);
 		expect(deleted.get(del.clientMsgId)).toBe(false);
 	});
+});
+
+/**
+ * Compaction against appends of another node, on Postgres (where two nodes share a database). A log id comes from
+ * a sequence when the row is inserted, so ids do not commit in order: an append holding a smaller id can commit
+ * after a compaction read the log and before it deletes what it folded.
+ */
+describe.skipIf(!inject('postgresAdminUrl'))('compaction while another node appends', () => {
+	it('drops exactly the updates it folded, never a later-committed one with a smaller id', async () => {
+		const pgdb = await createTestDatabase();
+		const db = await openDb(parseConfig({ DATABASE_URL: pgdb.url }), createLogger('silent'));
+		const other = new pg.Client({ connectionString: pgdb.url });
+		try {
+			await migrate(db);
+			const name = `room:${randomUUID()}`;
+			await other.connect();
+			await other.query('BEGIN');
+			const late = await other.query<{ id: string }>(
+				"INSERT INTO document_updates (name, update) VALUES ($1, '\\x01') RETURNING id",
+				[name],
+			);
+			await messages.durableAppend(db, [], [{ name, update: new Uint8Array([2]) }]);
+
+			// The other node's append commits while the compaction is between its read and its delete.
+			const racing = {
+				transaction: <T>(fn: (tx: Queryable) => Promise<T>) =>
+					db.transaction((tx) =>
+						fn({
+							...tx,
+							query: async (sql: string, params?: unknown[]) => {
+								if (sql.includes('INSERT INTO documents')) await other.query('COMMIT');
+								return tx.query(sql, params);
+							},
+						} as Queryable),
+					),
+			};
+			const folded = await documents.compact(racing, name, (stored) => {
+				expect(stored.updates.map((u) => [...u.update])).toEqual([[2]]);
+				return new Uint8Array([0, 0]);
+			});
+			expect(folded).toBe(1);
+			const after = await documents.load(db, name);
+			expect(after.updates.map((u) => u.id)).toEqual([Number(late.rows[0]?.id)]);
+			expect(after.updates.map((u) => [...u.update])).toEqual([[1]]);
+		} finally {
+			await other.end();
+			await db.close();
+			await pgdb.drop();
+		}
+	}, 60_000);
 });
