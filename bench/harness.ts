@@ -62,6 +62,22 @@ export function parseTargets(value: string): Target[] {
 	return names as Target[];
 }
 
+/**
+ * SERVER_ENV="NAME=value,NAME=value": more environment for our server's processes (an allocator setting, a
+ * window), so an experiment needs no code change. Fails loudly on an entry that is not NAME=value.
+ */
+function serverEnv(): Record<string, string> {
+	const raw = process.env.SERVER_ENV?.trim();
+	if (!raw) return {};
+	return Object.fromEntries(
+		raw.split(',').map((entry) => {
+			const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(entry.trim());
+			if (!match) throw new Error(`SERVER_ENV: expected NAME=value, got "${entry}"`);
+			return [match[1] as string, match[2] as string];
+		}),
+	);
+}
+
 /** Reads a positive number from the environment, failing loudly on anything else. */
 export function envNumber(name: string, fallback: number): number {
 	const raw = process.env[name];
@@ -225,6 +241,7 @@ export async function startTarget(
 						DATA_DIR: path.join(repoRoot, 'node_modules', '.cache', `bench-${dbName}`),
 						...(target === 'ours-relay-first' ? { BENCH_RELAY: 'before-commit' } : {}),
 						...(target === 'ours-2node' ? { REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}),
+						...serverEnv(),
 						...env,
 					},
 					[process.execPath, ...targetArgs, 'bench/bench-server.ts'],
