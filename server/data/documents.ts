@@ -26,9 +26,7 @@ export async function load(db: Queryable, name: string): Promise<StoredDocument>
 	const snapshot = rows[0]?.id === null ? toBytes(rows[0].data) : null;
 	return {
 		snapshot,
-		updates: rows
-			.filter((r) => r.id !== null)
-			.map((r) => ({ id: Number(r.id), update: toBytes(r.data) })),
+		updates: rows.filter((r) => r.id !== null).map((r) => ({ id: Number(r.id), update: toBytes(r.data) })),
 	};
 }
 
