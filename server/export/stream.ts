@@ -55,7 +55,7 @@ export async function* exportRoom(
 	},
 	onRows?: (n: number) => void,
 ): AsyncGenerator<string> {
-	// 200 rows per query: larger batches leave more garbage between collections (docs/benchmarks.md).
+	// 200 rows per query: larger batches leave more garbage between collections (docs/component-benchmarks.md).
 	const limit = q.batchSize ?? 200;
 	const line = q.format === 'csv' ? toCsvLine : toJsonLine;
 	if (q.format === 'csv') yield csvHeader;
