@@ -12,7 +12,8 @@
  *    of the same rows.
  * 3. Document bytes per message against the JSON size of the messages.
  *
- * OPEN_RUNS (default 7) and RUNS (default 3, the mirror) alternating repetitions; medians. Writes bench/results/cold-paths.json and a markdown table.
+ * OPEN_RUNS (default 7) and RUNS (default 3, the mirror) alternating repetitions; medians. Writes
+ * bench/results/cold-paths.json and a markdown table.
  * `--smoke`: small rooms and one run, to check the harness.
  */
 import path from 'node:path';

@@ -317,7 +317,7 @@ export async function startTarget(
 	};
 }
 
-export function clientSpec(running: RunningTarget, index: number): ClientSpec {
+function clientSpec(running: RunningTarget, index: number): ClientSpec {
 	const roomIndex = index % running.rooms.length;
 	const user = running.users[index] as BenchUser;
 	return {
@@ -365,13 +365,13 @@ export interface Window {
 }
 
 /** How many processes the load generator runs in (GENERATORS). */
-export const GENERATORS = envNumber('GENERATORS', 4);
+const GENERATORS = envNumber('GENERATORS', 4);
 
 /**
  * How long connecting takes (CONNECT_SPREAD_MS): the clients connect evenly over it. Their presence renewals are
  * then spread over the 15-s renewal period by the generators (see bench/generator.ts).
  */
-export const CONNECT_SPREAD_MS = envNumber('CONNECT_SPREAD_MS', 3_000);
+const CONNECT_SPREAD_MS = envNumber('CONNECT_SPREAD_MS', 3_000);
 
 /**
  * The simulated clients, spread over GENERATORS processes (bench/generator.ts; client `i` lives in process

@@ -79,7 +79,8 @@ export class Persistence implements Extension {
 	readonly #compactions = new Map<string, Promise<void>>();
 	/**
 	 * Rooms written at the same pace reach COMPACT_AFTER_UPDATES together: folding them all at once would hold
-	 * every one's log and snapshot in memory at the same moment (a lasting step in RSS).
+	 * every one's log and snapshot in memory at the same moment, and take the pool's connections from the
+	 * durable appends.
 	 */
 	readonly #compactionSlots = new Concurrency(COMPACTIONS_AT_ONCE);
 
