@@ -18,7 +18,6 @@ import type { CollabContext } from './authentication.ts';
 import type { Span } from '@opentelemetry/api';
 import type { Metrics } from '../metrics.ts';
 import { inSpan } from '../tracing.ts';
-import { Concurrency } from '../concurrency.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
 import { squashTrimmed, trimPlan } from './trim.ts';
@@ -39,8 +38,6 @@ const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
 const SYNC_STEP_1 = 0;
 /** The origin of the server's own trims of a room's window (see #trim). */
 const trimOrigin = { source: 'local', trim: true } as const;
-/** Compactions a node runs at once; the others wait their turn. */
-const COMPACTIONS_AT_ONCE = 2;
 /** A room catches up from the durable log at most this often (see #catchUpRoom). */
 const CATCH_UP_INTERVAL_MS = 1_000;
 
@@ -77,12 +74,6 @@ export class Persistence implements Extension {
 		}
 	>();
 	readonly #compactions = new Map<string, Promise<void>>();
-	/**
-	 * Rooms written at the same pace reach COMPACT_AFTER_UPDATES together: folding them all at once would hold
-	 * every one's log and snapshot in memory at the same moment, and take the pool's connections from the
-	 * durable appends.
-	 */
-	readonly #compactionSlots = new Concurrency(COMPACTIONS_AT_ONCE);
 
 	readonly #updatesPerUser: RateLimiter;
 	readonly #messagesPerUser: RateLimiter;
@@ -508,10 +499,8 @@ export class Persistence implements Extension {
 	}
 
 	#compact(documentName: string): Promise<void> {
-		return this.#compactionSlots.run(() =>
-			inSpan('chat.compact', { attributes: { 'chat.document': documentName } }, () =>
-				this.#compactNow(documentName),
-			),
+		return inSpan('chat.compact', { attributes: { 'chat.document': documentName } }, () =>
+			this.#compactNow(documentName),
 		);
 	}
 
