@@ -10,12 +10,17 @@ import { migrate } from './db/migrate.ts';
 import { buildHttp } from './http/app.ts';
 import { Redis } from 'ioredis';
 import { RoomService } from './rooms.ts';
+import * as sessions from './data/sessions.ts';
+import { LocalBus, RedisBus, type EventBus } from './events/bus.ts';
 import { Metrics } from './metrics.ts';
+import { PushService } from './push/service.ts';
 import { startTracing } from './tracing.ts';
 
 export interface App {
 	readonly db: Db;
 	readonly collab: Collab;
+	/** Web Push: `push.sendToUser(userId, payload)` reaches a user's browsers while none of their devices is connected. */
+	readonly push: PushService;
 	/** The bound address once listening, e.g. to learn the port when PORT=0. */
 	readonly url: string;
 	/** Stops taking requests, flushes every document, closes the database. Idempotent. */
@@ -45,16 +50,32 @@ export async function startApp(
 		throw error;
 	});
 	let redis: Redis | undefined;
+	let bus: EventBus | undefined;
 	try {
 		const applied = await migrate(db);
 		if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
 		const tokens = new TokenService(config);
-		const auth = new AuthService(db, tokens, {
+		tokens.checkSessionsWith((sessionId, userId) => sessions.isLive(db, sessionId, userId));
+		if (config.REDIS_URL) {
+			const redisBus = new RedisBus({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX, log });
+			bus = redisBus;
+			await redisBus.start();
+		} else {
+			bus = new LocalBus(log);
+		}
+		const auth = new AuthService(db, tokens, bus, {
 			refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
 			loginFailuresPerName: config.LOGIN_FAILURES_PER_NAME,
 		});
-		const rooms = new RoomService(db);
+		const rooms = new RoomService(db, bus);
+		const push = await new PushService(db, log, {
+			subject: config.VAPID_SUBJECT,
+			keys:
+				config.VAPID_PUBLIC_KEY && config.VAPID_PRIVATE_KEY
+					? { publicKey: config.VAPID_PUBLIC_KEY, privateKey: config.VAPID_PRIVATE_KEY }
+					: undefined,
+		}).init();
 		if (config.REDIS_URL) {
 			redis = new Redis(config.REDIS_URL, {
 				lazyConnect: true,
@@ -76,7 +97,7 @@ export async function startApp(
 				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
 		}
 		const metrics = new Metrics();
-		const collab = new Collab({ db, tokens, rooms, log, config, metrics, ...options });
+		const collab = new Collab({ db, tokens, bus, redis, push, log, config, metrics, ...options });
 		metrics.observe({
 			connections: () => collab.hocuspocus.getConnectionsCount(),
 			documents: () => collab.hocuspocus.getDocumentsCount(),
@@ -90,6 +111,7 @@ export async function startApp(
 				tokens,
 				rooms,
 				metrics,
+				push,
 				redisReady: redis ? async () => void (await (redis as Redis).ping()) : undefined,
 			},
 			log,
@@ -102,6 +124,7 @@ export async function startApp(
 		return {
 			db,
 			collab,
+			push,
 			url,
 			stop: () =>
 				(stopping ??= (async () => {
@@ -109,6 +132,7 @@ export async function startApp(
 					const closed = http.close();
 					await collab.close();
 					await closed;
+					await bus?.close();
 					redis?.disconnect();
 					await db.close();
 					await stopTracing();
@@ -116,6 +140,7 @@ export async function startApp(
 				})()),
 		};
 	} catch (error) {
+		await bus?.close();
 		redis?.disconnect();
 		await db.close().catch(() => {
 			// Boot already failed; the original error is the one to report.

@@ -1,3 +1,4 @@
+import { createECDH } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -25,6 +26,18 @@ const urlWithProtocol = (protocols: string[]) =>
 		);
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
+
+/** Whether `publicKey` is the P-256 public key of `privateKey` (both base64url, as web-push prints them). */
+function vapidPairMatches(publicKey: string, privateKey: string): boolean {
+	try {
+		const ecdh = createECDH('prime256v1');
+		ecdh.setPrivateKey(Buffer.from(privateKey, 'base64url'));
+		return ecdh.getPublicKey().toString('base64url') === publicKey;
+	} catch {
+		// setPrivateKey throws for a value outside the curve's range: no match.
+		return false;
+	}
+}
 
 const schema = z
 	.object({
@@ -110,6 +123,31 @@ const schema = z
 		COMPACT_AFTER_UPDATES: positiveInt(500),
 		ROOM_WINDOW_MESSAGES: positiveInt(5000).refine((n) => n >= 100, 'expected at least 100'),
 		SHUTDOWN_TIMEOUT_MS: positiveInt(15_000),
+		/** Web Push (server/push/): a fixed VAPID key pair; unset, the pair is generated once and kept in the database. */
+		VAPID_PUBLIC_KEY: z.preprocess(
+			emptyAsUndefined,
+			z
+				.string()
+				.regex(
+					/^B[A-Za-z0-9_-]{86}$/,
+					'expected an uncompressed P-256 public key in base64url (87 characters)',
+				)
+				.optional(),
+		),
+		VAPID_PRIVATE_KEY: z.preprocess(
+			emptyAsUndefined,
+			z
+				.string()
+				.regex(/^[A-Za-z0-9_-]{43}$/, 'expected a P-256 private key in base64url (43 characters)')
+				.optional(),
+		),
+		VAPID_SUBJECT: z.preprocess(
+			emptyAsUndefined,
+			z
+				.string()
+				.regex(/^(mailto:[^\s@]+@[^\s@]+|https:\/\/\S+)$/, 'expected a mailto: address or an https: URL')
+				.default('mailto:admin@localhost'),
+		),
 	})
 	.superRefine((env, ctx) => {
 		if (env.CONTENT_FILTER !== 'off' && env.CONTENT_FILTER_WORDS.length === 0) {
@@ -117,6 +155,23 @@ const schema = z
 				code: 'custom',
 				path: ['CONTENT_FILTER_WORDS'],
 				message: `required when CONTENT_FILTER=${env.CONTENT_FILTER} (comma-separated words)`,
+			});
+		}
+		if (Boolean(env.VAPID_PUBLIC_KEY) !== Boolean(env.VAPID_PRIVATE_KEY)) {
+			ctx.addIssue({
+				code: 'custom',
+				path: [env.VAPID_PUBLIC_KEY ? 'VAPID_PRIVATE_KEY' : 'VAPID_PUBLIC_KEY'],
+				message: 'set both VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY, or neither',
+			});
+		} else if (
+			env.VAPID_PUBLIC_KEY &&
+			env.VAPID_PRIVATE_KEY &&
+			!vapidPairMatches(env.VAPID_PUBLIC_KEY, env.VAPID_PRIVATE_KEY)
+		) {
+			ctx.addIssue({
+				code: 'custom',
+				path: ['VAPID_PUBLIC_KEY'],
+				message: 'is not the public key of VAPID_PRIVATE_KEY',
 			});
 		}
 		if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
@@ -149,7 +204,8 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
 		const lines = result.error.issues.map((issue) => {
 			const name = String(issue.path[0] ?? 'environment');
 			const given = env[name];
-			const shown = given === undefined || /SECRET|PASSWORD|URL/.test(name) ? '' : ` (got "${given}")`;
+			const shown =
+				given === undefined || /SECRET|PASSWORD|PRIVATE|URL/.test(name) ? '' : ` (got "${given}")`;
 			return `Invalid ${name}: ${issue.message}${shown}`;
 		});
 		throw new ConfigError(lines.join('\n'));

@@ -15,7 +15,8 @@ export type AuthFailureReason =
 	| 'refresh_reused'
 	| 'account_gone'
 	| 'rate_limited'
-	| 'not_a_member';
+	| 'not_a_member'
+	| 'session_ended';
 
 /** Latency buckets for work that usually takes milliseconds and may take seconds when something is wrong. */
 const secondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];

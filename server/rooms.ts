@@ -4,22 +4,26 @@ import * as rooms from './data/rooms.ts';
 import * as users from './data/users.ts';
 import { AppError, forbidden, notFound } from './errors.ts';
 import type { Role, Room } from '../src/lib/protocol/api.ts';
+import type { NotifyLevel } from '../src/lib/protocol/user-channel.ts';
+import type { EventBus } from './events/bus.ts';
 
-export type MembershipListener = (event: { roomId: string; userId: string; role: Role | null }) => void;
+/** Whether `caller` may remove `target` or change their role: the owner anyone, an admin plain members. */
+function manages(caller: Role, target: Role): boolean {
+	return caller === 'owner' || (caller === 'admin' && (target === 'member' || target === 'readonly'));
+}
 
-/** Room verbs with their permission rules; HTTP routes stay thin, the collab server listens for changes. */
+/**
+ * Room verbs with their permission rules; HTTP routes stay thin. Every change of membership is published on the
+ * cluster's event bus once committed: every node then closes what the change revokes and updates the user
+ * channels (server/collab/access.ts, server/collab/user-channels.ts).
+ */
 export class RoomService {
 	readonly #db: Db;
-	readonly #listeners = new Set<MembershipListener>();
+	readonly #bus: EventBus;
 
-	constructor(db: Db) {
+	constructor(db: Db, bus: EventBus) {
 		this.#db = db;
-	}
-
-	/** Called after a membership changes (role null: removed), e.g. to close that user's open documents. */
-	onMembershipChange(listener: MembershipListener): () => void {
-		this.#listeners.add(listener);
-		return () => this.#listeners.delete(listener);
+		this.#bus = bus;
 	}
 
 	/** Creates a room; a 1:1 room with the same pair returns the existing one (`created: false`). */
@@ -63,6 +67,17 @@ export class RoomService {
 		});
 		const room = await rooms.get(this.#db, result.id);
 		if (!room) throw notFound('room');
+		if (result.created) {
+			for (const member of room.members) {
+				await this.#bus.publish({
+					type: 'membership',
+					roomId: room.id,
+					userId: member.id,
+					role: member.role,
+					by: callerId,
+				});
+			}
+		}
 		return { room, created: result.created };
 	}
 
@@ -90,29 +105,54 @@ export class RoomService {
 		if (room.members.some((m) => m.id === userId))
 			throw new AppError('conflict', 'already a member of this room');
 		await rooms.addMembers(this.#db, roomId, [{ userId, role }]);
-		this.#emit({ roomId, userId, role });
+		await this.#bus.publish({ type: 'membership', roomId, userId, role, by: callerId });
 		return (await rooms.get(this.#db, roomId)) as Room;
 	}
 
 	/** Owners and admins remove others (admins only plain members); anyone may leave a group. */
 	async removeMember(callerId: string, roomId: string, userId: string): Promise<void> {
+		const { target, callerRole } = await this.#targetOf(callerId, roomId, userId, 'removed from the room');
+		if (userId !== callerId && !manages(callerRole, target.role))
+			throw forbidden('only the owner, or an admin for plain members, can remove members');
+		await rooms.removeMember(this.#db, roomId, userId);
+		await this.#bus.publish({ type: 'membership', roomId, userId, role: null, by: callerId });
+	}
+
+	/**
+	 * Changes a member's role: the owner sets any role but owner; an admin only between `member` and `readonly`,
+	 * and only for plain members. Their open connections to the room close on every node and reopen with the new
+	 * rights.
+	 */
+	async changeRole(
+		callerId: string,
+		roomId: string,
+		userId: string,
+		role: Exclude<Role, 'owner'>,
+	): Promise<Room> {
+		const { target, callerRole } = await this.#targetOf(callerId, roomId, userId, 'given another role');
+		if (!manages(callerRole, target.role) || (callerRole !== 'owner' && role === 'admin'))
+			throw forbidden('only the owner, or an admin for plain members, can change roles');
+		if (target.role !== role) {
+			await rooms.setRole(this.#db, roomId, userId, role);
+			await this.#bus.publish({ type: 'membership', roomId, userId, role, by: callerId });
+		}
+		return (await rooms.get(this.#db, roomId)) as Room;
+	}
+
+	/** The member a change is about, in a group, and not its owner (`what`: the change, for the message). */
+	async #targetOf(callerId: string, roomId: string, userId: string, what: string) {
 		const { room, role: callerRole } = await this.getFor(callerId, roomId);
 		const target = room.members.find((m) => m.id === userId);
 		if (!target) throw notFound('member');
 		if (!room.isGroup) throw new AppError('bad_request', 'members of a 1:1 room cannot change');
-		if (target.role === 'owner')
-			throw new AppError('bad_request', 'the owner cannot be removed from the room');
-		if (userId !== callerId) {
-			const allowed =
-				callerRole === 'owner' ||
-				(callerRole === 'admin' && (target.role === 'member' || target.role === 'readonly'));
-			if (!allowed) throw forbidden('only the owner, or an admin for plain members, can remove members');
-		}
-		await rooms.removeMember(this.#db, roomId, userId);
-		this.#emit({ roomId, userId, role: null });
+		if (target.role === 'owner') throw new AppError('bad_request', `the owner cannot be ${what}`);
+		return { target, callerRole };
 	}
 
-	#emit(event: Parameters<MembershipListener>[0]) {
-		for (const listener of this.#listeners) listener(event);
+	/** How the room notifies the caller (every device of theirs hears of it through the user channel). */
+	async setNotify(callerId: string, roomId: string, level: NotifyLevel): Promise<void> {
+		await this.getFor(callerId, roomId);
+		await rooms.setNotify(this.#db, roomId, callerId, level);
+		await this.#bus.publish({ type: 'notify-level', roomId, userId: callerId, level });
 	}
 }

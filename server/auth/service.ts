@@ -1,6 +1,9 @@
 import type { Db } from '../db/index.ts';
+import * as documents from '../data/documents.ts';
+import * as rooms from '../data/rooms.ts';
 import * as sessions from '../data/sessions.ts';
 import * as users from '../data/users.ts';
+import type { EventBus } from '../events/bus.ts';
 import { AppError, authFailed } from '../errors.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import type { AuthResponse, PublicUser } from '../../src/lib/protocol/api.ts';
@@ -22,14 +25,17 @@ export class AuthService {
 	readonly #refreshTtlDays: number;
 	/** Failed logins per lower-cased name: guessing one account's password is slow from any number of addresses. */
 	readonly #failures: RateLimiter;
+	readonly #bus: EventBus;
 
 	constructor(
 		db: Db,
 		tokens: TokenService,
+		bus: EventBus,
 		options: { refreshTtlDays: number; loginFailuresPerName: number },
 	) {
 		this.#db = db;
 		this.#tokens = tokens;
+		this.#bus = bus;
 		this.#refreshTtlDays = options.refreshTtlDays;
 		this.#failures = new RateLimiter(options.loginFailuresPerName, 15 * 60_000);
 	}
@@ -100,34 +106,134 @@ export class AuthService {
 				ttlDays: this.#refreshTtlDays,
 			});
 			await sessions.revoke(tx, row.id, inserted.id);
-			return { user, refreshToken: next.token };
+			return { user, refreshToken: next.token, sessionId: row.familyId };
 		});
 		// The family revocation must commit even though the request fails, so the error is thrown here.
 		if ('error' in outcome) throw outcome.error;
 		return {
 			user: outcome.user,
-			accessToken: await this.#tokens.signAccess({ userId: outcome.user.id, name: outcome.user.name }),
+			accessToken: await this.#tokens.signAccess({
+				userId: outcome.user.id,
+				name: outcome.user.name,
+				sessionId: outcome.sessionId,
+			}),
 			refreshToken: outcome.refreshToken,
 		};
 	}
 
+	/** Ends the session the refresh token belongs to: its tokens stop working and its sockets close on every node. */
 	async logout(token: string): Promise<void> {
-		await this.#db.transaction(async (tx) => {
-			const row = await sessions.findForUpdate(tx, hashRefreshToken(token));
-			if (row) await sessions.revoke(tx, row.id);
+		const row = await this.#db.transaction(async (tx) => {
+			const found = await sessions.findForUpdate(tx, hashRefreshToken(token));
+			if (found) await sessions.revokeFamily(tx, found.familyId);
+			return found;
 		});
+		if (row) {
+			await this.#bus.publish({
+				type: 'sessions-ended',
+				userId: row.userId,
+				sessionId: row.familyId,
+				reason: 'signed-out',
+			});
+		}
+	}
+
+	/**
+	 * Changes the password of the caller (who proves the current one). Every other session of the account ends on
+	 * every node; the caller's own session (`sessionId`) goes on.
+	 */
+	async changePassword(
+		userId: string,
+		sessionId: string | undefined,
+		current: string,
+		next: string,
+	): Promise<void> {
+		const record = await users.findById(this.#db, userId);
+		await this.#checkPassword(userId, current, 'currentPassword');
+		if (!record) throw authFailed('account_gone', 'unauthorized', 'account no longer exists');
+		if (isCommonPassword(next, record.name)) {
+			throw new AppError(
+				'validation_failed',
+				'the new password is too common; choose a longer or less predictable one',
+				[{ path: 'newPassword', message: 'password is too common' }],
+			);
+		}
+		const hash = await hashPassword(next);
+		await this.#db.transaction(async (tx) => {
+			await users.setPasswordHash(tx, userId, hash);
+			await sessions.revokeAllBut(tx, userId, sessionId ?? null);
+		});
+		await this.#bus.publish({
+			type: 'sessions-ended',
+			userId,
+			exceptSessionId: sessionId,
+			reason: 'password-changed',
+		});
+	}
+
+	/**
+	 * Deletes the caller's account (who proves the password): every session and socket ends at once, on every node.
+	 * The messages stay in their rooms, shown as a deleted user's; groups it owned pass to another member, and
+	 * groups with nobody else in them are deleted (docs/security.md, "Deleting an account").
+	 */
+	async deleteAccount(userId: string, password: string): Promise<void> {
+		await this.#checkPassword(userId, password, 'password');
+		const roomIds = await rooms.idsOf(this.#db, userId);
+		const handed = await this.#db.transaction(async (tx) => {
+			const result = await rooms.handOver(tx, userId);
+			for (const roomId of result.deleted) await documents.remove(tx, `room:${roomId}`);
+			await users.remove(tx, userId);
+			return result;
+		});
+		await this.#bus.publish({ type: 'sessions-ended', userId, reason: 'account-deleted' });
+		for (const roomId of roomIds) {
+			await this.#bus.publish({
+				type: 'membership',
+				roomId,
+				userId,
+				role: null,
+				by: userId,
+				roomGone: handed.deleted.includes(roomId),
+			});
+		}
+		for (const owner of handed.owners) {
+			await this.#bus.publish({ type: 'membership', ...owner, role: 'owner', by: userId });
+		}
+	}
+
+	/** A wrong password is a 403 with the field named (the caller is signed in; it is not a failed sign-in). */
+	async #checkPassword(userId: string, password: string, field: string): Promise<void> {
+		// A stolen access token must not become a fast way to guess the password: the sign-in limit applies.
+		const key = `id:${userId}`;
+		const wait = this.#failures.peek(key);
+		if (wait > 0) {
+			throw authFailed(
+				'name_locked',
+				'rate_limited',
+				`too many wrong passwords; try again in ${Math.ceil(wait / 60_000)} min`,
+			);
+		}
+		const stored = await users.passwordHashOf(this.#db, userId);
+		const ok = await verifyPassword(password, stored ?? (await dummyPasswordHash()));
+		if (!stored) throw authFailed('account_gone', 'unauthorized', 'account no longer exists');
+		if (!ok) {
+			this.#failures.take(key);
+			throw new AppError('forbidden', 'the password is not correct', [
+				{ path: field, message: 'the password is not correct' },
+			]);
+		}
 	}
 
 	async #issue(user: PublicUser): Promise<AuthResponse> {
 		const refresh = newRefreshToken();
-		await sessions.insert(this.#db, {
+		const { familyId } = await sessions.insert(this.#db, {
 			userId: user.id,
 			tokenHash: refresh.hash,
 			ttlDays: this.#refreshTtlDays,
 		});
 		return {
 			user,
-			accessToken: await this.#tokens.signAccess({ userId: user.id, name: user.name }),
+			accessToken: await this.#tokens.signAccess({ userId: user.id, name: user.name, sessionId: familyId }),
 			refreshToken: refresh.token,
 		};
 	}

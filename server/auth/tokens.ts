@@ -9,6 +9,13 @@ import type { Config } from '../config.ts';
 export interface AccessClaims {
 	userId: string;
 	name: string;
+	/**
+	 * The session (refresh-token family) the token was issued to: logging out, a password change or a deleted
+	 * account ends it, and its tokens then open nothing. Absent only in tokens signed before sessions were named.
+	 */
+	sessionId?: string;
+	/** When the token expires (ms since the epoch); absent when signing. */
+	expiresAt?: number;
 }
 
 const ISSUER = 'chat';
@@ -23,11 +30,13 @@ const claimsSchema = z.object({
 	sub: z.uuid(),
 	name: z.string().min(1),
 	typ: z.literal('access'),
+	sid: z.uuid().optional(),
+	exp: z.number(),
 });
 
 export class TokenError extends Error {
-	readonly code: 'token_expired' | 'token_invalid';
-	constructor(code: 'token_expired' | 'token_invalid', message: string) {
+	readonly code: 'token_expired' | 'token_invalid' | 'session_ended';
+	constructor(code: 'token_expired' | 'token_invalid' | 'session_ended', message: string) {
 		super(message);
 		this.code = code;
 	}
@@ -67,6 +76,7 @@ export class TokenService {
 	readonly #current: Key;
 	readonly #byKid: Map<string, Key>;
 	readonly #ttlSeconds: number;
+	#sessionLive: ((sessionId: string, userId: string) => Promise<boolean>) | undefined;
 
 	constructor(config: Config) {
 		this.#current = toKey(resolveSecret(config));
@@ -79,7 +89,11 @@ export class TokenService {
 	}
 
 	async signAccess(claims: AccessClaims): Promise<string> {
-		return new SignJWT({ name: claims.name, typ: 'access' })
+		return new SignJWT({
+			name: claims.name,
+			typ: 'access',
+			...(claims.sessionId ? { sid: claims.sessionId } : {}),
+		})
 			.setProtectedHeader({ alg: 'HS256', kid: this.#current.kid, typ: 'JWT' })
 			.setSubject(claims.userId)
 			.setIssuer(ISSUER)
@@ -110,7 +124,28 @@ export class TokenService {
 		}
 		const claims = claimsSchema.safeParse(payload);
 		if (!claims.success) throw new TokenError('token_invalid', 'access token has unexpected claims');
-		return { userId: claims.data.sub, name: claims.data.name };
+		return {
+			userId: claims.data.sub,
+			name: claims.data.name,
+			sessionId: claims.data.sid,
+			expiresAt: claims.data.exp * 1000,
+		};
+	}
+
+	/**
+	 * `verifyAccess`, and the token's session must still be live (`checkSessionsWith`): a signed-out, replaced or
+	 * deleted session's tokens are refused although they have not expired.
+	 */
+	async verifySession(token: string): Promise<AccessClaims> {
+		const claims = await this.verifyAccess(token);
+		if (claims.sessionId && this.#sessionLive && !(await this.#sessionLive(claims.sessionId, claims.userId)))
+			throw new TokenError('session_ended', 'this session has ended; sign in again');
+		return claims;
+	}
+
+	/** Where `verifySession` asks whether a session is live (the database; set by the composition root). */
+	checkSessionsWith(isLive: (sessionId: string, userId: string) => Promise<boolean>): void {
+		this.#sessionLive = isLive;
 	}
 }
 

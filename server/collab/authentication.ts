@@ -1,5 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import type { Extension, onAuthenticatePayload, onDisconnectPayload } from '@hocuspocus/server';
+import type {
+	Extension,
+	onAuthenticatePayload,
+	onDisconnectPayload,
+	onTokenSyncPayload,
+} from '@hocuspocus/server';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
@@ -8,17 +13,27 @@ import { TokenError, type TokenService } from '../auth/tokens.ts';
 import { moderates, type Role } from '../../src/lib/protocol/api.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
+import { userIdFromDocumentName } from '../../src/lib/protocol/user-channel.ts';
 import type { Metrics } from '../metrics.ts';
 import { inSpan } from '../tracing.ts';
 
-/** What every connection to a room carries once authenticated. */
+/** What every connection carries once authenticated. */
 export interface CollabContext {
 	user: { id: string; name: string };
+	/** The room (empty on a user channel). */
 	roomId: string;
 	role: Role;
 	/** May delete anyone's message (see `moderates`). */
 	moderator: boolean;
 	connectionId: string;
+	/** The connection is the user's own channel (`user:<id>`), not a room. */
+	userChannel: boolean;
+	/** The session of the token it was opened (or last renewed) with; absent for tokens older than sessions. */
+	sessionId?: string;
+	/** When that token expires (ms since the epoch): its authority ends then unless a new token arrives. */
+	expiresAt: number;
+	/** Set the moment a change of membership or session revokes the connection, before it is closed. */
+	revoked?: boolean;
 }
 
 /**
@@ -62,20 +77,29 @@ export class Authentication implements Extension {
 		connectionConfig,
 		socketId,
 	}: onAuthenticatePayload): Promise<CollabContext> {
-		let user;
-		try {
-			user = await this.#tokens.verifyAccess(token ?? '');
-		} catch (error) {
-			const rejection =
-				error instanceof TokenError && error.code === 'token_expired'
-					? collabRejections.tokenExpired
-					: collabRejections.unauthorized;
-			this.#log.info({ socketId, reason: rejection.reason }, 'collab connection refused');
-			this.#metrics?.authFailures.inc({
-				channel: 'collab',
-				reason: rejection === collabRejections.tokenExpired ? 'token_expired' : 'token_invalid',
-			});
-			throw rejection;
+		const user = await this.#verify(token ?? '', socketId);
+		const channelOf = userIdFromDocumentName(documentName);
+		if (channelOf) {
+			// A user channel: its owner only, read-only (the server alone speaks on it).
+			if (channelOf !== user.userId) {
+				this.#log.info(
+					{ socketId, userId: user.userId, reason: 'not-your-channel' },
+					'collab connection refused',
+				);
+				throw collabRejections.unknownDocument;
+			}
+			this.#countOpen(socketId, user.userId);
+			connectionConfig.readOnly = true;
+			return {
+				user: { id: user.userId, name: user.name },
+				roomId: '',
+				role: 'readonly',
+				moderator: false,
+				connectionId: randomUUID(),
+				userChannel: true,
+				sessionId: user.sessionId,
+				expiresAt: user.expiresAt ?? 0,
+			};
 		}
 		const roomId = roomIdFromDocumentName(documentName);
 		if (!roomId) {
@@ -98,15 +122,7 @@ export class Authentication implements Extension {
 				this.#metrics?.authFailures.inc({ channel: 'collab', reason: 'not_a_member' });
 			throw rejection;
 		}
-		const open = this.#openPerSocket.get(socketId) ?? 0;
-		if (open >= this.#documentsPerConnection) {
-			this.#log.warn(
-				{ socketId, userId: user.userId, open, reason: 'too-many-documents' },
-				'collab connection refused',
-			);
-			throw collabRejections.tooManyDocuments;
-		}
-		this.#openPerSocket.set(socketId, open + 1);
+		this.#countOpen(socketId, user.userId);
 		const { role, isGroup } = membership;
 		connectionConfig.readOnly = role === 'readonly';
 		await users.touchLastSeen(this.#db, user.userId);
@@ -116,7 +132,59 @@ export class Authentication implements Extension {
 			role,
 			moderator: moderates(role, isGroup),
 			connectionId: randomUUID(),
+			userChannel: false,
+			sessionId: user.sessionId,
+			expiresAt: user.expiresAt ?? 0,
 		};
+	}
+
+	/**
+	 * The token must be valid and its session live. A database that cannot answer is a refusal to retry soon
+	 * (`storage-unavailable`), not a verdict on the token.
+	 */
+	async #verify(token: string, socketId: string) {
+		try {
+			return await this.#tokens.verifySession(token);
+		} catch (error) {
+			if (!(error instanceof TokenError)) {
+				this.#log.warn({ err: error, socketId }, 'collab connection refused: cannot check the session');
+				throw collabRejections.unavailable;
+			}
+			const rejection =
+				error.code === 'token_expired'
+					? collabRejections.tokenExpired
+					: error.code === 'session_ended'
+						? collabRejections.sessionEnded
+						: collabRejections.unauthorized;
+			this.#log.info({ socketId, reason: rejection.reason }, 'collab connection refused');
+			this.#metrics?.authFailures.inc({
+				channel: 'collab',
+				reason: error.code === 'token_invalid' ? 'token_invalid' : error.code,
+			});
+			throw rejection;
+		}
+	}
+
+	#countOpen(socketId: string, userId: string): void {
+		const open = this.#openPerSocket.get(socketId) ?? 0;
+		if (open >= this.#documentsPerConnection) {
+			this.#log.warn({ socketId, userId, open, reason: 'too-many-documents' }, 'collab connection refused');
+			throw collabRejections.tooManyDocuments;
+		}
+		this.#openPerSocket.set(socketId, open + 1);
+	}
+
+	/**
+	 * A new token on an open connection (the server asks for one before the old one expires; see access.ts): it
+	 * must be the same user's, valid and of a live session. It extends the connection's authority; anything else
+	 * ends the connection.
+	 */
+	async onTokenSync({ token, connection }: onTokenSyncPayload): Promise<void> {
+		const context = connection.context as CollabContext;
+		const claims = await this.#verify(token, context.connectionId);
+		if (claims.userId !== context.user.id) throw collabRejections.unauthorized;
+		context.expiresAt = claims.expiresAt ?? context.expiresAt;
+		context.sessionId = claims.sessionId;
 	}
 
 	/** "Last seen" is the last time a user had a room open. */
@@ -124,7 +192,7 @@ export class Authentication implements Extension {
 		const open = (this.#openPerSocket.get(socketId) ?? 1) - 1;
 		if (open > 0) this.#openPerSocket.set(socketId, open);
 		else this.#openPerSocket.delete(socketId);
-		if (!context?.user) return;
+		if (!context?.user || context.userChannel) return;
 		await users.touchLastSeen(this.#db, context.user.id).catch((error: unknown) => {
 			// Presence bookkeeping only: a failure here must not disturb the disconnect.
 			this.#log.warn({ err: error, userId: context.user.id }, 'could not record last seen');

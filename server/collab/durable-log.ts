@@ -17,6 +17,11 @@ export interface AppendEntry {
 	receivedAt?: number;
 	/** The update's span: the batch's commit becomes its child (or a link, for the other updates of a batch). */
 	span?: Span;
+	/**
+	 * The member who sent the update: it is written only while they are a member with a writing role, checked in
+	 * the append's own transaction (the server's own trims have no writer).
+	 */
+	writerId?: string;
 }
 
 interface Pending extends AppendEntry {
@@ -76,11 +81,29 @@ export class DurableLog {
 					messages.durableAppend(
 						this.#db,
 						rows,
-						batch.map((e) => ({ name: e.documentName, update: e.update })),
+						batch.map((e) => ({
+							name: e.documentName,
+							update: e.update,
+							writer: e.writerId ? { roomId: e.roomId, userId: e.writerId } : undefined,
+						})),
 					),
 				spans[0],
 			);
 		} catch (error) {
+			if (error instanceof messages.WritersRefused) {
+				// Removed (or made read-only) while the update waited: it is written nowhere (docs/security.md).
+				const refused = (e: Pending) => e.writerId && error.refused.has(`${e.roomId} ${e.writerId}`);
+				for (const entry of batch.filter(refused)) {
+					const role = error.refused.get(`${entry.roomId} ${entry.writerId}`);
+					entry.reject(
+						new UpdateRejected(
+							role ? collabRejections.roleChanged : collabRejections.notAMember,
+							role ? `the writer's role is ${role} now` : 'the writer is no longer a member of the room',
+						),
+					);
+				}
+				return batch.filter((e) => !refused(e));
+			}
 			this.#log.error(
 				{ err: error, updates: batch.length },
 				'durable append failed; the updates were refused',

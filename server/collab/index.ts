@@ -8,12 +8,15 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import type { TokenService } from '../auth/tokens.ts';
-import type { RoomService } from '../rooms.ts';
-import { roomDocumentName } from '../../src/lib/protocol/ids.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import type { Redis } from 'ioredis';
+import type { EventBus } from '../events/bus.ts';
 import { limits } from '../../src/lib/protocol/limits.ts';
 import { compileFilter } from '../../src/lib/protocol/moderation.ts';
+import { Access } from './access.ts';
+import { Activity, type PushSender } from './activity.ts';
 import { Authentication, type CollabContext } from './authentication.ts';
+import { Devices } from './devices.ts';
+import { UserChannels } from './user-channels.ts';
 import { ClusterRelay } from './cluster-relay.ts';
 import { Persistence } from './persistence.ts';
 import { Presence } from './presence.ts';
@@ -38,6 +41,8 @@ export class Collab {
 	readonly #persistence: Persistence;
 	readonly #ws: ReturnType<typeof crossws>;
 	readonly #log: Logger;
+	readonly #devices: Devices;
+	readonly #channels: UserChannels;
 	#closed = false;
 
 	readonly #connectionsPerIp: RateLimiter;
@@ -46,7 +51,10 @@ export class Collab {
 	constructor(deps: {
 		db: Db;
 		tokens: TokenService;
-		rooms: RoomService;
+		bus: EventBus;
+		/** The node's Redis client, when there is one (which devices are connected, cluster-wide). */
+		redis?: Redis;
+		push?: PushSender;
 		log: Logger;
 		config: Config;
 		metrics: Metrics;
@@ -57,6 +65,16 @@ export class Collab {
 		this.#log = deps.log.child({ component: 'collab' });
 		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
 		this.#trustProxy = config.TRUST_PROXY;
+		const node = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+		this.#devices = new Devices({ redis: deps.redis, prefix: config.REDIS_PREFIX, node, log: deps.log });
+		const activity = new Activity({
+			db: deps.db,
+			log: deps.log,
+			bus: deps.bus,
+			devices: this.#devices,
+			push: deps.push,
+		});
+		this.#channels = new UserChannels({ db: deps.db, log: deps.log, bus: deps.bus, devices: this.#devices });
 		this.#persistence = new Persistence(deps.db, deps.log, {
 			compactAfterUpdates: config.COMPACT_AFTER_UPDATES,
 			windowMessages: config.ROOM_WINDOW_MESSAGES,
@@ -66,6 +84,7 @@ export class Collab {
 			judge: deps.judge,
 			relayBeforeCommit: deps.relayBeforeCommit,
 			metrics: deps.metrics,
+			onAccepted: (accepted) => activity.accepted(accepted),
 		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',
@@ -80,7 +99,7 @@ export class Collab {
 							new ClusterRelay({
 								url: config.REDIS_URL,
 								prefix: `${config.REDIS_PREFIX}:collab`,
-								identifier: `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+								identifier: node,
 								log: deps.log,
 								onReconnected: () => this.#persistence.catchUp(this.hocuspocus.documents),
 							}),
@@ -90,8 +109,15 @@ export class Collab {
 					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
 					metrics: deps.metrics,
 				}),
+				new Access({
+					db: deps.db,
+					log: deps.log,
+					bus: deps.bus,
+					documents: () => this.hocuspocus.documents,
+				}),
+				this.#channels,
 				new Presence(deps.log),
-				new ReadReceipts(deps.db, deps.log),
+				new ReadReceipts(deps.db, deps.log, deps.bus),
 				this.#persistence,
 			],
 		});
@@ -115,19 +141,6 @@ export class Collab {
 					this.#log.warn({ err: error, peerId: peer.id }, 'websocket error');
 				},
 			},
-		});
-
-		// A member who is removed loses their open connection to the room at once.
-		deps.rooms.onMembershipChange(({ roomId, userId, role }) => {
-			const document = this.hocuspocus.documents.get(roomDocumentName(roomId));
-			if (!document) return;
-			for (const connection of document.getConnections()) {
-				const context = connection.context as CollabContext;
-				if (context.user.id !== userId) continue;
-				if (role === null) connection.close(collabRejections.notAMember);
-				else if (connection.readOnly !== (role === 'readonly'))
-					connection.close({ code: 4000, reason: 'role-changed' });
-			}
 		});
 	}
 
@@ -183,5 +196,7 @@ export class Collab {
 			await new Promise((resolve) => setTimeout(resolve, 20));
 		}
 		await this.#persistence.flush();
+		this.#channels.close();
+		this.#devices.close();
 	}
 }

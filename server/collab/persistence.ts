@@ -32,6 +32,13 @@ import {
 	type UpdateJudgement,
 } from './validation.ts';
 
+/** The new events of one accepted update, once durable. */
+export interface AcceptedEvents {
+	roomId: string;
+	writer: { id: string; name: string };
+	events: RoomEvent[];
+}
+
 /** Transactions that replay stored state must not trigger a store of what was just loaded. */
 const loadOrigin = { source: 'local', skipStoreHooks: true } as const;
 
@@ -81,6 +88,7 @@ export class Persistence implements Extension {
 	readonly #judge: typeof judgeUpdate;
 	readonly #relayBeforeCommit: boolean;
 	readonly #metrics: Metrics | undefined;
+	readonly #onAccepted: ((accepted: AcceptedEvents) => void) | undefined;
 
 	constructor(
 		db: Db,
@@ -101,6 +109,8 @@ export class Persistence implements Extension {
 			 */
 			relayBeforeCommit?: boolean;
 			metrics?: Metrics;
+			/** Told of every update's new events once they are durable (the user channels and notifications). */
+			onAccepted?: (accepted: AcceptedEvents) => void;
 		},
 	) {
 		this.#db = db;
@@ -114,9 +124,12 @@ export class Persistence implements Extension {
 		this.#filter = options.filter?.mode === 'off' ? undefined : options.filter;
 		this.#judge = options.judge ?? judgeUpdate;
 		this.#relayBeforeCommit = options.relayBeforeCommit ?? false;
+		this.#onAccepted = options.onAccepted;
 	}
 
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
+		// Only rooms are stored; a user channel (`user:<id>`) is an empty document the server speaks on.
+		if (!roomIdFromDocumentName(documentName)) return;
 		const updates = await this.#applyStored(document, documentName);
 		this.#appended.set(documentName, updates);
 		const owners = clientOwners(document);
@@ -316,9 +329,10 @@ export class Persistence implements Extension {
 		const keys = judgement.events.map((e) => e.clientMsgId);
 		span.setAttribute('chat.client_msg_ids', keys);
 		if (this.#relayBeforeCommit && keys.length > 0 && judgement.inFlightKeys.length === 0) {
-			this.#append(documentName, roomId, payload, judgement, room, receivedAt, span).then(
+			this.#append(documentName, roomId, payload, judgement, room, receivedAt, span, context.user.id).then(
 				() => {
 					this.#countAccepted(payload, judgement.events);
+					this.#tell(roomId, context, judgement.events);
 					sendAck(connection, [...keys, ...judgement.knownKeys]);
 				},
 				() =>
@@ -330,7 +344,7 @@ export class Persistence implements Extension {
 			// Structs another connection is appending right now are durable only once that append commits.
 			await Promise.all(judgement.inFlightKeys.map((key) => room.appends.get(key)));
 			if (keys.length > 0)
-				await this.#append(documentName, roomId, payload, judgement, room, receivedAt, span);
+				await this.#append(documentName, roomId, payload, judgement, room, receivedAt, span, context.user.id);
 		} catch (error) {
 			this.#countRejection(error instanceof UpdateRejected ? error : collabRejections.unavailable);
 			if (error instanceof UpdateRejected) {
@@ -345,12 +359,23 @@ export class Persistence implements Extension {
 		}
 		if (keys.length > 0) {
 			this.#countAccepted(payload, judgement.events);
+			this.#tell(roomId, context, judgement.events);
 			this.#log.debug(
 				{ connectionId: context.connectionId, roomId, clientMsgIds: keys, bytes: payload.length },
 				'update accepted',
 			);
 		}
 		sendAck(connection, [...keys, ...judgement.inFlightKeys, ...judgement.knownKeys]);
+	}
+
+	#tell(roomId: string, context: CollabContext, events: RoomEvent[]): void {
+		if (!this.#onAccepted || events.length === 0) return;
+		try {
+			this.#onAccepted({ roomId, writer: context.user, events });
+		} catch (error) {
+			// The update is durable and acknowledged; a listener's failure must not turn that into a refusal.
+			this.#log.error({ err: error, roomId }, 'accepted-events listener failed');
+		}
 	}
 
 	#countAccepted(update: Uint8Array, events: RoomEvent[]): void {
@@ -448,10 +473,11 @@ export class Persistence implements Extension {
 		room: { reservedKeys: Map<string, string>; appends: Map<string, Promise<void>> },
 		receivedAt?: number,
 		span?: Span,
+		writerId?: string,
 	) {
 		const { events } = judgement;
 		const keys = events.map((e) => e.clientMsgId);
-		const done = this.#durable.append({ documentName, roomId, update, events, receivedAt, span });
+		const done = this.#durable.append({ documentName, roomId, update, events, receivedAt, span, writerId });
 		keys.forEach((key, i) => {
 			room.reservedKeys.set(key, judgement.structIds[i] as string);
 			room.appends.set(key, done);
@@ -477,6 +503,7 @@ export class Persistence implements Extension {
 	 * when the document is about to be unloaded.
 	 */
 	async onStoreDocument({ document, documentName, clientsCount }: onStoreDocumentPayload): Promise<void> {
+		if (!this.#rooms.has(documentName)) return;
 		await this.#trim(document, documentName);
 		const appended = this.#appended.get(documentName) ?? 0;
 		if (appended === 0 || (clientsCount > 0 && appended < this.#compactAfter)) return;

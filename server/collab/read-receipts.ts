@@ -6,6 +6,7 @@ import { limits } from '../../src/lib/protocol/limits.ts';
 import { readClientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import type { CollabContext } from './authentication.ts';
+import type { EventBus } from '../events/bus.ts';
 
 /** Read positions a user may report per room in 10 s; clients send one after a sync and then at most every second. */
 const READS_PER_10S = 30;
@@ -22,9 +23,11 @@ export class ReadReceipts implements Extension {
 	readonly #limiter = new RateLimiter(READS_PER_10S, 10_000);
 	/** Connections that got every member's position already. */
 	readonly #answered = new WeakSet<object>();
+	readonly #bus: EventBus;
 
-	constructor(db: Db, log: Logger) {
+	constructor(db: Db, log: Logger, bus: EventBus) {
 		this.#db = db;
+		this.#bus = bus;
 		this.#log = log.child({ component: 'read-receipts' });
 	}
 
@@ -32,6 +35,7 @@ export class ReadReceipts implements Extension {
 		const message = readClientStateless(payload);
 		if (message?.type !== 'read') return;
 		const context = connection.context as CollabContext;
+		if (context.userChannel) return;
 		const { position } = message;
 		if (this.#limiter.take(`${context.user.id} ${documentName}`) > 0) {
 			this.#log.debug(
@@ -57,6 +61,10 @@ export class ReadReceipts implements Extension {
 				this.#answered.add(connection);
 				const all = await reads.list(this.#db, context.roomId);
 				connection.sendStateless(JSON.stringify({ type: 'reads', reads: all } satisfies ServerStateless));
+			}
+			if (moved) {
+				// The reader's unread count changes on every device (their user channels).
+				await this.#bus.publish({ type: 'read', roomId: context.roomId, userId: context.user.id });
 			}
 			if (moved && position) {
 				// Every node's connections to the room, through Redis when there are several nodes.

@@ -60,3 +60,9 @@ export async function compact(
 		return stored.updates.length;
 	});
 }
+
+/** Deletes a document's snapshot and log (its room was deleted). */
+export async function remove(db: Queryable, name: string): Promise<void> {
+	await db.query('DELETE FROM document_updates WHERE name = $1', [name]);
+	await db.query('DELETE FROM documents WHERE name = $1', [name]);
+}

@@ -1,10 +1,24 @@
 import type { Queryable } from '../db/index.ts';
-import type { MessageRow } from '../../src/lib/protocol/api.ts';
+import type { MessageRow, Role } from '../../src/lib/protocol/api.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
 import { toB64 } from './documents.ts';
 
 /** SQLSTATE of `chat_durable_append` (migrations/0004): some of the batch's event ids are taken. */
 const idsTaken = 'CH409';
+/** SQLSTATE of `chat_checked_append` (migrations/0005): some writers are no longer writing members. */
+const writersRefused = 'CH403';
+
+/**
+ * Nothing of a batch was written: some of its updates' writers had lost their writing membership when the append
+ * ran. `refused` maps `roomId userId` to the writer's role now (`readonly`), or null when no longer a member.
+ */
+export class WritersRefused extends Error {
+	readonly refused: Map<string, Role | null>;
+	constructor(refused: Map<string, Role | null>) {
+		super('writers without a writing membership');
+		this.refused = refused;
+	}
+}
 
 /**
  * The durable append of a batch (migrations/0004_durable_append.sql, one statement and so one round trip): mirrors
@@ -15,29 +29,47 @@ const idsTaken = 'CH409';
  * Returns the events whose id the room's history already holds for another sender or kind (`roomId clientMsgId`
  * keys): an id taken by a message that was trimmed from the document, reused by someone else. Then nothing was
  * written; the caller refuses those and appends the rest again. Re-sends of the same event are not in it.
+ *
+ * An update with a `writer` is written only while that writer is a member of the room with a writing role, checked
+ * under a lock in the same transaction (migrations/0005): otherwise nothing is written and `WritersRefused` names
+ * the writers to refuse.
  */
 export async function durableAppend(
 	db: Queryable,
 	rows: { roomId: string; event: RoomEvent }[],
-	updates: { name: string; update: Uint8Array }[],
+	updates: { name: string; update: Uint8Array; writer?: { roomId: string; userId: string } }[],
 ): Promise<Set<string>> {
 	if (rows.length === 0 && updates.length === 0) return new Set();
+	const writers = updates.flatMap((u) => (u.writer ? [u.writer] : []));
+	const args = [
+		updates.map((u) => u.name),
+		updates.map((u) => toB64(u.update)),
+		rows.map((r) => r.roomId),
+		rows.map((r) => r.event.clientMsgId),
+		rows.map((r) => r.event.kind),
+		rows.map((r) => r.event.senderId),
+		rows.map(({ event }) => ('content' in event ? event.content : 'emoji' in event ? event.emoji : null)),
+		rows.map(({ event }) => (event.kind === 'message' ? (event.replyToId ?? null) : null)),
+		rows.map(({ event }) => (event.kind === 'message' ? null : event.targetId)),
+		rows.map((r) => r.event.createdAt),
+	];
 	try {
-		await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
-			updates.map((u) => u.name),
-			updates.map((u) => toB64(u.update)),
-			rows.map((r) => r.roomId),
-			rows.map((r) => r.event.clientMsgId),
-			rows.map((r) => r.event.kind),
-			rows.map((r) => r.event.senderId),
-			rows.map(({ event }) => ('content' in event ? event.content : 'emoji' in event ? event.emoji : null)),
-			rows.map(({ event }) => (event.kind === 'message' ? (event.replyToId ?? null) : null)),
-			rows.map(({ event }) => (event.kind === 'message' ? null : event.targetId)),
-			rows.map((r) => r.event.createdAt),
-		]);
+		if (writers.length === 0) {
+			await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args);
+		} else {
+			await db.query(`SELECT chat_checked_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
+				writers.map((w) => w.roomId),
+				writers.map((w) => w.userId),
+				...args,
+			]);
+		}
 		return new Set();
 	} catch (error) {
 		const { code, detail } = error as { code?: unknown; detail?: unknown };
+		if (code === writersRefused && typeof detail === 'string') {
+			const refused = JSON.parse(detail) as [string, string, Role | null][];
+			throw new WritersRefused(new Map(refused.map(([room, user, role]) => [`${room} ${user}`, role])));
+		}
 		if (code !== idsTaken || typeof detail !== 'string') throw error;
 		return new Set(JSON.parse(detail) as string[]);
 	}

@@ -1,5 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 import type { MessageRow, Role, Room, RoomMember } from '../../src/lib/protocol/api.ts';
+import type { NotifyLevel, RoomState } from '../../src/lib/protocol/user-channel.ts';
 
 export function directKey(a: string, b: string): string {
 	return [a, b].sort().join(':');
@@ -90,30 +91,73 @@ export async function get(db: Queryable, roomId: string): Promise<Room | null> {
 	return rows[0] ? toRoom(rows[0]) : null;
 }
 
-/** The caller's rooms, most recently active first, each with its last mirrored message. */
-export async function listFor(
-	db: Queryable,
-	userId: string,
-): Promise<(Room & { lastMessage: MessageRow | null })[]> {
-	const { rows } = await db.query<RoomRowWithMembers & { last: Record<string, unknown> | string | null }>(
-		`${roomSelect.replace('AS members', 'AS members, lm.last')}
+/** A room as its member's channel and `GET /api/rooms` report it (`lastMessage` as a full mirrored row). */
+export type RoomListItem = Omit<RoomState, 'lastMessage'> & { lastMessage: MessageRow | null };
+
+/** A member's level, or the default: every message of a 1:1 room, mentions in a group (`me`: the membership). */
+const effectiveNotify = `coalesce(me.notify, CASE WHEN r.is_group THEN 'mentions' ELSE 'all' END)`;
+
+/** Unread counts stop here: the list shows "999+", and counting further would scan a whole room. */
+const UNREAD_CAP = 999;
+
+/**
+ * The POSIX regex (case-insensitive) that finds an @mention of `name`: the same rule as `mentionsName` in
+ * src/lib/protocol/user-channel.ts (a name may end a sentence with `.` or `-`). Names hold only letters, digits,
+ * `_`, `.` and `-`, so only `.` needs escaping.
+ */
+export function mentionPattern(name: string): string {
+	return `(^|[^A-Za-z0-9_@])@${name.replaceAll('.', '\\.')}[.-]*([^A-Za-z0-9_.-]|$)`;
+}
+
+/**
+ * The caller's rooms (or one of them), most recently active first: members, the caller's role and notification
+ * level, the newest message, and the caller's unread and mention counts after their read position.
+ */
+export async function listFor(db: Queryable, userId: string, roomId?: string): Promise<RoomListItem[]> {
+	const { rows } = await db.query<
+		RoomRowWithMembers & {
+			role: Role;
+			notify: NotifyLevel;
+			last: Record<string, unknown> | string | null;
+			activity_at: Date | string;
+			unread: number | string;
+			mentions: number | string;
+		}
+	>(
+		`${roomSelect.replace('AS members', `AS members, me.role, ${effectiveNotify} AS notify, lm.last, coalesce(lm.received_at, greatest(r.created_at, me.joined_at)) AS activity_at, coalesce(n.unread, 0) AS unread, coalesce(n.mentions, 0) AS mentions`)}
 		 JOIN memberships me ON me.room_id = r.id AND me.user_id = $1
 		 LEFT JOIN LATERAL (
 			SELECT json_build_object(
 				'seq', msg.seq, 'roomId', msg.room_id, 'clientMsgId', msg.client_msg_id, 'kind', msg.kind,
 				'senderId', msg.sender_id, 'senderName', su.name,
 				'content', CASE WHEN msg.deleted_at IS NULL THEN msg.content END, 'replyToId', msg.reply_to,
-				'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at) AS last
+				'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at) AS last,
+				msg.received_at
 			FROM messages msg LEFT JOIN users su ON su.id = msg.sender_id
 			WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
 		 ) lm ON true
-		 ORDER BY coalesce((lm.last ->> 'receivedAt')::timestamptz, r.created_at) DESC`,
-		[userId],
+		 LEFT JOIN LATERAL (
+			SELECT count(*) AS unread, count(*) FILTER (WHERE u.content ~* $3) AS mentions FROM (
+				SELECT msg.content FROM messages msg
+				LEFT JOIN read_positions rp ON rp.room_id = msg.room_id AND rp.user_id = me.user_id
+				WHERE msg.room_id = r.id AND msg.kind = 'message' AND msg.deleted_at IS NULL AND msg.sender_id <> me.user_id
+					AND (rp.room_id IS NULL OR (msg.created_at, msg.client_msg_id) > (rp.last_read_at, rp.last_read_id))
+				LIMIT ${UNREAD_CAP}
+			) u
+		 ) n ON true
+		 WHERE $2::uuid IS NULL OR r.id = $2
+		 ORDER BY activity_at DESC`,
+		[userId, roomId ?? null, mentionPattern((await nameOf(db, userId)) ?? '')],
 	);
 	return rows.map((row) => {
 		const last = typeof row.last === 'string' ? (JSON.parse(row.last) as Record<string, unknown>) : row.last;
 		return {
 			...toRoom(row),
+			role: row.role,
+			notify: row.notify,
+			activityAt: new Date(row.activity_at).toISOString(),
+			unread: Number(row.unread),
+			mentions: Number(row.mentions),
 			lastMessage: last
 				? ({
 						...last,
@@ -124,4 +168,101 @@ export async function listFor(
 				: null,
 		};
 	});
+}
+
+async function nameOf(db: Queryable, userId: string): Promise<string | null> {
+	const { rows } = await db.query<{ name: string }>('SELECT name FROM users WHERE id = $1', [userId]);
+	return rows[0]?.name ?? null;
+}
+
+/** Changes a member's role; false when they are not a member. */
+export async function setRole(db: Queryable, roomId: string, userId: string, role: Role): Promise<boolean> {
+	const { rowCount } = await db.query(
+		'UPDATE memberships SET role = $3 WHERE room_id = $1 AND user_id = $2',
+		[roomId, userId, role],
+	);
+	return rowCount > 0;
+}
+
+/** Sets how a room notifies one member; false when they are not a member. */
+export async function setNotify(
+	db: Queryable,
+	roomId: string,
+	userId: string,
+	level: NotifyLevel,
+): Promise<boolean> {
+	const { rowCount } = await db.query(
+		'UPDATE memberships SET notify = $3 WHERE room_id = $1 AND user_id = $2',
+		[roomId, userId, level],
+	);
+	return rowCount > 0;
+}
+
+/** Members of a room with their names and notification levels (who hears about a message). */
+export async function audience(
+	db: Queryable,
+	roomId: string,
+): Promise<{
+	isGroup: boolean;
+	name: string | null;
+	members: { id: string; name: string; notify: NotifyLevel }[];
+}> {
+	const { rows } = await db.query<{
+		is_group: boolean;
+		room_name: string | null;
+		id: string;
+		name: string;
+		notify: NotifyLevel;
+	}>(
+		`SELECT r.is_group, r.name AS room_name, u.id, u.name, ${effectiveNotify.replace('me.', 'm.')} AS notify
+		 FROM rooms r JOIN memberships m ON m.room_id = r.id JOIN users u ON u.id = m.user_id WHERE r.id = $1`,
+		[roomId],
+	);
+	return {
+		isGroup: rows[0]?.is_group ?? true,
+		name: rows[0]?.room_name ?? null,
+		members: rows.map((r) => ({ id: r.id, name: r.name, notify: r.notify })),
+	};
+}
+
+/**
+ * Before an account is deleted: each group it owns passes to its longest-standing admin, else its
+ * longest-standing member; a group with nobody else in it is deleted. Returns the new owners and the deleted rooms.
+ */
+export async function handOver(
+	db: Queryable,
+	userId: string,
+): Promise<{ owners: { roomId: string; userId: string }[]; deleted: string[] }> {
+	const { rows: owners } = await db.query<{ room_id: string; user_id: string }>(
+		`UPDATE memberships m SET role = 'owner'
+		 FROM (
+			SELECT DISTINCT ON (o.room_id) o.room_id, heir.user_id
+			FROM memberships o JOIN rooms r ON r.id = o.room_id AND r.is_group
+			JOIN memberships heir ON heir.room_id = o.room_id AND heir.user_id <> o.user_id
+			WHERE o.user_id = $1 AND o.role = 'owner'
+				AND NOT EXISTS (SELECT 1 FROM memberships other WHERE other.room_id = o.room_id AND other.role = 'owner' AND other.user_id <> o.user_id)
+			ORDER BY o.room_id, (heir.role = 'admin') DESC, (heir.role = 'member') DESC, heir.joined_at
+		 ) h
+		 WHERE m.room_id = h.room_id AND m.user_id = h.user_id
+		 RETURNING m.room_id, m.user_id`,
+		[userId],
+	);
+	const { rows: deleted } = await db.query<{ id: string }>(
+		`DELETE FROM rooms r WHERE r.is_group AND EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = $1)
+			AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id <> $1)
+		 RETURNING r.id`,
+		[userId],
+	);
+	return {
+		owners: owners.map((o) => ({ roomId: o.room_id, userId: o.user_id })),
+		deleted: deleted.map((d) => d.id),
+	};
+}
+
+/** The rooms a user is in (for telling their fellow members when the account goes). */
+export async function idsOf(db: Queryable, userId: string): Promise<string[]> {
+	const { rows } = await db.query<{ room_id: string }>('SELECT room_id FROM memberships WHERE user_id = $1', [
+		userId,
+	]);
+	return rows.map((r) => r.room_id);
 }

@@ -58,3 +58,28 @@ export async function revokeFamily(db: Queryable, familyId: string): Promise<voi
 		familyId,
 	]);
 }
+
+/** A session (a login's family of refresh tokens) is live while one of its tokens is neither revoked nor expired. */
+export async function isLive(db: Queryable, familyId: string, userId: string): Promise<boolean> {
+	const { rows } = await db.query(
+		`SELECT 1 FROM refresh_tokens
+		 WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now() LIMIT 1`,
+		[familyId, userId],
+	);
+	return rows.length > 0;
+}
+
+/** Ends every session of a user but `exceptFamilyId`. Returns the families it ended. */
+export async function revokeAllBut(
+	db: Queryable,
+	userId: string,
+	exceptFamilyId: string | null,
+): Promise<string[]> {
+	const { rows } = await db.query<{ family_id: string }>(
+		`UPDATE refresh_tokens SET revoked_at = now()
+		 WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR family_id <> $2)
+		 RETURNING family_id`,
+		[userId, exceptFamilyId],
+	);
+	return [...new Set(rows.map((r) => r.family_id))];
+}

@@ -69,3 +69,25 @@ export async function existingIds(db: Queryable, ids: string[]): Promise<Set<str
 	const { rows } = await db.query<{ id: string }>('SELECT id FROM users WHERE id = ANY($1::uuid[])', [ids]);
 	return new Set(rows.map((r) => r.id));
 }
+
+/** The stored password hash of a user, or null when the account is gone. */
+export async function passwordHashOf(db: Queryable, id: string): Promise<string | null> {
+	const { rows } = await db.query<{ password_hash: string }>(
+		'SELECT password_hash FROM users WHERE id = $1',
+		[id],
+	);
+	return rows[0]?.password_hash ?? null;
+}
+
+export async function setPasswordHash(db: Queryable, id: string, passwordHash: string): Promise<void> {
+	await db.query('UPDATE users SET password_hash = $2 WHERE id = $1', [id, passwordHash]);
+}
+
+/**
+ * Deletes an account: its sessions, memberships, read positions and subscriptions go with it (ON DELETE CASCADE).
+ * Its messages stay in their rooms; with no user behind their sender id they read as a deleted user's.
+ */
+export async function remove(db: Queryable, id: string): Promise<boolean> {
+	const { rowCount } = await db.query('DELETE FROM users WHERE id = $1', [id]);
+	return rowCount > 0;
+}

@@ -12,6 +12,7 @@ import { tracer } from '../tracing.ts';
 import type { HttpDeps } from './deps.ts';
 import { authRoutes } from './routes/auth.ts';
 import { healthRoutes } from './routes/health.ts';
+import { pushRoutes } from './routes/push.ts';
 import { roomRoutes } from './routes/rooms.ts';
 
 const fastifyErrorCodes: Record<string, AppError['code']> = {
@@ -122,6 +123,7 @@ export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyIns
 	healthRoutes(app, deps);
 	authRoutes(app, deps);
 	roomRoutes(app, deps);
+	pushRoutes(app, deps);
 
 	const staticDir = deps.config.STATIC_DIR;
 	const indexHtml = path.join(staticDir, 'index.html');

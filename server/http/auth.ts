@@ -18,11 +18,16 @@ async function verifyBearer(request: FastifyRequest, tokens: TokenService): Prom
 	const match = header?.match(/^Bearer ([A-Za-z0-9._~+/=-]+)$/);
 	if (!match?.[1]) throw authFailed('missing_token', 'unauthorized', 'sign in first: missing bearer token');
 	try {
-		return await tokens.verifyAccess(match[1]);
+		return await tokens.verifySession(match[1]);
 	} catch (error) {
 		if (error instanceof TokenError && error.code === 'token_expired') {
 			throw authFailed('token_expired', 'unauthorized', 'access token expired; refresh it');
 		}
+		if (error instanceof TokenError && error.code === 'session_ended') {
+			throw authFailed('session_ended', 'unauthorized', 'this session has ended; sign in again');
+		}
+		// The database could not say whether the session is live: a server problem, not a bad token.
+		if (!(error instanceof TokenError)) throw error;
 		throw authFailed('token_invalid', 'unauthorized', 'access token invalid');
 	}
 }

@@ -3,6 +3,7 @@ import type { Db } from '../db/index.ts';
 import type { AuthService } from '../auth/service.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Metrics } from '../metrics.ts';
+import type { PushService } from '../push/service.ts';
 import type { RoomService } from '../rooms.ts';
 
 /** What the HTTP routes need; built once in the composition root. */
@@ -13,6 +14,8 @@ export interface HttpDeps {
 	tokens: TokenService;
 	rooms: RoomService;
 	metrics: Metrics;
+	/** Web Push subscriptions and the VAPID public key. */
+	push: PushService;
 	/** Resolves when Redis answers, when configured. */
 	redisReady?: () => Promise<void>;
 }

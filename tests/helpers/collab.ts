@@ -43,7 +43,8 @@ export interface TestClient {
 export function connect(
 	wsUrl: string,
 	roomId: string,
-	token: string | null,
+	/** A function is asked again on every (re)connect and whenever the server asks for a fresh token. */
+	token: string | null | (() => Promise<string>),
 	userId = '',
 	options: { doc?: Y.Doc } = {},
 ): TestClient {

@@ -180,6 +180,11 @@ describeEachBackend('collaboration', (backend) => {
 			);
 			expect(await open('../../etc/passwd', fixture.ana.accessToken).authFailure).toMatch(/unknown-document/);
 		});
+
+		it('refuses another spelling of a room id: only the lower-case one names the room', async () => {
+			const upper = fixture.room.id.toUpperCase();
+			expect(await open(upper, fixture.ana.accessToken).authFailure).toMatch(/unknown-document/);
+		});
 	});
 
 	it('lets a readonly member read, but its writes reach no one and are not stored', async () => {

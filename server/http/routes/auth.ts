@@ -1,5 +1,11 @@
 import type { FastifyInstance } from 'fastify';
-import { credentialsBody, loginBody, refreshBody } from '../../../src/lib/protocol/api.ts';
+import {
+	changePasswordBody,
+	credentialsBody,
+	deleteAccountBody,
+	loginBody,
+	refreshBody,
+} from '../../../src/lib/protocol/api.ts';
 import { AppError, authFailed } from '../../errors.ts';
 import * as users from '../../data/users.ts';
 import { parse, readCookie, REFRESH_COOKIE, requireUser, setRefreshCookie } from '../auth.ts';
@@ -54,6 +60,23 @@ export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
 		const token = parse(refreshBody, request.body).refreshToken ?? readCookie(request, REFRESH_COOKIE);
 		if (token) await deps.auth.logout(token);
 		setRefreshCookie(reply, null, cookie);
+		return reply.code(204).send();
+	});
+
+	app.post('/api/auth/password', { config: rateLimit }, async (request, reply) => {
+		const claims = await requireUser(request, deps.tokens);
+		const body = parse(changePasswordBody, request.body);
+		await deps.auth.changePassword(claims.userId, claims.sessionId, body.currentPassword, body.newPassword);
+		request.log.info({ userId: claims.userId }, 'password changed; other sessions ended');
+		return reply.code(204).send();
+	});
+
+	app.delete('/api/me', { config: rateLimit }, async (request, reply) => {
+		const claims = await requireUser(request, deps.tokens);
+		const body = parse(deleteAccountBody, request.body);
+		await deps.auth.deleteAccount(claims.userId, body.password);
+		setRefreshCookie(reply, null, cookie);
+		request.log.info({ userId: claims.userId }, 'account deleted');
 		return reply.code(204).send();
 	});
 

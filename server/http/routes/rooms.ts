@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import {
 	addMemberBody,
+	changeRoleBody,
 	createRoomBody,
 	exportQuery,
 	messagesQuery,
@@ -11,6 +12,7 @@ import {
 	usersQuery,
 } from '../../../src/lib/protocol/api.ts';
 import { uuid } from '../../../src/lib/protocol/ids.ts';
+import { notifySettingsBody } from '../../../src/lib/protocol/user-channel.ts';
 import * as messages from '../../data/messages.ts';
 import * as rooms from '../../data/rooms.ts';
 import * as users from '../../data/users.ts';
@@ -62,6 +64,21 @@ export function roomRoutes(app: FastifyInstance, deps: HttpDeps) {
 		const user = await requireUser(request, tokens);
 		const { id, userId } = parse(memberParams, request.params, 'path');
 		await deps.rooms.removeMember(user.userId, id, userId);
+		return reply.code(204).send();
+	});
+
+	app.patch('/api/rooms/:id/members/:userId', async (request) => {
+		const user = await requireUser(request, tokens);
+		const { id, userId } = parse(memberParams, request.params, 'path');
+		const body = parse(changeRoleBody, request.body);
+		return deps.rooms.changeRole(user.userId, id, userId, body.role);
+	});
+
+	app.put('/api/rooms/:id/notifications', async (request, reply) => {
+		const user = await requireUser(request, tokens);
+		const { id } = parse(roomParams, request.params, 'room id');
+		const body = parse(notifySettingsBody, request.body);
+		await deps.rooms.setNotify(user.userId, id, body.level);
 		return reply.code(204).send();
 	});
 

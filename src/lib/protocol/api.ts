@@ -63,6 +63,26 @@ export const addMemberBody = z.strictObject({
 	role: z.enum(['admin', 'member', 'readonly']).default('member'),
 });
 
+/** A member's new role (`PATCH /api/rooms/:id/members/:userId`); nobody becomes owner this way. */
+export const changeRoleBody = z.strictObject({ role: z.enum(['admin', 'member', 'readonly']) });
+
+/** `POST /api/auth/password`: the current password proves it is the account's owner. */
+export const changePasswordBody = z.strictObject({
+	currentPassword: z
+		.string()
+		.min(1)
+		.max(limits.passwordMax * 4),
+	newPassword: password,
+});
+
+/** `DELETE /api/me`: the password, once more. */
+export const deleteAccountBody = z.strictObject({
+	password: z
+		.string()
+		.min(1)
+		.max(limits.passwordMax * 4),
+});
+
 export const exportQuery = z.strictObject({
 	format: z.enum(['jsonl', 'csv']).default('jsonl'),
 	since: z.iso.datetime({ offset: true }).optional(),

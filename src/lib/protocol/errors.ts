@@ -26,7 +26,10 @@ export interface ApiErrorBody {
 /** Close codes and reasons of the collaboration WebSocket (4000–4999 are application codes). */
 export const collabRejections = {
 	unauthorized: { code: 4401, reason: 'unauthorized' },
+	/** The token expired and was not renewed on the open connection in time: reconnect with a fresh token. */
 	tokenExpired: { code: 4401, reason: 'token-expired' },
+	/** The token's session ended (signed out, password changed elsewhere, account deleted): sign in again. */
+	sessionEnded: { code: 4401, reason: 'session-ended' },
 	notAMember: { code: 4403, reason: 'not-a-member' },
 	unknownDocument: { code: 4404, reason: 'unknown-document' },
 	invalidUpdate: { code: 4422, reason: 'invalid-update' },

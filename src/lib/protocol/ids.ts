@@ -5,11 +5,14 @@ export const uuid = z.uuid({ error: 'expected a uuid' });
 
 export const roomDocumentPrefix = 'room:';
 
-/** `room:<uuid>` → the uuid, or null when the name is not a room document. */
+/**
+ * `room:<uuid>` → the uuid, or null when the name is not a room document. Only the lower-case spelling names a
+ * room: another spelling would be a second live document of the same room, which revocation would not find.
+ */
 export function roomIdFromDocumentName(name: string): string | null {
 	if (!name.startsWith(roomDocumentPrefix)) return null;
 	const id = name.slice(roomDocumentPrefix.length);
-	return uuid.safeParse(id).success ? id.toLowerCase() : null;
+	return uuid.safeParse(id).success && id === id.toLowerCase() ? id : null;
 }
 
 export function roomDocumentName(roomId: string): string {

@@ -48,16 +48,21 @@ export const clientStateless = z.discriminatedUnion('type', [
 ]);
 export type ClientStateless = z.infer<typeof clientStateless>;
 
-/** A client's stateless payload, or null when it is not JSON or not a message this protocol knows. */
-export function readClientStateless(payload: string): ClientStateless | null {
+/** A JSON payload checked against `schema`, or null when it is not JSON or not what the schema describes. */
+export function readJsonMessage<S extends z.ZodType>(schema: S, payload: string): z.infer<S> | null {
 	let json: unknown;
 	try {
 		json = JSON.parse(payload);
 	} catch {
 		return null;
 	}
-	const parsed = clientStateless.safeParse(json);
+	const parsed = schema.safeParse(json);
 	return parsed.success ? parsed.data : null;
+}
+
+/** A client's stateless payload, or null when it is not JSON or not a message this protocol knows. */
+export function readClientStateless(payload: string): ClientStateless | null {
+	return readJsonMessage(clientStateless, payload);
 }
 
 /** The `pending` questions for these ids, split to the size the server accepts. */

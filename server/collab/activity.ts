@@ -1,0 +1,124 @@
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.ts';
+import * as rooms from '../data/rooms.ts';
+import type { EventBus } from '../events/bus.ts';
+import { mentionsName, type NotifyLevel, type PushPayload } from '../../src/lib/protocol/user-channel.ts';
+import type { Devices } from './devices.ts';
+import type { AcceptedEvents } from './persistence.ts';
+
+/** Rooms whose audience (members, names, notification levels) a node keeps in memory. */
+const AUDIENCE_CACHE_ROOMS = 1_000;
+/** Push previews carry at most this much of a message. */
+const PREVIEW_CHARS = 200;
+
+/** Whether a member hears about a message at their level for the room. */
+export function notifies(level: NotifyLevel, mentioned: boolean): boolean {
+	return level === 'all' || (level === 'mentions' && mentioned);
+}
+
+export interface PushSender {
+	sendToUser(userId: string, payload: PushPayload): Promise<unknown>;
+}
+
+type Audience = Awaited<ReturnType<typeof rooms.audience>>;
+
+/**
+ * What the node that stored new messages tells the others: it works out whom each message @mentions, publishes
+ * the room's activity on the cluster bus (every node's user channels update their users' lists, counts and
+ * notifications), and sends Web Push to the members who should hear of it and have no device connected anywhere.
+ */
+export class Activity {
+	readonly #db: Db;
+	readonly #log: Logger;
+	readonly #bus: EventBus;
+	readonly #devices: Devices;
+	readonly #push: PushSender | undefined;
+	readonly #audiences = new Map<string, Promise<Audience>>();
+
+	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices; push?: PushSender }) {
+		this.#db = deps.db;
+		this.#log = deps.log.child({ component: 'activity' });
+		this.#bus = deps.bus;
+		this.#devices = deps.devices;
+		this.#push = deps.push;
+		deps.bus.subscribe((event) => {
+			if (event.type === 'membership' || event.type === 'notify-level') this.#audiences.delete(event.roomId);
+		});
+		deps.bus.onResync(() => this.#audiences.clear());
+	}
+
+	/** Persistence calls this once an update's events are durable. Never throws; failures are logged. */
+	accepted(accepted: AcceptedEvents): void {
+		void this.#accepted(accepted).catch((error: unknown) =>
+			this.#log.error({ err: error, roomId: accepted.roomId }, 'activity not published'),
+		);
+	}
+
+	async #accepted({ roomId, writer, events }: AcceptedEvents): Promise<void> {
+		const texts = events.flatMap((e) => (e.kind === 'message' ? [e] : []));
+		const audience = texts.length > 0 ? await this.#audience(roomId) : undefined;
+		const receivedAt = new Date().toISOString();
+		const messages = texts.map((event) => ({
+			clientMsgId: event.clientMsgId,
+			content: event.content,
+			createdAt: event.createdAt,
+			receivedAt,
+			mentions: (audience?.members ?? [])
+				.filter(
+					(m) => m.id !== writer.id && event.content.includes('@') && mentionsName(event.content, m.name),
+				)
+				.map((m) => m.id),
+		}));
+		await this.#bus.publish({
+			type: 'activity',
+			roomId,
+			writer,
+			messages,
+			others: events.length - texts.length,
+		});
+		if (!this.#push || !audience) return;
+		const push = this.#push;
+		// Each recipient's push on its own: a slow push service delays no one else's.
+		const sends: Promise<unknown>[] = [];
+		for (const message of messages) {
+			for (const member of audience.members) {
+				if (member.id === writer.id) continue;
+				const mention = message.mentions.includes(member.id);
+				if (!notifies(member.notify, mention)) continue;
+				sends.push(
+					this.#devices.anyConnected(member.id).then((connected) =>
+						connected
+							? undefined
+							: push.sendToUser(member.id, {
+									type: 'message',
+									roomId,
+									roomName: audience.name,
+									isGroup: audience.isGroup,
+									senderName: writer.name,
+									mention,
+									clientMsgId: message.clientMsgId,
+									url: `/rooms/${roomId}`,
+									text: message.content.slice(0, PREVIEW_CHARS),
+								}),
+					),
+				);
+			}
+		}
+		await Promise.all(sends);
+	}
+
+	/** The room's members and their levels, cached until a membership or a level changes (cluster events). */
+	#audience(roomId: string): Promise<Audience> {
+		let audience = this.#audiences.get(roomId);
+		if (!audience) {
+			if (this.#audiences.size >= AUDIENCE_CACHE_ROOMS) {
+				const oldest = this.#audiences.keys().next().value;
+				if (oldest !== undefined) this.#audiences.delete(oldest);
+			}
+			audience = rooms.audience(this.#db, roomId);
+			audience.catch(() => this.#audiences.delete(roomId));
+			this.#audiences.set(roomId, audience);
+		}
+		return audience;
+	}
+}

@@ -1,0 +1,209 @@
+import type { Connection, connectedPayload, Extension, onDisconnectPayload } from '@hocuspocus/server';
+import type { Logger } from 'pino';
+import type { Db } from '../db/index.ts';
+import * as rooms from '../data/rooms.ts';
+import type { ClusterEvent, EventBus } from '../events/bus.ts';
+import {
+	PROTOCOL_VERSION,
+	type NotifyLevel,
+	type RoomState,
+	type UserChannelMessage,
+} from '../../src/lib/protocol/user-channel.ts';
+import { notifies } from './activity.ts';
+import type { CollabContext } from './authentication.ts';
+import type { Devices } from './devices.ts';
+
+/** Changes to one room of one user within this window go out as one `room` message (a burst of messages). */
+const REFRESH_DELAY_MS = 50;
+
+/** What a node holds for a user with a channel open on it. */
+interface Channel {
+	connections: Set<Connection>;
+	/** The user's rooms as last sent: which rooms concern them, and how each notifies them. */
+	rooms: Map<string, { name: string | null; isGroup: boolean; notify: NotifyLevel }>;
+	/** Rooms whose state is being re-read (coalesced per room). */
+	refreshing: Map<string, Promise<void>>;
+}
+
+/**
+ * The per-user live channel (src/lib/protocol/user-channel.ts, docs/protocol.md): a user's open `user:<id>`
+ * documents on this node, and what the cluster's events mean for them.
+ *
+ * Counts and summaries are always read from the database (the events only say which room to re-read), so a
+ * missed or repeated event cannot make a count drift; the first message on every connection, and after this node
+ * may have missed events, is the whole state. Only `notify` is driven by the event itself, once per message.
+ */
+export class UserChannels implements Extension {
+	readonly extensionName = 'user-channels';
+	readonly #db: Db;
+	readonly #log: Logger;
+	readonly #devices: Devices;
+	readonly #channels = new Map<string, Channel>();
+	readonly #byContext = new Map<CollabContext, Connection>();
+
+	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
+		this.#db = deps.db;
+		this.#log = deps.log.child({ component: 'user-channels' });
+		this.#devices = deps.devices;
+		deps.bus.subscribe((event) => this.#onEvent(event));
+		deps.bus.onResync(() => {
+			for (const [userId, channel] of this.#channels) {
+				for (const connection of channel.connections) void this.#sendState(userId, connection);
+			}
+		});
+	}
+
+	async connected({ connection }: connectedPayload<CollabContext>): Promise<void> {
+		const context = connection.context as CollabContext;
+		if (!context.userChannel) return;
+		const userId = context.user.id;
+		let channel = this.#channels.get(userId);
+		if (!channel) {
+			channel = { connections: new Set(), rooms: new Map(), refreshing: new Map() };
+			this.#channels.set(userId, channel);
+		}
+		channel.connections.add(connection);
+		this.#byContext.set(context, connection);
+		this.#devices.connected(userId);
+		await this.#sendState(userId, connection);
+	}
+
+	async onDisconnect({ context }: onDisconnectPayload<CollabContext>): Promise<void> {
+		if (!context?.userChannel) return;
+		const connection = this.#byContext.get(context);
+		if (!connection) return;
+		this.#byContext.delete(context);
+		const channel = this.#channels.get(context.user.id);
+		if (!channel?.connections.delete(connection)) return;
+		this.#devices.disconnected(context.user.id);
+		if (channel.connections.size === 0) this.#channels.delete(context.user.id);
+	}
+
+	/** Closes every channel (shutdown): their users count as disconnected here. */
+	close(): void {
+		for (const channel of this.#channels.values()) {
+			for (const connection of channel.connections)
+				this.#devices.disconnected((connection.context as CollabContext).user.id);
+		}
+		this.#channels.clear();
+		this.#byContext.clear();
+	}
+
+	async #sendState(userId: string, connection: Connection): Promise<void> {
+		try {
+			const list = await rooms.listFor(this.#db, userId);
+			const channel = this.#channels.get(userId);
+			if (!channel?.connections.has(connection)) return;
+			channel.rooms = new Map(
+				list.map((r) => [r.id, { name: r.name, isGroup: r.isGroup, notify: r.notify }]),
+			);
+			send(connection, { type: 'state', protocolVersion: PROTOCOL_VERSION, rooms: list.map(toState) });
+		} catch (error) {
+			// Without its state the channel is useless: close it, and the client's reconnect asks again.
+			this.#log.warn({ err: error, userId }, 'user channel state could not be read; closing the channel');
+			connection.close({ code: 4503, reason: 'storage-unavailable' });
+		}
+	}
+
+	#onEvent(event: ClusterEvent): void {
+		switch (event.type) {
+			case 'membership': {
+				const own = this.#channels.get(event.userId);
+				if (own && event.role === null) {
+					own.rooms.delete(event.roomId);
+					const reason = event.roomGone ? 'deleted' : event.by === event.userId ? 'left' : 'removed';
+					this.#broadcast(own, { type: 'room-removed', roomId: event.roomId, reason });
+				} else if (own) {
+					this.#refresh(event.userId, event.roomId);
+				}
+				// The others in the room see the new member list.
+				this.#refreshMembers(event.roomId, event.userId);
+				return;
+			}
+			case 'notify-level':
+			case 'read':
+				if (this.#channels.get(event.userId)?.rooms.has(event.roomId))
+					this.#refresh(event.userId, event.roomId);
+				return;
+			case 'activity':
+				for (const [userId, channel] of this.#channels) {
+					const room = channel.rooms.get(event.roomId);
+					if (!room) continue;
+					this.#refresh(userId, event.roomId);
+					if (userId === event.writer.id) continue;
+					for (const message of event.messages) {
+						const mention = message.mentions.includes(userId);
+						if (!notifies(room.notify, mention)) continue;
+						this.#broadcast(channel, {
+							type: 'notify',
+							roomId: event.roomId,
+							roomName: room.name,
+							isGroup: room.isGroup,
+							clientMsgId: message.clientMsgId,
+							senderId: event.writer.id,
+							senderName: event.writer.name,
+							content: message.content,
+							mention,
+						});
+					}
+				}
+				return;
+			default:
+		}
+	}
+
+	#refreshMembers(roomId: string, except: string): void {
+		for (const [userId, channel] of this.#channels) {
+			if (userId !== except && channel.rooms.has(roomId)) this.#refresh(userId, roomId);
+		}
+	}
+
+	/** Re-reads one room for one user and sends it, at most once per REFRESH_DELAY_MS. */
+	#refresh(userId: string, roomId: string): void {
+		const channel = this.#channels.get(userId);
+		if (!channel || channel.refreshing.has(roomId)) return;
+		const run = (async () => {
+			await new Promise((resolve) => setTimeout(resolve, REFRESH_DELAY_MS));
+			// Changes from here on start a new refresh.
+			channel.refreshing.delete(roomId);
+			const [room] = await rooms.listFor(this.#db, userId, roomId);
+			if (this.#channels.get(userId) !== channel) return;
+			if (!room) {
+				if (channel.rooms.delete(roomId))
+					this.#broadcast(channel, { type: 'room-removed', roomId, reason: 'removed' });
+				return;
+			}
+			channel.rooms.set(roomId, { name: room.name, isGroup: room.isGroup, notify: room.notify });
+			this.#broadcast(channel, { type: 'room', room: toState(room) });
+		})();
+		channel.refreshing.set(roomId, run);
+		run.catch((error: unknown) => {
+			// The next change of the room, or the next connect, brings the state.
+			this.#log.warn({ err: error, userId, roomId }, 'room state for a user channel not read');
+		});
+	}
+
+	#broadcast(channel: Channel, message: UserChannelMessage): void {
+		for (const connection of channel.connections) send(connection, message);
+	}
+}
+
+function send(connection: Connection, message: UserChannelMessage): void {
+	connection.sendStateless(JSON.stringify(message));
+}
+
+function toState(room: rooms.RoomListItem): RoomState {
+	const last = room.lastMessage;
+	return {
+		...room,
+		lastMessage: last
+			? {
+					clientMsgId: last.clientMsgId,
+					senderId: last.senderId,
+					senderName: last.senderName,
+					content: last.content,
+					createdAt: last.createdAt,
+				}
+			: null,
+	};
+}

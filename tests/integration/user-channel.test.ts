@@ -1,0 +1,245 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION } from '../../src/lib/protocol/user-channel.ts';
+import { openChannel, type ChannelClient } from '../helpers/channel.ts';
+import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { PushReceiver } from '../helpers/push-receiver.ts';
+import { Api } from '../helpers/server.ts';
+
+type User = Awaited<ReturnType<Api['register']>>;
+
+describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
+	let cluster: Cluster;
+	let api: Api;
+	let apiB: Api;
+	let receiver: PushReceiver;
+	const clients: (TestClient | ChannelClient)[] = [];
+
+	beforeAll(async () => {
+		[cluster, receiver] = await Promise.all([startCluster(2), PushReceiver.start()]);
+		api = cluster.api;
+		apiB = new Api(cluster.urls[1] as string);
+	});
+
+	afterAll(async () => {
+		for (const c of clients) c.destroy();
+		await cluster?.close();
+		await receiver?.close();
+	});
+
+	const channel = (node: number, user: User) => {
+		const client = openChannel(cluster.ws(node), user.user.id, user.accessToken);
+		clients.push(client);
+		return client;
+	};
+	const room = (node: number, roomId: string, user: User) => {
+		const client = connect(cluster.ws(node), roomId, user.accessToken, user.user.id);
+		clients.push(client);
+		return client;
+	};
+	const stateOf = (c: ChannelClient) =>
+		waitFor(() => c.received.some((m) => m.type === 'state'), 10_000, 'the state');
+
+	it('starts with the whole state and the protocol version, and shows a new 1:1 room on the other node within 1 s', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const group = await api.createGroup(ben.accessToken, [], 'Ben alone');
+		const b = channel(1, ben);
+		await stateOf(b);
+		const first = b.received[0];
+		expect(first).toMatchObject({ type: 'state', protocolVersion: PROTOCOL_VERSION });
+		expect(b.rooms().map((r) => r.id)).toEqual([group.id]);
+		expect(b.room(group.id)).toMatchObject({ role: 'owner', unread: 0, mentions: 0, notify: 'mentions' });
+
+		const startedAt = performance.now();
+		const direct = await api.post(
+			'/api/rooms',
+			{ isGroup: false, memberIds: [ben.user.id] },
+			ana.accessToken,
+		);
+		expect(direct.status).toBe(201);
+		await waitFor(() => b.room(direct.body.id) !== undefined, 5_000, 'the new room on B');
+		const ms = performance.now() - startedAt;
+		console.log(`a room started on node A reached Ben's channel on node B in ${ms.toFixed(0)} ms`);
+		expect(ms).toBeLessThan(1_000);
+		expect(b.rooms()[0]?.id).toBe(direct.body.id);
+		expect(b.room(direct.body.id)).toMatchObject({ isGroup: false, notify: 'all', role: 'owner' });
+	});
+
+	it('moves a room with a new message to the top, counts unread and mentions, and resets them on read', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const quiet = await api.createGroup(ana.accessToken, [ben.user.id], 'Quiet');
+		const busy = await api.createGroup(ana.accessToken, [ben.user.id], 'Busy');
+		const b = channel(1, ben);
+		await stateOf(b);
+		expect(b.rooms().map((r) => r.id)).toEqual([busy.id, quiet.id]);
+
+		const a = room(0, quiet.id, ana);
+		a.send('plain news');
+		a.send(`hey @${ben.user.name}, look`);
+		await a.synced();
+		await waitFor(() => b.room(quiet.id)?.unread === 2, 5_000, 'two unread');
+		expect(b.rooms()[0]?.id).toBe(quiet.id);
+		expect(b.room(quiet.id)).toMatchObject({ unread: 2, mentions: 1 });
+		expect(b.room(quiet.id)?.lastMessage?.content).toBe(`hey @${ben.user.name}, look`);
+		// Groups tell mentions only, by default.
+		await waitFor(() => b.notifications().length === 1, 5_000, 'one notification');
+		expect(b.notifications()[0]).toMatchObject({
+			roomId: quiet.id,
+			mention: true,
+			senderName: ana.user.name,
+		});
+
+		const reader = room(1, quiet.id, ben);
+		await reader.synced();
+		const newest = reader
+			.messages()
+			.sort((x, y) => x.createdAt.localeCompare(y.createdAt))
+			.at(-1)!;
+		reader.read({ at: newest.createdAt, clientMsgId: newest.clientMsgId });
+		await waitFor(() => b.room(quiet.id)?.unread === 0, 5_000, 'read on another device');
+		expect(b.room(quiet.id)?.mentions).toBe(0);
+	});
+
+	it('notifies by each room’s level, stored on the server for every device', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const direct = (
+			await api.post('/api/rooms', { isGroup: false, memberIds: [ben.user.id] }, ana.accessToken)
+		).body as { id: string };
+		const phone = channel(0, ben);
+		const laptop = channel(1, ben);
+		await Promise.all([stateOf(phone), stateOf(laptop)]);
+		const a = room(0, direct.id, ana);
+
+		a.send('a direct message');
+		await waitFor(
+			() => laptop.notifications().length === 1 && phone.notifications().length === 1,
+			5_000,
+			'both',
+		);
+
+		const muted = await apiB.request('PUT', `/api/rooms/${direct.id}/notifications`, {
+			body: { level: 'none' },
+			token: ben.accessToken,
+		});
+		expect(muted.status).toBe(204);
+		await waitFor(() => phone.room(direct.id)?.notify === 'none', 5_000, 'the level on the other device');
+		a.send(`muted, even @${ben.user.name}`);
+		await a.synced();
+
+		await api.request('PUT', `/api/rooms/${direct.id}/notifications`, {
+			body: { level: 'mentions' },
+			token: ben.accessToken,
+		});
+		await waitFor(() => laptop.room(direct.id)?.notify === 'mentions', 5_000, 'mentions only');
+		a.send('not a mention');
+		a.send(`but this is, @${ben.user.name}.`);
+		await a.synced();
+		await waitFor(() => laptop.room(direct.id)?.unread === 4, 5_000, 'four unread');
+		expect(laptop.notifications().map((n) => n.content)).toEqual([
+			'a direct message',
+			`but this is, @${ben.user.name}.`,
+		]);
+		expect(phone.notifications().length).toBe(2);
+
+		const bad = await api.request('PUT', `/api/rooms/${direct.id}/notifications`, {
+			body: { level: 'loud' },
+			token: ben.accessToken,
+		});
+		expect(bad.status).toBe(400);
+		expect(bad.body.error.message).toMatch(/level/);
+	});
+
+	it('tells a member added to a group, removed from it, or leaving it; and the others see the members change', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const cleo = await api.register('cleo');
+		const group = await api.createGroup(ana.accessToken, [ben.user.id], 'Team');
+		const c = channel(1, cleo);
+		const b = channel(0, ben);
+		await Promise.all([stateOf(c), stateOf(b)]);
+
+		expect(
+			(await api.post(`/api/rooms/${group.id}/members`, { userId: cleo.user.id }, ana.accessToken)).status,
+		).toBe(201);
+		await waitFor(() => c.room(group.id) !== undefined, 5_000, 'Cleo to see the group');
+		await waitFor(() => b.room(group.id)?.members.length === 3, 5_000, 'Ben to see Cleo join');
+
+		await api.delete(`/api/rooms/${group.id}/members/${cleo.user.id}`, ana.accessToken);
+		await waitFor(() => c.room(group.id) === undefined, 5_000, 'the removal');
+		expect(c.received.at(-1)).toEqual({ type: 'room-removed', roomId: group.id, reason: 'removed' });
+
+		await apiB.delete(`/api/rooms/${group.id}/members/${ben.user.id}`, ben.accessToken);
+		await waitFor(() => b.room(group.id) === undefined, 5_000, 'Ben leaving');
+		expect(b.received.at(-1)).toEqual({ type: 'room-removed', roomId: group.id, reason: 'left' });
+	});
+
+	it('gives a channel that was away the state, not a replay', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const b = channel(1, ben);
+		await stateOf(b);
+		b.socket.disconnect();
+		const group = await api.createGroup(ana.accessToken, [ben.user.id], 'While away');
+		const a = room(0, group.id, ana);
+		a.send('you missed this');
+		await a.synced();
+		await b.socket.connect();
+		await waitFor(() => b.room(group.id)?.unread === 1, 10_000, 'the state after reconnecting');
+		expect(b.received.filter((m) => m.type === 'state').length).toBe(2);
+	});
+
+	it('opens to its owner only, and read-only', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const spy = openChannel(cluster.ws(0), ben.user.id, ana.accessToken);
+		clients.push(spy);
+		expect(await spy.authFailure).toBe('unknown-document');
+		expect(spy.received).toEqual([]);
+
+		const own = channel(0, ana);
+		await stateOf(own);
+		own.provider.document.getMap('x').set('forged', 1);
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		const other = channel(1, ana);
+		await stateOf(other);
+		expect(other.provider.document.getMap('x').size).toBe(0);
+	});
+
+	it('sends one Web Push for a mention while no device is connected, and none while one is', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const group = await api.createGroup(ana.accessToken, [ben.user.id], 'Push');
+		const subscription = receiver.subscription();
+		expect((await api.post('/api/push/subscriptions', subscription, ben.accessToken)).status).toBe(201);
+
+		const a = room(0, group.id, ana);
+		const mention = a.send(`@${ben.user.name} are you there?`);
+		a.send('no mention: no push in a group');
+		await a.synced();
+		await receiver.waitFor(subscription.endpoint, 1);
+		expect(receiver.payloads(subscription.endpoint)).toEqual([
+			{
+				type: 'message',
+				roomId: group.id,
+				roomName: 'Push',
+				isGroup: true,
+				senderName: ana.user.name,
+				mention: true,
+				clientMsgId: mention.clientMsgId,
+				url: `/rooms/${group.id}`,
+			},
+		]);
+
+		// Ben opens the app on node B: the mention goes to the app, not to the push service.
+		const b = channel(1, ben);
+		await stateOf(b);
+		a.send(`@${ben.user.name} now you are`);
+		await a.synced();
+		await waitFor(() => b.notifications().length === 1, 5_000, 'the in-app notification');
+		await new Promise((resolve) => setTimeout(resolve, 500));
+		expect(receiver.payloads(subscription.endpoint).length).toBe(1);
+	});
+});
