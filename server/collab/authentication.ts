@@ -90,6 +90,8 @@ export class Authentication implements Extension {
 			}
 			this.#countOpen(socketId, user.userId);
 			connectionConfig.readOnly = true;
+			// The app is open: that is being seen, even with no room open.
+			await users.touchLastSeen(this.#db, user.userId);
 			return {
 				user: { id: user.userId, name: user.name },
 				roomId: '',
@@ -187,12 +189,12 @@ export class Authentication implements Extension {
 		context.sessionId = claims.sessionId;
 	}
 
-	/** "Last seen" is the last time a user had a room open. */
+	/** "Last seen" is the last time a user had the app (their user channel) or a room open. */
 	async onDisconnect({ context, socketId }: onDisconnectPayload<CollabContext>): Promise<void> {
 		const open = (this.#openPerSocket.get(socketId) ?? 1) - 1;
 		if (open > 0) this.#openPerSocket.set(socketId, open);
 		else this.#openPerSocket.delete(socketId);
-		if (!context?.user || context.userChannel) return;
+		if (!context?.user) return;
 		await users.touchLastSeen(this.#db, context.user.id).catch((error: unknown) => {
 			// Presence bookkeeping only: a failure here must not disturb the disconnect.
 			this.#log.warn({ err: error, userId: context.user.id }, 'could not record last seen');

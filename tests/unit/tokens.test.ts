@@ -29,7 +29,9 @@ describe('access tokens', () => {
 	it('generates a development secret once and keeps it in DATA_DIR', async () => {
 		const dataDir = tmpDir('tokens');
 		const token = await new TokenService(parseConfig({ DATA_DIR: dataDir })).signAccess(claims);
-		expect(await new TokenService(parseConfig({ DATA_DIR: dataDir })).verifyAccess(token)).toMatchObject(claims);
+		expect(await new TokenService(parseConfig({ DATA_DIR: dataDir })).verifyAccess(token)).toMatchObject(
+			claims,
+		);
 	});
 
 	it('reports an expired token as expired', async () => {
