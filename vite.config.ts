@@ -40,6 +40,9 @@ export default defineConfig(({ mode }) => ({
 				navigateFallback: 'index.html',
 				// Server endpoints are never the shell: they go to the network (and fail offline, as they must).
 				navigateFallbackDenylist: [/^\/api\//, /^\/collab/, /^\/healthz/, /^\/readyz/, /^\/metrics/],
+				// Web Push (static/push-sw.js): shows notifications and opens the room on click. It is precached
+				// like any static file, so its revision is in sw.js and a changed push-sw.js makes a new worker.
+				importScripts: ['push-sw.js'],
 			},
 		}),
 	],

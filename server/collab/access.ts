@@ -140,7 +140,11 @@ export class Access implements Extension {
 						const message: UserChannelMessage = { type: 'session-ended', reason: event.reason };
 						connection.sendStateless(JSON.stringify(message));
 					}
-					this.#revoke(connection, collabRejections.sessionEnded);
+					// The reason rides along (`session-ended: password-changed`), so a room can say why at once.
+					this.#revoke(connection, {
+						code: collabRejections.sessionEnded.code,
+						reason: `${collabRejections.sessionEnded.reason}: ${event.reason}`,
+					});
 					sockets.add(connection.webSocket);
 				}
 			}

@@ -1,3 +1,4 @@
+import type { PushPayload } from '../../src/lib/protocol/user-channel.ts';
 import {
 	createDecipheriv,
 	createECDH,
@@ -346,4 +347,20 @@ export function decryptPushMessage(body: Buffer, ua: ECDH, authSecret: Buffer): 
 	while (end >= 0 && plaintext[end] === 0) end--;
 	if (end < 0 || plaintext[end] !== 2) throw new Refused(400, 'last record lacks its padding delimiter (2)');
 	return plaintext.subarray(0, end);
+}
+
+/** A push payload as the server sends it, for tests (`overrides` change any field). */
+export function samplePushPayload(overrides: Partial<PushPayload> = {}): PushPayload {
+	const roomId = randomUUID();
+	return {
+		type: 'message',
+		roomId,
+		roomName: 'general',
+		isGroup: true,
+		senderName: 'Ana',
+		mention: true,
+		clientMsgId: randomUUID(),
+		url: `/rooms/${roomId}`,
+		...overrides,
+	};
 }

@@ -268,8 +268,10 @@ describeEachBackend('collaboration', (backend) => {
 		await a.synced();
 		await waitFor(() => b.messages().length === 1, 10_000, 'Ben to get the message');
 		const edit = a.write({ kind: 'edit', targetId: m.clientMsgId, content: 'edited secret plan' });
+		// One after the other: the rows are checked in the order the server received them.
+		await a.synced();
 		const like = b.write({ kind: 'reaction', targetId: m.clientMsgId, emoji: '👍' });
-		await Promise.all([a.synced(), b.synced()]);
+		await b.synced();
 		const del = a.write({ kind: 'delete', targetId: m.clientMsgId });
 		await a.synced();
 

@@ -3,25 +3,13 @@ import webpush from 'web-push';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PushPayload } from '../../src/lib/protocol/user-channel.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
-import { PushReceiver, type TestSubscription } from '../helpers/push-receiver.ts';
+import { PushReceiver, samplePushPayload, type TestSubscription } from '../helpers/push-receiver.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 type User = Awaited<ReturnType<TestServer['api']['register']>>;
 
 function payload(overrides: Partial<PushPayload> = {}): PushPayload {
-	const roomId = randomUUID();
-	return {
-		type: 'message',
-		roomId,
-		roomName: 'general',
-		isGroup: true,
-		senderName: 'Ana',
-		mention: true,
-		clientMsgId: randomUUID(),
-		url: `/rooms/${roomId}`,
-		text: 'hello @ben, lunch?',
-		...overrides,
-	};
+	return samplePushPayload({ text: 'hello @ben, lunch?', ...overrides });
 }
 
 describeEachBackend('Web Push', (backend) => {

@@ -142,7 +142,7 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		console.log(
 			`logout on node A → that session's socket on node B closed in ${(at - loggedOutAt).toFixed(0)} ms`,
 		);
-		expect(reason).toBe('session-ended');
+		expect(reason).toBe('session-ended: signed-out');
 		expect(at - loggedOutAt).toBeLessThan(1_000);
 
 		// The other session goes on; the ended one's still unexpired access token opens nothing, anywhere.
@@ -180,7 +180,7 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		);
 		expect(changed.status).toBe(204);
 		for (const { reason, at } of await Promise.all(closed)) {
-			expect(reason).toBe('session-ended');
+			expect(reason).toBe('session-ended: password-changed');
 			expect(at - changedAt).toBeLessThan(1_000);
 		}
 		mine.send('the session that changed the password goes on');
@@ -237,7 +237,7 @@ describe.skipIf(!canRunCluster)('deleting an account', () => {
 		console.log(
 			`account deleted on node A → its socket on node B closed in ${(at - deletedAt).toFixed(0)} ms`,
 		);
-		expect(reason).toBe('session-ended');
+		expect(reason).toBe('session-ended: account-deleted');
 		expect(at - deletedAt).toBeLessThan(1_000);
 		await waitFor(
 			() => benChannel.received.some((m) => m.type === 'session-ended' && m.reason === 'account-deleted'),

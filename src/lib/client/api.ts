@@ -1,6 +1,9 @@
 import { z } from 'zod';
 import type { ApiErrorCode } from '../protocol/errors.ts';
 import { apiErrorCodes } from '../protocol/errors.ts';
+import { pushKeyResponse, type PushSubscriptionBody } from '../protocol/user-channel.ts';
+import type { Role } from '../protocol/api.ts';
+import type { NotifyLevel } from '../protocol/user-channel.ts';
 import * as clock from './clock.ts';
 import * as schemas from './schemas.ts';
 
@@ -51,7 +54,7 @@ export function setTokenSource(source: TokenSource | null): void {
 }
 
 interface RequestOptions<S extends z.ZodType> {
-	method?: 'GET' | 'POST' | 'DELETE';
+	method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 	body?: unknown;
 	/** Validates the answer; omit for answers without a body the client reads. */
 	schema?: S;
@@ -67,10 +70,21 @@ export async function request<S extends z.ZodType>(
 ): Promise<z.infer<S>> {
 	const auth = options.auth ?? true;
 	let response = await send(path, options, auth ? await requireTokens().token() : null);
-	if (auth && response.status === 401) {
+	// A 401 about the token is retried once with a fresh one; a wrong password (a re-authenticated action such
+	// as changing it) is an answer, and sending it again would count as a second failed attempt.
+	if (auth && response.status === 401 && !(await isWrongCredentials(response))) {
 		response = await send(path, options, await requireTokens().refreshAfterUnauthorized());
 	}
 	return read(response, options.schema);
+}
+
+async function isWrongCredentials(response: Response): Promise<boolean> {
+	const json: unknown = await response
+		.clone()
+		.json()
+		.catch(() => null);
+	const parsed = errorBody.safeParse(json);
+	return parsed.success && parsed.data.error.code === 'invalid_credentials';
 }
 
 function requireTokens(): TokenSource {
@@ -157,6 +171,13 @@ export const authApi = {
 	logout: () => request('/api/auth/logout', { method: 'POST', body: {}, auth: false }),
 };
 
+export const accountApi = {
+	/** Ends every other session of the account; this one stays signed in. */
+	changePassword: (currentPassword: string, newPassword: string) =>
+		request('/api/auth/password', { method: 'POST', body: { currentPassword, newPassword } }),
+	deleteAccount: (password: string) => request('/api/me', { method: 'DELETE', body: { password } }),
+};
+
 export const usersApi = {
 	search: (q: string, signal?: AbortSignal) =>
 		request(`/api/users?q=${encodeURIComponent(q)}`, { schema: schemas.userList, signal }).then(
@@ -179,10 +200,24 @@ export const roomsApi = {
 		request('/api/rooms', { method: 'POST', body, schema: schemas.room }),
 	addMember: (roomId: string, userId: string) =>
 		request(`/api/rooms/${roomId}/members`, { method: 'POST', body: { userId }, schema: schemas.room }),
+	/** Removes a member, or leaves the room when `userId` is the caller. */
 	removeMember: (roomId: string, userId: string) =>
 		request(`/api/rooms/${roomId}/members/${userId}`, { method: 'DELETE' }),
+	setRole: (roomId: string, userId: string, role: Exclude<Role, 'owner'>) =>
+		request(`/api/rooms/${roomId}/members/${userId}`, { method: 'PATCH', body: { role } }),
+	/** When this room tells the caller about new messages; every device hears of it through the user channel. */
+	setNotify: (roomId: string, level: NotifyLevel) =>
+		request(`/api/rooms/${roomId}/notifications`, { method: 'PUT', body: { level } }),
 	messages: (roomId: string, before?: number, limit = 50) =>
 		request(`/api/rooms/${roomId}/messages?limit=${limit}${before ? `&before=${before}` : ''}`, {
 			schema: schemas.messagePage,
 		}),
+};
+
+export const pushApi = {
+	/** The server's VAPID public key, for `pushManager.subscribe({ applicationServerKey })`. */
+	key: () => request('/api/push/key', { schema: pushKeyResponse }).then((r) => r.publicKey),
+	subscribe: (body: PushSubscriptionBody) => request('/api/push/subscriptions', { method: 'POST', body }),
+	unsubscribe: (endpoint: string) =>
+		request('/api/push/subscriptions', { method: 'DELETE', body: { endpoint } }),
 };

@@ -2,6 +2,8 @@ import { registerSW } from 'virtual:pwa-register';
 
 /** How often an open tab asks the server for a new version (a chat tab stays open for days). */
 const UPDATE_CHECK_INTERVAL_MS = 60 * 60 * 1000;
+/** How long a reload for a newer version waits for the new worker to install. */
+const NEW_WORKER_WAIT_MS = 10_000;
 
 /**
  * The service worker's state for the UI. The worker precaches the app shell, so the app starts offline; a new
@@ -55,6 +57,25 @@ class Pwa {
 		} catch {
 			// A failed check (server restarting, flaky network) changes nothing: the next one retries.
 		}
+	}
+
+	/**
+	 * The server speaks a newer protocol than this bundle: load the new one. A tab no service worker controls
+	 * loads it from the network with a plain reload. A controlled tab would get the old precached shell that way:
+	 * it asks for the new worker first and switches to it, or reloads plainly when none comes (nothing new to get).
+	 */
+	async reloadForNewVersion(): Promise<void> {
+		if (!navigator.serviceWorker?.controller || !this.#updateServiceWorker) {
+			location.reload();
+			return;
+		}
+		await this.checkForUpdate();
+		const deadline = Date.now() + NEW_WORKER_WAIT_MS;
+		while (!this.updateAvailable && this.#registration?.installing && Date.now() < deadline) {
+			await new Promise((resolve) => setTimeout(resolve, 200));
+		}
+		if (this.updateAvailable || this.#registration?.waiting) await this.applyUpdate();
+		else location.reload();
 	}
 
 	/** Activates the waiting version; the page reloads once it controls the page. */

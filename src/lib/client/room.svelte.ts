@@ -27,6 +27,7 @@ import { rowToEvent } from './history.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
 import { session } from './session.svelte.ts';
+import { sessionEndFromClose } from './user-channel.svelte.ts';
 import { roomDatabaseName, type FailedMessage, type MetaStore, type ReadState } from './store.ts';
 
 /** Origin of this client's own writes (STYLE 10: every transaction is tagged). */
@@ -73,6 +74,14 @@ export interface RoomNotice {
 }
 
 export type RoomPhase = 'loading' | 'ready' | 'removed';
+
+/** How the room list follows a room (see `Rooms.room`). */
+export interface RoomStoreOptions {
+	/** The user is no longer in this room: show the local copy read-only with this notice, never connect. */
+	removedNotice?: string | null;
+	/** The server said the user is not a member (the room's own close): the list decides what to show. */
+	onRemoved?: () => void;
+}
 
 interface Peer {
 	clientId: number;
@@ -150,6 +159,7 @@ export class RoomStore {
 	#untrack: () => void;
 	#destroyed = false;
 	#authRetryAt = 0;
+	readonly #onRemoved: (() => void) | undefined;
 
 	/** Messages in display order, each with its state. */
 	readonly messages: ChatMessage[] = $derived.by(() => {
@@ -230,11 +240,19 @@ export class RoomStore {
 		].sort(),
 	);
 
-	constructor(roomId: string, user: Profile, meta: MetaStore) {
+	constructor(roomId: string, user: Profile, meta: MetaStore, options: RoomStoreOptions = {}) {
 		this.roomId = roomId;
 		this.user = user;
 		this.#meta = meta;
-		this.#untrack = connection.track(this);
+		this.#onRemoved = options.onRemoved;
+		if (options.removedNotice) {
+			this.phase = 'removed';
+			this.#setNotice({ kind: 'error', text: options.removedNotice }, false);
+			// Nothing to sync: the connection banner must not wait for this room.
+			this.#untrack = () => undefined;
+		} else {
+			this.#untrack = connection.track(this);
+		}
 		void this.#open(new Y.Doc());
 		void this.#loadMeta();
 	}
@@ -377,12 +395,30 @@ export class RoomStore {
 
 	/** Closes the provider and the local database (the data stays on the device). */
 	destroy(): void {
+		void this.close();
+	}
+
+	/** `destroy`, resolved once the local database is closed (before it is deleted). */
+	async close(): Promise<void> {
 		if (this.#destroyed) return;
 		this.#destroyed = true;
 		clearTimeout(this.#typingTimer);
 		clearTimeout(this.#readTimer);
 		this.#untrack();
-		void this.#teardown();
+		await this.#teardown();
+	}
+
+	/**
+	 * The user is no longer in this room (removed, left, or the room is gone): it stays readable with `text` as
+	 * its notice, nothing can be written, and it stops syncing.
+	 */
+	markRemoved(text: string): void {
+		this.phase = 'removed';
+		this.synced = false;
+		this.#setNotice({ kind: 'error', text }, false);
+		this.setTyping(false);
+		this.#provider?.destroy();
+		this.#untrack();
 	}
 
 	/** For end-to-end tests only: the live document, to inject an update the server refuses. */
@@ -420,7 +456,7 @@ export class RoomStore {
 		this.#valid = new Map();
 		this.#map.observe(this.#onChange);
 		this.#persistence = new IndexeddbPersistence(roomDatabaseName(this.user.id, this.roomId), doc);
-		this.#provider = this.#createProvider(doc);
+		if (this.phase !== 'removed') this.#provider = this.#createProvider(doc);
 		await this.#persistence.whenSynced;
 		if (this.#destroyed || this.#doc !== doc) return;
 		this.localReady = true;
@@ -637,6 +673,12 @@ export class RoomStore {
 
 	#onClose(reason: string): void {
 		this.synced = false;
+		const ended = sessionEndFromClose(reason);
+		if (ended) {
+			// Signed out elsewhere, password changed, account deleted: the whole app signs out (unsent data kept).
+			void session.end(ended);
+			return;
+		}
 		const name = reason.split(':')[0]?.trim() ?? '';
 		switch (name) {
 			case collabRejections.invalidUpdate.reason:
@@ -658,7 +700,9 @@ export class RoomStore {
 				this.#removed();
 				return;
 			case collabRejections.roleChanged.reason:
-				// New rights: reopen the same document with a new provider.
+			case collabRejections.tokenExpired.reason:
+				// New rights, or a token that ran out before it was renewed: reopen the same document with a new
+				// provider, which authenticates again (the token function refreshes).
 				this.#reopenSoon();
 				return;
 			default:
@@ -678,6 +722,11 @@ export class RoomStore {
 
 	#onAuthFailed(reason: string): void {
 		this.synced = false;
+		const ended = sessionEndFromClose(reason);
+		if (ended) {
+			void session.end(ended);
+			return;
+		}
 		if (reason === collabRejections.notAMember.reason || reason === collabRejections.unknownDocument.reason) {
 			this.#removed();
 			return;
@@ -692,9 +741,8 @@ export class RoomStore {
 	}
 
 	#removed(): void {
-		this.phase = 'removed';
-		this.#setNotice({ kind: 'error', text: 'You are no longer a member of this room.' }, false);
-		this.#provider.destroy();
+		if (this.#onRemoved) this.#onRemoved();
+		else this.markRemoved('You are no longer a member of this room');
 	}
 
 	#teardown(): Promise<void> {

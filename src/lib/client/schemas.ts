@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { AuthResponse, MessageRow, PublicUser, Room, RoomMember } from '../protocol/api.ts';
 import { role } from '../protocol/api.ts';
 import { uuid } from '../protocol/ids.ts';
+import { roomState, type RoomState } from '../protocol/user-channel.ts';
 
 /**
  * Schemas for the API answers the client relies on. The server is trusted to be honest but not to be the
@@ -48,8 +49,12 @@ export const room = z.object({
 	members: z.array(roomMember),
 }) satisfies z.ZodType<Room>;
 
-export const roomSummary = room.extend({ lastMessage: messageRow.nullable().default(null) });
-export type RoomSummary = z.infer<typeof roomSummary>;
+/**
+ * One of the user's rooms as the list shows it: the user channel's `RoomState` (the API's list items carry the
+ * same fields, and a `lastMessage` with more of them, which the schema keeps out).
+ */
+export const roomSummary = roomState;
+export type RoomSummary = RoomState;
 
 export const roomList = z.object({ items: z.array(roomSummary) });
 

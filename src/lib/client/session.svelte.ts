@@ -1,4 +1,5 @@
-import { ApiError, authApi, setTokenSource } from './api.ts';
+import type { sessionEndReasons } from '../protocol/user-channel.ts';
+import { ApiError, accountApi, authApi, setTokenSource } from './api.ts';
 import * as schemas from './schemas.ts';
 import * as store from './store.ts';
 
@@ -10,6 +11,17 @@ const LOCK_NAME = 'chat-refresh';
 const CHANNEL_NAME = 'chat-session';
 
 export type SessionStatus = 'booting' | 'signed-in' | 'signed-out';
+
+/** What the sign-in page says after the server ended this session. */
+const endedText: Record<(typeof sessionEndReasons)[number], string> = {
+	'signed-out': 'You were signed out on another device.',
+	'password-changed': 'Your password was changed.',
+	'account-deleted': 'This account was deleted.',
+};
+
+const ENDED_UNSPECIFIED = 'Your session ended. Please sign in again.';
+/** How long a bare `session-ended` close waits for the channel's message that names the reason. */
+const UNSPECIFIED_END_WAIT_MS = 1_000;
 
 type ChannelMessage = { type: 'signed-out'; userId: string } | { type: 'signed-in'; userId: string };
 
@@ -32,6 +44,8 @@ class Session {
 	user = $state<schemas.Profile | null>(null);
 	/** True while signed in from the cached profile without a token yet (offline start). */
 	tokenless = $state(false);
+	/** Why the session ended, when it ended without the user signing out here (one line for the sign-in page). */
+	endedReason = $state<string | null>(null);
 
 	#accessToken: string | null = null;
 	#expiresAt = 0;
@@ -40,6 +54,10 @@ class Session {
 	#booted: Promise<void> | null = null;
 	#signOutHooks = new Set<SignOutHook>();
 	#channel: BroadcastChannel | null = null;
+	#signingOut: Promise<void> | null = null;
+	/** This tab is signing out or deleting the account itself: the server's `session-ended` is expected. */
+	#leaving = false;
+	#endTimer: ReturnType<typeof setTimeout> | undefined;
 
 	/** Restores the session: the cached profile at once, then a token through the cookie. Idempotent. */
 	boot(): Promise<void> {
@@ -97,6 +115,8 @@ class Session {
 	 */
 	async logout(): Promise<void> {
 		const user = this.user;
+		// The server answers the logout by ending this session on the socket too: that is not news to tell.
+		this.#leaving = true;
 		try {
 			await authApi.logout();
 		} catch (error) {
@@ -104,7 +124,57 @@ class Session {
 			console.warn('logout request failed', error);
 		}
 		if (user) this.#channel?.postMessage({ type: 'signed-out', userId: user.id } satisfies ChannelMessage);
-		await this.#signOutLocally(true);
+		try {
+			await this.#signOutLocally(true);
+		} finally {
+			this.#leaving = false;
+		}
+	}
+
+	/**
+	 * The server ended this session (signed out elsewhere, password changed, account deleted): sign out here
+	 * too. Unsent messages stay on the device, for the same user's next sign-in.
+	 */
+	async end(reason: (typeof sessionEndReasons)[number] | 'unspecified'): Promise<void> {
+		if (this.status !== 'signed-in' || this.#leaving || this.#signingOut) return;
+		if (reason === 'unspecified') {
+			// A document closed without saying why: the channel's message with the reason is normally already
+			// here, or just behind. Wait for it a moment.
+			this.#endTimer ??= setTimeout(() => {
+				this.#endTimer = undefined;
+				if (this.status === 'signed-in' && !this.#leaving && !this.#signingOut) {
+					this.endedReason = ENDED_UNSPECIFIED;
+					void this.#signOutLocally(false);
+				}
+			}, UNSPECIFIED_END_WAIT_MS);
+			return;
+		}
+		clearTimeout(this.#endTimer);
+		this.#endTimer = undefined;
+		this.endedReason = endedText[reason];
+		await this.#signOutLocally(false);
+	}
+
+	/** Changes the password; the server signs out every other session of the account. */
+	async changePassword(currentPassword: string, newPassword: string): Promise<void> {
+		await accountApi.changePassword(currentPassword, newPassword);
+	}
+
+	/**
+	 * Deletes the account (the server keeps its messages, shown as "Deleted user") and everything of it on this
+	 * device: nothing left to send.
+	 */
+	async deleteAccount(password: string): Promise<void> {
+		const user = this.user;
+		this.#leaving = true;
+		try {
+			await accountApi.deleteAccount(password);
+			this.endedReason = endedText['account-deleted'];
+			if (user) this.#channel?.postMessage({ type: 'signed-out', userId: user.id } satisfies ChannelMessage);
+			await this.#signOutLocally(true);
+		} finally {
+			this.#leaving = false;
+		}
 	}
 
 	/** A valid access token, refreshed first when it expires within a minute. Throws when there is none. */
@@ -160,6 +230,7 @@ class Session {
 		this.user = { id: answer.user.id, name: answer.user.name };
 		this.tokenless = false;
 		this.status = 'signed-in';
+		this.endedReason = null;
 		void store
 			.saveProfile(this.user)
 			.catch((error: unknown) => console.warn('cannot cache the profile', error));
@@ -177,7 +248,24 @@ class Session {
 		}, delayMs);
 	}
 
+	/**
+	 * One sign-out at a time: the server's notice and the user's own action may race. A wipe asked for while a
+	 * sign-out that keeps the data is under way still happens, after it.
+	 */
 	async #signOutLocally(wipe: boolean): Promise<void> {
+		const user = this.user;
+		const running = this.#signingOut;
+		if (!running) {
+			this.#signingOut = this.#doSignOut(wipe).finally(() => {
+				this.#signingOut = null;
+			});
+			return this.#signingOut;
+		}
+		await running;
+		if (wipe && user) await wipeLocalData(user.id);
+	}
+
+	async #doSignOut(wipe: boolean): Promise<void> {
 		const user = this.user;
 		clearTimeout(this.#timer);
 		this.#accessToken = null;
@@ -192,14 +280,7 @@ class Session {
 				}
 			}
 		}
-		if (wipe && user) {
-			try {
-				await store.clearProfile();
-				await store.wipeAccount(user.id, []);
-			} catch (error) {
-				console.warn('could not delete all local data', error);
-			}
-		}
+		if (wipe && user) await wipeLocalData(user.id);
 		this.user = null;
 		this.status = 'signed-out';
 	}
@@ -225,6 +306,16 @@ class Session {
 				location.reload();
 			}
 		};
+	}
+}
+
+/** Deletes the account's data on this device and the cached profile (failures are reported, not thrown). */
+async function wipeLocalData(userId: string): Promise<void> {
+	try {
+		await store.clearProfile();
+		await store.wipeAccount(userId, []);
+	} catch (error) {
+		console.warn('could not delete all local data', error);
 	}
 }
 

@@ -2,6 +2,7 @@ import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { z } from 'zod';
 import { roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
+import type { UserChannelMessage } from '../protocol/user-channel.ts';
 import * as schemas from './schemas.ts';
 
 /**
@@ -49,6 +50,16 @@ const historyEvent = z.union([
 		})
 		.loose(),
 ]);
+
+/** Why the user is no longer in a room (the user channel's `room-removed` reasons). */
+export const removalReason = z.enum(['removed', 'left', 'deleted']) satisfies z.ZodType<
+	Extract<UserChannelMessage, { type: 'room-removed' }>['reason']
+>;
+export type RemovalReason = z.infer<typeof removalReason>;
+
+/** A room the user was removed from, kept (and shown read-only) until they dismiss it. */
+export const removedRoom = z.object({ room: schemas.roomSummary, reason: removalReason });
+export type RemovedRoom = z.infer<typeof removedRoom>;
 
 interface MetaSchema extends DBSchema {
 	rooms: { key: string; value: unknown };
@@ -121,8 +132,11 @@ export class MetaStore {
 		});
 	}
 
-	/** The cached room list, in the server's order (most recently active first). */
-	async rooms(): Promise<schemas.RoomSummary[]> {
+	/**
+	 * The cached room list. Items that no longer parse (cached by an older version of the app, before the list
+	 * carried roles and unread counts) are dropped without a word: `stale` tells the caller to fetch the list.
+	 */
+	async rooms(): Promise<{ rooms: schemas.RoomSummary[]; stale: boolean }> {
 		const db = await this.#db;
 		const row = await db.get('rooms', 'list');
 		const rows: unknown[] = Array.isArray(row) ? row : [];
@@ -130,9 +144,8 @@ export class MetaStore {
 		for (const item of rows) {
 			const parsed = schemas.roomSummary.safeParse(item);
 			if (parsed.success) rooms.push(parsed.data);
-			else console.warn('skipping an unreadable cached room', parsed.error.issues);
 		}
-		return rooms;
+		return { rooms, stale: rooms.length < rows.length };
 	}
 
 	/** Replaces the cached room list. */
@@ -140,6 +153,34 @@ export class MetaStore {
 		const db = await this.#db;
 		// A plain copy: structured clone refuses the reactive proxies a caller may pass.
 		await db.put('rooms', JSON.parse(JSON.stringify(rooms)) as unknown, 'list');
+	}
+
+	/** Rooms the user is no longer in whose local copy is still on this device (until dismissed). */
+	async removedRooms(): Promise<RemovedRoom[]> {
+		const db = await this.#db;
+		const row = await db.get('rooms', 'removed');
+		const rows: unknown[] = Array.isArray(row) ? row : [];
+		return rows.flatMap((item) => {
+			const parsed = removedRoom.safeParse(item);
+			return parsed.success ? [parsed.data] : [];
+		});
+	}
+
+	async saveRemovedRooms(rooms: RemovedRoom[]): Promise<void> {
+		const db = await this.#db;
+		await db.put('rooms', JSON.parse(JSON.stringify(rooms)) as unknown, 'removed');
+	}
+
+	/** Deletes what this database holds about one room: read state, acknowledgements, failures, history. */
+	async forgetRoom(roomId: string): Promise<void> {
+		const db = await this.#db;
+		const range = IDBKeyRange.bound([roomId, ''], [roomId, '\uffff']);
+		const tx = db.transaction(['read', 'acked', 'failed', 'history'], 'readwrite');
+		void tx.objectStore('read').delete(roomId);
+		void tx.objectStore('acked').delete(range);
+		void tx.objectStore('failed').delete(range);
+		void tx.objectStore('history').delete(range);
+		await tx.done;
 	}
 
 	async readState(roomId: string): Promise<ReadState | null> {

@@ -1,0 +1,278 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+	chromiumAvailable,
+	ensureBuilt,
+	launchBrowser,
+	type BrowserSession,
+	type SharedBrowser,
+} from '../helpers/browser.ts';
+import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { connect, type TestClient } from '../helpers/collab.ts';
+import {
+	PASSWORD,
+	UI_TIMEOUT,
+	api,
+	listedRooms,
+	nextNewRoom,
+	signIn,
+	signUp,
+	type BrowserUser,
+} from '../helpers/live-ui.ts';
+
+/**
+ * The room list is live (the per-user channel): two server nodes behind Redis on one Postgres, each serving the
+ * built client. Ana works on node A; Ben and Cleo have their room lists open on node B. What Ana does reaches
+ * their lists without a reload, across nodes.
+ */
+
+/** The issue's bar for a new room to show up in the other member's open list. */
+const NEW_ROOM_WITHIN_MS = 1_000;
+
+let cluster: Cluster;
+let browser: SharedBrowser;
+const sessions: BrowserSession[] = [];
+const clients: TestClient[] = [];
+
+async function user(node: number, prefix: string): Promise<BrowserUser> {
+	const session = await browser.newSession();
+	sessions.push(session);
+	return signUp(session, cluster.urls[node] as string, prefix);
+}
+
+/** A message from `sender` into `roomId` through a real Yjs client on the sender's node, acknowledged. */
+async function say(sender: BrowserUser, roomId: string, text: string): Promise<void> {
+	const client = connect(
+		`${sender.url.replace(/^http/, 'ws')}/collab`,
+		roomId,
+		sender.accessToken,
+		sender.id,
+	);
+	clients.push(client);
+	client.send(text);
+	await client.synced();
+}
+
+describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () => {
+	beforeAll(async () => {
+		const client = await ensureBuilt();
+		cluster = await startCluster(2, () => ({ STATIC_DIR: client }));
+		browser = await launchBrowser();
+	}, 180_000);
+
+	afterEach(async () => {
+		for (const client of clients.splice(0)) client.destroy();
+		while (sessions.length) await sessions.pop()?.close();
+	});
+
+	afterAll(async () => {
+		await browser?.close();
+		await cluster?.close();
+	});
+
+	it('shows a chat Ana starts on another node in Ben’s open list within a second, without a reload', async () => {
+		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];
+		expect(await listedRooms(ben.page)).toEqual([]);
+		const appeared = nextNewRoom(ben.page, []);
+
+		const created = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
+		const answeredAt = Date.now();
+		expect(created.status).toBe(201);
+
+		const { id, at } = await appeared;
+		expect(id).toBe(created.body.id);
+		expect(at - answeredAt, 'ms from the API answer to the room in Ben’s list').toBeLessThan(
+			NEW_ROOM_WITHIN_MS,
+		);
+		await expect.poll(() => ben.page.getByTestId('room-item').textContent()).toContain(ana.name);
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+
+	it('moves a room with a new message to the top of the other member’s list', async () => {
+		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];
+		const direct = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
+		const group = await api(ana, 'POST', '/api/rooms', {
+			name: 'Design',
+			isGroup: true,
+			memberIds: [ben.id],
+		});
+		expect([direct.status, group.status]).toEqual([201, 201]);
+		// The newest room is on top.
+		await expect
+			.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT })
+			.toEqual([group.body.id, direct.body.id]);
+
+		await say(ana, direct.body.id, 'the older room speaks');
+		await expect
+			.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT })
+			.toEqual([direct.body.id, group.body.id]);
+		const top = ben.page.getByTestId('room-item').first();
+		await expect.poll(() => top.textContent()).toContain('the older room speaks');
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+
+	it('shows Cleo a group she is added to, within a second, without a reload', async () => {
+		const [ana, cleo] = [await user(0, 'ana'), await user(1, 'cleo')];
+		const group = await api(ana, 'POST', '/api/rooms', { name: 'Launch', isGroup: true, memberIds: [] });
+		expect(group.status).toBe(201);
+		expect(await listedRooms(cleo.page)).toEqual([]);
+		const appeared = nextNewRoom(cleo.page, []);
+
+		const added = await api(ana, 'POST', `/api/rooms/${group.body.id}/members`, { userId: cleo.id });
+		const answeredAt = Date.now();
+		expect(added.status).toBe(201);
+
+		const { id, at } = await appeared;
+		expect(id).toBe(group.body.id);
+		expect(at - answeredAt, 'ms from the API answer to the group in Cleo’s list').toBeLessThan(
+			NEW_ROOM_WITHIN_MS,
+		);
+		await expect.poll(() => cleo.page.getByTestId('room-item').textContent()).toContain('Launch');
+		expect(cleo.session.errors(cleo.page)).toEqual([]);
+	});
+
+	it('shows the unread total in the tab title, less what the user has read', async () => {
+		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];
+		const direct = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
+		const group = await api(ana, 'POST', '/api/rooms', { name: 'Ops', isGroup: true, memberIds: [ben.id] });
+		await expect.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT }).toHaveLength(2);
+		expect(await ben.page.title()).toBe('Chat');
+
+		await say(ana, direct.body.id, 'one');
+		await say(ana, direct.body.id, 'two');
+		await say(ana, group.body.id, 'three');
+		await expect.poll(() => ben.page.title(), { timeout: UI_TIMEOUT }).toBe('(3) Chat');
+		const badge = ben.page.locator(`[data-room-id="${direct.body.id}"] [data-testid="unread-count"]`);
+		expect(await badge.textContent()).toBe('2');
+
+		// Reading the 1:1 room leaves the group's one message.
+		await ben.page.locator(`[data-room-id="${direct.body.id}"]`).click();
+		await ben.page.getByTestId('composer').waitFor({ timeout: UI_TIMEOUT });
+		await expect.poll(() => ben.page.title(), { timeout: UI_TIMEOUT }).toBe(`(1) ${ana.name} · Chat`);
+		await ben.page.getByRole('link', { name: 'Back to rooms' }).click();
+		await expect.poll(() => ben.page.title(), { timeout: UI_TIMEOUT }).toBe('(1) Chat');
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+
+	it('turns a room read-only when Ben is removed, and Dismiss forgets its copy on the device', async () => {
+		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];
+		const group = await api(ana, 'POST', '/api/rooms', { name: 'Plans', isGroup: true, memberIds: [ben.id] });
+		const roomId = group.body.id as string;
+		await ben.page.locator(`[data-room-id="${roomId}"]`).click();
+		await ben.page.getByTestId('composer').waitFor({ timeout: UI_TIMEOUT });
+		expect(await ben.page.getByTestId('composer').isEnabled()).toBe(true);
+
+		expect((await api(ana, 'DELETE', `/api/rooms/${roomId}/members/${ben.id}`)).status).toBe(204);
+		const notice = ben.page.getByTestId('room-removed');
+		await notice.waitFor({ timeout: UI_TIMEOUT });
+		expect(await notice.textContent()).toContain('You were removed from this room');
+		expect(await ben.page.getByTestId('composer').isDisabled()).toBe(true);
+
+		const database = `chat-${ben.id}-room-${roomId}`;
+		const databases = () =>
+			ben.page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name ?? ''));
+		expect(await databases()).toContain(database);
+		await notice.getByRole('button', { name: 'Dismiss' }).click();
+		await ben.page.waitForURL(`${ben.url}/`, { timeout: UI_TIMEOUT });
+		await expect.poll(databases, { timeout: UI_TIMEOUT }).not.toContain(database);
+		expect(await listedRooms(ben.page)).not.toContain(roomId);
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+
+	it('says a room does not exist or is not yours, without a banner or a composer', async () => {
+		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];
+		const anasOwn = await api(ana, 'POST', '/api/rooms', { name: 'Private', isGroup: true, memberIds: [] });
+		for (const roomId of [anasOwn.body.id as string, randomUUID()]) {
+			await ben.page.goto(`${ben.url}/rooms/${roomId}`);
+			await ben.page.getByTestId('room-unavailable').waitFor({ timeout: UI_TIMEOUT });
+			expect(await ben.page.getByTestId('room-unavailable').textContent()).toContain(
+				'This room does not exist or you are not a member',
+			);
+			expect(await ben.page.getByTestId('composer').count()).toBe(0);
+			// Watched for a moment: the banner never says it is reconnecting to a room that is not there.
+			for (let i = 0; i < 5; i++) {
+				expect(await ben.page.getByTestId('connection-status').getAttribute('data-status')).toBe('synced');
+				await ben.page.waitForTimeout(200);
+			}
+		}
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+
+	it('signs Ben’s other device out, with the reason, when he changes his password', async () => {
+		const ben = await user(0, 'ben');
+		const otherSession = await browser.newSession();
+		sessions.push(otherSession);
+		const other: BrowserUser = {
+			...ben,
+			session: otherSession,
+			page: await otherSession.page(),
+			url: cluster.urls[1] as string,
+		};
+		await signIn(other);
+
+		await ben.page.getByTestId('account-link').click();
+		const form = ben.page.getByTestId('change-password');
+		await form.getByLabel('Current password').fill(PASSWORD);
+		await form.getByLabel('New password').fill('a brand new passphrase');
+		await form.getByRole('button', { name: 'Change password' }).click();
+		await form.getByRole('status').waitFor({ timeout: UI_TIMEOUT });
+
+		await other.page.waitForURL(`${other.url}/login`, { timeout: UI_TIMEOUT });
+		expect(await other.page.getByTestId('signed-out-reason').textContent()).toBe(
+			'Your password was changed.',
+		);
+		// The device that changed it stays signed in.
+		expect(await ben.page.getByTestId('current-user').textContent()).toBe(ben.name);
+		expect(other.session.errors(other.page)).toEqual([]);
+	});
+
+	it('deletes the account from the account page and says so on the sign-in page', async () => {
+		const ben = await user(1, 'ben');
+		await ben.page.getByTestId('account-link').click();
+		const section = ben.page.getByTestId('delete-account');
+		await section.getByRole('button', { name: 'Delete my account…' }).click();
+		expect(await section.textContent()).toContain('shown as “Deleted user”');
+		await section.getByLabel('Password').fill('not the password');
+		await section.getByRole('button', { name: 'Delete my account' }).click();
+		await expect
+			.poll(() => section.getByRole('alert').textContent(), { timeout: UI_TIMEOUT })
+			.toBe('The password is not right.');
+
+		await section.getByLabel('Password').fill(PASSWORD);
+		await section.getByRole('button', { name: 'Delete my account' }).click();
+		await ben.page.waitForURL(`${ben.url}/login`, { timeout: UI_TIMEOUT });
+		expect(await ben.page.getByTestId('signed-out-reason').textContent()).toBe('This account was deleted.');
+		expect((await api(ben, 'GET', '/api/me')).status).toBe(401);
+	});
+
+	it('asks for a reload when the server speaks a newer protocol, and the reload works in a tab no worker controls', async () => {
+		const session = await browser.newSession();
+		sessions.push(session);
+		// The server of the future: the channel's `state` says a higher protocol version (same length, so the
+		// frame's encoding stays valid).
+		await session.context.routeWebSocket(/\/collab$/, (ws) => {
+			const server = ws.connectToServer();
+			ws.onMessage((message) => server.send(message));
+			server.onMessage((message) => {
+				if (typeof message === 'string') return ws.send(message);
+				const text = message.toString('latin1').replace('"protocolVersion":2', '"protocolVersion":9');
+				ws.send(Buffer.from(text, 'latin1'));
+			});
+		});
+		const ben = await signUp(session, cluster.urls[1] as string, 'ben');
+		const bar = ben.page.getByTestId('update-bar');
+		await bar.waitFor({ timeout: UI_TIMEOUT });
+		expect(await bar.textContent()).toContain('A newer version of Chat is available');
+		expect(await ben.page.evaluate(() => !!navigator.serviceWorker.controller)).toBe(false);
+
+		await ben.page.evaluate(() => Object.assign(window, { __beforeReload: true }));
+		await bar.getByRole('button', { name: 'Reload' }).click();
+		await expect
+			.poll(() => ben.page.evaluate(() => '__beforeReload' in window), {
+				timeout: UI_TIMEOUT,
+			})
+			.toBe(false);
+		await ben.page.getByTestId('update-bar').waitFor({ timeout: UI_TIMEOUT });
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+});
