@@ -120,7 +120,13 @@ export class UserChannels implements Extension {
 				this.#refreshMembers(event.roomId, event.userId);
 				return;
 			}
-			case 'notify-level':
+			case 'notify-level': {
+				// At once, not after the re-read: a message right behind the change must already follow it.
+				const room = this.#channels.get(event.userId)?.rooms.get(event.roomId);
+				if (room) room.notify = event.level;
+				if (room) this.#refresh(event.userId, event.roomId);
+				return;
+			}
 			case 'read':
 				if (this.#channels.get(event.userId)?.rooms.has(event.roomId))
 					this.#refresh(event.userId, event.roomId);

@@ -333,6 +333,23 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		await tablet.page.getByRole('link', { name: 'Back to rooms' }).click();
 		await send(ben.page, `third ${tag}`);
 		await expect.poll(() => unread(tablet.page), { timeout: UI_TIMEOUT }).toBe('1');
+		// The count comes from the server (the user channel); what matters offline is the tablet's own copy.
+		await expect
+			.poll(
+				() =>
+					tablet.page.evaluate(
+						([id, text]) => {
+							type Doc = { getMap(name: string): { values(): Iterable<{ content?: string }> } };
+							const debug = (window as unknown as { __chatDebug: { roomDoc(id: string): Doc | null } })
+								.__chatDebug;
+							const doc = debug.roomDoc(id as string);
+							return [...(doc?.getMap('messages').values() ?? [])].some((e) => e.content === text);
+						},
+						[roomId, `third ${tag}`],
+					),
+				{ timeout: UI_TIMEOUT },
+			)
+			.toBe(true);
 		await tablet.session.context.setOffline(true);
 		await tablet.page.locator(`[data-testid="room-item"][data-room-id="${roomId}"]`).click();
 		await message(tablet.page, `third ${tag}`).waitFor({ timeout: UI_TIMEOUT });

@@ -133,11 +133,19 @@ describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
 			body: { level: 'mentions' },
 			token: ben.accessToken,
 		});
-		await waitFor(() => laptop.room(direct.id)?.notify === 'mentions', 5_000, 'mentions only');
+		await waitFor(
+			() => laptop.room(direct.id)?.notify === 'mentions' && phone.room(direct.id)?.notify === 'mentions',
+			5_000,
+			'mentions only on both devices',
+		);
 		a.send('not a mention');
 		a.send(`but this is, @${ben.user.name}.`);
 		await a.synced();
-		await waitFor(() => laptop.room(direct.id)?.unread === 4, 5_000, 'four unread');
+		await waitFor(
+			() => laptop.room(direct.id)?.unread === 4 && phone.notifications().length === 2,
+			5_000,
+			'four unread, and the mention on the other device',
+		);
 		expect(laptop.notifications().map((n) => n.content)).toEqual([
 			'a direct message',
 			`but this is, @${ben.user.name}.`,
