@@ -32,7 +32,11 @@ const claimsSchema = z.object({
 	typ: z.literal('access'),
 	sid: z.uuid().optional(),
 	exp: z.number(),
+	iat: z.number(),
 });
+
+/** Clocks of the nodes that sign and verify may differ by this much. */
+const CLOCK_SKEW_S = 60;
 
 export class TokenError extends Error {
 	readonly code: 'token_expired' | 'token_invalid' | 'session_ended';
@@ -124,6 +128,11 @@ export class TokenService {
 		}
 		const claims = claimsSchema.safeParse(payload);
 		if (!claims.success) throw new TokenError('token_invalid', 'access token has unexpected claims');
+		// A token signed with the real key is still refused when it claims more life than this server gives
+		// (no expiry, or one a century away) or was issued in the future.
+		const { iat, exp } = claims.data;
+		if (iat > Date.now() / 1000 + CLOCK_SKEW_S || exp - iat > this.#ttlSeconds + CLOCK_SKEW_S)
+			throw new TokenError('token_invalid', 'access token lifetime is not one this server issues');
 		return {
 			userId: claims.data.sub,
 			name: claims.data.name,

@@ -104,6 +104,22 @@ export class DurableLog {
 				}
 				return batch.filter((e) => !refused(e));
 			}
+			if (refusesData(error)) {
+				// The database refused a value (one the validator let through): never every writer of the batch
+				// for one of them. Each update is committed on its own; only the one that fails again is refused.
+				if (batch.length > 1) {
+					for (const entry of batch) await this.#commitAlone(entry);
+					return [];
+				}
+				this.#log.warn(
+					{ code: (error as { code?: unknown }).code, roomId: batch[0]?.roomId },
+					'durable append refused a value; the update was refused',
+				);
+				batch[0]?.reject(
+					new UpdateRejected(collabRejections.invalidUpdate, 'the database refused a value of this update'),
+				);
+				return [];
+			}
 			this.#log.error(
 				{ err: error, updates: batch.length },
 				'durable append failed; the updates were refused',
@@ -135,6 +151,12 @@ export class DurableLog {
 		return [];
 	}
 
+	/** Commits one update of a batch that failed as a whole (see #commit); settles it either way. */
+	async #commitAlone(entry: Pending): Promise<void> {
+		let rest = [entry];
+		while (rest.length > 0) rest = await this.#commit(rest);
+	}
+
 	async #flushLoop(): Promise<void> {
 		// Let the other connections' messages of this tick join the first batch.
 		await new Promise<void>((resolve) => setImmediate(resolve));
@@ -148,4 +170,13 @@ export class DurableLog {
 			this.#flushing = null;
 		}
 	}
+}
+
+/**
+ * A statement the database refused for what it was given, not for being unreachable: SQLSTATE class 22 (data
+ * exception: a date out of range, a bad encoding) or 23 (integrity constraint).
+ */
+function refusesData(error: unknown): boolean {
+	const code = (error as { code?: unknown })?.code;
+	return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
 }

@@ -22,6 +22,8 @@ import { RateLimiter } from '../rate-limiter.ts';
 import { DurableLog } from './durable-log.ts';
 import { squashTrimmed, trimPlan } from './trim.ts';
 import * as messages from '../data/messages.ts';
+import * as rooms from '../data/rooms.ts';
+import { limits } from '../../src/lib/protocol/limits.ts';
 import {
 	clientOwners,
 	ForeignEntry,
@@ -78,6 +80,8 @@ export class Persistence implements Extension {
 			appends: Map<string, Promise<void>>;
 			owners: Map<number, string>;
 			catchUp: RoomCatchUp;
+			/** The earliest createdAt an event of the room may carry (its creation less the clock skew). */
+			notBefore: number;
 		}
 	>();
 	readonly #compactions = new Map<string, Promise<void>>();
@@ -130,7 +134,10 @@ export class Persistence implements Extension {
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
 		// Only rooms are stored; a user channel (`user:<id>`) is an empty document the server speaks on.
 		if (!roomIdFromDocumentName(documentName)) return;
-		const updates = await this.#applyStored(document, documentName);
+		const [updates, createdAt] = await Promise.all([
+			this.#applyStored(document, documentName),
+			rooms.createdAt(this.#db, roomIdFromDocumentName(documentName) as string),
+		]);
 		this.#appended.set(documentName, updates);
 		const owners = clientOwners(document);
 		this.#rooms.set(documentName, {
@@ -138,6 +145,7 @@ export class Persistence implements Extension {
 			appends: new Map(),
 			owners,
 			catchUp: { started: 0 },
+			notBefore: (createdAt ?? 0) - limits.maxClockSkewMs,
 		});
 		// Entries that arrive from other nodes (Redis) or a catch-up bind their client ids too, so a user on
 		// this node cannot borrow the client id of someone who wrote on another node.
@@ -284,6 +292,7 @@ export class Persistence implements Extension {
 				owners: room.owners,
 				filter: this.#filter,
 				canModerate: context.moderator,
+				notBefore: room.notBefore,
 			});
 		let judgement: UpdateJudgement;
 		try {

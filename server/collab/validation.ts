@@ -106,6 +106,8 @@ export function judgeUpdate(
 		canModerate?: boolean;
 		/** Targets found in the room's history (trimmed from the document), by clientMsgId. */
 		archived?: ReadonlyMap<string, ArchivedMessage>;
+		/** The earliest `createdAt` accepted (ms): the room's creation less the allowed clock skew; 1970 if unset. */
+		notBefore?: number;
 	},
 ): UpdateJudgement {
 	if (update.length > limits.updateBytesMax) {
@@ -185,8 +187,14 @@ export function judgeUpdate(
 					: "content contains words this server's content filter does not accept",
 			);
 		}
-		if (Date.parse(event.createdAt) > ctx.now + limits.maxClockSkewMs) {
+		const createdAt = Date.parse(event.createdAt);
+		if (createdAt > ctx.now + limits.maxClockSkewMs) {
 			throw invalid('createdAt is more than 2 minutes in the future');
+		}
+		// Before the room existed is back-dating (it would sort to the top of the room), and years Postgres
+		// cannot store (0000) would fail the whole batch of other writers' updates.
+		if (!(createdAt >= (ctx.notBefore ?? 0))) {
+			throw invalid('createdAt is before the room existed');
 		}
 		if (ctx.reservedKeys.get(key) === `${client}:${clock}`) {
 			// The very struct another update of this room is appending now (a client re-sending on a new

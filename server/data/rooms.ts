@@ -63,6 +63,15 @@ export async function membershipOf(
 	return rows[0] ? { role: rows[0].role, isGroup: rows[0].is_group } : null;
 }
 
+/** When the room was created (ms since the epoch), or null when there is no such room. */
+export async function createdAt(db: Queryable, roomId: string): Promise<number | null> {
+	const { rows } = await db.query<{ created_at: Date | string }>(
+		'SELECT created_at FROM rooms WHERE id = $1',
+		[roomId],
+	);
+	return rows[0] ? new Date(rows[0].created_at).getTime() : null;
+}
+
 export async function exists(db: Queryable, roomId: string): Promise<boolean> {
 	const { rows } = await db.query('SELECT 1 FROM rooms WHERE id = $1', [roomId]);
 	return rows.length > 0;

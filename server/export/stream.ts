@@ -7,11 +7,18 @@ export type ExportFormat = 'jsonl' | 'csv';
 export const csvHeader =
 	'seq,room_id,client_msg_id,kind,sender_id,sender_name,content,reply_to_id,target_id,created_at,received_at\r\n';
 
-/** RFC 4180: a field with a comma, quote, CR or LF is quoted, and quotes inside are doubled. */
-function csvField(value: string | number | null): string {
+/**
+ * RFC 4180: a field with a comma, quote, CR or LF is quoted, and quotes inside are doubled. A text that a
+ * spreadsheet would read as a formula (it starts with `=`, `+`, `-`, `@`, a tab or a CR) gets a leading `'` first
+ * and is quoted (OWASP's rule against CSV injection): the cell then shows the text, never computes it. JSONL
+ * stays exact.
+ */
+export function csvField(value: string | number | null): string {
 	if (value === null) return '';
-	const s = String(value);
-	return /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
+	let s = String(value);
+	const formula = typeof value === 'string' && /^[=+\-@\t\r]/.test(s);
+	if (formula) s = `'${s}`;
+	return formula || /[",\r\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
 }
 
 export function toCsvLine(r: MessageRow): string {

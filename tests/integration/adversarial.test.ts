@@ -345,3 +345,159 @@ describe('a hostile client', () => {
 		expect(rssAfter).toBeLessThan(rssBefore + 64);
 	});
 });
+
+/**
+ * The findings of the outside security review of 2026-11 (issue 15), each against a server process of its own: every
+ * case here was accepted before its fix.
+ */
+describe('a hostile client: the 2026-11 review', () => {
+	let server: ServerProcess;
+	let wsUrl: string;
+	let api: Api;
+	let dataDir: string;
+	let mallory: Awaited<ReturnType<Api['register']>>;
+	let ana: Awaited<ReturnType<Api['register']>>;
+	let roomId: string;
+
+	beforeAll(async () => {
+		dataDir = tmpDir('adversarial-review');
+		server = spawnServer({ DATA_DIR: dataDir, PORT: '0' });
+		const url = await server.ready;
+		wsUrl = url.replace(/^http/, 'ws') + '/collab';
+		api = new Api(url);
+		mallory = await api.register('mallory');
+		ana = await api.register('ana');
+		roomId = (await api.createGroup(mallory.accessToken, [ana.user.id])).id;
+	});
+
+	afterAll(async () => {
+		if (server) {
+			server.proc.kill('SIGTERM');
+			await server.exited;
+		}
+		fs.rmSync(dataDir, { recursive: true, force: true });
+	});
+
+	const entry = (overrides: Record<string, unknown>) => {
+		const d = new Y.Doc();
+		const clientMsgId = randomUUID();
+		d.getMap('messages').set(clientMsgId, {
+			kind: 'message',
+			clientMsgId,
+			senderId: mallory.user.id,
+			content: 'back-dated',
+			createdAt: new Date().toISOString(),
+			...overrides,
+		});
+		return Y.encodeStateAsUpdate(d);
+	};
+
+	it('cannot open a room under another spelling of its id (finding 1)', async () => {
+		const client = await RawClient.open(wsUrl, `room:${roomId.toUpperCase()}`, mallory.accessToken);
+		await expect(client.authenticated).rejects.toThrow(/unknown-document/);
+		client.close();
+	});
+
+	it('cannot back-date a message, to year 0000 or to before the room existed (finding 2)', async () => {
+		for (const createdAt of ['0000-01-01T00:00:00Z', '0001-01-01T00:00:00Z', '1970-01-01T00:00:00Z']) {
+			const client = await RawClient.open(wsUrl, `room:${roomId}`, mallory.accessToken);
+			await client.authenticated;
+			client.sendUpdate(entry({ createdAt }));
+			const outcome = await client.outcome();
+			client.close();
+			expect('reason' in outcome ? outcome.reason : '', createdAt).toMatch(
+				/createdAt is before the room existed/,
+			);
+		}
+		// Nothing of it reached the mirror, and the room still takes honest writes.
+		const honest = connect(wsUrl, roomId, ana.accessToken, ana.user.id);
+		try {
+			honest.send('still fine');
+			await honest.synced();
+		} finally {
+			honest.destroy();
+		}
+		const rows = (await api.get(`/api/rooms/${roomId}/export?format=jsonl`, ana.accessToken)).body as string;
+		expect(rows.trim().split('\n').length).toBe(1);
+	});
+
+	it('cannot plant a spreadsheet formula in a CSV export (finding 5)', async () => {
+		const own = (await api.createGroup(mallory.accessToken, [], 'formulas')).id;
+		const client = connect(wsUrl, own, mallory.accessToken, mallory.user.id);
+		const formulas = ['=HYPERLINK("http://evil")', '+1+1', '-2+3', '@SUM(A1)', '\tindented', 'plain'];
+		try {
+			for (const content of formulas) client.send(content);
+			await client.synced();
+		} finally {
+			client.destroy();
+		}
+		const csv = (await api.get(`/api/rooms/${own}/export?format=csv`, mallory.accessToken)).body as string;
+		const { parseCsv } = await import('../helpers/csv.ts');
+		const [header, ...records] = parseCsv(csv);
+		const content = (header as string[]).indexOf('content');
+		expect(records.map((r) => r[content]).sort()).toEqual(
+			['\'=HYPERLINK("http://evil")', "'+1+1", "'-2+3", "'@SUM(A1)", "'\tindented", 'plain'].sort(),
+		);
+		// JSONL stays exact.
+		const jsonl = (await api.get(`/api/rooms/${own}/export?format=jsonl`, mallory.accessToken))
+			.body as string;
+		expect(
+			jsonl
+				.trim()
+				.split('\n')
+				.map((l) => (JSON.parse(l) as { content: string }).content)
+				.sort(),
+		).toEqual([...formulas].sort());
+	});
+
+	it('cannot make the API fail with a NUL or a year Postgres cannot store (finding 9)', async () => {
+		const cases = [
+			`/api/search?q=%00`,
+			`/api/search?q=a%00b`,
+			`/api/users?q=%00`,
+			`/api/rooms/${roomId}/export?format=jsonl&since=0000-01-01T00:00:00Z`,
+			`/api/rooms/${roomId}/export?format=csv&until=0000-12-31T23:59:59Z`,
+		];
+		for (const path of cases) {
+			const res = await api.get(path, mallory.accessToken);
+			expect(res.status, path).toBe(400);
+			expect(res.body.error.code, path).toBe('validation_failed');
+		}
+		const named = await api.post(
+			'/api/rooms',
+			{ name: 'a\u0000b', isGroup: true, memberIds: [] },
+			mallory.accessToken,
+		);
+		expect(named.status).toBe(400);
+	});
+
+	it('cannot use a token without an expiry, with one a century away, or issued in the future (finding 10)', async () => {
+		const secret = fs.readFileSync(path.join(dataDir, 'jwt-secret'), 'utf8');
+		const kid = createHash('sha256').update(secret).digest('base64url').slice(0, 12);
+		const now = Math.floor(Date.now() / 1000);
+		const sign = (claims: { iat?: number; exp?: number }) => {
+			const jwt = new SignJWT({ name: 'mallory', typ: 'access' })
+				.setProtectedHeader({ alg: 'HS256', kid })
+				.setSubject(mallory.user.id)
+				.setIssuer('chat')
+				.setAudience('chat:access');
+			if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat);
+			if (claims.exp !== undefined) jwt.setExpirationTime(claims.exp);
+			return jwt.sign(new TextEncoder().encode(secret));
+		};
+		const forged = [
+			await sign({ iat: now }),
+			await sign({ iat: now, exp: now + 100 * 365 * 86_400 }),
+			await sign({ iat: now + 3_600, exp: now + 3_900 }),
+			await sign({ exp: now + 600 }),
+		];
+		for (const token of forged) {
+			expect((await api.get('/api/me', token)).status).toBe(401);
+			const client = await RawClient.open(wsUrl, `room:${roomId}`, token);
+			await expect(client.authenticated).rejects.toThrow(/unauthorized/);
+			client.close();
+		}
+		// The server's own tokens still work.
+		expect((await api.get('/api/me', mallory.accessToken)).status).toBe(200);
+	});
+});

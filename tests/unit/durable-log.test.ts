@@ -70,4 +70,42 @@ describe('the durable log', () => {
 		expect(await first).toBe('connection lost');
 		await expect(second).resolves.toBeUndefined();
 	});
+
+	it('splits a batch the database refuses for one value, and refuses that update alone', async () => {
+		const { db, open } = fakeDb();
+		const log = new DurableLog(db, createLogger('silent'));
+		const outcome = (n: number) =>
+			log.append(entry(n)).then(
+				() => 'stored',
+				(error: Error) => error.message,
+			);
+		const first = outcome(1);
+		await tick();
+		const rest = [outcome(2), outcome(3), outcome(4)];
+		open[0]?.finish();
+		await tick();
+		await tick();
+		// The batch of 2, 3 and 4 fails for a value out of range (SQLSTATE 22008)…
+		expect(open.map((c) => c.size)).toEqual([1, 3]);
+		open[1]?.finish(Object.assign(new Error('date/time field value out of range'), { code: '22008' }));
+		// …and each goes again on its own: only 3 fails again.
+		for (const n of [2, 3, 4]) {
+			await tick();
+			await tick();
+			expect(open.at(-1)?.size).toBe(1);
+			open
+				.at(-1)
+				?.finish(
+					n === 3
+						? Object.assign(new Error('date/time field value out of range'), { code: '22008' })
+						: undefined,
+				);
+		}
+		expect(await first).toBe('stored');
+		expect(await Promise.all(rest)).toEqual([
+			'stored',
+			'the database refused a value of this update',
+			'stored',
+		]);
+	});
 });

@@ -1,6 +1,18 @@
-import { z } from 'zod';
+import { z } from './zod.ts';
 import { uuid } from './ids.ts';
 import { limits } from './limits.ts';
+
+/** Postgres text cannot hold NUL: refused as input, never passed on to a query that would fail on it. */
+const noNul = (s: string) => !s.includes('\u0000');
+const noNulMessage = 'must not contain NUL characters';
+
+/**
+ * An ISO timestamp Postgres can store: years 0001 to 9999 (`z.iso.datetime` also accepts year 0000, which
+ * Postgres refuses).
+ */
+export const storableTimestamp = z.iso
+	.datetime({ offset: true, error: 'expected an ISO-8601 timestamp' })
+	.refine((s) => !s.startsWith('0000'), 'expected a timestamp from year 0001 to 9999');
 
 export const userName = z
 	.string({ error: 'name must be a string' })
@@ -41,7 +53,7 @@ export function moderates(role: Role | null | undefined, isGroup: boolean): bool
 
 export const createRoomBody = z
 	.strictObject({
-		name: z.string().trim().min(1).max(limits.roomNameMax).optional(),
+		name: z.string().trim().min(1).max(limits.roomNameMax).refine(noNul, noNulMessage).optional(),
 		isGroup: z.boolean(),
 		memberIds: z.array(uuid).max(limits.roomMembersMax),
 	})
@@ -85,8 +97,8 @@ export const deleteAccountBody = z.strictObject({
 
 export const exportQuery = z.strictObject({
 	format: z.enum(['jsonl', 'csv']).default('jsonl'),
-	since: z.iso.datetime({ offset: true }).optional(),
-	until: z.iso.datetime({ offset: true }).optional(),
+	since: storableTimestamp.optional(),
+	until: storableTimestamp.optional(),
 	/** The content of deleted messages too: room owners and admins only. */
 	includeDeleted: z
 		.enum(['true', 'false'], { error: 'includeDeleted must be true or false' })
@@ -100,11 +112,13 @@ export const messagesQuery = z.strictObject({
 });
 
 export const searchQuery = z.strictObject({
-	q: z.string().trim().min(1).max(200),
+	q: z.string().trim().min(1).max(200).refine(noNul, noNulMessage),
 	roomId: uuid.optional(),
 });
 
-export const usersQuery = z.strictObject({ q: z.string().trim().max(limits.nameMax).default('') });
+export const usersQuery = z.strictObject({
+	q: z.string().trim().max(limits.nameMax).refine(noNul, noNulMessage).default(''),
+});
 
 export interface PublicUser {
 	id: string;
