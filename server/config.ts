@@ -1,4 +1,5 @@
 import { createECDH } from 'node:crypto';
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -6,10 +7,6 @@ import { z } from 'zod';
  * Every environment variable the server reads, parsed once at boot.
  * Nothing else in the server touches `process.env`.
  */
-const boolean = z
-	.enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
-	.transform((v) => v === 'true' || v === '1' || v === 'yes');
-
 const positiveInt = (fallback: number) =>
 	z.coerce
 		.number({ error: 'expected a whole number' })
@@ -26,6 +23,16 @@ const urlWithProtocol = (protocols: string[]) =>
 		);
 
 const emptyAsUndefined = (value: unknown) => (value === '' ? undefined : value);
+
+/** An IPv4 or IPv6 address, optionally with a /prefix, or one of proxy-addr's names. */
+function isProxyAddress(entry: string): boolean {
+	if (['loopback', 'linklocal', 'uniquelocal'].includes(entry)) return true;
+	const [address, prefix, ...rest] = entry.split('/');
+	if (rest.length > 0 || !address || isIP(address) === 0) return false;
+	if (prefix === undefined) return true;
+	const bits = Number(prefix);
+	return /^\d+$/.test(prefix) && bits <= (isIP(address) === 4 ? 32 : 128);
+}
 
 /** Whether `publicKey` is the P-256 public key of `privateKey` (both base64url, as web-push prints them). */
 function vapidPairMatches(publicKey: string, privateKey: string): boolean {
@@ -83,7 +90,43 @@ const schema = z
 				error: 'expected one of fatal, error, warn, info, debug, trace, silent',
 			})
 			.default('info'),
-		TRUST_PROXY: z.preprocess(emptyAsUndefined, boolean.default(false)),
+		/**
+		 * The reverse proxies whose `X-Forwarded-For` entries are believed: `false`, or addresses, CIDR ranges and
+		 * the names `loopback`, `linklocal`, `uniquelocal`, comma-separated. The client address is the last entry
+		 * not added by one of them, for HTTP and WebSocket alike (server/http/client-address.ts).
+		 */
+		TRUST_PROXY: z.preprocess(
+			emptyAsUndefined,
+			z
+				.string()
+				.default('false')
+				.transform((v, ctx) => {
+					const value = v.trim().toLowerCase();
+					if (['false', '0', 'no'].includes(value)) return [] as string[];
+					if (['true', '1', 'yes'].includes(value)) {
+						ctx.addIssue({
+							code: 'custom',
+							message:
+								'name the proxies to trust instead of true (e.g. loopback, or 10.0.0.0/8): trusting every ' +
+								'X-Forwarded-For entry lets clients choose their own address',
+						});
+						return z.NEVER;
+					}
+					const entries = value
+						.split(',')
+						.map((e) => e.trim())
+						.filter(Boolean);
+					const bad = entries.find((e) => !isProxyAddress(e));
+					if (bad) {
+						ctx.addIssue({
+							code: 'custom',
+							message: `"${bad}" is not an address, a CIDR range, loopback, linklocal or uniquelocal`,
+						});
+						return z.NEVER;
+					}
+					return entries;
+				}),
+		),
 		/** OpenTelemetry: spans are exported over OTLP/HTTP only when one of these is set (server/tracing.ts). */
 		OTEL_EXPORTER_OTLP_ENDPOINT: z.preprocess(
 			emptyAsUndefined,

@@ -1,4 +1,4 @@
-import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import { Hocuspocus } from '@hocuspocus/server';
@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
 import { RateLimiter } from '../rate-limiter.ts';
+import { clientAddress } from '../http/client-address.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Redis } from 'ioredis';
 import type { EventBus } from '../events/bus.ts';
@@ -46,7 +47,7 @@ export class Collab {
 	#closed = false;
 
 	readonly #connectionsPerIp: RateLimiter;
-	readonly #trustProxy: boolean;
+	readonly #clientAddress: (request: IncomingMessage) => string;
 
 	constructor(deps: {
 		db: Db;
@@ -64,7 +65,7 @@ export class Collab {
 		const { config } = deps;
 		this.#log = deps.log.child({ component: 'collab' });
 		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
-		this.#trustProxy = config.TRUST_PROXY;
+		this.#clientAddress = clientAddress(config.TRUST_PROXY);
 		const node = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 		this.#devices = new Devices({ redis: deps.redis, prefix: config.REDIS_PREFIX, node, log: deps.log });
 		const activity = new Activity({
@@ -152,12 +153,7 @@ export class Collab {
 				socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
 				return;
 			}
-			const forwarded = this.#trustProxy
-				? String(request.headers['x-forwarded-for'] ?? '')
-						.split(',')[0]
-						?.trim()
-				: '';
-			const ip = forwarded || request.socket.remoteAddress || 'unknown';
+			const ip = this.#clientAddress(request);
 			const wait = this.#connectionsPerIp.take(ip);
 			if (wait > 0) {
 				this.#log.warn({ ip, reason: 'connections-per-ip' }, 'websocket connection refused: rate limited');

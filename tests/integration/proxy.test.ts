@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestDatabase } from '../helpers/backends.ts';
@@ -28,7 +29,13 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 	beforeAll(async () => {
 		const db = await createTestDatabase();
 		drop = db.drop;
-		const env = { JWT_SECRET: 'cluster-secret-for-this-test-0123456789', TRUST_PROXY: 'true' };
+		const env = {
+			JWT_SECRET: 'cluster-secret-for-this-test-0123456789',
+			// nginx reaches the nodes from 127.0.0.1; the hostile client below comes from 127.0.0.3.
+			TRUST_PROXY: '127.0.0.1',
+			AUTH_RATE_LIMIT_PER_MINUTE: '20',
+			WS_CONNECTIONS_PER_IP_PER_MINUTE: '30',
+		};
 		for (let i = 0; i < 2; i++) nodes.push(await startTestServer('postgres', env, { databaseUrl: db.url }));
 		const port = await freePort();
 		const site = fs
@@ -60,6 +67,53 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 		for (const n of nodes) await n.close();
 		await drop?.();
 		fs.rmSync(dir, { recursive: true, force: true });
+	});
+
+	it('counts a client by its real address: a forged X-Forwarded-For does not dodge the limits (finding 3)', async () => {
+		// Each attempt claims another address and another name; nginx appends the real one (127.0.0.3), and only
+		// that entry is believed. Two nodes take 20 sign-ins a minute each from one address.
+		const request = (i: number, path: string, headers: Record<string, string>, body?: string) =>
+			new Promise<number>((resolve, reject) => {
+				const req = http.request(`${proxyUrl}${path}`, {
+					method: body === undefined ? 'GET' : 'POST',
+					localAddress: '127.0.0.3',
+					headers: { ...headers, 'x-forwarded-for': `203.0.113.${i}` },
+				});
+				req.on('upgrade', (_res, socket) => {
+					socket.destroy();
+					resolve(101);
+				});
+				req.on('response', (res) => {
+					res.resume();
+					resolve(res.statusCode ?? 0);
+				});
+				req.on('error', reject);
+				req.end(body);
+			});
+		let refused = 0;
+		for (let i = 0; i < 60; i++) {
+			const status = await request(
+				i,
+				'/api/auth/login',
+				{ 'content-type': 'application/json' },
+				JSON.stringify({ name: `nobody${i}`, password: 'not the password' }),
+			);
+			if (status === 429) refused++;
+			else expect(status).toBe(401);
+		}
+		expect(refused).toBeGreaterThanOrEqual(20);
+
+		// WebSocket upgrades: 30 a minute per address and node.
+		const upgrade = (i: number) =>
+			request(i, '/collab', {
+				connection: 'Upgrade',
+				upgrade: 'websocket',
+				'sec-websocket-version': '13',
+				'sec-websocket-key': Buffer.from(`key-${i}-0123456`).toString('base64'),
+			});
+		const statuses: number[] = [];
+		for (let i = 0; i < 80; i++) statuses.push(await upgrade(i));
+		expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(20);
 	});
 
 	it('keeps /metrics to Prometheus, which scrapes the nodes directly', async () => {
