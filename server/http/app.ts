@@ -13,6 +13,7 @@ import type { HttpDeps } from './deps.ts';
 import { authRoutes } from './routes/auth.ts';
 import { healthRoutes } from './routes/health.ts';
 import { pushRoutes } from './routes/push.ts';
+import { securityHeaders } from './security-headers.ts';
 import { roomRoutes } from './routes/rooms.ts';
 
 const fastifyErrorCodes: Record<string, AppError['code']> = {
@@ -46,7 +47,8 @@ export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyIns
 		loggerInstance: log as FastifyBaseLogger,
 		genReqId: () => randomUUID(),
 		bodyLimit: 64 * 1024,
-		trustProxy: deps.config.TRUST_PROXY,
+		// The same proxies as the WebSocket upgrades trust (client-address.ts); none: the socket's peer.
+		trustProxy: deps.config.TRUST_PROXY.length > 0 ? [...deps.config.TRUST_PROXY] : false,
 	});
 
 	await app.register(fastifyRateLimit, {
@@ -120,6 +122,7 @@ export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyIns
 		return reply.code(500).send(toBody(new AppError('internal', 'something went wrong on the server')));
 	});
 
+	securityHeaders(app, deps.config.STATIC_DIR);
 	healthRoutes(app, deps);
 	authRoutes(app, deps);
 	roomRoutes(app, deps);

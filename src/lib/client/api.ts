@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../protocol/zod.ts';
 import type { ApiErrorCode } from '../protocol/errors.ts';
 import { apiErrorCodes } from '../protocol/errors.ts';
 import { pushKeyResponse, type PushSubscriptionBody } from '../protocol/user-channel.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from '../protocol/zod.ts';
 import type { AuthResponse, MessageRow, PublicUser, Room, RoomMember } from '../protocol/api.ts';
 import { role } from '../protocol/api.ts';
 import { uuid } from '../protocol/ids.ts';

@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import { z } from 'zod';
+import { z } from '../protocol/zod.ts';
 import { roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
 import type { UserChannelMessage } from '../protocol/user-channel.ts';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './zod.ts';
 
 /** Room and user ids are uuids; clientMsgIds are uuids chosen by the client. */
 export const uuid = z.uuid({ error: 'expected a uuid' });

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './zod.ts';
 
 /**
  * The content filter, shared by server and client so both judge text the same way. A listed word

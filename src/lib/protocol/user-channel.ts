@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import { z } from './zod.ts';
 import { role } from './api.ts';
 import { uuid } from './ids.ts';
 import { readJsonMessage } from './stateless.ts';
