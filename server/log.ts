@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import pino, { type Logger } from 'pino';
 import { traceFields } from './tracing.ts';
 
@@ -44,4 +45,87 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 		},
 		destination,
 	);
+}
+
+/** A refusal of ours (a close code 4000–4999 with a reason): expected, and already logged where it was decided. */
+function isRefusal(value: unknown): boolean {
+	const { code, reason } = (value ?? {}) as { code?: unknown; reason?: unknown };
+	return typeof code === 'number' && code >= 4000 && code < 5000 && typeof reason === 'string';
+}
+
+/**
+ * Sends what libraries print with `console` (Hocuspocus prints hook exceptions with `console.error` and a stack)
+ * through the JSON logger instead, one line each: the "JSON lines" promise holds for the whole process. Output
+ * about one of our own refusals goes to debug (the refusal is logged once, where it is decided, and summarised in a
+ * flood); an Error keeps its stack inside the line's `err`.
+ */
+export function routeConsole(log: Logger): void {
+	const out = log.child({ component: 'console' });
+	const route =
+		(level: 'debug' | 'info' | 'warn' | 'error') =>
+		(...args: unknown[]): void => {
+			const error = args.find((a) => a instanceof Error);
+			// `[beforeSync] <message>`: Hocuspocus repeating a hook's exception, which the hook reported already.
+			const expected = args.some(isRefusal) || (typeof args[0] === 'string' && /^\[\w+\]$/.test(args[0]));
+			const text = format(...args.filter((a) => a !== error && !isRefusal(a)));
+			const fields = error && !expected ? { err: error } : {};
+			out[expected ? 'debug' : level](fields, text || (error ? error.message : ''));
+		};
+	console.log = route('info');
+	console.info = route('info');
+	console.debug = route('debug');
+	console.warn = route('warn');
+	console.error = route('error');
+}
+
+/**
+ * Logs a kind of event that an attacker can repeat at will (a refused update) without letting them fill the
+ * log: the first `perInterval` events of each interval get a line each; after that they are only counted, and one
+ * summary line per interval says how many were left out, by reason.
+ */
+export class FloodLog {
+	readonly #log: Logger;
+	readonly #perInterval: number;
+	readonly #intervalMs: number;
+	#windowStart = 0;
+	#logged = 0;
+	readonly #suppressed = new Map<string, number>();
+	#flush: ReturnType<typeof setTimeout> | undefined;
+
+	constructor(log: Logger, options: { perInterval?: number; intervalMs?: number } = {}) {
+		this.#log = log;
+		this.#perInterval = options.perInterval ?? 20;
+		this.#intervalMs = options.intervalMs ?? 10_000;
+	}
+
+	warn(fields: Record<string, unknown> & { reason: string }, message: string): void {
+		const now = Date.now();
+		if (now - this.#windowStart >= this.#intervalMs) {
+			this.#summarise();
+			this.#windowStart = now;
+			this.#logged = 0;
+		}
+		if (this.#logged < this.#perInterval) {
+			this.#logged++;
+			this.#log.warn(fields, message);
+			return;
+		}
+		const reason = fields.reason.split(':')[0] ?? fields.reason;
+		this.#suppressed.set(reason, (this.#suppressed.get(reason) ?? 0) + 1);
+		this.#flush ??= setTimeout(() => {
+			this.#flush = undefined;
+			this.#summarise();
+		}, this.#intervalMs).unref();
+	}
+
+	#summarise(): void {
+		if (this.#suppressed.size === 0) return;
+		const byReason = Object.fromEntries(this.#suppressed);
+		const suppressed = [...this.#suppressed.values()].reduce((a, b) => a + b, 0);
+		this.#suppressed.clear();
+		this.#log.warn(
+			{ suppressed, byReason, intervalMs: this.#intervalMs },
+			'more updates were refused than are logged one by one; counted by reason',
+		);
+	}
 }

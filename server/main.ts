@@ -2,7 +2,7 @@ import { startApp } from './app.ts';
 import { ConfigError, parseConfig } from './config.ts';
 import { DataDirLockedError } from './db/pglite.ts';
 import { MigrationError } from './db/migrate.ts';
-import { createLogger } from './log.ts';
+import { createLogger, routeConsole } from './log.ts';
 
 let config;
 try {
@@ -18,6 +18,7 @@ try {
 }
 
 const log = createLogger(config.LOG_LEVEL);
+routeConsole(log);
 
 let app;
 try {

@@ -19,6 +19,7 @@ import type { Span } from '@opentelemetry/api';
 import type { Metrics } from '../metrics.ts';
 import { inSpan } from '../tracing.ts';
 import { RateLimiter } from '../rate-limiter.ts';
+import { FloodLog } from '../log.ts';
 import { DurableLog } from './durable-log.ts';
 import { squashTrimmed, trimPlan } from './trim.ts';
 import * as messages from '../data/messages.ts';
@@ -93,6 +94,8 @@ export class Persistence implements Extension {
 	readonly #relayBeforeCommit: boolean;
 	readonly #metrics: Metrics | undefined;
 	readonly #onAccepted: ((accepted: AcceptedEvents) => void) | undefined;
+	/** Refused updates: a line each up to a limit per interval, then counted (an attacker can send them at will). */
+	readonly #refusals: FloodLog;
 
 	constructor(
 		db: Db,
@@ -119,6 +122,7 @@ export class Persistence implements Extension {
 	) {
 		this.#db = db;
 		this.#log = log.child({ component: 'persistence' });
+		this.#refusals = new FloodLog(this.#log);
 		this.#metrics = options.metrics;
 		this.#durable = new DurableLog(db, this.#log, options.metrics);
 		this.#compactAfter = options.compactAfterUpdates;
@@ -302,7 +306,7 @@ export class Persistence implements Extension {
 		} catch (error) {
 			this.#countRejection(error);
 			if (error instanceof UpdateRejected) {
-				this.#log.warn(
+				this.#refusals.warn(
 					{
 						userId: context.user.id,
 						roomId,
@@ -321,7 +325,7 @@ export class Persistence implements Extension {
 				this.#messagesPerUser.take(context.user.id, judgement.events.length),
 			);
 			if (wait > 0) {
-				this.#log.warn(
+				this.#refusals.warn(
 					{ userId: context.user.id, roomId, reason: 'rate-limited', messages: judgement.events.length },
 					'update rejected',
 				);
@@ -358,7 +362,7 @@ export class Persistence implements Extension {
 			this.#countRejection(error instanceof UpdateRejected ? error : collabRejections.unavailable);
 			if (error instanceof UpdateRejected) {
 				// Refused by the durable log itself: an id another sender's event in the room's history holds.
-				this.#log.warn(
+				this.#refusals.warn(
 					{ userId: context.user.id, roomId, reason: error.detail, bytes: payload.length },
 					'update rejected',
 				);

@@ -421,6 +421,26 @@ describe('a hostile client: the 2026-11 review', () => {
 		expect(rows.trim().split('\n').length).toBe(1);
 	});
 
+	it('cannot fill the log: a flood of refusals writes a few JSON lines, no stacks (finding 6)', async () => {
+		const before = server.output().length;
+		for (let i = 0; i < 60; i++) {
+			const client = await RawClient.open(wsUrl, `room:${roomId}`, mallory.accessToken);
+			await client.authenticated;
+			client.sendUpdate(entry({ senderId: ana.user.id, content: `forged ${i}` }));
+			await client.outcome();
+			client.close();
+		}
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		const written = server.output().slice(before);
+		const lines = written.split('\n').filter(Boolean);
+		console.log(`60 refused updates wrote ${written.length} bytes in ${lines.length} log lines`);
+		for (const line of lines) expect(() => JSON.parse(line), line.slice(0, 200)).not.toThrow();
+		expect(written).not.toMatch(/\n\s+at /);
+		// A line each for the first 20 of an interval; the rest are counted in one summary line.
+		expect(lines.filter((l) => l.includes('"update rejected"')).length).toBeLessThanOrEqual(20);
+		expect(written.length).toBeLessThan(20_000);
+	});
+
 	it('cannot plant a spreadsheet formula in a CSV export (finding 5)', async () => {
 		const own = (await api.createGroup(mallory.accessToken, [], 'formulas')).id;
 		const client = connect(wsUrl, own, mallory.accessToken, mallory.user.id);
