@@ -112,13 +112,13 @@ export class FloodLog {
 		}
 		const reason = fields.reason.split(':')[0] ?? fields.reason;
 		this.#suppressed.set(reason, (this.#suppressed.get(reason) ?? 0) + 1);
-		this.#flush ??= setTimeout(() => {
-			this.#flush = undefined;
-			this.#summarise();
-		}, this.#intervalMs).unref();
+		// The summary comes at the interval's end even if no further refusal arrives to trigger it.
+		this.#flush ??= setTimeout(() => this.#summarise(), this.#intervalMs).unref();
 	}
 
 	#summarise(): void {
+		clearTimeout(this.#flush);
+		this.#flush = undefined;
 		if (this.#suppressed.size === 0) return;
 		const byReason = Object.fromEntries(this.#suppressed);
 		const suppressed = [...this.#suppressed.values()].reduce((a, b) => a + b, 0);
