@@ -12,13 +12,15 @@ const MAX_STATE_BYTES = 2048;
 /**
  * Presence that tells the truth: every awareness state a connection sends is rewritten to
  * `{ user: { id, name, color }, typing }` with the identity of the authenticated user, unknown fields
- * and oversized states are dropped, a connection cannot write the awareness client id of another
- * connection, and an explicit leave (state `null`) removes the user at once — Hocuspocus 4.7 alone
+ * and oversized states are dropped, a connection speaks for one awareness client id only and cannot write the
+ * awareness client id of another connection, and an explicit leave (state `null`) removes the user at once — Hocuspocus 4.7 alone
  * keeps them "online" until the 30 s timeout.
  */
 export class Presence implements Extension {
 	readonly extensionName = 'presence';
 	readonly #log: Logger;
+	/** The client ids of the awareness frame each connection is sending right now (see beforeHandleMessage). */
+	readonly #frames = new WeakMap<object, number[]>();
 
 	constructor(log: Logger) {
 		this.#log = log.child({ component: 'presence' });
@@ -35,6 +37,26 @@ export class Presence implements Extension {
 		for (const [other, entry] of document.connections) {
 			if (other !== connection) for (const id of entry.clients) ownedElsewhere.add(id);
 		}
+		// One presence per connection: the client id it first spoke for, or the first one of this frame. A frame
+		// of 20,000 client ids would otherwise go out to every member (and node) as 20,000 states. (`states` also
+		// holds the local state of the scratch Awareness Hocuspocus decodes into: never one the client sent.)
+		const sent = this.#frames.get(connection) ?? [];
+		this.#frames.delete(connection);
+		const own = document.connections.get(connection)?.clients;
+		const mine =
+			own && own.size > 0 ? [...own][0] : sent.find((id) => !ownedElsewhere.has(id) && states.has(id));
+		let extra = 0;
+		for (const clientId of [...states.keys()]) {
+			if (clientId === mine || ownedElsewhere.has(clientId)) continue;
+			states.delete(clientId);
+			if (sent.includes(clientId)) extra++;
+		}
+		if (sent.length >= MAX_FRAME_CLIENTS) extra = Math.max(extra, sent.length);
+		if (extra > 0)
+			this.#log.warn(
+				{ userId: context.user.id, dropped: extra },
+				'awareness for more than one client id dropped',
+			);
 		for (const [clientId, state] of states) {
 			if (ownedElsewhere.has(clientId)) {
 				states.delete(clientId);
@@ -62,9 +84,15 @@ export class Presence implements Extension {
 		}
 	}
 
-	/** Applies a client's explicit leave (an awareness state of `null` for its own client id) at once. */
+	/**
+	 * Notes which client ids an awareness frame speaks for (beforeHandleAwareness keeps one of them), and applies a
+	 * client's explicit leave (an awareness state of `null` for its own client id) at once.
+	 */
 	async beforeHandleMessage({ connection, document, update }: beforeHandleMessagePayload<CollabContext>) {
-		const left = readLeftClients(update);
+		const frame = readAwarenessFrame(update);
+		if (!frame) return;
+		this.#frames.set(connection, frame.clients);
+		const left = frame.left;
 		if (left.length === 0) return;
 		const own = document.connections.get(connection)?.clients;
 		const ids = left.filter((id) => own?.has(id));
@@ -72,23 +100,31 @@ export class Presence implements Extension {
 	}
 }
 
-/** Client ids whose state is `null` in an awareness frame; [] for any other or malformed frame. */
-function readLeftClients(frame: Uint8Array): number[] {
+/** An awareness frame's client ids are read up to this many; the rest are dropped with all but one anyway. */
+const MAX_FRAME_CLIENTS = 1_000;
+
+/**
+ * The client ids an awareness frame speaks for, and those whose state is `null` (leaving); null for any other or
+ * malformed frame.
+ */
+function readAwarenessFrame(frame: Uint8Array): { clients: number[]; left: number[] } | null {
 	try {
 		const decoder = decoding.createDecoder(frame);
 		decoding.readVarString(decoder);
-		if (decoding.readVarUint(decoder) !== AWARENESS_MESSAGE) return [];
+		if (decoding.readVarUint(decoder) !== AWARENESS_MESSAGE) return null;
 		const update = decoding.createDecoder(decoding.readVarUint8Array(decoder));
 		const count = decoding.readVarUint(update);
+		const clients: number[] = [];
 		const left: number[] = [];
-		for (let i = 0; i < count && i < 64; i++) {
+		for (let i = 0; i < count && i < MAX_FRAME_CLIENTS; i++) {
 			const clientId = decoding.readVarUint(update);
 			decoding.readVarUint(update);
+			clients.push(clientId);
 			if (decoding.readVarString(update) === 'null') left.push(clientId);
 		}
-		return left;
+		return { clients, left };
 	} catch {
 		// Not a well-formed awareness frame: Hocuspocus itself rejects or ignores it.
-		return [];
+		return null;
 	}
 }

@@ -441,6 +441,40 @@ describe('a hostile client: the 2026-11 review', () => {
 		expect(written.length).toBeLessThan(20_000);
 	});
 
+	it('cannot multiply one awareness frame into thousands of presences (finding 7)', async () => {
+		const a = connect(wsUrl, roomId, ana.accessToken, ana.user.id);
+		const client = await RawClient.open(wsUrl, `room:${roomId}`, mallory.accessToken);
+		try {
+			await a.synced();
+			await client.authenticated;
+			// One frame, 20,000 client ids, each with a small valid-looking state: about 600 KB.
+			const states = encoding.createEncoder();
+			encoding.writeVarUint(states, 20_000);
+			for (let id = 1; id <= 20_000; id++) {
+				encoding.writeVarUint(states, 1_000_000 + id);
+				encoding.writeVarUint(states, 1);
+				encoding.writeVarString(states, JSON.stringify({ user: { color: '#123456' }, typing: true }));
+			}
+			client.send(
+				client.frame(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(states))),
+			);
+			await waitFor(
+				() =>
+					[...(a.provider.awareness?.getStates().values() ?? [])].some((s) => s.user?.id === mallory.user.id),
+				5_000,
+				'Mallory’s presence to reach Ana',
+			);
+			await new Promise((resolve) => setTimeout(resolve, 500));
+			const fromMallory = [...(a.provider.awareness?.getStates().values() ?? [])].filter(
+				(s) => s.user?.id === mallory.user.id,
+			);
+			expect(fromMallory.length).toBe(1);
+		} finally {
+			client.close();
+			a.destroy();
+		}
+	});
+
 	it('cannot plant a spreadsheet formula in a CSV export (finding 5)', async () => {
 		const own = (await api.createGroup(mallory.accessToken, [], 'formulas')).id;
 		const client = connect(wsUrl, own, mallory.accessToken, mallory.user.id);
