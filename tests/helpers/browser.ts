@@ -281,6 +281,21 @@ export class BrowserSession {
 		await this.#close();
 	}
 
+	/**
+	 * A session over `context` whose pages also report every Content-Security-Policy violation as a console error
+	 * (`CSP violation: …`): every test that expects no console errors expects no violation of the shipped policy.
+	 */
+	static async open(context: BrowserContext, close: () => Promise<void>): Promise<BrowserSession> {
+		await context.addInitScript(() => {
+			document.addEventListener('securitypolicyviolation', (event) =>
+				console.error(
+					`CSP violation: ${event.violatedDirective} ${event.blockedURI} at ${event.sourceFile}:${event.lineNumber}`,
+				),
+			);
+		});
+		return new BrowserSession(context, close);
+	}
+
 	#watch(page: Page): void {
 		if (this.#errors.has(page)) return;
 		const errors: string[] = [];
@@ -297,7 +312,7 @@ export async function openBrowser(options: BrowserContextOptions = {}): Promise<
 	const browser: Browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
 	try {
 		const context = await browser.newContext(options);
-		return new BrowserSession(context, () => browser.close());
+		return await BrowserSession.open(context, () => browser.close());
 	} catch (error) {
 		await browser.close();
 		throw error;
@@ -317,7 +332,7 @@ export async function launchBrowser(): Promise<SharedBrowser> {
 	return {
 		async newSession(options: BrowserContextOptions = {}) {
 			const context = await browser.newContext(options);
-			return new BrowserSession(context, () => context.close());
+			return BrowserSession.open(context, () => context.close());
 		},
 		close: () => browser.close(),
 	};
@@ -334,7 +349,7 @@ export async function openPersistentBrowser(options: BrowserContextOptions = {})
 		args: CHROMIUM_ARGS,
 		...options,
 	});
-	return new BrowserSession(context, async () => {
+	return BrowserSession.open(context, async () => {
 		await context.close();
 		fs.rmSync(userDataDir, { recursive: true, force: true });
 	});
