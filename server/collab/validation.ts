@@ -134,6 +134,7 @@ export function judgeUpdate(
 	const inFlightKeys: string[] = [];
 	const structIds: string[] = [];
 	const pendingClients = new Set<number>();
+	let pending: PendingRanges | undefined;
 
 	for (const struct of parsed.structs) {
 		const { client, clock } = struct.id;
@@ -141,6 +142,12 @@ export function judgeUpdate(
 		const next = expectedClock.get(client);
 		if (next === undefined && clock + struct.length <= held) {
 			// Already held by the server: not judged again, not mirrored again.
+			if (struct.type === 'item' && struct.parentSub !== null) knownKeys.push(struct.parentSub);
+			continue;
+		}
+		if (next === undefined && (pending ??= pendingRanges(ctx.doc)).covers(client, clock, struct.length)) {
+			// Held too, but pending (it came before the history it follows): Hocuspocus hands pending structs to
+			// every client in its sync step, so an honest client re-sends another user's; never judged as theirs.
 			if (struct.type === 'item' && struct.parentSub !== null) knownKeys.push(struct.parentSub);
 			continue;
 		}
@@ -252,4 +259,41 @@ function checkTargets(
 			missing[0]?.kind ?? 'event',
 		);
 	}
+}
+
+interface PendingRanges {
+	/** Whether the server holds `[clock, clock + length)` of `client` among its pending structs. */
+	covers(client: number, clock: number, length: number): boolean;
+}
+
+/**
+ * The clock ranges of the structs a server document holds pending (they arrived before the history they follow;
+ * Yjs integrates them once it does). The pending update is the server's own encoding (V2) of updates it applied
+ * with `Y.applyUpdate` first, never bytes as a client sent them, so reading it through Yjs is safe.
+ */
+function pendingRanges(doc: Y.Doc): PendingRanges {
+	const update = doc.store.pendingStructs?.update;
+	if (!update) return { covers: () => false };
+	const ranges = new Map<number, [number, number][]>();
+	for (const struct of parseUpdate(Y.convertUpdateFormatV2ToV1(update)).structs) {
+		if (struct.type === 'skip') continue;
+		const list = ranges.get(struct.id.client) ?? [];
+		list.push([struct.id.clock, struct.id.clock + struct.length]);
+		ranges.set(struct.id.client, list);
+	}
+	// Adjacent structs of one client may come split differently in the pending update and in a client's re-send.
+	for (const [client, list] of ranges) {
+		list.sort((a, b) => a[0] - b[0]);
+		const merged: [number, number][] = [];
+		for (const range of list) {
+			const last = merged.at(-1);
+			if (last && range[0] <= last[1]) last[1] = Math.max(last[1], range[1]);
+			else merged.push([range[0], range[1]]);
+		}
+		ranges.set(client, merged);
+	}
+	return {
+		covers: (client, clock, length) =>
+			(ranges.get(client) ?? []).some(([from, to]) => from <= clock && clock + length <= to),
+	};
 }

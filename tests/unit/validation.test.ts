@@ -57,6 +57,32 @@ describe('update validation', () => {
 		expect(result.events).toEqual([m]);
 	});
 
+	it('takes another user’s entries the server holds pending as known, when an honest client re-sends them', () => {
+		// Ana writes twice; only her second update reaches the server (it overtook the first): Yjs keeps it pending.
+		const { server, client, write, accept, judge } = setup();
+		const first = message(ana);
+		const second = message(ana);
+		write((map) => map.set(first.clientMsgId, first));
+		const overtaking = write((map) => map.set(second.clientMsgId, second));
+		accept(overtaking, ana);
+		expect(server.store.pendingStructs).not.toBeNull();
+		// Hocuspocus gives Ben the pending entry in its sync step; Ben writes and re-sends it with his own.
+		const ben_ = new Y.Doc();
+		Y.applyUpdate(ben_, Y.encodeStateAsUpdate(server));
+		const mine = message(ben);
+		const before = Y.encodeStateVector(server);
+		ben_.getMap('messages').set(mine.clientMsgId, mine);
+		const resend = Y.encodeStateAsUpdate(ben_, before);
+		const result = judge(resend, ben);
+		expect(result.events).toEqual([mine]);
+		expect(result.knownKeys).toContain(second.clientMsgId);
+		// A forger still cannot write new entries under Ana's client id.
+		const forged = message(ana);
+		const sv = Y.encodeStateVector(client);
+		client.getMap('messages').set(forged.clientMsgId, forged);
+		expect(rejection(() => judge(Y.encodeStateAsUpdate(client, sv), ben))).toMatch(/another user|sender/);
+	});
+
 	it('skips entries the server already holds and reports them as known', () => {
 		const { write, accept, judge, client } = setup();
 		const m = message(ana);
