@@ -110,13 +110,11 @@ const effectiveNotify = `coalesce(me.notify, CASE WHEN r.is_group THEN 'mentions
 const UNREAD_CAP = 999;
 
 /**
- * The POSIX regex (case-insensitive) that finds an @mention of `name`: the same rule as `mentionsName` in
- * src/lib/protocol/user-channel.ts (a name may end a sentence with `.` or `-`). Names hold only letters, digits,
- * `_`, `.` and `-`, so only `.` needs escaping.
+ * The POSIX regex (case-insensitive) that finds an @mention of the member `me` (SQL): the same rule as
+ * `mentionsName` in src/lib/protocol/user-channel.ts (a name may end a sentence with `.` or `-`). Names hold only
+ * letters, digits, `_`, `.` and `-`, so only `.` needs escaping.
  */
-export function mentionPattern(name: string): string {
-	return `(^|[^A-Za-z0-9_@])@${name.replaceAll('.', '\\.')}[.-]*([^A-Za-z0-9_.-]|$)`;
-}
+const mentionOfMe = `'(^|[^A-Za-z0-9_@])@' || replace(mu.name, '.', '\\.') || '[.-]*([^A-Za-z0-9_.-]|$)'`;
 
 /**
  * The caller's rooms (or one of them), most recently active first: members, the caller's role and notification
@@ -135,6 +133,7 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 	>(
 		`${roomSelect.replace('AS members', `AS members, me.role, ${effectiveNotify} AS notify, lm.last, coalesce(lm.received_at, greatest(r.created_at, me.joined_at)) AS activity_at, coalesce(n.unread, 0) AS unread, coalesce(n.mentions, 0) AS mentions`)}
 		 JOIN memberships me ON me.room_id = r.id AND me.user_id = $1
+		 JOIN users mu ON mu.id = me.user_id
 		 LEFT JOIN LATERAL (
 			SELECT json_build_object(
 				'seq', msg.seq, 'roomId', msg.room_id, 'clientMsgId', msg.client_msg_id, 'kind', msg.kind,
@@ -146,7 +145,7 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 			WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
 		 ) lm ON true
 		 LEFT JOIN LATERAL (
-			SELECT count(*) AS unread, count(*) FILTER (WHERE u.content ~* $3) AS mentions FROM (
+			SELECT count(*) AS unread, count(*) FILTER (WHERE u.content ~* (${mentionOfMe})) AS mentions FROM (
 				SELECT msg.content FROM messages msg
 				LEFT JOIN read_positions rp ON rp.room_id = msg.room_id AND rp.user_id = me.user_id
 				WHERE msg.room_id = r.id AND msg.kind = 'message' AND msg.deleted_at IS NULL AND msg.sender_id <> me.user_id
@@ -156,7 +155,7 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 		 ) n ON true
 		 WHERE $2::uuid IS NULL OR r.id = $2
 		 ORDER BY activity_at DESC`,
-		[userId, roomId ?? null, mentionPattern((await nameOf(db, userId)) ?? '')],
+		[userId, roomId ?? null],
 	);
 	return rows.map((row) => {
 		const last = typeof row.last === 'string' ? (JSON.parse(row.last) as Record<string, unknown>) : row.last;
@@ -177,11 +176,6 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 				: null,
 		};
 	});
-}
-
-async function nameOf(db: Queryable, userId: string): Promise<string | null> {
-	const { rows } = await db.query<{ name: string }>('SELECT name FROM users WHERE id = $1', [userId]);
-	return rows[0]?.name ?? null;
 }
 
 /** Changes a member's role; false when they are not a member. */

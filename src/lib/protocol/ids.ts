@@ -10,8 +10,13 @@ export const roomDocumentPrefix = 'room:';
  * room: another spelling would be a second live document of the same room, which revocation would not find.
  */
 export function roomIdFromDocumentName(name: string): string | null {
-	if (!name.startsWith(roomDocumentPrefix)) return null;
-	const id = name.slice(roomDocumentPrefix.length);
+	return idFromDocumentName(roomDocumentPrefix, name);
+}
+
+/** `<prefix><lower-case uuid>` → the uuid, or null for any other name or spelling. */
+export function idFromDocumentName(prefix: string, name: string): string | null {
+	if (!name.startsWith(prefix)) return null;
+	const id = name.slice(prefix.length);
 	return uuid.safeParse(id).success && id === id.toLowerCase() ? id : null;
 }
 

@@ -1,6 +1,6 @@
 import { z } from './zod.ts';
 import { role } from './api.ts';
-import { uuid } from './ids.ts';
+import { idFromDocumentName, uuid } from './ids.ts';
 import { readJsonMessage } from './stateless.ts';
 
 /**
@@ -22,9 +22,7 @@ export const userDocumentPrefix = 'user:';
 
 /** `user:<lower-case uuid>` → the uuid, or null when the name is not a user channel (no other spelling is). */
 export function userIdFromDocumentName(name: string): string | null {
-	if (!name.startsWith(userDocumentPrefix)) return null;
-	const id = name.slice(userDocumentPrefix.length);
-	return uuid.safeParse(id).success && id === id.toLowerCase() ? id : null;
+	return idFromDocumentName(userDocumentPrefix, name);
 }
 
 export function userDocumentName(userId: string): string {
