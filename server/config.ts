@@ -148,6 +148,12 @@ const schema = z
 		WRITE_MESSAGES_PER_10S: positiveInt(2000),
 		DOCUMENTS_PER_CONNECTION: positiveInt(100),
 		WS_CONNECTIONS_PER_IP_PER_MINUTE: positiveInt(300),
+		/**
+		 * Frames one WebSocket may send per 10 s, of every kind (room logins, updates, awareness, questions); the
+		 * same number bounds every update and every room login of one user on one node. Over it, the socket closes
+		 * with `rate-limited`.
+		 */
+		WS_FRAMES_PER_10S: positiveInt(1000).refine((n) => n >= 100, 'expected at least 100'),
 		CONTENT_FILTER: z
 			.enum(['off', 'reject', 'mask'], { error: 'expected off, reject or mask' })
 			.default('off'),

@@ -79,26 +79,40 @@ export function routeConsole(log: Logger): void {
 }
 
 /**
- * Logs a kind of event that an attacker can repeat at will (a refused update) without letting them fill the
- * log: the first `perInterval` events of each interval get a line each; after that they are only counted, and one
- * summary line per interval says how many were left out, by reason.
+ * Logs a kind of event that an attacker can repeat at will (a refused update, a refused room login) without
+ * letting them fill the log: the first `perInterval` events of each interval get a line each; after that they are
+ * only counted, and one summary line per interval says how many were left out, by reason.
  */
 export class FloodLog {
 	readonly #log: Logger;
 	readonly #perInterval: number;
 	readonly #intervalMs: number;
+	readonly #summary: string;
 	#windowStart = 0;
 	#logged = 0;
 	readonly #suppressed = new Map<string, number>();
 	#flush: ReturnType<typeof setTimeout> | undefined;
 
-	constructor(log: Logger, options: { perInterval?: number; intervalMs?: number } = {}) {
+	constructor(log: Logger, options: { perInterval?: number; intervalMs?: number; summary?: string } = {}) {
 		this.#log = log;
 		this.#perInterval = options.perInterval ?? 20;
 		this.#intervalMs = options.intervalMs ?? 10_000;
+		this.#summary = options.summary ?? 'more refusals than are logged one by one; counted by reason';
 	}
 
 	warn(fields: Record<string, unknown> & { reason: string }, message: string): void {
+		this.#write('warn', fields, message);
+	}
+
+	info(fields: Record<string, unknown> & { reason: string }, message: string): void {
+		this.#write('info', fields, message);
+	}
+
+	#write(
+		level: 'info' | 'warn',
+		fields: Record<string, unknown> & { reason: string },
+		message: string,
+	): void {
 		const now = Date.now();
 		if (now - this.#windowStart >= this.#intervalMs) {
 			this.#summarise();
@@ -107,7 +121,7 @@ export class FloodLog {
 		}
 		if (this.#logged < this.#perInterval) {
 			this.#logged++;
-			this.#log.warn(fields, message);
+			this.#log[level](fields, message);
 			return;
 		}
 		const reason = fields.reason.split(':')[0] ?? fields.reason;
@@ -123,9 +137,6 @@ export class FloodLog {
 		const byReason = Object.fromEntries(this.#suppressed);
 		const suppressed = [...this.#suppressed.values()].reduce((a, b) => a + b, 0);
 		this.#suppressed.clear();
-		this.#log.warn(
-			{ suppressed, byReason, intervalMs: this.#intervalMs },
-			'more updates were refused than are logged one by one; counted by reason',
-		);
+		this.#log.warn({ suppressed, byReason, intervalMs: this.#intervalMs }, this.#summary);
 	}
 }

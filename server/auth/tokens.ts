@@ -147,9 +147,14 @@ export class TokenService {
 	 */
 	async verifySession(token: string): Promise<AccessClaims> {
 		const claims = await this.verifyAccess(token);
+		await this.assertSessionLive(claims);
+		return claims;
+	}
+
+	/** The session half of `verifySession`, for callers that act between the signature check and the database. */
+	async assertSessionLive(claims: AccessClaims): Promise<void> {
 		if (claims.sessionId && this.#sessionLive && !(await this.#sessionLive(claims.sessionId, claims.userId)))
 			throw new TokenError('session_ended', 'this session has ended; sign in again');
-		return claims;
 	}
 
 	/** Where `verifySession` asks whether a session is live (the database; set by the composition root). */

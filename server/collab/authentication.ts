@@ -15,6 +15,8 @@ import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
 import { userIdFromDocumentName } from '../../src/lib/protocol/user-channel.ts';
 import type { Metrics } from '../metrics.ts';
+import { FloodLog } from '../log.ts';
+import { RateLimiter } from '../rate-limiter.ts';
 import { inSpan } from '../tracing.ts';
 
 /** What every connection carries once authenticated. */
@@ -49,6 +51,9 @@ export class Authentication implements Extension {
 	readonly #documentsPerConnection: number;
 	/** Rooms open per WebSocket: one socket multiplexes many documents. */
 	readonly #openPerSocket = new Map<string, number>();
+	/** Room logins per user on this node, counted before the database is asked anything. */
+	readonly #loginsPerUser: RateLimiter;
+	readonly #refusals: FloodLog;
 
 	readonly #metrics: Metrics | undefined;
 
@@ -56,13 +61,17 @@ export class Authentication implements Extension {
 		db: Db,
 		tokens: TokenService,
 		log: Logger,
-		options: { documentsPerConnection: number; metrics?: Metrics },
+		options: { documentsPerConnection: number; loginsPer10s: number; metrics?: Metrics },
 	) {
 		this.#db = db;
 		this.#tokens = tokens;
 		this.#log = log.child({ component: 'collab-auth' });
 		this.#documentsPerConnection = options.documentsPerConnection;
 		this.#metrics = options.metrics;
+		this.#loginsPerUser = new RateLimiter(options.loginsPer10s, 10_000);
+		this.#refusals = new FloodLog(this.#log, {
+			summary: 'more room logins were refused than are logged one by one; counted by reason',
+		});
 	}
 
 	onAuthenticate(payload: onAuthenticatePayload): Promise<CollabContext> {
@@ -77,12 +86,12 @@ export class Authentication implements Extension {
 		connectionConfig,
 		socketId,
 	}: onAuthenticatePayload): Promise<CollabContext> {
-		const user = await this.#verify(token ?? '', socketId);
+		const user = await this.#verify(token ?? '', socketId, true);
 		const channelOf = userIdFromDocumentName(documentName);
 		if (channelOf) {
 			// A user channel: its owner only, read-only (the server alone speaks on it).
 			if (channelOf !== user.userId) {
-				this.#log.info(
+				this.#refusals.info(
 					{ socketId, userId: user.userId, reason: 'not-your-channel' },
 					'collab connection refused',
 				);
@@ -105,7 +114,7 @@ export class Authentication implements Extension {
 		}
 		const roomId = roomIdFromDocumentName(documentName);
 		if (!roomId) {
-			this.#log.info(
+			this.#refusals.info(
 				{ socketId, userId: user.userId, reason: 'unknown-document' },
 				'collab connection refused',
 			);
@@ -116,7 +125,7 @@ export class Authentication implements Extension {
 			const rejection = (await rooms.exists(this.#db, roomId))
 				? collabRejections.notAMember
 				: collabRejections.unknownDocument;
-			this.#log.info(
+			this.#refusals.info(
 				{ socketId, userId: user.userId, roomId, reason: rejection.reason },
 				'collab connection refused',
 			);
@@ -144,12 +153,31 @@ export class Authentication implements Extension {
 	 * The token must be valid and its session live. A database that cannot answer is a refusal to retry soon
 	 * (`storage-unavailable`), not a verdict on the token.
 	 */
-	async #verify(token: string, socketId: string) {
+	async #verify(token: string, socketId: string, login = false) {
 		try {
-			return await this.#tokens.verifySession(token);
+			const claims = await this.#tokens.verifyAccess(token);
+			if (login) {
+				const wait = this.#loginsPerUser.take(claims.userId);
+				if (wait > 0) {
+					this.#refusals.warn(
+						{ socketId, userId: claims.userId, reason: 'logins-per-user' },
+						'collab connection refused',
+					);
+					throw {
+						...collabRejections.rateLimited,
+						reason: `rate-limited: try again in ${Math.ceil(wait / 1000)} s`,
+					};
+				}
+			}
+			await this.#tokens.assertSessionLive(claims);
+			return claims;
 		} catch (error) {
+			if ((error as { code?: unknown }).code === collabRejections.rateLimited.code) throw error;
 			if (!(error instanceof TokenError)) {
-				this.#log.warn({ err: error, socketId }, 'collab connection refused: cannot check the session');
+				this.#refusals.warn(
+					{ err: error, socketId, reason: collabRejections.unavailable.reason },
+					'collab connection refused: cannot check the session',
+				);
 				throw collabRejections.unavailable;
 			}
 			const rejection =
@@ -158,7 +186,7 @@ export class Authentication implements Extension {
 					: error.code === 'session_ended'
 						? collabRejections.sessionEnded
 						: collabRejections.unauthorized;
-			this.#log.info({ socketId, reason: rejection.reason }, 'collab connection refused');
+			this.#refusals.info({ socketId, reason: rejection.reason }, 'collab connection refused');
 			this.#metrics?.authFailures.inc({
 				channel: 'collab',
 				reason: error.code === 'token_invalid' ? 'token_invalid' : error.code,
@@ -170,7 +198,10 @@ export class Authentication implements Extension {
 	#countOpen(socketId: string, userId: string): void {
 		const open = this.#openPerSocket.get(socketId) ?? 0;
 		if (open >= this.#documentsPerConnection) {
-			this.#log.warn({ socketId, userId, open, reason: 'too-many-documents' }, 'collab connection refused');
+			this.#refusals.warn(
+				{ socketId, userId, open, reason: 'too-many-documents' },
+				'collab connection refused',
+			);
 			throw collabRejections.tooManyDocuments;
 		}
 		this.#openPerSocket.set(socketId, open + 1);

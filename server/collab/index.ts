@@ -7,6 +7,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
 import { RateLimiter } from '../rate-limiter.ts';
+import { FloodLog } from '../log.ts';
+import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { clientAddress } from '../http/client-address.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Redis } from 'ioredis';
@@ -28,9 +30,12 @@ import type { Metrics } from '../metrics.ts';
 export const COLLAB_PATH = '/collab';
 
 interface Peer {
+	id: string;
 	websocket: unknown;
 	request: unknown;
 	__connection?: ReturnType<Hocuspocus['handleConnection']>;
+	/** Set once the socket went over its frame budget: what it still sends is dropped unread. */
+	__flooded?: boolean;
 }
 
 /**
@@ -42,11 +47,15 @@ export class Collab {
 	readonly #persistence: Persistence;
 	readonly #ws: ReturnType<typeof crossws>;
 	readonly #log: Logger;
+	readonly #metrics: Metrics;
 	readonly #devices: Devices;
 	readonly #channels: UserChannels;
 	#closed = false;
 
 	readonly #connectionsPerIp: RateLimiter;
+	/** Every frame a socket sends counts, whatever it is (finding 8 of docs/security.md). */
+	readonly #framesPerSocket: RateLimiter;
+	readonly #floods: FloodLog;
 	readonly #clientAddress: (request: IncomingMessage) => string;
 
 	constructor(deps: {
@@ -64,7 +73,10 @@ export class Collab {
 	}) {
 		const { config } = deps;
 		this.#log = deps.log.child({ component: 'collab' });
+		this.#metrics = deps.metrics;
 		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
+		this.#framesPerSocket = new RateLimiter(config.WS_FRAMES_PER_10S, 10_000);
+		this.#floods = new FloodLog(this.#log);
 		this.#clientAddress = clientAddress(config.TRUST_PROXY);
 		const node = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 		this.#devices = new Devices({ redis: deps.redis, prefix: config.REDIS_PREFIX, node, log: deps.log });
@@ -81,6 +93,7 @@ export class Collab {
 			windowMessages: config.ROOM_WINDOW_MESSAGES,
 			updatesPer10s: config.WRITE_UPDATES_PER_10S,
 			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
+			anyUpdatesPer10s: config.WS_FRAMES_PER_10S,
 			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
 			judge: deps.judge,
 			relayBeforeCommit: deps.relayBeforeCommit,
@@ -93,6 +106,9 @@ export class Collab {
 			debounce: 2_000,
 			maxDebounce: 10_000,
 			unloadImmediately: true,
+			// Room logins waiting for their answer: the frame budget bounds them, and each gets an answer from
+			// Authentication (accepted, or refused with a reason) instead of the whole socket being reset.
+			maxPendingDocuments: config.WS_FRAMES_PER_10S,
 			extensions: [
 				// With REDIS_URL, any number of nodes share rooms: updates and awareness travel through Redis.
 				...(config.REDIS_URL
@@ -108,6 +124,7 @@ export class Collab {
 					: []),
 				new Authentication(deps.db, deps.tokens, deps.log, {
 					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
+					loginsPer10s: config.WS_FRAMES_PER_10S,
 					metrics: deps.metrics,
 				}),
 				new Access({
@@ -130,9 +147,12 @@ export class Collab {
 					p.__connection = this.hocuspocus.handleConnection(p.websocket as WebSocket, p.request as Request);
 				},
 				message: (peer, message) => {
-					(peer as unknown as Peer).__connection?.handleMessage(message.uint8Array());
+					const p = peer as unknown as Peer;
+					if (p.__flooded || !this.#withinBudget(p)) return;
+					p.__connection?.handleMessage(message.uint8Array());
 				},
 				close: (peer, event) => {
+					this.#framesPerSocket.reset(peer.id);
 					(peer as unknown as Peer).__connection?.handleClose({
 						code: event.code ?? 1000,
 						reason: event.reason ?? '',
@@ -143,6 +163,25 @@ export class Collab {
 				},
 			},
 		});
+	}
+
+	/**
+	 * Counts a frame against its socket's budget. Over it, the socket is closed with `rate-limited: try again in
+	 * N s` before the frame is read, and nothing more it sends is read: a flood costs the server a counter, not a
+	 * decode, a validation and an answer per frame.
+	 */
+	#withinBudget(peer: Peer): boolean {
+		const wait = this.#framesPerSocket.take(peer.id);
+		if (wait === 0) return true;
+		peer.__flooded = true;
+		const rejection = collabRejections.rateLimited;
+		this.#floods.warn({ peerId: peer.id, reason: 'frames-per-socket' }, 'websocket closed: rate limited');
+		this.#metrics.updatesRejected.inc({ reason: rejection.reason });
+		(peer.websocket as WebSocket).close(
+			rejection.code,
+			`${rejection.reason}: try again in ${Math.ceil(wait / 1000)} s`,
+		);
+		return false;
 	}
 
 	/** Routes WebSocket upgrades of /collab to Hocuspocus; any other upgrade is refused. */

@@ -89,6 +89,8 @@ export class Persistence implements Extension {
 
 	readonly #updatesPerUser: RateLimiter;
 	readonly #messagesPerUser: RateLimiter;
+	/** Every update counts here, with or without new events (an empty one costs a decode and an answer too). */
+	readonly #anyUpdatesPerUser: RateLimiter;
 	readonly #filter: ContentFilter | undefined;
 	readonly #judge: typeof judgeUpdate;
 	readonly #relayBeforeCommit: boolean;
@@ -106,6 +108,8 @@ export class Persistence implements Extension {
 			windowMessages?: number;
 			updatesPer10s: number;
 			messagesPer10s: number;
+			/** Updates of any kind per user per 10 s (`WS_FRAMES_PER_10S`). */
+			anyUpdatesPer10s?: number;
 			filter?: ContentFilter;
 			/** Only benchmarks replace the validator (bench/validation-server.ts measures what it costs). */
 			judge?: typeof judgeUpdate;
@@ -122,13 +126,16 @@ export class Persistence implements Extension {
 	) {
 		this.#db = db;
 		this.#log = log.child({ component: 'persistence' });
-		this.#refusals = new FloodLog(this.#log);
+		this.#refusals = new FloodLog(this.#log, {
+			summary: 'more updates were refused than are logged one by one; counted by reason',
+		});
 		this.#metrics = options.metrics;
 		this.#durable = new DurableLog(db, this.#log, options.metrics);
 		this.#compactAfter = options.compactAfterUpdates;
 		this.#window = options.windowMessages ?? 5_000;
 		this.#updatesPerUser = new RateLimiter(options.updatesPer10s, 10_000);
 		this.#messagesPerUser = new RateLimiter(options.messagesPer10s, 10_000);
+		this.#anyUpdatesPerUser = new RateLimiter(options.anyUpdatesPer10s ?? 1_000, 10_000);
 		this.#filter = options.filter?.mode === 'off' ? undefined : options.filter;
 		this.#judge = options.judge ?? judgeUpdate;
 		this.#relayBeforeCommit = options.relayBeforeCommit ?? false;
@@ -285,6 +292,15 @@ export class Persistence implements Extension {
 
 		const room = this.#rooms.get(documentName);
 		if (!room) throw collabRejections.unavailable;
+		const flooding = this.#anyUpdatesPerUser.take(context.user.id);
+		if (flooding > 0) {
+			this.#refusals.warn({ userId: context.user.id, roomId, reason: 'updates-per-user' }, 'update rejected');
+			this.#countRejection(collabRejections.rateLimited);
+			throw retryLater(
+				connection,
+				new UpdateRejected(collabRejections.rateLimited, `try again in ${Math.ceil(flooding / 1000)} s`),
+			);
+		}
 		const archived = new Map<string, ArchivedMessage>();
 		const judge = () =>
 			this.#judge(payload, {

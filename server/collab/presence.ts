@@ -1,5 +1,12 @@
-import type { beforeHandleAwarenessPayload, beforeHandleMessagePayload, Extension } from '@hocuspocus/server';
+import type {
+	beforeHandleAwarenessPayload,
+	beforeHandleMessagePayload,
+	Connection,
+	Document,
+	Extension,
+} from '@hocuspocus/server';
 import * as decoding from 'lib0/decoding';
+import * as encoding from 'lib0/encoding';
 import type { Logger } from 'pino';
 import { removeAwarenessStates } from 'y-protocols/awareness';
 import { colorFor } from '../../src/lib/protocol/awareness.ts';
@@ -8,6 +15,19 @@ import type { CollabContext } from './authentication.ts';
 const AWARENESS_MESSAGE = 1;
 /** A presence state is a name, a colour and a flag; anything bigger is not one. */
 const MAX_STATE_BYTES = 2048;
+/**
+ * A connection's presence goes out (to this node's members and to Redis) at most once per this many ms; what it
+ * sends faster is coalesced into its latest state, sent at the end of the interval. Typing indicators stay live.
+ */
+export const PRESENCE_INTERVAL_MS = 200;
+
+interface Pace {
+	/** When this connection's presence last went out. */
+	last: number;
+	/** The latest state that came too soon, with its clock, and the timer that sends it. */
+	pending?: { clientId: number; clock: number; state: unknown };
+	timer?: ReturnType<typeof setTimeout>;
+}
 
 /**
  * Presence that tells the truth: every awareness state a connection sends is rewritten to
@@ -19,8 +39,9 @@ const MAX_STATE_BYTES = 2048;
 export class Presence implements Extension {
 	readonly extensionName = 'presence';
 	readonly #log: Logger;
-	/** The client ids of the awareness frame each connection is sending right now (see beforeHandleMessage). */
-	readonly #frames = new WeakMap<object, number[]>();
+	/** The client ids (and clocks) of the awareness frame each connection is sending right now (see beforeHandleMessage). */
+	readonly #frames = new WeakMap<object, AwarenessFrame>();
+	readonly #pace = new WeakMap<Connection, Pace>();
 
 	constructor(log: Logger) {
 		this.#log = log.child({ component: 'presence' });
@@ -40,7 +61,8 @@ export class Presence implements Extension {
 		// One presence per connection: the client id it first spoke for, or the first one of this frame. A frame
 		// of 20,000 client ids would otherwise go out to every member (and node) as 20,000 states. (`states` also
 		// holds the local state of the scratch Awareness Hocuspocus decodes into: never one the client sent.)
-		const sent = this.#frames.get(connection) ?? [];
+		const frame = this.#frames.get(connection);
+		const sent = frame?.clients ?? [];
 		this.#frames.delete(connection);
 		const own = document.connections.get(connection)?.clients;
 		const mine =
@@ -82,6 +104,55 @@ export class Presence implements Extension {
 				typing: (state as { typing?: unknown }).typing === true,
 			});
 		}
+		this.#paceOut(states, connection, document, frame);
+	}
+
+	/**
+	 * At most one presence per connection per PRESENCE_INTERVAL_MS goes out: one that comes sooner waits for the
+	 * interval's end, replacing any that was already waiting. Whatever a connection sends, what leaves the server
+	 * for it is then at most one small state per interval, to each member and to each node.
+	 */
+	#paceOut(
+		states: Map<number, unknown>,
+		connection: Connection,
+		document: Document,
+		frame: AwarenessFrame | undefined,
+	): void {
+		const [entry] = states;
+		if (!entry) return;
+		const [clientId, state] = entry;
+		const now = Date.now();
+		const pace = this.#pace.get(connection) ?? { last: 0 };
+		this.#pace.set(connection, pace);
+		if (!pace.timer && now - pace.last >= PRESENCE_INTERVAL_MS) {
+			pace.last = now;
+			return;
+		}
+		const clock = frame?.clocks.get(clientId);
+		states.delete(clientId);
+		if (clock === undefined) return;
+		pace.pending = { clientId, clock, state };
+		pace.timer ??= setTimeout(
+			() => {
+				pace.timer = undefined;
+				const pending = pace.pending;
+				pace.pending = undefined;
+				// Gone meanwhile (closed, or left): nothing to send.
+				if (!pending || !document.connections.has(connection)) return;
+				pace.last = Date.now();
+				document.applyAwarenessUpdate(connection, encodeState(pending));
+			},
+			Math.max(0, pace.last + PRESENCE_INTERVAL_MS - now),
+		);
+	}
+
+	/** A connection that leaves takes its waiting presence with it (one that closes: see the timer). */
+	#dropPending(connection: Connection): void {
+		const pace = this.#pace.get(connection);
+		if (!pace) return;
+		clearTimeout(pace.timer);
+		pace.timer = undefined;
+		pace.pending = undefined;
 	}
 
 	/**
@@ -91,9 +162,10 @@ export class Presence implements Extension {
 	async beforeHandleMessage({ connection, document, update }: beforeHandleMessagePayload<CollabContext>) {
 		const frame = readAwarenessFrame(update);
 		if (!frame) return;
-		this.#frames.set(connection, frame.clients);
+		this.#frames.set(connection, frame);
 		const left = frame.left;
 		if (left.length === 0) return;
+		this.#dropPending(connection);
 		const own = document.connections.get(connection)?.clients;
 		const ids = left.filter((id) => own?.has(id));
 		if (ids.length > 0) removeAwarenessStates(document.awareness, ids, { source: 'connection', connection });
@@ -103,11 +175,17 @@ export class Presence implements Extension {
 /** An awareness frame's client ids are read up to this many; the rest are dropped with all but one anyway. */
 const MAX_FRAME_CLIENTS = 1_000;
 
+interface AwarenessFrame {
+	clients: number[];
+	clocks: Map<number, number>;
+	left: number[];
+}
+
 /**
- * The client ids an awareness frame speaks for, and those whose state is `null` (leaving); null for any other or
- * malformed frame.
+ * The client ids an awareness frame speaks for, with their clocks, and those whose state is `null` (leaving); null
+ * for any other or malformed frame.
  */
-function readAwarenessFrame(frame: Uint8Array): { clients: number[]; left: number[] } | null {
+function readAwarenessFrame(frame: Uint8Array): AwarenessFrame | null {
 	try {
 		const decoder = decoding.createDecoder(frame);
 		decoding.readVarString(decoder);
@@ -115,16 +193,35 @@ function readAwarenessFrame(frame: Uint8Array): { clients: number[]; left: numbe
 		const update = decoding.createDecoder(decoding.readVarUint8Array(decoder));
 		const count = decoding.readVarUint(update);
 		const clients: number[] = [];
+		const clocks = new Map<number, number>();
 		const left: number[] = [];
 		for (let i = 0; i < count && i < MAX_FRAME_CLIENTS; i++) {
 			const clientId = decoding.readVarUint(update);
-			decoding.readVarUint(update);
+			clocks.set(clientId, decoding.readVarUint(update));
 			clients.push(clientId);
 			if (decoding.readVarString(update) === 'null') left.push(clientId);
 		}
-		return { clients, left };
+		return { clients, clocks, left };
 	} catch {
 		// Not a well-formed awareness frame: Hocuspocus itself rejects or ignores it.
 		return null;
 	}
+}
+
+/** One client's state as an awareness update (y-protocols' encoding: count, then id, clock and JSON each). */
+function encodeState({
+	clientId,
+	clock,
+	state,
+}: {
+	clientId: number;
+	clock: number;
+	state: unknown;
+}): Uint8Array {
+	const encoder = encoding.createEncoder();
+	encoding.writeVarUint(encoder, 1);
+	encoding.writeVarUint(encoder, clientId);
+	encoding.writeVarUint(encoder, clock);
+	encoding.writeVarString(encoder, JSON.stringify(state));
+	return encoding.toUint8Array(encoder);
 }

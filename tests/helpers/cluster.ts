@@ -14,6 +14,8 @@ export interface Cluster {
 	/** The current process of each node (a restart replaces it). */
 	nodes: ServerProcess[];
 	urls: string[];
+	/** The nodes' REDIS_PREFIX: room traffic between nodes goes on `<prefix>:collab:<document name>`. */
+	prefix: string;
 	api: Api;
 	ws(node: number): string;
 	/** A test client on `node`, destroyed with the cluster. */
@@ -65,6 +67,7 @@ export async function startCluster(
 	return {
 		nodes,
 		urls,
+		prefix,
 		api: new Api(urls[0] as string),
 		ws,
 		open(node, roomId, user, options) {

@@ -14,6 +14,36 @@ export const Msg = {
 const SYNC_STEP_1 = 0;
 const SYNC_UPDATE = 2;
 
+/** One Hocuspocus frame: the document's name, the message type, then the body. */
+export function frame(
+	documentName: string,
+	type: number,
+	body: (encoder: encoding.Encoder) => void,
+): Uint8Array {
+	const encoder = encoding.createEncoder();
+	encoding.writeVarString(encoder, documentName);
+	encoding.writeVarUint(encoder, type);
+	body(encoder);
+	return encoding.toUint8Array(encoder);
+}
+
+/** A room login (Hocuspocus's Auth message) for `documentName`. */
+export function authFrame(documentName: string, token: string): Uint8Array {
+	return frame(documentName, Msg.Auth, (e) => {
+		encoding.writeVarUint(e, 0);
+		encoding.writeVarString(e, token);
+		encoding.writeVarString(e, '4.8.0');
+	});
+}
+
+/** An update message (sync step "update") for `documentName`. */
+export function updateFrame(documentName: string, update: Uint8Array): Uint8Array {
+	return frame(documentName, Msg.Sync, (e) => {
+		encoding.writeVarUint(e, SYNC_UPDATE);
+		encoding.writeVarUint8Array(e, update);
+	});
+}
+
 export type Outcome =
 	| { kind: 'denied'; reason: string }
 	| { kind: 'doc-closed'; reason: string }
@@ -76,22 +106,12 @@ export class RawClient {
 			client.ws.addEventListener('open', () => resolve(), { once: true });
 			client.ws.addEventListener('error', () => reject(new Error('websocket error')), { once: true });
 		});
-		client.send(
-			client.frame(Msg.Auth, (e) => {
-				encoding.writeVarUint(e, 0);
-				encoding.writeVarString(e, token);
-				encoding.writeVarString(e, '4.8.0');
-			}),
-		);
+		client.send(authFrame(documentName, token));
 		return client;
 	}
 
 	frame(type: number, body: (encoder: encoding.Encoder) => void): Uint8Array {
-		const encoder = encoding.createEncoder();
-		encoding.writeVarString(encoder, this.documentName);
-		encoding.writeVarUint(encoder, type);
-		body(encoder);
-		return encoding.toUint8Array(encoder);
+		return frame(this.documentName, type, body);
 	}
 
 	send(bytes: Uint8Array) {
@@ -108,12 +128,7 @@ export class RawClient {
 	}
 
 	sendUpdate(update: Uint8Array) {
-		this.send(
-			this.frame(Msg.Sync, (e) => {
-				encoding.writeVarUint(e, SYNC_UPDATE);
-				encoding.writeVarUint8Array(e, update);
-			}),
-		);
+		this.send(updateFrame(this.documentName, update));
 	}
 
 	/** How the server answered within `ms` (still open when it did not react). */

@@ -1,13 +1,16 @@
 import fs from 'node:fs';
 import { createHash, randomUUID } from 'node:crypto';
 import { SignJWT } from 'jose';
+import { Redis } from 'ioredis';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
 import * as encoding from 'lib0/encoding';
 import * as Y from 'yjs';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
 import { spawnServer, type ServerProcess } from '../helpers/process.ts';
-import { Msg, RawClient, type Outcome } from '../helpers/raw-ws.ts';
+import { authFrame, frame, Msg, RawClient, type Outcome } from '../helpers/raw-ws.ts';
+import * as decoding from 'lib0/decoding';
 import { Api, tmpDir } from '../helpers/server.ts';
 
 /**
@@ -475,6 +478,104 @@ describe('a hostile client: the 2026-11 review', () => {
 		}
 	});
 
+	it('cannot flood a socket with updates that do not count: 20,000 empty updates are cut off (finding 8)', async () => {
+		const honest = connect(wsUrl, roomId, ana.accessToken, ana.user.id);
+		const client = await RawClient.open(wsUrl, `room:${roomId}`, mallory.accessToken);
+		try {
+			await honest.synced();
+			await client.authenticated;
+			let answered = 0;
+			client.ws.addEventListener('message', (event) => {
+				const decoder = decoding.createDecoder(new Uint8Array(event.data as ArrayBuffer));
+				decoding.readVarString(decoder);
+				if (decoding.readVarUint(decoder) === Msg.SyncStatus) answered++;
+			});
+			const empty = Y.encodeStateAsUpdate(new Y.Doc());
+			for (let i = 0; i < 20_000; i++) client.sendUpdate(empty);
+			const outcome = await client.outcome(15_000);
+			console.log(`20,000 empty updates: ${answered} processed, then ${JSON.stringify(outcome)}`);
+			expect(outcome).toMatchObject({ kind: 'socket-closed', code: 4429 });
+			expect('reason' in outcome ? outcome.reason : '').toMatch(/^rate-limited/);
+			expect(answered).toBeLessThan(2_000);
+			// The honest member writes on as before.
+			honest.send('after the flood');
+			await honest.synced();
+		} finally {
+			client.close();
+			honest.destroy();
+		}
+	});
+
+	it('answers every room login on a socket, accepted or refused, even 120 sent at once (finding 8)', async () => {
+		const own = [roomId, (await api.createGroup(mallory.accessToken, [], 'second')).id];
+		// 120 logins at once: two rooms Mallory is in, and 118 that do not exist. (A second login to a room already
+		// open on the socket is a token renewal in Hocuspocus's protocol, not a login: it gets no answer.)
+		const names = [
+			...own.map((id) => `room:${id}`),
+			...Array.from({ length: 118 }, () => `room:${randomUUID()}`),
+		];
+		const ws = new WebSocket(wsUrl);
+		ws.binaryType = 'arraybuffer';
+		await new Promise((resolve, reject) => {
+			ws.onopen = resolve;
+			ws.onerror = reject;
+		});
+		const answers = new Map<string, string[]>();
+		let closed: { code: number; reason: string } | undefined;
+		ws.addEventListener('close', (event) => (closed = { code: event.code, reason: event.reason }));
+		ws.addEventListener('message', (event) => {
+			const decoder = decoding.createDecoder(new Uint8Array(event.data as ArrayBuffer));
+			const name = decoding.readVarString(decoder);
+			if (decoding.readVarUint(decoder) !== Msg.Auth) return;
+			const kind = decoding.readVarUint(decoder);
+			const answer = kind === 2 ? 'authenticated' : decoding.readVarString(decoder);
+			answers.set(name, [...(answers.get(name) ?? []), answer]);
+		});
+		try {
+			for (const name of names) ws.send(authFrame(name, mallory.accessToken) as Uint8Array<ArrayBuffer>);
+			const count = () => [...answers.values()].reduce((n, a) => n + a.length, 0);
+			await waitFor(
+				() => count() >= names.length || closed !== undefined,
+				15_000,
+				'an answer to every login',
+			).catch(() => undefined);
+			console.log(
+				`120 logins: ${count()} answered; socket ${closed ? `closed ${JSON.stringify(closed)}` : 'open'}`,
+			);
+			expect(closed).toBeUndefined();
+			expect(count()).toBe(names.length);
+			expect(answers.get(`room:${own[1]}`)).toEqual(['authenticated']);
+			expect(answers.get(`room:${own[0]}`)).toEqual(['authenticated']);
+			for (const name of names.slice(2)) expect(answers.get(name), name).toEqual(['unknown-document']);
+		} finally {
+			ws.close();
+		}
+	});
+
+	it('cannot send presence faster than it goes out: 50 states in a second reach Ana as a few, the last one kept (finding 7)', async () => {
+		const watcher = await RawClient.open(wsUrl, `room:${roomId}`, ana.accessToken);
+		const client = await RawClient.open(wsUrl, `room:${roomId}`, mallory.accessToken);
+		try {
+			await Promise.all([watcher.authenticated, client.authenticated]);
+			await new Promise((resolve) => setTimeout(resolve, 300));
+			const seen = watchAwareness(watcher);
+			const clientId = 424_242;
+			for (let clock = 1; clock <= 50; clock++) {
+				client.send(awarenessFrame(`room:${roomId}`, clientId, clock, { typing: clock === 50 }));
+				await new Promise((resolve) => setTimeout(resolve, 20));
+			}
+			await waitFor(() => seen.last.get(clientId)?.typing === true, 5_000, 'the last state to reach Ana');
+			await new Promise((resolve) => setTimeout(resolve, 500));
+			console.log(`50 presence frames in 1 s reached Ana as ${seen.frames} (${seen.bytes} bytes)`);
+			// One each PRESENCE_INTERVAL_MS (200 ms) at most, plus the first and the last.
+			expect(seen.frames).toBeLessThanOrEqual(8);
+			expect(seen.last.get(clientId)).toMatchObject({ user: { id: mallory.user.id }, typing: true });
+		} finally {
+			client.close();
+			watcher.close();
+		}
+	});
+
 	it('cannot plant a spreadsheet formula in a CSV export (finding 5)', async () => {
 		const own = (await api.createGroup(mallory.accessToken, [], 'formulas')).id;
 		const client = connect(wsUrl, own, mallory.accessToken, mallory.user.id);
@@ -555,3 +656,98 @@ describe('a hostile client: the 2026-11 review', () => {
 		expect((await api.get('/api/me', mallory.accessToken)).status).toBe(200);
 	});
 });
+
+describe.skipIf(!canRunCluster)('a hostile client on two nodes: the 2026-11 review', () => {
+	let cluster: Cluster;
+
+	beforeAll(async () => {
+		cluster = await startCluster(2);
+	});
+
+	afterAll(async () => {
+		await cluster?.close();
+	});
+
+	it('cannot make one node flood its peer with presence: 1,000 frames a second go out as a few (finding 7)', async () => {
+		const mallory = await cluster.api.register('mallory');
+		const ana = await cluster.api.register('ana');
+		const roomId = (await cluster.api.createGroup(mallory.accessToken, [ana.user.id])).id;
+		const doc = `room:${roomId}`;
+		// What travels between the nodes for this room, as Redis carries it.
+		const redis = new Redis(inject('redisUrl') as string);
+		let relayed = 0;
+		redis.on('messageBuffer', (_channel: Buffer, message: Buffer) => (relayed += message.length));
+		await redis.subscribe(`${cluster.prefix}:collab:${doc}`);
+		const watcher = await RawClient.open(cluster.ws(1), doc, ana.accessToken);
+		const client = await RawClient.open(cluster.ws(0), doc, mallory.accessToken);
+		try {
+			await Promise.all([watcher.authenticated, client.authenticated]);
+			await new Promise((resolve) => setTimeout(resolve, 500));
+			const seen = watchAwareness(watcher);
+			relayed = 0;
+			let sent = 0;
+			let clock = 0;
+			const started = performance.now();
+			// 100 frames every 100 ms, for 3 s or until the server closes the socket.
+			while (performance.now() - started < 3_000 && client.ws.readyState === WebSocket.OPEN) {
+				for (let i = 0; i < 100; i++) {
+					const bytes = awarenessFrame(doc, 777_777, ++clock, { typing: clock % 2 === 0 });
+					client.send(bytes);
+					sent += bytes.length;
+				}
+				await new Promise((resolve) => setTimeout(resolve, 100));
+			}
+			const outcome = await client.outcome(5_000);
+			await new Promise((resolve) => setTimeout(resolve, 1_000));
+			const seconds = (performance.now() - started) / 1000;
+			console.log(
+				`${clock} presence frames (${sent} bytes) on node A: ${relayed} bytes to Redis, ` +
+					`${seen.frames} frames (${seen.bytes} bytes) to Ana on node B in ${seconds.toFixed(1)} s; ${JSON.stringify(outcome)}`,
+			);
+			expect(seen.last.get(777_777)?.user?.id).toBe(mallory.user.id);
+			// At most one state per 200 ms interval crosses to the other node and reaches Ana.
+			expect(seen.frames).toBeLessThanOrEqual(Math.ceil(seconds * 5) + 2);
+			expect(relayed).toBeLessThan(sent / 10);
+			expect(seen.bytes).toBeLessThan(sent / 10);
+			// And a sender that keeps flooding does not stay connected.
+			expect(outcome).toMatchObject({ kind: 'socket-closed', code: 4429 });
+		} finally {
+			client.close();
+			watcher.close();
+			redis.disconnect();
+		}
+	});
+});
+
+/** An awareness frame for one client id: y-protocols' encoding of one state with its clock. */
+function awarenessFrame(documentName: string, clientId: number, clock: number, state: unknown): Uint8Array {
+	const states = encoding.createEncoder();
+	encoding.writeVarUint(states, 1);
+	encoding.writeVarUint(states, clientId);
+	encoding.writeVarUint(states, clock);
+	encoding.writeVarString(states, JSON.stringify(state));
+	return frame(documentName, Msg.Awareness, (e) =>
+		encoding.writeVarUint8Array(e, encoding.toUint8Array(states)),
+	);
+}
+
+/** Counts the awareness frames (and their bytes) a raw client receives, and keeps the last state of each id. */
+function watchAwareness(client: RawClient) {
+	const seen = { frames: 0, bytes: 0, last: new Map<number, { user?: { id: string }; typing?: boolean }>() };
+	client.ws.addEventListener('message', (event) => {
+		const bytes = new Uint8Array(event.data as ArrayBuffer);
+		const decoder = decoding.createDecoder(bytes);
+		decoding.readVarString(decoder);
+		if (decoding.readVarUint(decoder) !== Msg.Awareness) return;
+		seen.frames++;
+		seen.bytes += bytes.length;
+		const update = decoding.createDecoder(decoding.readVarUint8Array(decoder));
+		const count = decoding.readVarUint(update);
+		for (let i = 0; i < count; i++) {
+			const id = decoding.readVarUint(update);
+			decoding.readVarUint(update);
+			seen.last.set(id, JSON.parse(decoding.readVarString(update)));
+		}
+	});
+	return seen;
+}
