@@ -7,7 +7,7 @@ import type { judgeUpdate } from './collab/validation.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
-import { buildHttp } from './http/app.ts';
+import { buildHttp, type HttpRoute } from './http/app.ts';
 import { Redis } from 'ioredis';
 import { RoomService } from './rooms.ts';
 import * as sessions from './data/sessions.ts';
@@ -23,6 +23,8 @@ export interface App {
 	readonly push: PushService;
 	/** The bound address once listening, e.g. to learn the port when PORT=0. */
 	readonly url: string;
+	/** Every HTTP route the server answers (tests walk them all). */
+	readonly routes: readonly HttpRoute[];
 	/** Stops taking requests, flushes every document, closes the database. Idempotent. */
 	stop(): Promise<void>;
 }
@@ -103,6 +105,7 @@ export async function startApp(
 			documents: () => collab.hocuspocus.getDocumentsCount(),
 			redisUp: redis ? () => (redis as Redis).status === 'ready' : undefined,
 		});
+		const routes: HttpRoute[] = [];
 		const http = await buildHttp(
 			{
 				config,
@@ -115,6 +118,7 @@ export async function startApp(
 				redisReady: redis ? async () => void (await (redis as Redis).ping()) : undefined,
 			},
 			log,
+			(route) => routes.push(route),
 		);
 		collab.attach(http.server as Server);
 		const url = await http.listen({ port: config.PORT, host: config.HOST });
@@ -126,6 +130,7 @@ export async function startApp(
 			collab,
 			push,
 			url,
+			routes,
 			stop: () =>
 				(stopping ??= (async () => {
 					log.info('shutting down: closing connections and flushing documents');

@@ -3,7 +3,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+	type FastifyBaseLogger,
+	type FastifyError,
+	type FastifyInstance,
+	type FastifyReply,
+	type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiErrorBody } from '../../src/lib/protocol/errors.ts';
 import { AppError } from '../errors.ts';
@@ -41,15 +47,62 @@ function toBody(error: AppError): ApiErrorBody {
 	};
 }
 
-/** The JSON API, health endpoints and the built SPA on one Fastify instance. */
-export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyInstance> {
+/** One route the HTTP server answers: a method and a pattern, e.g. `GET /api/rooms/:id`. */
+export interface HttpRoute {
+	method: string;
+	url: string;
+}
+
+/**
+ * The JSON API, health endpoints and the built SPA on one Fastify instance. `onRoute` hears of every route as it
+ * is registered (the tests walk them all).
+ */
+export async function buildHttp(
+	deps: HttpDeps,
+	log: Logger,
+	onRoute?: (route: HttpRoute) => void,
+): Promise<FastifyInstance> {
+	const handleError = (error: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
+		if (error instanceof AppError) {
+			if (error.authFailure) deps.metrics.authFailures.inc({ channel: 'http', reason: error.authFailure });
+			else if (error.code === 'rate_limited' && request.routeOptions.url?.startsWith('/api/auth/'))
+				deps.metrics.authFailures.inc({ channel: 'http', reason: 'rate_limited' });
+			if (error.code === 'rate_limited')
+				request.log.warn({ route: request.routeOptions.url }, 'rate limited');
+			return reply.code(error.status).send(toBody(error));
+		}
+		const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
+		const mapped = code ? fastifyErrorCodes[code] : undefined;
+		if (mapped)
+			return reply.code(new AppError(mapped, '').status).send(toBody(new AppError(mapped, error.message)));
+		if (code && DB_DOWN.has(code)) {
+			request.log.error({ err: error }, 'database unavailable');
+			return reply
+				.code(503)
+				.send(toBody(new AppError('unavailable', 'the database is unavailable; try again shortly')));
+		}
+		if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode < 500) {
+			return reply.code(error.statusCode).send(toBody(new AppError('bad_request', error.message)));
+		}
+		request.log.error({ err: error }, 'request failed');
+		return reply.code(500).send(toBody(new AppError('internal', 'something went wrong on the server')));
+	};
+
 	const app = Fastify({
 		loggerInstance: log as FastifyBaseLogger,
 		genReqId: () => randomUUID(),
 		bodyLimit: 64 * 1024,
 		// The same proxies as the WebSocket upgrades trust (client-address.ts); none: the socket's peer.
 		trustProxy: deps.config.TRUST_PROXY.length > 0 ? [...deps.config.TRUST_PROXY] : false,
+		// What fails before any route runs (a path that does not decode, an overlong path parameter) gets the
+		// API's error shape too, not Fastify's own.
+		frameworkErrors: handleError,
 	});
+	if (onRoute) {
+		app.addHook('onRoute', (route) => {
+			for (const method of [route.method].flat()) onRoute({ method, url: route.url });
+		});
+	}
 
 	await app.register(fastifyRateLimit, {
 		global: false,
@@ -96,31 +149,7 @@ export async function buildHttp(deps: HttpDeps, log: Logger): Promise<FastifyIns
 		}
 	});
 
-	app.setErrorHandler((error: FastifyError | AppError, request, reply) => {
-		if (error instanceof AppError) {
-			if (error.authFailure) deps.metrics.authFailures.inc({ channel: 'http', reason: error.authFailure });
-			else if (error.code === 'rate_limited' && request.routeOptions.url?.startsWith('/api/auth/'))
-				deps.metrics.authFailures.inc({ channel: 'http', reason: 'rate_limited' });
-			if (error.code === 'rate_limited')
-				request.log.warn({ route: request.routeOptions.url }, 'rate limited');
-			return reply.code(error.status).send(toBody(error));
-		}
-		const code = 'code' in error && typeof error.code === 'string' ? error.code : undefined;
-		const mapped = code ? fastifyErrorCodes[code] : undefined;
-		if (mapped)
-			return reply.code(new AppError(mapped, '').status).send(toBody(new AppError(mapped, error.message)));
-		if (code && DB_DOWN.has(code)) {
-			request.log.error({ err: error }, 'database unavailable');
-			return reply
-				.code(503)
-				.send(toBody(new AppError('unavailable', 'the database is unavailable; try again shortly')));
-		}
-		if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode < 500) {
-			return reply.code(error.statusCode).send(toBody(new AppError('bad_request', error.message)));
-		}
-		request.log.error({ err: error }, 'request failed');
-		return reply.code(500).send(toBody(new AppError('internal', 'something went wrong on the server')));
-	});
+	app.setErrorHandler(handleError);
 
 	securityHeaders(app, deps.config.STATIC_DIR);
 	healthRoutes(app, deps);

@@ -52,7 +52,13 @@ export function readCookie(request: FastifyRequest, name: string): string | unde
 	if (!header) return undefined;
 	for (const part of header.split(';')) {
 		const [k, ...v] = part.trim().split('=');
-		if (k === name) return decodeURIComponent(v.join('='));
+		if (k !== name) continue;
+		// Our tokens are base64url: a value that does not even decode is no token of ours.
+		try {
+			return decodeURIComponent(v.join('='));
+		} catch {
+			return undefined;
+		}
 	}
 	return undefined;
 }

@@ -3,8 +3,8 @@ import { uuid } from './ids.ts';
 import { limits } from './limits.ts';
 
 /** Postgres text cannot hold NUL: refused as input, never passed on to a query that would fail on it. */
-const noNul = (s: string) => !s.includes('\u0000');
-const noNulMessage = 'must not contain NUL characters';
+export const noNul = (s: string) => !s.includes('\u0000');
+export const noNulMessage = 'must not contain NUL characters';
 
 /**
  * An ISO timestamp Postgres can store: years 0001 to 9999 (`z.iso.datetime` also accepts year 0000, which
@@ -31,7 +31,8 @@ export const loginBody = z.strictObject({
 	name: z
 		.string()
 		.min(1)
-		.max(limits.nameMax * 4),
+		.max(limits.nameMax * 4)
+		.refine(noNul, noNulMessage),
 	password: z
 		.string()
 		.min(1)

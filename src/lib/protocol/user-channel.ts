@@ -1,5 +1,5 @@
 import { z } from './zod.ts';
-import { role } from './api.ts';
+import { noNul, noNulMessage, role } from './api.ts';
 import { idFromDocumentName, uuid } from './ids.ts';
 import { readJsonMessage } from './stateless.ts';
 
@@ -192,7 +192,11 @@ export type PushSubscriptionBody = z.input<typeof pushSubscriptionBody>;
 
 /** The body of `DELETE /api/push/subscriptions`. */
 export const pushUnsubscribeBody = z.strictObject({
-	endpoint: z.string().min(1, 'expected the endpoint').max(2048, 'expected at most 2048 characters'),
+	endpoint: z
+		.string()
+		.min(1, 'expected the endpoint')
+		.max(2048, 'expected at most 2048 characters')
+		.refine(noNul, noNulMessage),
 });
 
 /** The answer of `GET /api/push/key`: the server's VAPID public key (unpadded base64url of 65 bytes). */
