@@ -19,6 +19,9 @@ import { FloodLog } from '../log.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { inSpan } from '../tracing.ts';
 
+/** How stale a user's "last seen" may be (it is shown as "last seen 5 minutes ago"). */
+const LAST_SEEN_RESOLUTION_MS = 15_000;
+
 /** What every connection carries once authenticated. */
 export interface CollabContext {
 	user: { id: string; name: string };
@@ -51,6 +54,8 @@ export class Authentication implements Extension {
 	readonly #documentsPerConnection: number;
 	/** Rooms open per WebSocket: one socket multiplexes many documents. */
 	readonly #openPerSocket = new Map<string, number>();
+	/** When this node last wrote each user's "last seen" (see #touchLastSeen). */
+	readonly #lastSeenWritten = new Map<string, number>();
 	/** Room logins per user on this node, counted before the database is asked anything. */
 	readonly #loginsPerUser: RateLimiter;
 	readonly #refusals: FloodLog;
@@ -100,7 +105,7 @@ export class Authentication implements Extension {
 			this.#countOpen(socketId, user.userId);
 			connectionConfig.readOnly = true;
 			// The app is open: that is being seen, even with no room open.
-			await users.touchLastSeen(this.#db, user.userId);
+			await this.#touchLastSeen(user.userId);
 			return {
 				user: { id: user.userId, name: user.name },
 				roomId: '',
@@ -136,7 +141,7 @@ export class Authentication implements Extension {
 		this.#countOpen(socketId, user.userId);
 		const { role, isGroup } = membership;
 		connectionConfig.readOnly = role === 'readonly';
-		await users.touchLastSeen(this.#db, user.userId);
+		await this.#touchLastSeen(user.userId);
 		return {
 			user: { id: user.userId, name: user.name },
 			roomId,
@@ -220,13 +225,27 @@ export class Authentication implements Extension {
 		context.sessionId = claims.sessionId;
 	}
 
+	/**
+	 * "Last seen" is shown to the minute: one write per user per LAST_SEEN_RESOLUTION_MS on this node is enough,
+	 * and a client that logs in and out of rooms in a loop does not turn each login into a database write.
+	 */
+	async #touchLastSeen(userId: string): Promise<void> {
+		const now = Date.now();
+		if (now - (this.#lastSeenWritten.get(userId) ?? 0) < LAST_SEEN_RESOLUTION_MS) return;
+		this.#lastSeenWritten.set(userId, now);
+		if (this.#lastSeenWritten.size > 10_000) {
+			for (const [id, at] of this.#lastSeenWritten) if (now - at >= LAST_SEEN_RESOLUTION_MS) this.#lastSeenWritten.delete(id);
+		}
+		await users.touchLastSeen(this.#db, userId);
+	}
+
 	/** "Last seen" is the last time a user had the app (their user channel) or a room open. */
 	async onDisconnect({ context, socketId }: onDisconnectPayload<CollabContext>): Promise<void> {
 		const open = (this.#openPerSocket.get(socketId) ?? 1) - 1;
 		if (open > 0) this.#openPerSocket.set(socketId, open);
 		else this.#openPerSocket.delete(socketId);
 		if (!context?.user) return;
-		await users.touchLastSeen(this.#db, context.user.id).catch((error: unknown) => {
+		await this.#touchLastSeen(context.user.id).catch((error: unknown) => {
 			// Presence bookkeeping only: a failure here must not disturb the disconnect.
 			this.#log.warn({ err: error, userId: context.user.id }, 'could not record last seen');
 		});

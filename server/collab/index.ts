@@ -8,6 +8,7 @@ import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { FloodLog } from '../log.ts';
+import { IdleReclaim } from '../memory.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { clientAddress } from '../http/client-address.ts';
 import type { TokenService } from '../auth/tokens.ts';
@@ -56,6 +57,9 @@ export class Collab {
 	/** Every frame a socket sends counts, whatever it is (finding 8 of docs/security.md). */
 	readonly #framesPerSocket: RateLimiter;
 	readonly #floods: FloodLog;
+	/** Frames received since boot: the activity IdleReclaim watches. */
+	#frames = 0;
+	readonly #reclaim: IdleReclaim;
 	readonly #clientAddress: (request: IncomingMessage) => string;
 
 	constructor(deps: {
@@ -77,6 +81,7 @@ export class Collab {
 		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
 		this.#framesPerSocket = new RateLimiter(config.WS_FRAMES_PER_10S, 10_000);
 		this.#floods = new FloodLog(this.#log);
+		this.#reclaim = new IdleReclaim({ activity: () => this.#frames, log: deps.log });
 		this.#clientAddress = clientAddress(config.TRUST_PROXY);
 		const node = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 		this.#devices = new Devices({ redis: deps.redis, prefix: config.REDIS_PREFIX, node, log: deps.log });
@@ -148,6 +153,7 @@ export class Collab {
 				},
 				message: (peer, message) => {
 					const p = peer as unknown as Peer;
+					this.#frames++;
 					if (p.__flooded || !this.#withinBudget(p)) return;
 					p.__connection?.handleMessage(message.uint8Array());
 				},
@@ -233,5 +239,6 @@ export class Collab {
 		await this.#persistence.flush();
 		this.#channels.close();
 		this.#devices.close();
+		this.#reclaim.close();
 	}
 }
