@@ -19,6 +19,12 @@ import { FloodLog } from '../log.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { inSpan } from '../tracing.ts';
 
+/** One of our own refusals (`collabRejections`, possibly with a detail), as opposed to an error. */
+function isRejection(error: unknown): boolean {
+	const { code, reason } = (error ?? {}) as { code?: unknown; reason?: unknown };
+	return typeof code === 'number' && code >= 4000 && code < 5000 && typeof reason === 'string';
+}
+
 /** How stale a user's "last seen" may be (it is shown as "last seen 5 minutes ago"). */
 const LAST_SEEN_RESOLUTION_MS = 15_000;
 
@@ -81,7 +87,17 @@ export class Authentication implements Extension {
 
 	onAuthenticate(payload: onAuthenticatePayload): Promise<CollabContext> {
 		return inSpan('chat.authenticate', { attributes: { 'chat.channel': 'collab' } }, () =>
-			this.#authenticate(payload),
+			this.#authenticate(payload).catch((error: unknown) => {
+				if (isRejection(error)) throw error;
+				// The database could not answer (down, timed out, read-only): a refusal to retry soon, never a
+				// verdict on the user's rights (Hocuspocus would answer a bare error with `permission-denied`).
+				this.#refusals.warn(
+					{ err: error, socketId: payload.socketId, reason: collabRejections.unavailable.reason },
+					'collab connection refused: cannot check the membership',
+				);
+				this.#metrics?.updatesRejected.inc({ reason: collabRejections.unavailable.reason });
+				throw collabRejections.unavailable;
+			}),
 		);
 	}
 
@@ -234,7 +250,8 @@ export class Authentication implements Extension {
 		if (now - (this.#lastSeenWritten.get(userId) ?? 0) < LAST_SEEN_RESOLUTION_MS) return;
 		this.#lastSeenWritten.set(userId, now);
 		if (this.#lastSeenWritten.size > 10_000) {
-			for (const [id, at] of this.#lastSeenWritten) if (now - at >= LAST_SEEN_RESOLUTION_MS) this.#lastSeenWritten.delete(id);
+			for (const [id, at] of this.#lastSeenWritten)
+				if (now - at >= LAST_SEEN_RESOLUTION_MS) this.#lastSeenWritten.delete(id);
 		}
 		await users.touchLastSeen(this.#db, userId);
 	}

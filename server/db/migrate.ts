@@ -36,40 +36,44 @@ async function readMigrations(dir: string): Promise<Migration[]> {
  */
 export async function migrate(db: Db, dir = migrationsDir): Promise<string[]> {
 	const migrations = await readMigrations(dir);
-	return db.transaction(async (tx) => {
-		await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
-		await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+	return db.transaction(
+		async (tx) => {
+			await tx.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY]);
+			await tx.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
 			name text PRIMARY KEY,
 			checksum text NOT NULL,
 			applied_at timestamptz NOT NULL DEFAULT now()
 		)`);
-		const applied = new Map(
-			(
-				await tx.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations')
-			).rows.map((r) => [r.name, r.checksum]),
-		);
-		const done: string[] = [];
-		for (const migration of migrations) {
-			const checksum = applied.get(migration.name);
-			if (checksum !== undefined) {
-				if (checksum !== migration.checksum) {
-					throw new MigrationError(
-						`migration ${migration.name} was changed after it was applied; add a new migration instead`,
-					);
+			const applied = new Map(
+				(
+					await tx.query<{ name: string; checksum: string }>('SELECT name, checksum FROM schema_migrations')
+				).rows.map((r) => [r.name, r.checksum]),
+			);
+			const done: string[] = [];
+			for (const migration of migrations) {
+				const checksum = applied.get(migration.name);
+				if (checksum !== undefined) {
+					if (checksum !== migration.checksum) {
+						throw new MigrationError(
+							`migration ${migration.name} was changed after it was applied; add a new migration instead`,
+						);
+					}
+					continue;
 				}
-				continue;
+				try {
+					await tx.exec(migration.sql);
+				} catch (error) {
+					throw new MigrationError(`migration ${migration.name} failed: ${(error as Error).message}`);
+				}
+				await tx.query('INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)', [
+					migration.name,
+					migration.checksum,
+				]);
+				done.push(migration.name);
 			}
-			try {
-				await tx.exec(migration.sql);
-			} catch (error) {
-				throw new MigrationError(`migration ${migration.name} failed: ${(error as Error).message}`);
-			}
-			await tx.query('INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)', [
-				migration.name,
-				migration.checksum,
-			]);
-			done.push(migration.name);
-		}
-		return done;
-	});
+			return done;
+		},
+		// An index build, or waiting for another node's migrations, may outlast the per-query timeouts.
+		{ unbounded: true },
+	);
 }

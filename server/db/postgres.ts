@@ -2,13 +2,42 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Db, Queryable, QueryResult } from './types.ts';
 
+/**
+ * Bounds on every round trip to Postgres (docs/operations.md, "Timeouts"). A node cut off from its database (a
+ * network black hole, a frozen server) refuses within seconds, retryably, instead of hanging: clients then
+ * reconnect, to a healthy node if there is one.
+ */
+export const postgresTimeouts = {
+	/** Waiting for a pooled connection, or for a new one to be established. */
+	connectMs: 5_000,
+	/** The client stops waiting for an answer (the only bound when packets vanish). */
+	queryMs: 10_000,
+	/** Postgres cancels a statement that runs longer (a runaway query holds no connection for ever). */
+	statementMs: 10_000,
+	/** Postgres ends a session left idle inside a transaction. */
+	idleInTransactionMs: 30_000,
+	/** TCP keepalive probes start after this much silence. */
+	keepAliveMs: 10_000,
+} as const;
+
+/** Errors after which a connection cannot be trusted with a ROLLBACK: it may never answer. */
+function connectionBroken(error: unknown): boolean {
+	const message = (error as Error | undefined)?.message ?? '';
+	return /Query read timeout|Connection terminated|timeout exceeded when trying to connect/i.test(message);
+}
+
 /** A node-postgres Pool behind the Db interface. */
 export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 	const pool = new pg.Pool({
 		connectionString: url,
 		max: poolSize,
-		connectionTimeoutMillis: 5_000,
+		connectionTimeoutMillis: postgresTimeouts.connectMs,
 		idleTimeoutMillis: 30_000,
+		query_timeout: postgresTimeouts.queryMs,
+		statement_timeout: postgresTimeouts.statementMs,
+		idle_in_transaction_session_timeout: postgresTimeouts.idleInTransactionMs,
+		keepAlive: true,
+		keepAliveInitialDelayMillis: postgresTimeouts.keepAliveMs,
 	});
 	// An idle client losing its connection (database restart) must not crash the process;
 	// the pool drops it and the next query opens a new one.
@@ -25,7 +54,8 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 		async exec(sql) {
 			await pool.query(sql);
 		},
-		async transaction(fn) {
+		async transaction(fn, options) {
+			if (options?.unbounded) return unboundedTransaction(url, fn);
 			const client = await pool.connect();
 			// A checked-out client that loses its connection emits 'error'; without a listener that would crash
 			// the process. The failed query rejects as well, which is what the caller sees.
@@ -45,9 +75,12 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 				return result;
 			} catch (error) {
 				failed = true;
-				await client.query('ROLLBACK').catch(() => {
-					// The connection is already broken; releasing it as failed discards it.
-				});
+				// A connection that timed out may never answer again: it is discarded without waiting on a ROLLBACK
+				// (Postgres rolls the transaction back when the session ends).
+				if (!connectionBroken(error))
+					await client.query('ROLLBACK').catch(() => {
+						// The connection is already broken; releasing it as failed discards it.
+					});
 				throw error;
 			} finally {
 				client.off('error', onError);
@@ -56,10 +89,47 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 			}
 		},
 		async ping() {
-			await pool.query('SELECT 1');
+			// Ready means able to store: a database that answers but refuses writes (read-only, a standby) is not.
+			const { rows } = await pool.query<{ read_only: string; recovery: boolean }>(
+				"SELECT current_setting('transaction_read_only') AS read_only, pg_is_in_recovery() AS recovery",
+			);
+			if (rows[0]?.read_only === 'on' || rows[0]?.recovery)
+				throw new Error('the database is read-only: it refuses writes');
 		},
 		async close() {
 			await pool.end();
 		},
 	};
+}
+
+/** A transaction on a connection of its own, without the pool's timeouts (see `Db.transaction`). */
+async function unboundedTransaction<T>(url: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
+	const client = new pg.Client({
+		connectionString: url,
+		connectionTimeoutMillis: postgresTimeouts.connectMs,
+		keepAlive: true,
+	});
+	await client.connect();
+	try {
+		await client.query('BEGIN');
+		const tx: Queryable = {
+			async query<Row>(sql: string, params?: unknown[]) {
+				const result = await client.query(sql, params as unknown[]);
+				return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
+			},
+			async exec(sql) {
+				await client.query(sql);
+			},
+		};
+		const result = await fn(tx);
+		await client.query('COMMIT');
+		return result;
+	} catch (error) {
+		await client.query('ROLLBACK').catch(() => {
+			// Ending the session below rolls back anyway.
+		});
+		throw error;
+	} finally {
+		await client.end().catch(() => undefined);
+	}
 }

@@ -12,8 +12,11 @@ export interface Queryable {
 
 export interface Db extends Queryable {
 	readonly kind: 'pglite' | 'postgres';
-	/** Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. */
-	transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T>;
+	/**
+	 * Runs `fn` in one transaction: committed when it resolves, rolled back when it throws. `unbounded` lifts the
+	 * per-query timeouts (migrations: an index build or a wait for another node's migration lock may take long).
+	 */
+	transaction<T>(fn: (tx: Queryable) => Promise<T>, options?: { unbounded?: boolean }): Promise<T>;
 	/** Resolves when the database answers a trivial query. */
 	ping(): Promise<void>;
 	close(): Promise<void>;
