@@ -2,6 +2,9 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import type { Logger } from 'pino';
 
+/** Heap capacity beyond what is in use that is worth a collection to give back. */
+const SLACK_BYTES = 48 * 2 ** 20;
+
 type Gc = (options?: {
 	type?: 'major' | 'minor';
 	execution?: 'sync' | 'async';
@@ -23,8 +26,9 @@ function collector(): Gc | undefined {
  * grows its heap — the young generation alone to 128 MB — and keeps that capacity once the burst is over: in the
  * issue 15 fuzz, RSS stayed 50–150 MB up for minutes with 40 MB of it in use. Every `intervalMs` (5 s) this
  * compares the activity (WebSocket frames) of the last interval with the busiest interval since the last reclaim;
- * when a burst of at least `burst` frames (1,000) has fallen to a tenth, it runs one memory-reducing collection (a
- * pause of tens of milliseconds, at a quiet moment; at most one a minute) and logs what it returned.
+ * when a burst of at least `burst` frames (1,000) has fallen to a third and V8 holds at least 48 MB more heap than
+ * it uses, it runs one memory-reducing collection (a pause of tens of milliseconds, at a quieter moment; at most
+ * one per 30 s) and logs what it returned.
  */
 export class IdleReclaim {
 	readonly #gc = collector();
@@ -41,12 +45,13 @@ export class IdleReclaim {
 			const recent = total - this.#seen;
 			this.#seen = total;
 			this.#peak = Math.max(this.#peak, recent);
-			if (!this.#gc || this.#peak < burst || recent > this.#peak / 10) return;
-			// At most once a minute, whatever the traffic does.
-			if (Date.now() - this.#last < 60_000) return;
+			if (!this.#gc || this.#peak < burst || recent > this.#peak / 3) return;
+			// Only when V8 holds much more than it uses, and at most twice a minute, whatever the traffic does.
+			const { heapTotal, heapUsed } = process.memoryUsage();
+			if (heapTotal - heapUsed < SLACK_BYTES || Date.now() - this.#last < 30_000) return;
 			this.#last = Date.now();
 			this.#peak = recent;
-			const before = process.memoryUsage();
+			const before = { heapTotal, rss: process.memoryUsage.rss() };
 			const started = performance.now();
 			this.#gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
 			const after = process.memoryUsage();

@@ -26,6 +26,21 @@ function connectionBroken(error: unknown): boolean {
 	return /Query read timeout|Connection terminated|timeout exceeded when trying to connect/i.test(message);
 }
 
+async function query<Row>(client: pg.Pool | pg.ClientBase, sql: string, params?: unknown[]) {
+	const result = await client.query(sql, params as unknown[]);
+	return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 } satisfies QueryResult<Row>;
+}
+
+/** One connection (in a transaction) as a Queryable. */
+function queryable(client: pg.ClientBase): Queryable {
+	return {
+		query: (sql, params) => query(client, sql, params),
+		async exec(sql) {
+			await client.query(sql);
+		},
+	};
+}
+
 /** A node-postgres Pool behind the Db interface. */
 export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 	const pool = new pg.Pool({
@@ -43,11 +58,6 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 	// the pool drops it and the next query opens a new one.
 	pool.on('error', (error) => log.warn({ err: error }, 'postgres pool: idle client error'));
 
-	const query = async <Row>(client: pg.Pool | pg.PoolClient, sql: string, params?: unknown[]) => {
-		const result = await client.query(sql, params as unknown[]);
-		return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 } satisfies QueryResult<Row>;
-	};
-
 	return {
 		kind: 'postgres',
 		query: (sql, params) => query(pool, sql, params),
@@ -64,13 +74,7 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 			let failed = false;
 			try {
 				await client.query('BEGIN');
-				const tx: Queryable = {
-					query: (sql, params) => query(client, sql, params),
-					async exec(sql) {
-						await client.query(sql);
-					},
-				};
-				const result = await fn(tx);
+				const result = await fn(queryable(client));
 				await client.query('COMMIT');
 				return result;
 			} catch (error) {
@@ -112,16 +116,7 @@ async function unboundedTransaction<T>(url: string, fn: (tx: Queryable) => Promi
 	await client.connect();
 	try {
 		await client.query('BEGIN');
-		const tx: Queryable = {
-			async query<Row>(sql: string, params?: unknown[]) {
-				const result = await client.query(sql, params as unknown[]);
-				return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
-			},
-			async exec(sql) {
-				await client.query(sql);
-			},
-		};
-		const result = await fn(tx);
+		const result = await fn(queryable(client));
 		await client.query('COMMIT');
 		return result;
 	} catch (error) {

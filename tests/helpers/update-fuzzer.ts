@@ -6,9 +6,11 @@
  *
  * Generates `count` mutated and random updates from `seed` (before it starts sending), then sends them from
  * `sockets` sockets at once as the member `token`: log in, send one update, read the answer, log in again after a
- * refusal. Prints one JSON line per phase: `{"ready":true}` once generated, then `{"done":…}` with the counts.
+ * refusal. Prints one JSON line per phase: `{"ready":true}` once generated, then `{"done":…}` with the counts;
+ * reads `go`, `pause` and `resume` on stdin.
  */
 import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
 import * as decoding from 'lib0/decoding';
 import * as Y from 'yjs';
 import { authFrame, Msg, updateFrame } from './raw-ws.ts';
@@ -136,8 +138,28 @@ export function hostileUpdates(options: FuzzerOptions): Uint8Array[] {
 	});
 }
 
+/** Holds the attack between `pause` and `resume` (each socket waits before its next update). */
+class Gate {
+	#closed: Promise<void> | undefined;
+	#open: (() => void) | undefined;
+	pause() {
+		this.#closed ??= new Promise((resolve) => (this.#open = resolve));
+	}
+	resume() {
+		this.#open?.();
+		this.#closed = undefined;
+	}
+	get passed(): Promise<void> {
+		return this.#closed ?? Promise.resolve();
+	}
+}
+
 /** Sends `updates` from `sockets` sockets at once; each refusal means logging in to the room again. */
-export async function attack(options: FuzzerOptions, updates: Uint8Array[]): Promise<FuzzerResult> {
+export async function attack(
+	options: FuzzerOptions,
+	updates: Uint8Array[],
+	gate = new Gate(),
+): Promise<FuzzerResult> {
 	const result: FuzzerResult = {
 		sent: 0,
 		accepted: 0,
@@ -186,7 +208,8 @@ export async function attack(options: FuzzerOptions, updates: Uint8Array[]): Pro
 					if (login !== 'authenticated') throw new Error(`the attacker could not log in: ${login}`);
 					open = true;
 				}
-				// Another socket may have taken the last one while this one logged in.
+				await gate.passed;
+				// Another socket may have taken the last one while this one logged in or waited.
 				if (next >= updates.length) break;
 				const update = updates[next++] as Uint8Array;
 				result.sent++;
@@ -212,17 +235,25 @@ if (import.meta.url === `file://${process.argv[1]}`) {
 	const options = JSON.parse(process.argv[2] as string) as FuzzerOptions;
 	const updates = hostileUpdates(options);
 	process.stdout.write(`${JSON.stringify({ ready: true })}\n`);
-	// The parent says when to start (it measures its baseline first): one line on stdin.
-	process.stdin.once('data', () => {
-		attack(options, updates).then(
-			(done) => {
-				process.stdout.write(`${JSON.stringify({ done })}\n`);
-				process.exit(0);
-			},
-			(error: unknown) => {
-				process.stderr.write(`${String((error as Error).stack ?? error)}\n`);
-				process.exit(1);
-			},
-		);
+	// The parent steers on stdin, one word a line: `go` starts, `pause` and `resume` hold the attack (it measures
+	// its baseline in the pauses).
+	const gate = new Gate();
+	let started = false;
+	createInterface({ input: process.stdin }).on('line', (line) => {
+		if (line === 'pause') gate.pause();
+		else if (line === 'resume') gate.resume();
+		else if (line === 'go' && !started) {
+			started = true;
+			attack(options, updates, gate).then(
+				(done) => {
+					process.stdout.write(`${JSON.stringify({ done })}\n`);
+					process.exit(0);
+				},
+				(error: unknown) => {
+					process.stderr.write(`${String((error as Error).stack ?? error)}\n`);
+					process.exit(1);
+				},
+			);
+		}
 	});
 }
