@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import * as users from '../data/users.ts';
-import { TokenError, type TokenService } from '../auth/tokens.ts';
+import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens.ts';
 import { moderates, type Role } from '../../src/lib/protocol/api.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
@@ -24,6 +24,9 @@ function isRejection(error: unknown): boolean {
 	const { code, reason } = (error ?? {}) as { code?: unknown; reason?: unknown };
 	return typeof code === 'number' && code >= 4000 && code < 5000 && typeof reason === 'string';
 }
+
+/** A user's room logins handled at once on a node (the rest wait their turn). */
+const LOGINS_AT_ONCE = 2;
 
 /** How stale a user's "last seen" may be (it is shown as "last seen 5 minutes ago"). */
 const LAST_SEEN_RESOLUTION_MS = 15_000;
@@ -62,6 +65,8 @@ export class Authentication implements Extension {
 	readonly #openPerSocket = new Map<string, number>();
 	/** When this node last wrote each user's "last seen" (see #touchLastSeen). */
 	readonly #lastSeenWritten = new Map<string, number>();
+	/** Each user's room logins in progress on this node, and those waiting for their turn. */
+	readonly #loginTurns = new Map<string, { active: number; waiting: (() => void)[] }>();
 	/** Room logins per user on this node, counted before the database is asked anything. */
 	readonly #loginsPerUser: RateLimiter;
 	readonly #refusals: FloodLog;
@@ -107,7 +112,17 @@ export class Authentication implements Extension {
 		connectionConfig,
 		socketId,
 	}: onAuthenticatePayload): Promise<CollabContext> {
-		const user = await this.#verify(token ?? '', socketId, true);
+		const claims = await this.#claims(token ?? '', socketId, true);
+		return this.#inTurn(claims.userId, () => this.#admit(claims, documentName, connectionConfig, socketId));
+	}
+
+	async #admit(
+		user: AccessClaims,
+		documentName: string,
+		connectionConfig: onAuthenticatePayload['connectionConfig'],
+		socketId: string,
+	): Promise<CollabContext> {
+		await this.#live(user, socketId);
 		const channelOf = userIdFromDocumentName(documentName);
 		if (channelOf) {
 			// A user channel: its owner only, read-only (the server alone speaks on it).
@@ -174,45 +189,83 @@ export class Authentication implements Extension {
 	 * The token must be valid and its session live. A database that cannot answer is a refusal to retry soon
 	 * (`storage-unavailable`), not a verdict on the token.
 	 */
-	async #verify(token: string, socketId: string, login = false) {
+	async #verify(token: string, socketId: string) {
+		const claims = await this.#claims(token, socketId);
+		await this.#live(claims, socketId);
+		return claims;
+	}
+
+	/** The token's signature and claims (no database); a room login also counts against the user's budget. */
+	async #claims(token: string, socketId: string, login = false) {
+		let claims: AccessClaims;
 		try {
-			const claims = await this.#tokens.verifyAccess(token);
-			if (login) {
-				const wait = this.#loginsPerUser.take(claims.userId);
-				if (wait > 0) {
-					this.#refusals.warn(
-						{ socketId, userId: claims.userId, reason: 'logins-per-user' },
-						'collab connection refused',
-					);
-					throw {
-						...collabRejections.rateLimited,
-						reason: `rate-limited: try again in ${Math.ceil(wait / 1000)} s`,
-					};
-				}
-			}
-			await this.#tokens.assertSessionLive(claims);
-			return claims;
+			claims = await this.#tokens.verifyAccess(token);
 		} catch (error) {
-			if ((error as { code?: unknown }).code === collabRejections.rateLimited.code) throw error;
-			if (!(error instanceof TokenError)) {
+			throw this.#refusal(error, socketId);
+		}
+		if (login) {
+			const wait = this.#loginsPerUser.take(claims.userId);
+			if (wait > 0) {
 				this.#refusals.warn(
-					{ err: error, socketId, reason: collabRejections.unavailable.reason },
-					'collab connection refused: cannot check the session',
+					{ socketId, userId: claims.userId, reason: 'logins-per-user' },
+					'collab connection refused',
 				);
-				throw collabRejections.unavailable;
+				throw {
+					...collabRejections.rateLimited,
+					reason: `rate-limited: try again in ${Math.ceil(wait / 1000)} s`,
+				};
 			}
-			const rejection =
-				error.code === 'token_expired'
-					? collabRejections.tokenExpired
-					: error.code === 'session_ended'
-						? collabRejections.sessionEnded
-						: collabRejections.unauthorized;
-			this.#refusals.info({ socketId, reason: rejection.reason }, 'collab connection refused');
-			this.#metrics?.authFailures.inc({
-				channel: 'collab',
-				reason: error.code === 'token_invalid' ? 'token_invalid' : error.code,
-			});
-			throw rejection;
+		}
+		return claims;
+	}
+
+	/** The token's session is still live (a database read). */
+	async #live(claims: AccessClaims, socketId: string): Promise<void> {
+		try {
+			await this.#tokens.assertSessionLive(claims);
+		} catch (error) {
+			throw this.#refusal(error, socketId);
+		}
+	}
+
+	#refusal(error: unknown, socketId: string): { code: number; reason: string } {
+		if (!(error instanceof TokenError)) {
+			this.#refusals.warn(
+				{ err: error, socketId, reason: collabRejections.unavailable.reason },
+				'collab connection refused: cannot check the session',
+			);
+			return collabRejections.unavailable;
+		}
+		const rejection =
+			error.code === 'token_expired'
+				? collabRejections.tokenExpired
+				: error.code === 'session_ended'
+					? collabRejections.sessionEnded
+					: collabRejections.unauthorized;
+		this.#refusals.info({ socketId, reason: rejection.reason }, 'collab connection refused');
+		this.#metrics?.authFailures.inc({
+			channel: 'collab',
+			reason: error.code === 'token_invalid' ? 'token_invalid' : error.code,
+		});
+		return rejection;
+	}
+
+	/**
+	 * Runs one user's room logins at most LOGINS_AT_ONCE at a time on this node: a client that sends logins from
+	 * many sockets at once waits on itself, and everyone else's logins and writes find the database free.
+	 */
+	async #inTurn<T>(userId: string, work: () => Promise<T>): Promise<T> {
+		const turn = this.#loginTurns.get(userId) ?? { active: 0, waiting: [] as (() => void)[] };
+		this.#loginTurns.set(userId, turn);
+		if (turn.active >= LOGINS_AT_ONCE) await new Promise<void>((resolve) => turn.waiting.push(resolve));
+		turn.active++;
+		try {
+			return await work();
+		} finally {
+			turn.active--;
+			const next = turn.waiting.shift();
+			if (next) next();
+			else if (turn.active === 0) this.#loginTurns.delete(userId);
 		}
 	}
 
