@@ -59,6 +59,19 @@ export function connect(
 		token,
 		onAuthenticationFailed: ({ reason }) => failed(reason),
 	});
+	// As the real client does (protocol.md section 5): a login refused for a passing reason (the server's database
+	// is away, too many logins) is tried again after 1 s, 2 s, 4 s … up to 30 s.
+	let retryMs = 1_000;
+	let destroyed = false;
+	provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
+		const name = reason.split(':')[0];
+		if (name !== 'storage-unavailable' && name !== 'rate-limited') return;
+		setTimeout(() => {
+			if (!destroyed) void provider.onOpen(new Event('open'));
+		}, retryMs);
+		retryMs = Math.min(retryMs * 2, 30_000);
+	});
+	provider.on('authenticated', () => (retryMs = 1_000));
 	const acked = new Set<string>();
 	const sent = new Set<string>();
 	const reads = new Map<string, { at: string; clientMsgId: string }>();
@@ -70,11 +83,17 @@ export function connect(
 	});
 	const messages = doc.getMap<MessageEvent>('messages');
 	for (const [id, event] of messages) if (userId && event.senderId === userId) sent.add(id);
-	// As the real client does (protocol.md section 6): after each sync, ask about what was never acked.
-	provider.on('synced', () => {
+	// As the real client does (protocol.md section 6): after each sync and each (re)authentication, and then
+	// every 2 s while any remain, ask about what was never acked.
+	const ask = () => {
 		const unacked = [...sent].filter((id) => !acked.has(id) && messages.has(id));
 		for (const question of pendingQuestions(unacked)) provider.sendStateless(question);
-	});
+	};
+	provider.on('synced', ask);
+	provider.on('authenticated', ask);
+	const asking = setInterval(() => {
+		if (provider.isAuthenticated && [...sent].some((id) => !acked.has(id))) ask();
+	}, 2_000);
 	provider.attach();
 	return {
 		doc,
@@ -116,6 +135,8 @@ export function connect(
 				'every sent message to be acknowledged',
 			),
 		destroy() {
+			destroyed = true;
+			clearInterval(asking);
 			provider.destroy();
 			socket.destroy();
 			doc.destroy();

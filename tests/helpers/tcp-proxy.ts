@@ -1,27 +1,49 @@
 import net from 'node:net';
 
-/** A TCP proxy a test can cut and restore, to take a server away without stopping it. */
+interface Pair {
+	client: net.Socket;
+	upstream?: net.Socket;
+}
+
+/**
+ * A TCP proxy a test can cut and restore, to take a server away without stopping it, or turn into a black hole
+ * (packets vanish, nothing is closed), as a network partition does.
+ */
 export class TcpProxy {
 	readonly #server: net.Server;
-	readonly #sockets = new Set<net.Socket>();
+	readonly #target: { host: string; port: number };
+	readonly #pairs = new Set<Pair>();
 	#cut = false;
+	#hole = false;
 	port = 0;
 
 	constructor(target: { host: string; port: number }) {
+		this.#target = target;
 		this.#server = net.createServer((client) => {
 			if (this.#cut) return void client.destroy();
-			const upstream = net.connect(target.port, target.host);
-			for (const s of [client, upstream]) {
-				this.#sockets.add(s);
-				s.on('close', () => this.#sockets.delete(s));
-				s.on('error', () => {
-					// The other side is closed with it below.
-				});
-			}
-			client.pipe(upstream).pipe(client);
-			client.on('close', () => upstream.destroy());
-			upstream.on('close', () => client.destroy());
+			const pair: Pair = { client };
+			this.#pairs.add(pair);
+			client.on('error', () => {
+				// The other side is closed with it below.
+			});
+			client.on('close', () => {
+				this.#pairs.delete(pair);
+				pair.upstream?.destroy();
+			});
+			// In a black hole a new connection is accepted and then hears nothing: it is joined up on `heal`.
+			if (this.#hole) client.pause();
+			else this.#join(pair);
 		});
+	}
+
+	#join(pair: Pair) {
+		const upstream = net.connect(this.#target.port, this.#target.host);
+		pair.upstream = upstream;
+		upstream.on('error', () => {
+			// The client side is closed with it below.
+		});
+		upstream.on('close', () => pair.client.destroy());
+		pair.client.pipe(upstream).pipe(pair.client);
 	}
 
 	async listen(): Promise<this> {
@@ -33,11 +55,37 @@ export class TcpProxy {
 	/** Drops every open connection and refuses new ones until `restore`. */
 	cut() {
 		this.#cut = true;
-		for (const s of this.#sockets) s.destroy();
+		for (const { client, upstream } of this.#pairs) {
+			client.destroy();
+			upstream?.destroy();
+		}
 	}
 
 	restore() {
 		this.#cut = false;
+	}
+
+	/** Carries no byte either way and closes nothing, until `heal`: what was sent meanwhile arrives then. */
+	blackhole() {
+		this.#hole = true;
+		for (const { client, upstream } of this.#pairs) {
+			client.unpipe();
+			upstream?.unpipe();
+			client.pause();
+			upstream?.pause();
+		}
+	}
+
+	heal() {
+		this.#hole = false;
+		for (const pair of this.#pairs) {
+			if (!pair.upstream) {
+				this.#join(pair);
+				pair.client.resume();
+				continue;
+			}
+			pair.client.pipe(pair.upstream).pipe(pair.client);
+		}
 	}
 
 	async close() {

@@ -41,6 +41,14 @@ const REBUILD_WINDOW_MS = 60_000;
 const READ_SEND_DELAY_MS = 1_000;
 /** Rows of older history asked for at a time. */
 const HISTORY_PAGE = 200;
+/** Retries of passing failures (a refused login, an unanswered question) wait from 1 s up to 30 s. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
+
+/** `ms` give or take 30 %: clients that failed together do not all retry together. */
+function jitter(ms: number): number {
+	return Math.round(ms * (0.7 + Math.random() * 0.6));
+}
 
 export type MessageStatus = 'pending' | 'synced' | 'failed';
 
@@ -159,6 +167,11 @@ export class RoomStore {
 	#untrack: () => void;
 	#destroyed = false;
 	#authRetryAt = 0;
+	/** The next wait before a room login refused for a passing reason (storage, rate) is tried again. */
+	#authBackoffMs = RETRY_MIN_MS;
+	/** Asking the server about unacknowledged messages, again and again while any remain (see #keepAsking). */
+	#askTimer: ReturnType<typeof setTimeout> | undefined;
+	#askDelayMs = RETRY_MIN_MS;
 	readonly #onRemoved: (() => void) | undefined;
 
 	/** Messages in display order, each with its state. */
@@ -404,6 +417,7 @@ export class RoomStore {
 		this.#destroyed = true;
 		clearTimeout(this.#typingTimer);
 		clearTimeout(this.#readTimer);
+		clearTimeout(this.#askTimer);
 		this.#untrack();
 		await this.#teardown();
 	}
@@ -487,7 +501,11 @@ export class RoomStore {
 			if (provider === this.#provider) this.#onClose(event.reason ?? '');
 		});
 		provider.on('authenticated', ({ scope }: { scope: string }) => {
-			if (provider === this.#provider) this.readOnly = scope === 'readonly';
+			if (provider !== this.#provider) return;
+			this.readOnly = scope === 'readonly';
+			this.#authBackoffMs = RETRY_MIN_MS;
+			// Every (re)connection: ask about what was never acknowledged, whether or not `synced` follows.
+			this.#keepAsking(provider, true);
 		});
 		provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
 			if (provider === this.#provider) this.#onAuthFailed(reason);
@@ -651,6 +669,30 @@ export class RoomStore {
 		for (const question of pendingQuestions(ids)) provider.sendStateless(question);
 	}
 
+	/**
+	 * Asks about our unacknowledged messages soon, and again with a growing wait (1 s to 30 s, with jitter) for as
+	 * long as any remain. A provider can reconnect without ever emitting `synced` again (a node frozen for 40 s:
+	 * issue 17); the answers then still come, as acks, because the question does not wait for `synced`.
+	 */
+	#keepAsking(provider: HocuspocusProvider, restart = false): void {
+		if (restart) this.#askDelayMs = RETRY_MIN_MS;
+		clearTimeout(this.#askTimer);
+		this.#askTimer = setTimeout(() => {
+			this.#askTimer = undefined;
+			if (this.#destroyed || provider !== this.#provider || !this.#hasUnacked()) return;
+			this.#askPending(provider);
+			this.#askDelayMs = Math.min(this.#askDelayMs * 2, RETRY_MAX_MS);
+			this.#keepAsking(provider);
+		}, jitter(this.#askDelayMs));
+	}
+
+	#hasUnacked(): boolean {
+		for (const e of this.#valid.values())
+			if (e.senderId === this.user.id && !this.#acked.has(e.clientMsgId) && !this.#failed.has(e.clientMsgId))
+				return true;
+		return false;
+	}
+
 	#ack(ids: string[]): void {
 		const fresh = ids.filter((id) => !this.#acked.has(id));
 		if (fresh.length === 0) return;
@@ -711,13 +753,13 @@ export class RoomStore {
 	}
 
 	/** Replaces the provider of the same document (a new session on the socket: a new handshake). */
-	#reopenSoon(): void {
+	#reopenSoon(delayMs = 500): void {
 		const provider = this.#provider;
 		setTimeout(() => {
 			if (this.#destroyed || provider !== this.#provider || this.phase === 'removed') return;
 			provider.destroy();
 			this.#provider = this.#createProvider(this.#doc);
-		}, 500);
+		}, delayMs);
 	}
 
 	#onAuthFailed(reason: string): void {
@@ -729,6 +771,16 @@ export class RoomStore {
 		}
 		if (reason === collabRejections.notAMember.reason || reason === collabRejections.unknownDocument.reason) {
 			this.#removed();
+			return;
+		}
+		// The server could not check (its database is away) or we logged in too often: try again soon, then less
+		// and less often, with jitter so that a node's clients do not all come back at once.
+		const name = reason.split(':')[0]?.trim();
+		if (name === collabRejections.unavailable.reason || name === collabRejections.rateLimited.reason) {
+			this.#setNotice({ kind: 'warning', text: 'Server storage is unavailable; retrying…' }, true);
+			const wait = jitter(this.#authBackoffMs);
+			this.#authBackoffMs = Math.min(this.#authBackoffMs * 2, RETRY_MAX_MS);
+			this.#reopenSoon(wait);
 			return;
 		}
 		// An expired or missing token: the token function refreshes on the next attempt. Re-attach, but not in a loop.
