@@ -65,7 +65,20 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 			await pool.query(sql);
 		},
 		async transaction(fn, options) {
-			if (options?.unbounded) return unboundedTransaction(url, fn);
+			if (options?.unbounded) {
+				// Its own connection, without the pool's timeouts; ending the session rolls back whatever it left.
+				const client = new pg.Client({
+					connectionString: url,
+					connectionTimeoutMillis: postgresTimeouts.connectMs,
+					keepAlive: true,
+				});
+				await client.connect();
+				try {
+					return await inTransaction(client, fn);
+				} finally {
+					await client.end().catch(() => undefined);
+				}
+			}
 			const client = await pool.connect();
 			// A checked-out client that loses its connection emits 'error'; without a listener that would crash
 			// the process. The failed query rejects as well, which is what the caller sees.
@@ -73,18 +86,9 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 			client.on('error', onError);
 			let failed = false;
 			try {
-				await client.query('BEGIN');
-				const result = await fn(queryable(client));
-				await client.query('COMMIT');
-				return result;
+				return await inTransaction(client, fn);
 			} catch (error) {
 				failed = true;
-				// A connection that timed out may never answer again: it is discarded without waiting on a ROLLBACK
-				// (Postgres rolls the transaction back when the session ends).
-				if (!connectionBroken(error))
-					await client.query('ROLLBACK').catch(() => {
-						// The connection is already broken; releasing it as failed discards it.
-					});
 				throw error;
 			} finally {
 				client.off('error', onError);
@@ -106,25 +110,20 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 	};
 }
 
-/** A transaction on a connection of its own, without the pool's timeouts (see `Db.transaction`). */
-async function unboundedTransaction<T>(url: string, fn: (tx: Queryable) => Promise<T>): Promise<T> {
-	const client = new pg.Client({
-		connectionString: url,
-		connectionTimeoutMillis: postgresTimeouts.connectMs,
-		keepAlive: true,
-	});
-	await client.connect();
+/** BEGIN, `fn`, COMMIT on one connection; ROLLBACK when `fn` or the COMMIT fails. */
+async function inTransaction<T>(client: pg.ClientBase, fn: (tx: Queryable) => Promise<T>): Promise<T> {
 	try {
 		await client.query('BEGIN');
 		const result = await fn(queryable(client));
 		await client.query('COMMIT');
 		return result;
 	} catch (error) {
-		await client.query('ROLLBACK').catch(() => {
-			// Ending the session below rolls back anyway.
-		});
+		// A connection that timed out may never answer again: it is discarded without waiting on a ROLLBACK
+		// (Postgres rolls the transaction back when the session ends).
+		if (!connectionBroken(error))
+			await client.query('ROLLBACK').catch(() => {
+				// The connection is already broken; discarding it rolls back.
+			});
 		throw error;
-	} finally {
-		await client.end().catch(() => undefined);
 	}
 }

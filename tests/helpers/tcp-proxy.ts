@@ -1,4 +1,6 @@
 import net from 'node:net';
+import { createTestDatabase } from './backends.ts';
+import { startTestServer, type TestServer } from './server.ts';
 
 interface Pair {
 	client: net.Socket;
@@ -92,4 +94,31 @@ export class TcpProxy {
 		this.cut();
 		await new Promise<void>((resolve) => this.#server.close(() => resolve()));
 	}
+}
+
+/**
+ * A fresh Postgres database whose connections go through a TcpProxy (to cut or black-hole), and a server on it.
+ * `close` stops the server and the proxy and drops the database.
+ */
+export async function serverBehindProxy(): Promise<{
+	server: TestServer;
+	proxy: TcpProxy;
+	close(): Promise<void>;
+}> {
+	const db = await createTestDatabase();
+	const url = new URL(db.url);
+	const proxy = await new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) }).listen();
+	url.port = String(proxy.port);
+	const server = await startTestServer('postgres', {}, { databaseUrl: url.toString() });
+	return {
+		server,
+		proxy,
+		async close() {
+			proxy.restore();
+			proxy.heal();
+			await server.close();
+			await proxy.close();
+			await db.drop();
+		},
+	};
 }

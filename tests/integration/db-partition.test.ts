@@ -1,9 +1,8 @@
 import fs from 'node:fs';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase } from '../helpers/backends.ts';
 import { connect, twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { TcpProxy } from '../helpers/tcp-proxy.ts';
+import type { TestServer } from '../helpers/server.ts';
+import { serverBehindProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 /**
  * Issue 17, fault 3: a network black hole between a node and Postgres (packets vanish, no connection closes).
@@ -12,26 +11,18 @@ import { TcpProxy } from '../helpers/tcp-proxy.ts';
  * acknowledge everything once the network heals.
  */
 describe.skipIf(!inject('postgresAdminUrl'))('a node cut off from Postgres by a black hole', () => {
-	let server: TestServer | undefined;
-	let proxy: TcpProxy | undefined;
-	let drop: (() => Promise<void>) | undefined;
+	let server!: TestServer;
+	let proxy!: TcpProxy;
+	let close: (() => Promise<void>) | undefined;
 	const clients: TestClient[] = [];
 
 	afterAll(async () => {
 		for (const c of clients) c.destroy();
-		proxy?.heal();
-		await server?.close();
-		await proxy?.close();
-		await drop?.();
+		await close?.();
 	});
 
 	it('refuses retryably within seconds, says so, fails readiness, and acknowledges all once healed', async () => {
-		const db = await createTestDatabase();
-		drop = db.drop;
-		const url = new URL(db.url);
-		proxy = await new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) }).listen();
-		url.port = String(proxy.port);
-		server = await startTestServer('postgres', {}, { databaseUrl: url.toString() });
+		({ server, proxy, close } = await serverBehindProxy());
 		const { ben, room, a } = await twoMembersConnected(server, clients);
 		const written = new Set<string>();
 		for (let i = 0; i < 5; i++) written.add(a.send(`before ${i}`).clientMsgId);

@@ -1,30 +1,21 @@
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { createTestDatabase } from '../helpers/backends.ts';
 import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
-import { startTestServer, type TestServer } from '../helpers/server.ts';
-import { TcpProxy } from '../helpers/tcp-proxy.ts';
+import type { TestServer } from '../helpers/server.ts';
+import { serverBehindProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 describe.skipIf(!inject('postgresAdminUrl'))('a Postgres outage during traffic', () => {
-	let server: TestServer | undefined;
-	let proxy: TcpProxy | undefined;
-	let drop: (() => Promise<void>) | undefined;
+	let server!: TestServer;
+	let proxy!: TcpProxy;
+	let close: (() => Promise<void>) | undefined;
 	const clients: TestClient[] = [];
 
 	afterAll(async () => {
 		for (const c of clients) c.destroy();
-		proxy?.restore();
-		await server?.close();
-		await proxy?.close();
-		await drop?.();
+		await close?.();
 	});
 
 	it('loses no acknowledged message, and what was written during the outage arrives afterwards', async () => {
-		const db = await createTestDatabase();
-		drop = db.drop;
-		const url = new URL(db.url);
-		proxy = await new TcpProxy({ host: url.hostname, port: Number(url.port || 5432) }).listen();
-		url.port = String(proxy.port);
-		server = await startTestServer('postgres', {}, { databaseUrl: url.toString() });
+		({ server, proxy, close } = await serverBehindProxy());
 		const { ana, room, a, b } = await twoMembersConnected(server, clients);
 		for (let i = 0; i < 20; i++) a.send(`before ${i}`);
 		await a.synced();

@@ -27,15 +27,21 @@ function startFuzzer(options: FuzzerOptions) {
 			child.once('exit', (code) => reject(new Error(`the fuzzer exited with ${code}`)));
 		});
 	const ready = next();
+	// The fuzzer exits as soon as its last update is answered, possibly during a pause: what is said after that
+	// has no one to hear it.
+	child.stdin.on('error', () => undefined);
+	const tell = (word: string) => {
+		if (child.exitCode === null && child.stdin.writable) child.stdin.write(`${word}\n`);
+	};
 	return {
 		ready,
 		async start(): Promise<FuzzerResult> {
 			const done = next();
-			child.stdin.write('go\n');
+			tell('go');
 			return (await done).done as FuzzerResult;
 		},
-		pause: () => child.stdin.write('pause\n'),
-		resume: () => child.stdin.write('resume\n'),
+		pause: () => tell('pause'),
+		resume: () => tell('resume'),
 	};
 }
 
