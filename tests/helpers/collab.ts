@@ -60,7 +60,7 @@ export function connect(
 		onAuthenticationFailed: ({ reason }) => failed(reason),
 	});
 	// As the real client does (protocol.md section 5): a login refused for a passing reason (the server's database
-	// is away, too many logins) is tried again after 1 s, 2 s, 4 s … up to 30 s.
+	// is away, too many logins) is tried again after 1 s, 2 s, then every 4 s.
 	let retryMs = 1_000;
 	let destroyed = false;
 	provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
@@ -69,7 +69,7 @@ export function connect(
 		setTimeout(() => {
 			if (!destroyed) void provider.onOpen(new Event('open'));
 		}, retryMs);
-		retryMs = Math.min(retryMs * 2, 30_000);
+		retryMs = Math.min(retryMs * 2, 4_000);
 	});
 	provider.on('authenticated', () => (retryMs = 1_000));
 	const acked = new Set<string>();

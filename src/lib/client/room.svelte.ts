@@ -44,6 +44,8 @@ const HISTORY_PAGE = 200;
 /** Retries of passing failures (a refused login, an unanswered question) wait from 1 s up to 30 s. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
+/** A refused login is retried at least every 4 s: the room is back within seconds of the server's database. */
+const LOGIN_RETRY_MAX_MS = 4_000;
 
 /** `ms` give or take 30 %: clients that failed together do not all retry together. */
 function jitter(ms: number): number {
@@ -779,7 +781,7 @@ export class RoomStore {
 		if (name === collabRejections.unavailable.reason || name === collabRejections.rateLimited.reason) {
 			this.#setNotice({ kind: 'warning', text: 'Server storage is unavailable; retrying…' }, true);
 			const wait = jitter(this.#authBackoffMs);
-			this.#authBackoffMs = Math.min(this.#authBackoffMs * 2, RETRY_MAX_MS);
+			this.#authBackoffMs = Math.min(this.#authBackoffMs * 2, LOGIN_RETRY_MAX_MS);
 			this.#reopenSoon(wait);
 			return;
 		}
