@@ -13,7 +13,7 @@ import { Api, tmpDir } from '../helpers/server.ts';
 const UPDATES = Number(process.env.FUZZ_UPDATES ?? 10_000);
 const SEED = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
 /** Attacking sockets at once. */
-const ATTACKERS = Number(process.env.FUZZ_SOCKETS ?? 8);
+const ATTACKERS = Number(process.env.FUZZ_SOCKETS ?? 4);
 
 /** Starts tests/helpers/update-fuzzer.ts in its own process; `start` sends the updates it generated. */
 function startFuzzer(options: FuzzerOptions) {
