@@ -4,7 +4,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY . .
-RUN npm run build
+# `build` is a symlink to the versioned build in .builds/ (scripts/build.ts); the image takes the files.
+RUN npm run build && cp -rL build /client
 
 FROM node:24-slim
 ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 DATA_DIR=/data STATIC_DIR=/app/build
@@ -12,7 +13,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` (svelte-kit sync) is a build-time step and its tools are dev dependencies.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
-COPY --from=build /app/build ./build
+COPY --from=build /client ./build
 COPY server ./server
 COPY migrations ./migrations
 COPY src/lib/protocol ./src/lib/protocol

@@ -12,7 +12,8 @@ const SERVER_IMPORT_MESSAGE =
 
 export default defineConfig([
 	globalIgnores([
-		'build/',
+		'build',
+		'.builds/',
 		'.svelte-kit/',
 		'node_modules/',
 		'.tools/',

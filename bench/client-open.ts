@@ -79,7 +79,7 @@ async function yjsBundle(): Promise<string> {
 
 async function main(): Promise<void> {
 	if (!chromiumAvailable) return;
-	const client = await ensureBuilt(`bench-${randomUUID()}`);
+	const client = await ensureBuilt();
 	const server = await startAppServer(client);
 	const session = await openBrowser();
 	try {

@@ -104,7 +104,7 @@ async function main(): Promise<void> {
 	let server: Awaited<ReturnType<typeof startAppServer>> | undefined;
 	try {
 		await migrate(db);
-		const client = await ensureBuilt(`bench-${randomUUID()}`);
+		const client = await ensureBuilt();
 		server = await startAppServer(client, { DATABASE_URL: url.toString() });
 		const base = server.url;
 		const writer = await post<Account>(base, '/api/auth/register', {

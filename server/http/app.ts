@@ -151,16 +151,21 @@ export async function buildHttp(
 
 	app.setErrorHandler(handleError);
 
-	securityHeaders(app, deps.config.STATIC_DIR);
+	// `build` is a symlink that a new build switches (scripts/build.ts): this server keeps the build it started
+	// with, whole, until it restarts, instead of mixing two builds' files.
+	const staticDir = fs.existsSync(deps.config.STATIC_DIR)
+		? fs.realpathSync(deps.config.STATIC_DIR)
+		: deps.config.STATIC_DIR;
+	securityHeaders(app, staticDir);
 	healthRoutes(app, deps);
 	authRoutes(app, deps);
 	roomRoutes(app, deps);
 	pushRoutes(app, deps);
 
-	const staticDir = deps.config.STATIC_DIR;
 	const indexHtml = path.join(staticDir, 'index.html');
 	const hasClient = fs.existsSync(indexHtml);
 	if (hasClient) {
+		log.info({ staticDir }, 'serving the client');
 		await app.register(fastifyStatic, {
 			root: staticDir,
 			wildcard: false,

@@ -21,9 +21,10 @@ export interface ServerProcess {
 export function spawnServer(
 	env: Record<string, string>,
 	command: string[] = [process.execPath, 'server/main.ts'],
+	cwd = repoRoot,
 ): ServerProcess {
 	const proc = spawn(command[0] as string, command.slice(1), {
-		cwd: repoRoot,
+		cwd,
 		env: {
 			PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? ''}`,
 			HOME: process.env.HOME ?? '/tmp',

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, describeEachBackend } from '../helpers/backends.ts';
 import { ensureBuilt } from '../helpers/browser.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
-import { repoRoot, spawnServer, type ServerProcess } from '../helpers/process.ts';
+import { freePort, repoRoot, spawnServer, type ServerProcess } from '../helpers/process.ts';
 import { Api, tmpDir } from '../helpers/server.ts';
 
 const running: ServerProcess[] = [];
@@ -22,8 +22,8 @@ afterAll(() => {
 		}
 	}
 });
-const start = (env: Record<string, string>, command?: string[]) => {
-	const s = spawnServer(env, command);
+const start = (env: Record<string, string>, command?: string[], cwd?: string) => {
+	const s = spawnServer(env, command, cwd);
 	running.push(s);
 	return s;
 };
@@ -83,6 +83,51 @@ describe('the server process', () => {
 			expect(s.output()).toMatch(new RegExp(`Invalid ${name}: .+`));
 		}
 	});
+
+	it('starts two `npm start` at once in one checkout, both serving the same whole build', async () => {
+		const built = await ensureBuilt();
+		const [a, b] = [0, 1].map(() =>
+			start({ DATA_DIR: tmpDir('twostarts'), PORT: '0' }, ['npm', 'start', '--silent']),
+		);
+		const urls = await Promise.all([a!.ready, b!.ready]);
+		const index = fs.readFileSync(path.join(built, 'index.html'), 'utf8');
+		for (const url of urls) {
+			expect((await fetch(url + '/healthz')).status).toBe(200);
+			expect(await (await fetch(url + '/')).text()).toBe(index);
+		}
+		// Neither start rebuilt the client: its sources had not changed.
+		for (const s of [a!, b!]) expect(s.output()).not.toMatch(/building the client/);
+		for (const s of [a!, b!]) s.proc.kill('SIGTERM');
+		expect(await Promise.all([a!.exited, b!.exited])).toEqual([0, 0]);
+	}, 120_000);
+
+	it('reads .env from the working directory, below the environment', async () => {
+		const cwd = tmpDir('dotenv');
+		const port = await freePort();
+		const dataDir = tmpDir('dotenv-data');
+		fs.writeFileSync(
+			path.join(cwd, '.env'),
+			`# a comment\nPORT=${port}\nDATA_DIR=${dataDir}\nLOG_LEVEL=fatal\nCONTENT_FILTER=mask\nCONTENT_FILTER_WORDS=darn,heck\n`,
+		);
+		const launcher = [process.execPath, path.join(repoRoot, 'scripts/with-node.mjs')];
+		// LOG_LEVEL from the environment wins over the file's (which would hide the line `ready` waits for).
+		const s = start({ LOG_LEVEL: 'info' }, [...launcher, path.join(repoRoot, 'server/main.ts')], cwd);
+		const url = await s.ready;
+		expect(url).toBe(`http://127.0.0.1:${port}`);
+		expect(await (await fetch(url + '/api/config')).json()).toMatchObject({
+			contentFilter: { mode: 'mask', words: ['darn', 'heck'] },
+		});
+		expect(fs.existsSync(path.join(dataDir, 'pglite'))).toBe(true);
+		s.proc.kill('SIGTERM');
+		expect(await s.exited).toBe(0);
+
+		// A .env that cannot be read stops the start with one line, not a stack trace.
+		fs.rmSync(path.join(cwd, '.env'));
+		fs.mkdirSync(path.join(cwd, '.env'));
+		const bad = start({}, [...launcher, path.join(repoRoot, 'server/main.ts')], cwd);
+		expect(await bad.exited).toBe(1);
+		expect(bad.output().trim()).toMatch(/^error: .*\.env could not be read: .+$/);
+	}, 60_000);
 
 	it('has .env.example document every variable the config reads', () => {
 		const example = fs.readFileSync(path.join(repoRoot, '.env.example'), 'utf8');
