@@ -13,6 +13,7 @@ import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens
 import { moderates, type Role } from '../../src/lib/protocol/api.ts';
 import { collabRejections } from '../../src/lib/protocol/errors.ts';
 import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
+import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_PARAMETER } from '../../src/lib/protocol/version.ts';
 import { userIdFromDocumentName } from '../../src/lib/protocol/user-channel.ts';
 import type { Metrics } from '../metrics.ts';
 import { FloodLog } from '../log.ts';
@@ -111,9 +112,24 @@ export class Authentication implements Extension {
 		documentName,
 		connectionConfig,
 		socketId,
+		requestParameters,
 	}: onAuthenticatePayload): Promise<CollabContext> {
+		this.#checkProtocol(requestParameters.get(PROTOCOL_PARAMETER), socketId);
 		const claims = await this.#claims(token ?? '', socketId, true);
 		return this.#inTurn(claims.userId, () => this.#admit(claims, documentName, connectionConfig, socketId));
+	}
+
+	/** A client that says its protocol version must speak one this server accepts; one that says none is a bot. */
+	#checkProtocol(given: string | null, socketId: string): void {
+		if (given === null) return;
+		const version = /^[1-9][0-9]{0,5}$/.test(given) ? Number(given) : 0;
+		if (version >= OLDEST_CLIENT_PROTOCOL) return;
+		const reason = `${collabRejections.outdatedClient.reason}: this app speaks protocol ${version || 'unknown'}, the server needs ${OLDEST_CLIENT_PROTOCOL} or later; reload to update`;
+		this.#refusals.info(
+			{ socketId, reason: collabRejections.outdatedClient.reason },
+			'collab connection refused',
+		);
+		throw { ...collabRejections.outdatedClient, reason };
 	}
 
 	async #admit(

@@ -1,10 +1,10 @@
 import type { Connection, connectedPayload, Extension, onDisconnectPayload } from '@hocuspocus/server';
+import { PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
 import {
-	PROTOCOL_VERSION,
 	type NotifyLevel,
 	type RoomState,
 	type UserChannelMessage,

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
 import {
 	chromiumAvailable,
 	ensureBuilt,
@@ -250,12 +251,14 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 		sessions.push(session);
 		// The server of the future: the channel's `state` says a higher protocol version (same length, so the
 		// frame's encoding stays valid).
-		await session.context.routeWebSocket(/\/collab$/, (ws) => {
+		await session.context.routeWebSocket(/\/collab(\?|$)/, (ws) => {
 			const server = ws.connectToServer();
 			ws.onMessage((message) => server.send(message));
 			server.onMessage((message) => {
 				if (typeof message === 'string') return ws.send(message);
-				const text = message.toString('latin1').replace('"protocolVersion":2', '"protocolVersion":9');
+				const text = message
+					.toString('latin1')
+					.replace(`"protocolVersion":${PROTOCOL_VERSION}`, '"protocolVersion":9');
 				ws.send(Buffer.from(text, 'latin1'));
 			});
 		});

@@ -5,6 +5,7 @@ import { SignJWT } from 'jose';
 import * as Y from 'yjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compareEvents } from '../../src/lib/protocol/events.ts';
+import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { jsonlFields } from '../helpers/export-fixtures.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
@@ -179,6 +180,30 @@ describeEachBackend('collaboration', (backend) => {
 				/unknown-document/,
 			);
 			expect(await open('../../etc/passwd', fixture.ana.accessToken).authFailure).toMatch(/unknown-document/);
+		});
+
+		it('refuses a client older than the server accepts, telling it to reload; accepts current and unversioned', async () => {
+			const at = (query: string) => {
+				const client = connect(`${server.wsUrl}?${query}`, fixture.room.id, fixture.ana.accessToken);
+				clients.push(client);
+				return client;
+			};
+			for (const query of [
+				`protocol=${OLDEST_CLIENT_PROTOCOL - 1}`,
+				'protocol=0',
+				'protocol=abc',
+				'protocol=',
+			]) {
+				expect(await at(query).authFailure, query).toMatch(
+					new RegExp(
+						`^outdated-client: .* the server needs ${OLDEST_CLIENT_PROTOCOL} or later; reload to update$`,
+					),
+				);
+			}
+			for (const query of [`protocol=${PROTOCOL_VERSION}`, `protocol=${PROTOCOL_VERSION + 1}`, 'other=1']) {
+				const client = at(query);
+				await waitFor(() => client.provider.isSynced);
+			}
 		});
 
 		it('refuses another spelling of a room id: only the lower-case one names the room', async () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROTOCOL_VERSION } from '../../src/lib/protocol/user-channel.ts';
+import { PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
 import { openChannel, type ChannelClient } from '../helpers/channel.ts';
 import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';

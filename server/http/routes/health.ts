@@ -1,7 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../errors.ts';
+import type { ServerConfigResponse } from '../../../src/lib/protocol/config.ts';
 import { limits } from '../../../src/lib/protocol/limits.ts';
+import { PROTOCOL_VERSION } from '../../../src/lib/protocol/version.ts';
 import type { HttpDeps } from '../deps.ts';
 
 const withTimeout = <T>(promise: Promise<T>, ms: number) =>
@@ -21,9 +23,10 @@ export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.get('/healthz', async () => ({ status: 'ok' }));
 
 	/** What a client needs to know to validate before writing: the content filter and the limits. */
-	app.get('/api/config', async () => ({
+	app.get('/api/config', async (): Promise<ServerConfigResponse> => ({
 		contentFilter: { mode: deps.config.CONTENT_FILTER, words: deps.config.CONTENT_FILTER_WORDS },
 		limits,
+		protocolVersion: PROTOCOL_VERSION,
 	}));
 
 	/** Prometheus metrics (docs/operations.md says what each means); behind a bearer token when METRICS_TOKEN is set. */

@@ -1,5 +1,6 @@
 import { HocuspocusProviderWebsocket, WebSocketStatus } from '@hocuspocus/provider';
 import { SvelteSet } from 'svelte/reactivity';
+import { PROTOCOL_PARAMETER, PROTOCOL_VERSION } from '../protocol/version.ts';
 
 /** What one open room reports to the global banner. */
 export interface SyncSource {
@@ -69,7 +70,8 @@ class Connection {
 
 	#createSocket(): HocuspocusProviderWebsocket {
 		const socket = new HocuspocusProviderWebsocket({
-			url: `${location.origin.replace(/^http/, 'ws')}/collab`,
+			// The version this client was built for: a server that no longer accepts it says so (outdated-client).
+			url: `${location.origin.replace(/^http/, 'ws')}/collab?${PROTOCOL_PARAMETER}=${PROTOCOL_VERSION}`,
 			// Offline, every attempt would fail and log; the `online` event connects instead.
 			autoConnect: navigator.onLine,
 			// After an outage ends, every client is back within a few seconds (with the provider's jitter).

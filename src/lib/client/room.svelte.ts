@@ -26,6 +26,7 @@ import * as clock from './clock.ts';
 import { rowToEvent } from './history.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
+import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
 import { sessionEndFromClose } from './user-channel.svelte.ts';
 import { roomDatabaseName, type FailedMessage, type MetaStore, type ReadState } from './store.ts';
@@ -106,6 +107,18 @@ function compare(a: { at: number; clientMsgId: string }, b: { at: number; client
 /** Normalises what the user typed into message content: NFC, no trailing whitespace. */
 export function normaliseContent(text: string): string {
 	return text.normalize('NFC').replace(/\s+$/u, '');
+}
+
+/**
+ * The server's content filter, applied before writing (never write what the server would refuse): `mask` hides the
+ * listed words, `reject` refuses the text with the words named.
+ */
+function filtered(content: string): string {
+	const filter = serverConfig.filter;
+	if (filter.mode === 'mask') return filter.mask(content);
+	const blocked = filter.blocked(content);
+	if (blocked.length > 0) throw new Error(`This server does not accept these words: ${blocked.join(', ')}.`);
+	return content;
 }
 
 /**
@@ -317,6 +330,7 @@ export class RoomStore {
 	#write(fields: Record<string, unknown> & { kind: RoomEvent['kind'] }): string {
 		if (this.readOnly) throw new Error('You can only read this room.');
 		if (this.phase !== 'ready' && this.phase !== 'loading') throw new Error('This room is not available.');
+		if (typeof fields.content === 'string') fields = { ...fields, content: filtered(fields.content) };
 		const parsed = roomEvent.safeParse({
 			...fields,
 			clientMsgId: crypto.randomUUID(),
@@ -775,9 +789,18 @@ export class RoomStore {
 			this.#removed();
 			return;
 		}
+		const name = reason.split(':')[0]?.trim();
+		if (name === collabRejections.outdatedClient.reason) {
+			// Trying again cannot help; a reload brings a client the server accepts.
+			serverConfig.markOutdated(reason);
+			this.#setNotice(
+				{ kind: 'error', text: 'This version of Chat is too old for the server: reload.' },
+				true,
+			);
+			return;
+		}
 		// The server could not check (its database is away) or we logged in too often: try again soon, then less
 		// and less often, with jitter so that a node's clients do not all come back at once.
-		const name = reason.split(':')[0]?.trim();
 		if (name === collabRejections.unavailable.reason || name === collabRejections.rateLimited.reason) {
 			this.#setNotice({ kind: 'warning', text: 'Server storage is unavailable; retrying…' }, true);
 			const wait = jitter(this.#authBackoffMs);

@@ -2,14 +2,15 @@ import { HocuspocusProvider } from '@hocuspocus/provider';
 import * as Y from 'yjs';
 import { collabRejections } from '../protocol/errors.ts';
 import {
-	PROTOCOL_VERSION,
 	readUserChannelMessage,
 	sessionEndReasons,
 	userDocumentName,
 	type RoomState,
 	type UserChannelMessage,
 } from '../protocol/user-channel.ts';
+import { PROTOCOL_VERSION } from '../protocol/version.ts';
 import { connection } from './connection.svelte.ts';
+import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
 
 export type NotifyMessage = Extract<UserChannelMessage, { type: 'notify' }>;
@@ -141,6 +142,7 @@ class UserChannel {
 			if (!current()) return;
 			const ended = sessionEndFromClose(reason);
 			if (ended) this.#sink?.sessionEnded(ended);
+			else if (reason.startsWith(collabRejections.outdatedClient.reason)) serverConfig.markOutdated(reason);
 			else this.#reopenLater();
 		});
 		provider.attach();

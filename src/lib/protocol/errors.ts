@@ -40,4 +40,6 @@ export const collabRejections = {
 	tooManyDocuments: { code: 4429, reason: 'too-many-documents' },
 	/** The member's role changed (e.g. to readonly): reconnect to get the new rights. */
 	roleChanged: { code: 4409, reason: 'role-changed' },
+	/** The client's protocol version is older than the server accepts (`version.ts`): reload the app. */
+	outdatedClient: { code: 4426, reason: 'outdated-client' },
 } as const;

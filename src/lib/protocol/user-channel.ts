@@ -12,12 +12,6 @@ import { readJsonMessage } from './stateless.ts';
  * one room, and `notify` and `session-ended` report events.
  */
 
-/**
- * The protocol this server speaks. A client built for a lower version than the server's `state.protocolVersion`
- * tells its user to reload; the server keeps accepting older clients' rooms and messages.
- */
-export const PROTOCOL_VERSION = 2;
-
 export const userDocumentPrefix = 'user:';
 
 /** `user:<lower-case uuid>` → the uuid, or null when the name is not a user channel (no other spelling is). */

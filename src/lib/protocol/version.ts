@@ -1,0 +1,18 @@
+/**
+ * Protocol versions, exchanged both ways at connect:
+ * - a client sends the version it was built for as `?protocol=<n>` on the WebSocket URL; a server refuses clients
+ *   below `OLDEST_CLIENT_PROTOCOL` with `outdated-client` (they must reload to get a client it can trust);
+ * - a server says its version in `GET /api/config` and in the user channel's `state`; a client built for a lower
+ *   one tells its user to reload.
+ * A client that sends no version (a bot written against docs/protocol.md) is accepted.
+ *
+ * History: 1 — before versions; 2 — the user channel; 3 — clients send their version and apply the content filter
+ * (`GET /api/config`) before writing.
+ */
+export const PROTOCOL_VERSION = 3;
+
+/** The oldest client version a server accepts: older ones would write what this server refuses. */
+export const OLDEST_CLIENT_PROTOCOL = 3;
+
+/** The WebSocket URL parameter that carries a client's version. */
+export const PROTOCOL_PARAMETER = 'protocol';
