@@ -17,6 +17,8 @@ const webManifestRevision = createHash('md5')
 	.digest('hex');
 
 export default defineConfig(({ mode }) => ({
+	// The browser tests' build (scripts/build.ts with `testHooks`) exposes the room documents to the page.
+	define: { __TEST_HOOKS__: JSON.stringify(process.env.CHAT_TEST_HOOKS === '1') },
 	plugins: [
 		sveltekit(),
 		SvelteKitPWA({

@@ -24,7 +24,7 @@ const noValidation: typeof judgeUpdate = (update, { doc }) => {
 			structIds.push(`${struct.id.client}:${struct.id.clock}`);
 		}
 	}
-	return { events, structIds, knownKeys, pendingKeys: [], inFlightKeys: [], clients: [] };
+	return { events, structIds, knownKeys, inFlightKeys: [], clients: [] };
 };
 
 const config = parseConfig(process.env);

@@ -31,9 +31,16 @@ const LOCK_STALE_MS = 10 * 60_000;
 
 export class BuildError extends Error {}
 
-/** The content hash of the client's inputs (file paths and bytes, in a stable order). */
-export function inputsHash(): string {
-	const hash = createHash('sha256');
+export interface BuildOptions {
+	/** The browser tests' build: it exposes the room documents to the page (`__TEST_HOOKS__`). */
+	testHooks?: boolean;
+	/** Receives one line when a build starts, waits or ends. */
+	log?: (line: string) => void;
+}
+
+/** The content hash of the client's inputs (file paths and bytes, in a stable order) and the build's kind. */
+export function inputsHash({ testHooks = false }: BuildOptions = {}): string {
+	const hash = createHash('sha256').update(testHooks ? 'test-hooks\0' : 'production\0');
 	const visit = (relative: string) => {
 		const full = path.join(root, relative);
 		const stat = fs.statSync(full, { throwIfNoEntry: false });
@@ -50,20 +57,21 @@ export function inputsHash(): string {
 
 /**
  * Returns the absolute path of a complete build of the current sources, building it first if there is none.
- * `log` receives one line when a build starts, waits or ends.
+ * `build` points at the newest production build (never at the tests' build).
  */
-export async function ensureClientBuild(log: (line: string) => void = () => {}): Promise<string> {
-	const hash = inputsHash();
+export async function ensureClientBuild(options: BuildOptions = {}): Promise<string> {
+	const { testHooks = false, log = () => {} } = options;
+	const hash = inputsHash(options);
 	const dir = path.join(BUILDS, hash);
 	if (isComplete(dir)) {
-		pointLinkAt(hash);
+		if (!testHooks) pointLinkAt(hash);
 		return dir;
 	}
 	fs.mkdirSync(BUILDS, { recursive: true });
 	const unlock = await lock(log);
 	try {
-		if (!isComplete(dir)) await build(hash, log);
-		pointLinkAt(hash);
+		if (!isComplete(dir)) await build(hash, testHooks, log);
+		if (!testHooks) pointLinkAt(hash);
 		prune(hash);
 	} finally {
 		unlock();
@@ -75,17 +83,22 @@ function isComplete(dir: string): boolean {
 	return fs.existsSync(path.join(dir, MARKER));
 }
 
-async function build(hash: string, log: (line: string) => void): Promise<void> {
+async function build(hash: string, testHooks: boolean, log: (line: string) => void): Promise<void> {
 	const vite = path.join(root, 'node_modules', 'vite', 'bin', 'vite.js');
 	if (!fs.existsSync(vite)) {
 		throw new BuildError('the client is not built and Vite is not installed (run `npm install` first)');
 	}
 	const staging = path.join(BUILDS, `${hash}.staging-${process.pid}`);
 	fs.rmSync(staging, { recursive: true, force: true });
-	log(`building the client (${hash})…`);
+	log(`building the client (${hash}${testHooks ? ', with test hooks' : ''})…`);
 	const started = performance.now();
 	// Always a production build: a start or a test under NODE_ENV=test must not serve a development client.
-	const env = { ...process.env, NODE_ENV: 'production', CLIENT_BUILD_DIR: staging };
+	const env = {
+		...process.env,
+		NODE_ENV: 'production',
+		CLIENT_BUILD_DIR: staging,
+		CHAT_TEST_HOOKS: testHooks ? '1' : '0',
+	};
 	const proc = spawn(process.execPath, [vite, 'build'], {
 		cwd: root,
 		env,
@@ -198,7 +211,7 @@ async function lock(log: (line: string) => void): Promise<() => void> {
 // Run as a script (scripts/with-node.mjs sets argv[1] to this file), not when imported.
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
 	try {
-		const dir = await ensureClientBuild((line) => process.stderr.write(`${line}\n`));
+		const dir = await ensureClientBuild({ log: (line) => process.stderr.write(`${line}\n`) });
 		process.stdout.write(`client: ${path.relative(root, dir)} (build -> ${fs.readlinkSync(LINK)})\n`);
 	} catch (error) {
 		process.stderr.write(`error: ${error instanceof Error ? error.message : String(error)}\n`);

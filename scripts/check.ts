@@ -9,6 +9,9 @@ const steps: [string, string[]][] = [
 		'svelte-check',
 		['node_modules/svelte-check/bin/svelte-check', '--tsconfig', './tsconfig.json', '--threshold', 'error'],
 	],
+	// svelte-check above covers the browser program (tsconfig.json); these are the Node ones.
+	['tsc (server, scripts)', ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'server']],
+	['tsc (tests, bench)', ['node_modules/typescript/bin/tsc', '--noEmit', '-p', 'tests']],
 	['eslint', ['node_modules/eslint/bin/eslint.js', '.']],
 	['prettier', ['node_modules/prettier/bin/prettier.cjs', '--check', '.']],
 ];

@@ -6,7 +6,7 @@ import { BuildError, ensureClientBuild } from './build.ts';
 
 if (!process.env.STATIC_DIR) {
 	try {
-		process.env.STATIC_DIR = await ensureClientBuild((line) => process.stderr.write(`${line}\n`));
+		process.env.STATIC_DIR = await ensureClientBuild({ log: (line) => process.stderr.write(`${line}\n`) });
 	} catch (error) {
 		if (!(error instanceof BuildError)) throw error;
 		process.stderr.write(`error: ${error.message}\n`);

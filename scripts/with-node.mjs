@@ -21,14 +21,18 @@ const toolsDir = path.join(root, '.tools');
 const nodeDir = path.join(toolsDir, `node${NEEDED_MAJOR}`);
 const nodeBin = path.join(nodeDir, 'bin', process.platform === 'win32' ? 'node.exe' : 'node');
 
-/** Ends the process with one line, never a stack trace. */
+/**
+ * Ends the process with one line, never a stack trace.
+ * @param {string} message
+ * @returns {never}
+ */
 function fail(message) {
 	process.stderr.write(`error: ${message}\n`);
 	process.exit(1);
 }
 
-const [file, ...args] = process.argv.slice(2);
-if (!file) fail('usage: node scripts/with-node.mjs <file> [args…]');
+const [given, ...args] = process.argv.slice(2);
+const file = given ?? fail('usage: node scripts/with-node.mjs <file> [args…]');
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major >= NEEDED_MAJOR) {
@@ -58,10 +62,12 @@ function runOnProvisionedNode() {
 		stdio: 'inherit',
 		detached: process.platform !== 'win32',
 	});
-	for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+	for (const signal of /** @type {const} */ (['SIGINT', 'SIGTERM', 'SIGHUP'])) {
 		process.on(signal, () => child.kill(signal));
 	}
-	child.on('error', (error) => fail(`${nodeBin} could not be started: ${error.message}`));
+	child.on('error', (/** @type {Error} */ error) =>
+		fail(`${nodeBin} could not be started: ${error.message}`),
+	);
 	child.on('exit', (code, signal) => {
 		if (signal) {
 			process.removeAllListeners(signal);
@@ -72,7 +78,9 @@ function runOnProvisionedNode() {
 
 /** Fetches Node into `.tools/node24`, atomically: two scripts starting at once cannot leave half a Node there. */
 function provision() {
-	const platform = { win32: 'win', darwin: 'darwin', linux: 'linux' }[process.platform];
+	/** @type {Record<string, string>} */
+	const platforms = { win32: 'win', darwin: 'darwin', linux: 'linux' };
+	const platform = platforms[process.platform];
 	const pkg = `node-${platform ?? process.platform}-${process.arch}@${NEEDED_MAJOR}`;
 	process.stderr.write(
 		`Node ${process.versions.node} is older than this project needs (${NEEDED_MAJOR}); ` +
@@ -81,11 +89,10 @@ function provision() {
 	fs.mkdirSync(toolsDir, { recursive: true });
 	const staging = fs.mkdtempSync(path.join(toolsDir, `node${NEEDED_MAJOR}-`));
 	try {
+		// The npm that runs this script, when there is one; else the one on PATH.
 		const npm = process.env.npm_execpath;
-		const npmCommand = npm
-			? [process.execPath, [npm]]
-			: [process.platform === 'win32' ? 'npm.cmd' : 'npm', []];
-		const tarball = execFileSync(npmCommand[0], [...npmCommand[1], 'pack', '--silent', pkg], {
+		const command = npm ? process.execPath : process.platform === 'win32' ? 'npm.cmd' : 'npm';
+		const tarball = execFileSync(command, [...(npm ? [npm] : []), 'pack', '--silent', pkg], {
 			cwd: staging,
 			encoding: 'utf8',
 			stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,4 +1,4 @@
-import type { ApiErrorCode } from '../src/lib/protocol/errors.ts';
+import type { ApiErrorCode } from '#protocol/errors.ts';
 import type { AuthFailureReason } from './metrics.ts';
 
 const statusByCode: Record<ApiErrorCode, number> = {

@@ -48,7 +48,7 @@ export function createLogger(level: string, destination?: pino.DestinationStream
 }
 
 /** A refusal of ours (a close code 4000–4999 with a reason): expected, and already logged where it was decided. */
-function isRefusal(value: unknown): boolean {
+export function isRefusal(value: unknown): boolean {
 	const { code, reason } = (value ?? {}) as { code?: unknown; reason?: unknown };
 	return typeof code === 'number' && code >= 4000 && code < 5000 && typeof reason === 'string';
 }

@@ -3,8 +3,8 @@ import type { Db } from './db/index.ts';
 import * as rooms from './data/rooms.ts';
 import * as users from './data/users.ts';
 import { AppError, forbidden, notFound } from './errors.ts';
-import type { Role, Room } from '../src/lib/protocol/api.ts';
-import type { NotifyLevel } from '../src/lib/protocol/user-channel.ts';
+import type { Role, Room } from '#protocol/api.ts';
+import type { NotifyLevel } from '#protocol/user-channel.ts';
 import type { EventBus } from './events/bus.ts';
 
 /** Whether `caller` may remove `target` or change their role: the owner anyone, an admin plain members. */

@@ -6,7 +6,7 @@ import * as users from '../data/users.ts';
 import type { EventBus } from '../events/bus.ts';
 import { AppError, authFailed } from '../errors.ts';
 import { RateLimiter } from '../rate-limiter.ts';
-import type { AuthResponse, PublicUser } from '../../src/lib/protocol/api.ts';
+import type { AuthResponse, PublicUser } from '#protocol/api.ts';
 import { dummyPasswordHash, hashPassword, isCommonPassword, verifyPassword } from './password.ts';
 import { hashRefreshToken, newRefreshToken, type TokenService } from './tokens.ts';
 

@@ -88,10 +88,6 @@ export class TokenService {
 		this.#ttlSeconds = config.ACCESS_TOKEN_TTL_SECONDS;
 	}
 
-	get accessTtlSeconds(): number {
-		return this.#ttlSeconds;
-	}
-
 	async signAccess(claims: AccessClaims): Promise<string> {
 		return new SignJWT({
 			name: claims.name,

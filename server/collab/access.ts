@@ -11,9 +11,9 @@ import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import * as sessions from '../data/sessions.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
-import { roomDocumentName } from '../../src/lib/protocol/ids.ts';
-import type { UserChannelMessage } from '../../src/lib/protocol/user-channel.ts';
+import { collabRejections } from '#protocol/errors.ts';
+import { roomDocumentName } from '#protocol/ids.ts';
+import type { UserChannelMessage } from '#protocol/user-channel.ts';
 import type { CollabContext } from './authentication.ts';
 
 /** The server asks an open connection for a fresh token this long before its token expires (see #arm). */

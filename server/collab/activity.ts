@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import type { EventBus } from '../events/bus.ts';
-import { mentionsName, type NotifyLevel, type PushPayload } from '../../src/lib/protocol/user-channel.ts';
+import { mentionsName, type NotifyLevel, type PushPayload } from '#protocol/user-channel.ts';
 import type { Devices } from './devices.ts';
 import type { AcceptedEvents } from './persistence.ts';
 

@@ -10,21 +10,15 @@ import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import * as users from '../data/users.ts';
 import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens.ts';
-import { moderates, type Role } from '../../src/lib/protocol/api.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
-import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
-import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_PARAMETER } from '../../src/lib/protocol/version.ts';
-import { userIdFromDocumentName } from '../../src/lib/protocol/user-channel.ts';
+import { moderates, type Role } from '#protocol/api.ts';
+import { collabRejections } from '#protocol/errors.ts';
+import { roomIdFromDocumentName } from '#protocol/ids.ts';
+import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_PARAMETER } from '#protocol/version.ts';
+import { userIdFromDocumentName } from '#protocol/user-channel.ts';
 import type { Metrics } from '../metrics.ts';
-import { FloodLog } from '../log.ts';
+import { FloodLog, isRefusal } from '../log.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { inSpan } from '../tracing.ts';
-
-/** One of our own refusals (`collabRejections`, possibly with a detail), as opposed to an error. */
-function isRejection(error: unknown): boolean {
-	const { code, reason } = (error ?? {}) as { code?: unknown; reason?: unknown };
-	return typeof code === 'number' && code >= 4000 && code < 5000 && typeof reason === 'string';
-}
 
 /** A user's room logins handled at once on a node (the rest wait their turn). */
 const LOGINS_AT_ONCE = 2;
@@ -94,7 +88,7 @@ export class Authentication implements Extension {
 	onAuthenticate(payload: onAuthenticatePayload): Promise<CollabContext> {
 		return inSpan('chat.authenticate', { attributes: { 'chat.channel': 'collab' } }, () =>
 			this.#authenticate(payload).catch((error: unknown) => {
-				if (isRejection(error)) throw error;
+				if (isRefusal(error)) throw error;
 				// The database could not answer (down, timed out, read-only): a refusal to retry soon, never a
 				// verdict on the user's rights (Hocuspocus would answer a bare error with `permission-denied`).
 				this.#refusals.warn(

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as messages from '../data/messages.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
-import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import { collabRejections } from '#protocol/errors.ts';
+import type { RoomEvent } from '#protocol/events.ts';
 import type { Span } from '@opentelemetry/api';
 import type { Metrics } from '../metrics.ts';
 import { inSpan } from '../tracing.ts';

@@ -9,13 +9,13 @@ import type { Db } from '../db/index.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { FloodLog } from '../log.ts';
 import { IdleReclaim } from '../memory.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
+import { collabRejections } from '#protocol/errors.ts';
 import { clientAddress } from '../http/client-address.ts';
 import type { TokenService } from '../auth/tokens.ts';
 import type { Redis } from 'ioredis';
 import type { EventBus } from '../events/bus.ts';
-import { limits } from '../../src/lib/protocol/limits.ts';
-import { compileFilter } from '../../src/lib/protocol/moderation.ts';
+import { limits } from '#protocol/limits.ts';
+import { compileFilter } from '#protocol/moderation.ts';
 import { Access } from './access.ts';
 import { Activity, type PushSender } from './activity.ts';
 import { Authentication, type CollabContext } from './authentication.ts';
@@ -212,10 +212,6 @@ export class Collab {
 				socket.destroy();
 			});
 		});
-	}
-
-	get connections(): number {
-		return this.hocuspocus.getConnectionsCount();
 	}
 
 	/**

@@ -9,11 +9,11 @@ import type { Logger } from 'pino';
 import * as Y from 'yjs';
 import type { Db } from '../db/index.ts';
 import * as documents from '../data/documents.ts';
-import { roomIdFromDocumentName } from '../../src/lib/protocol/ids.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
-import { messagesMapName, type RoomEvent } from '../../src/lib/protocol/events.ts';
-import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
-import { readClientStateless, type ServerStateless } from '../../src/lib/protocol/stateless.ts';
+import { roomIdFromDocumentName } from '#protocol/ids.ts';
+import { collabRejections } from '#protocol/errors.ts';
+import { messagesMapName, type RoomEvent } from '#protocol/events.ts';
+import type { ContentFilter } from '#protocol/moderation.ts';
+import { readClientStateless, type ServerStateless } from '#protocol/stateless.ts';
 import type { CollabContext } from './authentication.ts';
 import type { Span } from '@opentelemetry/api';
 import type { Metrics } from '../metrics.ts';
@@ -24,7 +24,7 @@ import { DurableLog } from './durable-log.ts';
 import { squashTrimmed, trimPlan } from './trim.ts';
 import * as messages from '../data/messages.ts';
 import * as rooms from '../data/rooms.ts';
-import { limits } from '../../src/lib/protocol/limits.ts';
+import { limits } from '#protocol/limits.ts';
 import {
 	clientOwners,
 	ForeignEntry,

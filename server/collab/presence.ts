@@ -9,7 +9,7 @@ import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import type { Logger } from 'pino';
 import { removeAwarenessStates } from 'y-protocols/awareness';
-import { colorFor } from '../../src/lib/protocol/awareness.ts';
+import { colorFor } from '#protocol/awareness.ts';
 import type { CollabContext } from './authentication.ts';
 
 const AWARENESS_MESSAGE = 1;

@@ -1,10 +1,5 @@
 import * as Y from 'yjs';
-import {
-	compareEvents,
-	roomEvent,
-	type MessageEvent,
-	type TargetedEvent,
-} from '../../src/lib/protocol/events.ts';
+import { compareEvents, roomEvent, type MessageEvent, type TargetedEvent } from '#protocol/events.ts';
 
 /**
  * Which keys to delete from a room's `messages` map so that it keeps its `window` newest messages (display

@@ -45,7 +45,7 @@ export interface ParsedUpdate {
 	deletes: { client: number; clock: number; length: number }[];
 }
 
-export const CONTENT_ANY = 8;
+const CONTENT_ANY = 8;
 const MAX_DEPTH = 16;
 
 class Reader {

@@ -1,14 +1,10 @@
 import type { Connection, connectedPayload, Extension, onDisconnectPayload } from '@hocuspocus/server';
-import { PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
+import { PROTOCOL_VERSION } from '#protocol/version.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
-import {
-	type NotifyLevel,
-	type RoomState,
-	type UserChannelMessage,
-} from '../../src/lib/protocol/user-channel.ts';
+import { type NotifyLevel, type RoomState, type UserChannelMessage } from '#protocol/user-channel.ts';
 import { notifies } from './activity.ts';
 import type { CollabContext } from './authentication.ts';
 import type { Devices } from './devices.ts';

@@ -1,8 +1,8 @@
 import * as Y from 'yjs';
-import { messagesMapName, roomEvent, type RoomEvent } from '../../src/lib/protocol/events.ts';
-import { collabRejections } from '../../src/lib/protocol/errors.ts';
-import { limits } from '../../src/lib/protocol/limits.ts';
-import type { ContentFilter } from '../../src/lib/protocol/moderation.ts';
+import { messagesMapName, roomEvent, type RoomEvent } from '#protocol/events.ts';
+import { collabRejections } from '#protocol/errors.ts';
+import { limits } from '#protocol/limits.ts';
+import type { ContentFilter } from '#protocol/moderation.ts';
 import { ParseError, parseUpdate } from './update-parser.ts';
 
 /** A refused update: `code`/`reason` close the connection (Hocuspocus reads both); `detail` is for logs. */
@@ -63,8 +63,6 @@ export interface UpdateJudgement {
 	structIds: string[];
 	/** Keys of entries in the update that the server already holds (re-sent by an honest client). */
 	knownKeys: string[];
-	/** Keys among `events` that follow history the server does not hold yet: Yjs keeps them pending. */
-	pendingKeys: string[];
 	/** Keys of structs another update is appending right now: durable once that append commits. */
 	inFlightKeys: string[];
 	/** Yjs client ids of the new structs, to bind to the writer once the update is accepted. */
@@ -130,10 +128,8 @@ export function judgeUpdate(
 	const keys = new Set<string>();
 	const events: RoomEvent[] = [];
 	const knownKeys: string[] = [];
-	const pendingKeys: string[] = [];
 	const inFlightKeys: string[] = [];
 	const structIds: string[] = [];
-	const pendingClients = new Set<number>();
 	let pending: PendingRanges | undefined;
 
 	for (const struct of parsed.structs) {
@@ -157,7 +153,6 @@ export function judgeUpdate(
 		if (next === undefined ? clock < held : clock !== next) {
 			throw invalid('update overlaps the history the server holds');
 		}
-		if (next === undefined && clock > held) pendingClients.add(client);
 		expectedClock.set(client, clock + struct.length);
 		const owner = ctx.owners.get(client);
 		if (owner !== undefined && owner !== ctx.userId) {
@@ -216,12 +211,11 @@ export function judgeUpdate(
 		// An event that follows history the server does not hold yet is stored, mirrored and acknowledged
 		// now like any other: what the server holds in memory must always be in the durable log, or a later
 		// re-send of it would be acknowledged as "already held" without ever having been stored.
-		if (pendingClients.has(client)) pendingKeys.push(key);
 		events.push(event);
 		structIds.push(`${client}:${clock}`);
 	}
 	checkTargets(events, messages, ctx);
-	return { events, structIds, knownKeys, pendingKeys, inFlightKeys, clients: [...expectedClock.keys()] };
+	return { events, structIds, knownKeys, inFlightKeys, clients: [...expectedClock.keys()] };
 }
 
 /**

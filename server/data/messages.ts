@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
-import type { MessageRow, Role } from '../../src/lib/protocol/api.ts';
-import type { RoomEvent } from '../../src/lib/protocol/events.ts';
+import type { MessageRow, Role } from '#protocol/api.ts';
+import type { RoomEvent } from '#protocol/events.ts';
 import { toB64 } from './documents.ts';
 
 /** SQLSTATE of `chat_durable_append` (migrations/0004): some of the batch's event ids are taken. */

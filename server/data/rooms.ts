@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
-import type { MessageRow, Role, Room, RoomMember } from '../../src/lib/protocol/api.ts';
-import type { NotifyLevel, RoomState } from '../../src/lib/protocol/user-channel.ts';
+import type { MessageRow, Role, Room, RoomMember } from '#protocol/api.ts';
+import type { NotifyLevel, RoomState } from '#protocol/user-channel.ts';
 
 export function directKey(a: string, b: string): string {
 	return [a, b].sort().join(':');

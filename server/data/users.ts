@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
-import type { PublicUser } from '../../src/lib/protocol/api.ts';
+import type { PublicUser } from '#protocol/api.ts';
 
 export interface UserRecord extends PublicUser {
 	passwordHash: string;

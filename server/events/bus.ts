@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { role } from '../../src/lib/protocol/api.ts';
-import { uuid } from '../../src/lib/protocol/ids.ts';
-import { notifyLevel, sessionEndReasons } from '../../src/lib/protocol/user-channel.ts';
+import { role } from '#protocol/api.ts';
+import { uuid } from '#protocol/ids.ts';
+import { notifyLevel, sessionEndReasons } from '#protocol/user-channel.ts';
 
 /**
  * What one node tells every node (itself included) about changes around the rooms: the source of continuous

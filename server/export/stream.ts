@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 import * as messages from '../data/messages.ts';
-import type { MessageRow } from '../../src/lib/protocol/api.ts';
+import type { MessageRow } from '#protocol/api.ts';
 
 export type ExportFormat = 'jsonl' | 'csv';
 

@@ -11,7 +11,7 @@ import Fastify, {
 	type FastifyRequest,
 } from 'fastify';
 import type { Logger } from 'pino';
-import type { ApiErrorBody } from '../../src/lib/protocol/errors.ts';
+import type { ApiErrorBody } from '#protocol/errors.ts';
 import { AppError } from '../errors.ts';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { tracer } from '../tracing.ts';

@@ -1,7 +1,7 @@
 import { createECDH, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import webpush from 'web-push';
-import { pushPayload, type PushPayload } from '../../src/lib/protocol/user-channel.ts';
+import { pushPayload, type PushPayload } from '#protocol/user-channel.ts';
 import type { Db } from '../db/index.ts';
 import { AppError } from '../errors.ts';
 import { loadOrCreateVapidKeys, type VapidKeys } from './keys.ts';

@@ -43,11 +43,12 @@ function findChromium(): boolean {
 // The client build
 
 /**
- * The client built from the current sources, as `npm start` serves it (scripts/build.ts: built once per change of
- * the sources, under a lock shared with every other build in this checkout, in a folder that never changes).
+ * The client built from the current sources for the browser tests (scripts/build.ts: built once per change of the
+ * sources, under a lock shared with every other build in this checkout, in a folder that never changes). It is
+ * the production build plus the room documents exposed to the page (`__TEST_HOOKS__`).
  */
 export async function ensureBuilt(): Promise<string> {
-	return ensureClientBuild();
+	return ensureClientBuild({ testHooks: true });
 }
 
 /** A fresh writable copy of a built client (for a test that "deploys" a changed version into it). */

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, describeEachBackend } from '../helpers/backends.ts';
+import { ensureClientBuild } from '../../scripts/build.ts';
 import { ensureBuilt } from '../helpers/browser.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
 import { freePort, repoRoot, spawnServer, type ServerProcess } from '../helpers/process.ts';
@@ -30,9 +31,8 @@ const start = (env: Record<string, string>, command?: string[], cwd?: string) =>
 
 describe('the server process', () => {
 	it('starts with `npm start` on the embedded database, serves the app, keeps data across a restart and refuses a second server on the same DATA_DIR', async () => {
-		// This run's client build (and its snapshot for the browser tests) is made first, under the shared
-		// lock, so that `npm start`'s own build below never runs at the same time as another vite build.
-		await ensureBuilt();
+		// The production build is made first, so that this test's time limit is not spent building it in npm start.
+		await ensureClientBuild();
 		const dataDir = tmpDir('npmstart');
 		const first = start({ DATA_DIR: dataDir, PORT: '0' }, ['npm', 'start', '--silent']);
 		const url = await first.ready;
@@ -85,7 +85,7 @@ describe('the server process', () => {
 	});
 
 	it('starts two `npm start` at once in one checkout, both serving the same whole build', async () => {
-		const built = await ensureBuilt();
+		const built = await ensureClientBuild();
 		const [a, b] = [0, 1].map(() =>
 			start({ DATA_DIR: tmpDir('twostarts'), PORT: '0' }, ['npm', 'start', '--silent']),
 		);
@@ -99,6 +99,18 @@ describe('the server process', () => {
 		for (const s of [a!, b!]) expect(s.output()).not.toMatch(/building the client/);
 		for (const s of [a!, b!]) s.proc.kill('SIGTERM');
 		expect(await Promise.all([a!.exited, b!.exited])).toEqual([0, 0]);
+	}, 120_000);
+
+	it('keeps test hooks out of the production build', async () => {
+		const mentions = (dir: string) =>
+			fs
+				.readdirSync(dir, { recursive: true, encoding: 'utf8' })
+				.filter(
+					(file) =>
+						file.endsWith('.js') && fs.readFileSync(path.join(dir, file), 'utf8').includes('__chatDebug'),
+				);
+		expect(mentions(await ensureClientBuild())).toEqual([]);
+		expect(mentions(await ensureBuilt()).length).toBeGreaterThan(0);
 	}, 120_000);
 
 	it('reads .env from the working directory, below the environment', async () => {

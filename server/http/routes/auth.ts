@@ -5,7 +5,7 @@ import {
 	deleteAccountBody,
 	loginBody,
 	refreshBody,
-} from '../../../src/lib/protocol/api.ts';
+} from '#protocol/api.ts';
 import { AppError, authFailed } from '../../errors.ts';
 import * as users from '../../data/users.ts';
 import { parse, readCookie, REFRESH_COOKIE, requireUser, setRefreshCookie } from '../auth.ts';

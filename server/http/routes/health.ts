@@ -1,9 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../errors.ts';
-import type { ServerConfigResponse } from '../../../src/lib/protocol/config.ts';
-import { limits } from '../../../src/lib/protocol/limits.ts';
-import { PROTOCOL_VERSION } from '../../../src/lib/protocol/version.ts';
+import type { ServerConfigResponse } from '#protocol/config.ts';
+import { limits } from '#protocol/limits.ts';
+import { PROTOCOL_VERSION } from '#protocol/version.ts';
 import type { HttpDeps } from '../deps.ts';
 
 const withTimeout = <T>(promise: Promise<T>, ms: number) =>

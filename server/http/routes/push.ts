@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { pushSubscriptionBodyFor, pushUnsubscribeBody } from '../../../src/lib/protocol/user-channel.ts';
+import { pushSubscriptionBodyFor, pushUnsubscribeBody } from '#protocol/user-channel.ts';
 import { parse, requireUser } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
 

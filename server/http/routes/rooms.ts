@@ -10,9 +10,9 @@ import {
 	moderates,
 	searchQuery,
 	usersQuery,
-} from '../../../src/lib/protocol/api.ts';
-import { uuid } from '../../../src/lib/protocol/ids.ts';
-import { notifySettingsBody } from '../../../src/lib/protocol/user-channel.ts';
+} from '#protocol/api.ts';
+import { uuid } from '#protocol/ids.ts';
+import { notifySettingsBody } from '#protocol/user-channel.ts';
 import * as messages from '../../data/messages.ts';
 import * as rooms from '../../data/rooms.ts';
 import * as users from '../../data/users.ts';

@@ -13,8 +13,6 @@ const NEW_WORKER_WAIT_MS = 10_000;
 class Pwa {
 	/** A new version is installed and waiting: `applyUpdate()` switches to it and reloads the page. */
 	updateAvailable = $state(false);
-	/** The app shell is cached: the app now starts without a network. */
-	offlineReady = $state(false);
 
 	#updateServiceWorker: ((reloadPage?: boolean) => Promise<void>) | undefined;
 	#registration: ServiceWorkerRegistration | undefined;
@@ -28,9 +26,6 @@ class Pwa {
 			immediate: true,
 			onNeedRefresh: () => {
 				this.updateAvailable = true;
-			},
-			onOfflineReady: () => {
-				this.offlineReady = true;
 			},
 			onRegisteredSW: (_url, registration) => {
 				this.#registration = registration;

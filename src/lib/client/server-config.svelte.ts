@@ -36,6 +36,8 @@ class ServerConfig {
 
 	/** Asks the server; offline or on a bad answer the kept configuration stays. */
 	async refresh(): Promise<void> {
+		// Offline, the request would only fail (and log); the `online` event asks again.
+		if (!navigator.onLine) return;
 		try {
 			const config = await request('/api/config', { schema: serverConfigResponse, auth: false });
 			this.#apply(config);

@@ -76,11 +76,8 @@ export const roomEvent = z.discriminatedUnion('kind', [
 ]);
 
 export type MessageEvent = z.infer<typeof messageEvent>;
-export type EditEvent = z.infer<typeof editEvent>;
-export type DeleteEvent = z.infer<typeof deleteEvent>;
 export type ReactionEvent = z.infer<typeof reactionEvent> | z.infer<typeof unreactionEvent>;
 export type RoomEvent = z.infer<typeof roomEvent>;
-export type RoomEventKind = RoomEvent['kind'];
 /** Events that point at a message. */
 export type TargetedEvent = Exclude<RoomEvent, MessageEvent>;
 

@@ -6,6 +6,6 @@ import { z } from 'zod';
  * Content-Security-Policy allows no eval, and Chromium reports even the probe zod catches as a violation
  * (server/http/security-headers.ts). The server keeps the compiled parsers: it has no such policy to obey.
  */
-if (typeof window !== 'undefined') z.config({ jitless: true });
+if ('window' in globalThis) z.config({ jitless: true });
 
 export { z };
