@@ -114,7 +114,11 @@ describe('metrics', () => {
 		expect(after.value('chat_documents_loaded')).toBe(1);
 		expect(after.value('chat_redis_up')).toBeUndefined(); // this node has no Redis
 		expect(after.types.get('process_cpu_user_seconds_total')).toBe('counter');
-		expect(after.value('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+		// A live V8 heap: megabytes used, within what the heap holds.
+		expect(after.value('nodejs_heap_size_used_bytes')).toBeGreaterThan(4 * 1024 * 1024);
+		expect(after.value('nodejs_heap_size_used_bytes')).toBeLessThanOrEqual(
+			after.value('nodejs_heap_size_total_bytes') as number,
+		);
 		for (const s of after.samples)
 			for (const value of Object.values(s.labels)) expect(value, `${s.name} ${value}`).not.toMatch(UUID);
 		for (const [name, type] of after.types)

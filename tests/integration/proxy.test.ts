@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { parse } from 'yaml';
 import { createTestDatabase } from '../helpers/backends.ts';
 import { connect, waitFor } from '../helpers/collab.ts';
 import { freePort, repoRoot } from '../helpers/process.ts';
@@ -144,8 +145,8 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 });
 
 describe('docker-compose.yml', () => {
-	const compose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
-	it.skipIf(compose.status !== 0)('is a valid compose file (docker compose config)', () => {
+	const dockerCompose = spawnSync('docker', ['compose', 'version'], { encoding: 'utf8' });
+	it.skipIf(dockerCompose.status !== 0)('is a valid compose file (docker compose config)', () => {
 		const result = spawnSync('docker', ['compose', 'config', '--quiet'], {
 			cwd: repoRoot,
 			encoding: 'utf8',
@@ -154,20 +155,75 @@ describe('docker-compose.yml', () => {
 		expect(result.status, result.stderr).toBe(0);
 	});
 
-	it('names the proxy configuration this test runs, two app nodes and the shared engines', () => {
-		const text = fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8');
-		for (const service of ['postgres:', 'redis:', 'app1:', 'app2:', 'proxy:'])
-			expect(text).toContain(`\n  ${service}`);
-		expect(text).toContain('./deploy/nginx.conf:/etc/nginx/conf.d/default.conf');
-		expect(text).toContain("'8080:8080'");
+	// Parsed as Compose reads it (YAML 1.2 with merge keys), so a syntax error, a broken anchor or a misspelt
+	// variable fails here even where `docker compose config` cannot run.
+	const compose = parse(fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8'), {
+		merge: true,
+	}) as {
+		services: Record<string, Service>;
+		volumes: Record<string, unknown>;
+	};
+	interface Service {
+		image?: string;
+		build?: string;
+		profiles?: string[];
+		environment?: Record<string, string | number>;
+		depends_on?: string[] | Record<string, { condition: string }>;
+		volumes?: string[];
+		ports?: string[];
+	}
+	const { services } = compose;
+
+	it('runs two app nodes from this Dockerfile behind the nginx configuration this test runs', () => {
+		expect(Object.keys(services)).toEqual(
+			expect.arrayContaining(['postgres', 'redis', 'app1', 'app2', 'proxy']),
+		);
+		for (const name of ['app1', 'app2']) {
+			const app = services[name] as Service;
+			expect(app.build, name).toBe('.');
+			expect(app.depends_on, name).toEqual({
+				postgres: { condition: 'service_healthy' },
+				redis: { condition: 'service_healthy' },
+			});
+			// Both nodes on the same database, Redis and signing key, or they would not be one deployment.
+			expect(app.environment, name).toMatchObject({
+				DATABASE_URL: 'postgres://chat:chat@postgres:5432/chat',
+				REDIS_URL: 'redis://redis:6379',
+				JWT_SECRET: expect.stringMatching(/^\$\{JWT_SECRET:\?.+\}$/),
+				NODE_ENV: 'production',
+			});
+		}
+		const proxy = services.proxy as Service;
+		expect(proxy.volumes).toContain('./deploy/nginx.conf:/etc/nginx/conf.d/default.conf:ro');
+		expect(proxy.ports).toEqual(['8080:8080']);
+		expect(Object.keys(proxy.depends_on ?? {})).toEqual(['app1', 'app2']);
 	});
 
-	it('mounts only files that exist, and its observability profile has Prometheus, Grafana and a collector', () => {
-		const text = fs.readFileSync(path.join(repoRoot, 'docker-compose.yml'), 'utf8');
-		const mounts = [...text.matchAll(/- (\.\/[^:\s]+):/g)].map((m) => m[1] as string);
-		expect(mounts.length).toBeGreaterThanOrEqual(5);
-		for (const mount of mounts) expect(fs.existsSync(path.join(repoRoot, mount)), mount).toBe(true);
-		for (const service of ['prometheus:', 'grafana:', 'otel-collector:'])
-			expect(text).toMatch(new RegExp(`\n  ${service}\n(    .*\n)*?    profiles: \\[observability\\]`));
+	it('sets only variables the server reads, and depends only on services it defines', () => {
+		const config = fs.readFileSync(path.join(repoRoot, 'server/config.ts'), 'utf8');
+		const known = new Set([...config.matchAll(/^\t\t([A-Z][A-Z0-9_]+):/gm)].map((m) => m[1]));
+		for (const name of ['app1', 'app2'])
+			for (const variable of Object.keys(services[name]?.environment ?? {}))
+				expect(known.has(variable), `${name} sets ${variable}, which server/config.ts does not read`).toBe(
+					true,
+				);
+		for (const [name, service] of Object.entries(services)) {
+			const needs = Array.isArray(service.depends_on)
+				? service.depends_on
+				: Object.keys(service.depends_on ?? {});
+			for (const other of needs) expect(services[other], `${name} depends on ${other}`).toBeDefined();
+			for (const volume of service.volumes ?? []) {
+				const source = volume.split(':')[0] as string;
+				if (source.startsWith('./')) expect(fs.existsSync(path.join(repoRoot, source)), volume).toBe(true);
+				else expect(compose.volumes, `${name} mounts the volume ${source}`).toHaveProperty(source);
+			}
+		}
+	});
+
+	it('keeps Prometheus, Grafana and the trace pipeline in the observability profile', () => {
+		for (const name of ['prometheus', 'grafana', 'otel-collector', 'jaeger'])
+			expect(services[name]?.profiles, name).toEqual(['observability']);
+		for (const name of ['postgres', 'redis', 'app1', 'app2', 'proxy'])
+			expect(services[name]?.profiles, name).toBeUndefined();
 	});
 });
