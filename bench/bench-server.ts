@@ -6,11 +6,14 @@
  */
 import * as Y from 'yjs';
 import { startApp } from '../server/app.ts';
+import { configuredValidation, type UpdatePath } from '../server/collab/collab.ts';
+import { DurableAppend } from '../server/collab/durable-append.ts';
 import { parseUpdate } from '../server/collab/update-parser.ts';
 import type { judgeUpdate } from '../server/collab/validation.ts';
 import { parseConfig } from '../server/config.ts';
 import { createLogger } from '../server/log.ts';
 import type { RoomEvent } from '../src/lib/protocol/events.ts';
+import { RelayFirstAppend } from './relay-first-append.ts';
 
 const noValidation: typeof judgeUpdate = (update, { doc }) => {
 	const events: RoomEvent[] = [];
@@ -27,9 +30,12 @@ const noValidation: typeof judgeUpdate = (update, { doc }) => {
 	return { events, structIds, knownKeys, inFlightKeys: [], clients: [] };
 };
 
+/** The standard update path with the validator or the append swapped as the benchmark asks. */
+const updatePath: UpdatePath = (parts) => [
+	configuredValidation(parts, process.env.BENCH_VALIDATION === 'off' ? noValidation : undefined),
+	process.env.BENCH_RELAY === 'before-commit' ? new RelayFirstAppend(parts) : new DurableAppend(parts),
+];
+
 const config = parseConfig(process.env);
-const app = await startApp(config, createLogger(config.LOG_LEVEL), {
-	judge: process.env.BENCH_VALIDATION === 'off' ? noValidation : undefined,
-	relayBeforeCommit: process.env.BENCH_RELAY === 'before-commit',
-});
+const app = await startApp(config, createLogger(config.LOG_LEVEL), { updatePath });
 process.once('SIGTERM', () => void app.stop().then(() => process.exit(0)));

@@ -32,7 +32,10 @@ import { createLogger } from '../server/log.ts';
 import type { MessageEvent } from '../src/lib/protocol/events.ts';
 import { connect } from '../tests/helpers/collab.ts';
 import { freePort, repoRoot, spawnServer } from '../tests/helpers/process.ts';
-import { Persistence } from '../server/collab/persistence.ts';
+import { DurableLog } from '../server/collab/durable-log.ts';
+import { LiveRooms } from '../server/collab/live-rooms.ts';
+import { RoomLoader } from '../server/collab/room-loader.ts';
+import { RoomWindow } from '../server/collab/room-window.ts';
 import { admin, adminUrl, median } from './common.ts';
 import { envNumber, fmt, writeResult } from './harness.ts';
 
@@ -95,12 +98,11 @@ async function main() {
 			string,
 			{ loadMs: number[]; firstSyncMs: number[]; endToEndMs: number[]; applyMs: number[]; bytes: number }
 		> = {};
-		const persistence = new Persistence(db, createLogger('warn'), {
-			compactAfterUpdates: 500,
-			windowMessages: WINDOW,
-			updatesPer10s: 1_000,
-			messagesPer10s: 1_000,
-		});
+		// What Hocuspocus awaits before a room opens: its load, then its window.
+		const benchLog = createLogger('warn');
+		const liveRooms = new LiveRooms();
+		const loader = new RoomLoader(db, benchLog, liveRooms);
+		const roomWindow = new RoomWindow(new DurableLog(db, benchLog), benchLog, liveRooms, WINDOW);
 		for (const size of SIZES) {
 			const roomId = randomUUID();
 			await db.query("INSERT INTO rooms (id, name, is_group, created_by) VALUES ($1, 'cold', true, $2)", [
@@ -124,12 +126,14 @@ async function main() {
 				// The server alone: what Hocuspocus awaits before a room opens, then the first sync answer.
 				const serverDoc = new Y.Doc();
 				let t = performance.now();
-				await persistence.onLoadDocument({ document: serverDoc, documentName: `room:${roomId}` } as never);
+				const loading = { document: serverDoc, documentName: `room:${roomId}` } as never;
+				await loader.onLoadDocument(loading);
+				await roomWindow.onLoadDocument(loading);
 				loadMs.push(performance.now() - t);
 				t = performance.now();
 				Y.encodeStateAsUpdate(serverDoc, Y.encodeStateVector(new Y.Doc()));
 				firstSyncMs.push(performance.now() - t);
-				await persistence.afterUnloadDocument({ documentName: `room:${roomId}` });
+				await loader.afterUnloadDocument({ documentName: `room:${roomId}` });
 				serverDoc.destroy();
 
 				const t0 = performance.now();

@@ -76,6 +76,11 @@ export async function inSpan<T>(
 	});
 }
 
+/** Runs `fn` with `span` as the active span (for its children and its log lines), without ending it. */
+export function withActiveSpan<T>(span: Span, fn: () => T): T {
+	return context.with(trace.setSpan(context.active(), span), fn);
+}
+
 /** The trace and span ids of the active span, for log lines; empty outside a span (or without tracing). */
 export function traceFields(): { traceId?: string; spanId?: string } {
 	const span = trace.getActiveSpan();

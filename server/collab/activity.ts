@@ -4,7 +4,7 @@ import * as rooms from '../data/rooms.ts';
 import type { EventBus } from '../events/bus.ts';
 import { mentionsName, type NotifyLevel, type PushPayload } from '#protocol/user-channel.ts';
 import type { Devices } from './devices.ts';
-import type { AcceptedEvents } from './persistence.ts';
+import type { AcceptedEvents } from './durable-append.ts';
 
 /** Rooms whose audience (members, names, notification levels) a node keeps in memory. */
 const AUDIENCE_CACHE_ROOMS = 1_000;
@@ -47,7 +47,7 @@ export class Activity {
 		deps.bus.onResync(() => this.#audiences.clear());
 	}
 
-	/** Persistence calls this once an update's events are durable. Never throws; failures are logged. */
+	/** DurableAppend calls this once an update's events are durable. Never throws; failures are logged. */
 	accepted(accepted: AcceptedEvents): void {
 		void this.#accepted(accepted).catch((error: unknown) =>
 			this.#log.error({ err: error, roomId: accepted.roomId }, 'activity not published'),

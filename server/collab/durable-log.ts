@@ -90,42 +90,7 @@ export class DurableLog {
 				spans[0],
 			);
 		} catch (error) {
-			if (error instanceof messages.WritersRefused) {
-				// Removed (or made read-only) while the update waited: it is written nowhere (docs/security.md).
-				const refused = (e: Pending) => e.writerId && error.refused.has(`${e.roomId} ${e.writerId}`);
-				for (const entry of batch.filter(refused)) {
-					const role = error.refused.get(`${entry.roomId} ${entry.writerId}`);
-					entry.reject(
-						new UpdateRejected(
-							role ? collabRejections.roleChanged : collabRejections.notAMember,
-							role ? `the writer's role is ${role} now` : 'the writer is no longer a member of the room',
-						),
-					);
-				}
-				return batch.filter((e) => !refused(e));
-			}
-			if (refusesData(error)) {
-				// The database refused a value (one the validator let through): never every writer of the batch
-				// for one of them. Each update is committed on its own; only the one that fails again is refused.
-				if (batch.length > 1) {
-					for (const entry of batch) await this.#commitAlone(entry);
-					return [];
-				}
-				this.#log.warn(
-					{ code: (error as { code?: unknown }).code, roomId: batch[0]?.roomId },
-					'durable append refused a value; the update was refused',
-				);
-				batch[0]?.reject(
-					new UpdateRejected(collabRejections.invalidUpdate, 'the database refused a value of this update'),
-				);
-				return [];
-			}
-			this.#log.error(
-				{ err: error, updates: batch.length },
-				'durable append failed; the updates were refused',
-			);
-			for (const entry of batch) entry.reject(error);
-			return [];
+			return this.#failed(batch, error);
 		}
 		if (taken.size > 0) {
 			const refused = (e: Pending) => e.events.some((event) => taken.has(`${e.roomId} ${event.clientMsgId}`));
@@ -148,6 +113,43 @@ export class DurableLog {
 					this.#metrics?.mirrorLagSeconds.observe((now - entry.receivedAt) / 1_000);
 			entry.resolve();
 		}
+		return [];
+	}
+
+	/** What is left to commit of a batch whose statement failed (see #commit); the rest is settled here. */
+	async #failed(batch: Pending[], error: unknown): Promise<Pending[]> {
+		if (error instanceof messages.WritersRefused) {
+			// Removed (or made read-only) while the update waited: it is written nowhere (docs/security.md).
+			const refused = (e: Pending) => e.writerId && error.refused.has(`${e.roomId} ${e.writerId}`);
+			for (const entry of batch.filter(refused)) {
+				const role = error.refused.get(`${entry.roomId} ${entry.writerId}`);
+				entry.reject(
+					new UpdateRejected(
+						role ? collabRejections.roleChanged : collabRejections.notAMember,
+						role ? `the writer's role is ${role} now` : 'the writer is no longer a member of the room',
+					),
+				);
+			}
+			return batch.filter((e) => !refused(e));
+		}
+		if (refusesData(error)) {
+			// The database refused a value (one the validator let through): never every writer of the batch
+			// for one of them. Each update is committed on its own; only the one that fails again is refused.
+			if (batch.length > 1) {
+				for (const entry of batch) await this.#commitAlone(entry);
+				return [];
+			}
+			this.#log.warn(
+				{ code: (error as { code?: unknown }).code, roomId: batch[0]?.roomId },
+				'durable append refused a value; the update was refused',
+			);
+			batch[0]?.reject(
+				new UpdateRejected(collabRejections.invalidUpdate, 'the database refused a value of this update'),
+			);
+			return [];
+		}
+		this.#log.error({ err: error, updates: batch.length }, 'durable append failed; the updates were refused');
+		for (const entry of batch) entry.reject(error);
 		return [];
 	}
 

@@ -56,6 +56,28 @@ export interface ArchivedMessage {
 
 const invalid = (detail: string) => new UpdateRejected(collabRejections.invalidUpdate, detail);
 
+/**
+ * The outcome of judging an update, as a value: accepted; refused for good; or refused for now because it names
+ * entries this node does not hold (`lookFor`), which the caller may find (in history, in the durable log) and
+ * judge again.
+ */
+export type Verdict =
+	| { accepted: true; judgement: UpdateJudgement }
+	| { accepted: false; rejection: UpdateRejected; lookFor?: { targetIds: string[] } | 'foreign-entry' };
+
+/** `judgeUpdate` with its refusals as values (the checks themselves stop at the first problem by throwing). */
+export function verdictOf(judge: () => UpdateJudgement): Verdict {
+	try {
+		return { accepted: true, judgement: judge() };
+	} catch (error) {
+		if (error instanceof MissingTargets)
+			return { accepted: false, rejection: error, lookFor: { targetIds: error.targetIds } };
+		if (error instanceof ForeignEntry) return { accepted: false, rejection: error, lookFor: 'foreign-entry' };
+		if (error instanceof UpdateRejected) return { accepted: false, rejection: error };
+		throw error;
+	}
+}
+
 export interface UpdateJudgement {
 	/** Events this update adds that the server does not hold yet, in update order. */
 	events: RoomEvent[];
@@ -82,47 +104,33 @@ export function clientOwners(doc: Y.Doc): Map<number, string> {
 	return owners;
 }
 
+/** What judgeUpdate judges an update against. */
+export interface JudgeContext {
+	doc: Y.Doc;
+	userId: string;
+	now: number;
+	/** Keys being appended right now, with the `client:clock` of the struct that carries each. */
+	reservedKeys: ReadonlyMap<string, string>;
+	/** The user each Yjs client id of this document is bound to: the first who wrote with it. */
+	owners: ReadonlyMap<number, string>;
+	/** The server's content filter (moderation), if one is configured. */
+	filter?: ContentFilter;
+	/** The writer is a room owner or admin: may delete anyone's message. */
+	canModerate?: boolean;
+	/** Targets found in the room's history (trimmed from the document), by clientMsgId. */
+	archived?: ReadonlyMap<string, ArchivedMessage>;
+	/** The earliest `createdAt` accepted (ms): the room's creation less the allowed clock skew; 1970 if unset. */
+	notBefore?: number;
+}
+
 /**
  * Judges a client's update against the server's copy of the room before it is applied or relayed.
  * Accepted: new keys in the `messages` map only, one schema-valid event each, written by the
  * connection's user, nothing deleted. Structs the server already holds (an honest client re-sending
  * what it received) are skipped, never re-judged or re-mirrored.
  */
-export function judgeUpdate(
-	update: Uint8Array,
-	ctx: {
-		doc: Y.Doc;
-		userId: string;
-		now: number;
-		/** Keys being appended right now, with the `client:clock` of the struct that carries each. */
-		reservedKeys: ReadonlyMap<string, string>;
-		/** The user each Yjs client id of this document is bound to: the first who wrote with it. */
-		owners: ReadonlyMap<number, string>;
-		/** The server's content filter (moderation), if one is configured. */
-		filter?: ContentFilter;
-		/** The writer is a room owner or admin: may delete anyone's message. */
-		canModerate?: boolean;
-		/** Targets found in the room's history (trimmed from the document), by clientMsgId. */
-		archived?: ReadonlyMap<string, ArchivedMessage>;
-		/** The earliest `createdAt` accepted (ms): the room's creation less the allowed clock skew; 1970 if unset. */
-		notBefore?: number;
-	},
-): UpdateJudgement {
-	if (update.length > limits.updateBytesMax) {
-		throw new UpdateRejected(
-			collabRejections.updateTooLarge,
-			`update of ${update.length} bytes exceeds ${limits.updateBytesMax}`,
-		);
-	}
-	let parsed;
-	try {
-		parsed = parseUpdate(update);
-	} catch (error) {
-		if (error instanceof ParseError) throw invalid(error.message);
-		throw error;
-	}
-	if (parsed.deletes.length > 0) throw invalid('messages are append-only: an update may not delete anything');
-
+export function judgeUpdate(update: Uint8Array, ctx: JudgeContext): UpdateJudgement {
+	const parsed = parseClientUpdate(update);
 	const messages = ctx.doc.getMap(messagesMapName);
 	const expectedClock = new Map<number, number>();
 	const keys = new Set<string>();
@@ -160,44 +168,7 @@ export function judgeUpdate(
 			throw new ForeignEntry(collabRejections.invalidUpdate, 'this Yjs client id belongs to another user');
 		}
 
-		if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');
-		if (struct.origin || struct.rightOrigin)
-			throw invalid('entries are written once: an existing key may not be overwritten');
-		if (
-			struct.parent?.kind !== 'root' ||
-			struct.parent.name !== messagesMapName ||
-			struct.parentSub === null
-		) {
-			throw invalid(`only new keys of the "${messagesMapName}" map may be written`);
-		}
-		if (struct.length !== 1) throw invalid('a map entry holds exactly one value');
-
-		const result = roomEvent.safeParse(struct.values[0]);
-		if (!result.success) {
-			const issue = result.error.issues[0];
-			throw invalid(`event ${issue?.path.join('.') || 'value'}: ${issue?.message ?? 'invalid'}`);
-		}
-		const event = result.data;
-		const key = struct.parentSub;
-		if (event.clientMsgId !== key) throw invalid('the key of an event must be its clientMsgId');
-		if (event.senderId !== ctx.userId)
-			throw new ForeignEntry(collabRejections.invalidUpdate, "senderId must be the sender's own user id");
-		if ('content' in event && ctx.filter && ctx.filter.blocked(event.content).length > 0) {
-			throw invalid(
-				ctx.filter.mode === 'mask'
-					? "content must be masked by the server's content filter before it is sent"
-					: "content contains words this server's content filter does not accept",
-			);
-		}
-		const createdAt = Date.parse(event.createdAt);
-		if (createdAt > ctx.now + limits.maxClockSkewMs) {
-			throw invalid('createdAt is more than 2 minutes in the future');
-		}
-		// Before the room existed is back-dating (it would sort to the top of the room), and years Postgres
-		// cannot store (0000) would fail the whole batch of other writers' updates.
-		if (!(createdAt >= (ctx.notBefore ?? 0))) {
-			throw invalid('createdAt is before the room existed');
-		}
+		const { event, key } = newEntry(struct, ctx);
 		if (ctx.reservedKeys.get(key) === `${client}:${clock}`) {
 			// The very struct another update of this room is appending now (a client re-sending on a new
 			// connection): it is not new, but not durable yet either; the caller waits for that append.
@@ -216,6 +187,64 @@ export function judgeUpdate(
 	}
 	checkTargets(events, messages, ctx);
 	return { events, structIds, knownKeys, inFlightKeys, clients: [...expectedClock.keys()] };
+}
+
+/** The bytes of a client's update, parsed: not too large, well-formed, deleting nothing. */
+function parseClientUpdate(update: Uint8Array): ReturnType<typeof parseUpdate> {
+	if (update.length > limits.updateBytesMax) {
+		throw new UpdateRejected(
+			collabRejections.updateTooLarge,
+			`update of ${update.length} bytes exceeds ${limits.updateBytesMax}`,
+		);
+	}
+	let parsed;
+	try {
+		parsed = parseUpdate(update);
+	} catch (error) {
+		if (error instanceof ParseError) throw invalid(error.message);
+		throw error;
+	}
+	if (parsed.deletes.length > 0) throw invalid('messages are append-only: an update may not delete anything');
+	return parsed;
+}
+
+type ParsedStruct = ReturnType<typeof parseUpdate>['structs'][number];
+
+/** A struct the server does not hold, as the one new event it must be: a new `messages` key, by the writer. */
+function newEntry(struct: ParsedStruct, ctx: JudgeContext): { event: RoomEvent; key: string } {
+	if (struct.type !== 'item') throw invalid('update carries garbage-collected or skipped ranges');
+	if (struct.origin || struct.rightOrigin)
+		throw invalid('entries are written once: an existing key may not be overwritten');
+	if (struct.parent?.kind !== 'root' || struct.parent.name !== messagesMapName || struct.parentSub === null) {
+		throw invalid(`only new keys of the "${messagesMapName}" map may be written`);
+	}
+	if (struct.length !== 1) throw invalid('a map entry holds exactly one value');
+
+	const result = roomEvent.safeParse(struct.values[0]);
+	if (!result.success) {
+		const issue = result.error.issues[0];
+		throw invalid(`event ${issue?.path.join('.') || 'value'}: ${issue?.message ?? 'invalid'}`);
+	}
+	const event = result.data;
+	const key = struct.parentSub;
+	if (event.clientMsgId !== key) throw invalid('the key of an event must be its clientMsgId');
+	if (event.senderId !== ctx.userId)
+		throw new ForeignEntry(collabRejections.invalidUpdate, "senderId must be the sender's own user id");
+	if ('content' in event && ctx.filter && ctx.filter.blocked(event.content).length > 0) {
+		throw invalid(
+			ctx.filter.mode === 'mask'
+				? "content must be masked by the server's content filter before it is sent"
+				: "content contains words this server's content filter does not accept",
+		);
+	}
+	const createdAt = Date.parse(event.createdAt);
+	if (createdAt > ctx.now + limits.maxClockSkewMs) {
+		throw invalid(`createdAt is more than ${limits.maxClockSkewMs / 60_000} minutes in the future`);
+	}
+	// Before the room existed is back-dating (it would sort to the top of the room), and years Postgres
+	// cannot store (0000) would fail the whole batch of other writers' updates.
+	if (!(createdAt >= (ctx.notBefore ?? 0))) throw invalid('createdAt is before the room existed');
+	return { event, key };
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Server as HttpServer, IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { Hocuspocus } from '@hocuspocus/server';
+import { Hocuspocus, type Extension } from '@hocuspocus/server';
 import crossws from 'crossws/adapters/node';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
@@ -22,13 +22,85 @@ import { Authentication, type CollabContext } from './authentication.ts';
 import { Devices } from './devices.ts';
 import { UserChannels } from './user-channels.ts';
 import { ClusterRelay } from './cluster-relay.ts';
-import { Persistence } from './persistence.ts';
+import { Compaction } from './compaction.ts';
+import { DurableAppend, type AcceptedEvents } from './durable-append.ts';
+import { DurableLog } from './durable-log.ts';
+import { LiveRooms } from './live-rooms.ts';
 import { Presence } from './presence.ts';
 import { ReadReceipts } from './read-receipts.ts';
+import { RoomLoader } from './room-loader.ts';
+import { RoomWindow } from './room-window.ts';
+import { UpdateValidation } from './update-validation.ts';
 import type { judgeUpdate } from './validation.ts';
 import type { Metrics } from '../metrics.ts';
 
 export const COLLAB_PATH = '/collab';
+
+/** What the extensions of the update path are built from. */
+export interface UpdatePathParts {
+	db: Db;
+	log: Logger;
+	config: Config;
+	metrics: Metrics;
+	rooms: LiveRooms;
+	loader: RoomLoader;
+	durable: DurableLog;
+	onAccepted: (accepted: AcceptedEvents) => void;
+}
+
+/**
+ * The extensions every client update goes through, in order, before Hocuspocus applies and relays it. Benchmarks
+ * compose their own (bench/bench-server.ts); the server runs this one.
+ */
+export type UpdatePath = (parts: UpdatePathParts) => Extension[];
+
+/**
+ * The extensions of the rooms themselves, in order: loaded, kept to their window, every update judged and made
+ * durable (the update path), the log folded into snapshots.
+ */
+function roomExtensions(deps: {
+	db: Db;
+	log: Logger;
+	config: Config;
+	metrics: Metrics;
+	updatePath?: UpdatePath;
+	onAccepted: (accepted: AcceptedEvents) => void;
+}): { loader: RoomLoader; compaction: Compaction; extensions: Extension[] } {
+	const { db, log, config, metrics, onAccepted } = deps;
+	const rooms = new LiveRooms();
+	const durable = new DurableLog(db, log, metrics);
+	const loader = new RoomLoader(db, log, rooms);
+	const compactAfterUpdates = config.COMPACT_AFTER_UPDATES;
+	const compaction = new Compaction({ db, log, rooms, durable, compactAfterUpdates, metrics });
+	const parts = { db, log, config, metrics, rooms, loader, durable, onAccepted };
+	return {
+		loader,
+		compaction,
+		extensions: [
+			loader,
+			new RoomWindow(durable, log, rooms, config.ROOM_WINDOW_MESSAGES),
+			...(deps.updatePath ?? standardUpdatePath)(parts),
+			compaction,
+		],
+	};
+}
+
+/** UpdateValidation with this server's rate limits and content filter (and, for benchmarks, another judge). */
+export function configuredValidation({ config, ...parts }: UpdatePathParts, judge?: typeof judgeUpdate) {
+	return new UpdateValidation({
+		...parts,
+		updatesPer10s: config.WRITE_UPDATES_PER_10S,
+		messagesPer10s: config.WRITE_MESSAGES_PER_10S,
+		anyUpdatesPer10s: config.WS_FRAMES_PER_10S,
+		filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
+		judge,
+	});
+}
+
+export const standardUpdatePath: UpdatePath = (parts) => [
+	configuredValidation(parts),
+	new DurableAppend(parts),
+];
 
 interface Peer {
 	id: string;
@@ -45,7 +117,7 @@ interface Peer {
  */
 export class Collab {
 	readonly hocuspocus: Hocuspocus<CollabContext>;
-	readonly #persistence: Persistence;
+	readonly #compaction: Compaction;
 	readonly #ws: ReturnType<typeof crossws>;
 	readonly #log: Logger;
 	readonly #metrics: Metrics;
@@ -72,8 +144,7 @@ export class Collab {
 		log: Logger;
 		config: Config;
 		metrics: Metrics;
-		judge?: typeof judgeUpdate;
-		relayBeforeCommit?: boolean;
+		updatePath?: UpdatePath;
 	}) {
 		const { config } = deps;
 		this.#log = deps.log.child({ component: 'collab' });
@@ -93,18 +164,8 @@ export class Collab {
 			push: deps.push,
 		});
 		this.#channels = new UserChannels({ db: deps.db, log: deps.log, bus: deps.bus, devices: this.#devices });
-		this.#persistence = new Persistence(deps.db, deps.log, {
-			compactAfterUpdates: config.COMPACT_AFTER_UPDATES,
-			windowMessages: config.ROOM_WINDOW_MESSAGES,
-			updatesPer10s: config.WRITE_UPDATES_PER_10S,
-			messagesPer10s: config.WRITE_MESSAGES_PER_10S,
-			anyUpdatesPer10s: config.WS_FRAMES_PER_10S,
-			filter: compileFilter({ mode: config.CONTENT_FILTER, words: config.CONTENT_FILTER_WORDS }),
-			judge: deps.judge,
-			relayBeforeCommit: deps.relayBeforeCommit,
-			metrics: deps.metrics,
-			onAccepted: (accepted) => activity.accepted(accepted),
-		});
+		const rooms = roomExtensions({ ...deps, onAccepted: (accepted) => activity.accepted(accepted) });
+		this.#compaction = rooms.compaction;
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',
 			quiet: true,
@@ -123,7 +184,7 @@ export class Collab {
 								prefix: `${config.REDIS_PREFIX}:collab`,
 								identifier: node,
 								log: deps.log,
-								onReconnected: () => this.#persistence.catchUp(this.hocuspocus.documents),
+								onReconnected: () => rooms.loader.catchUp(),
 							}),
 						]
 					: []),
@@ -132,19 +193,19 @@ export class Collab {
 					loginsPer10s: config.WS_FRAMES_PER_10S,
 					metrics: deps.metrics,
 				}),
-				new Access({
-					db: deps.db,
-					log: deps.log,
-					bus: deps.bus,
-					documents: () => this.hocuspocus.documents,
-				}),
+				new Access({ db: deps.db, log: deps.log, bus: deps.bus, documents: () => this.hocuspocus.documents }),
 				this.#channels,
 				new Presence(deps.log),
 				new ReadReceipts(deps.db, deps.log, deps.bus),
-				this.#persistence,
+				...rooms.extensions,
 			],
 		});
-		this.#ws = crossws({
+		this.#ws = this.#websocket();
+	}
+
+	/** The WebSocket server at /collab: every frame counted against its socket's budget, then to Hocuspocus. */
+	#websocket(): ReturnType<typeof crossws> {
+		return crossws({
 			serverOptions: { maxPayload: limits.updateBytesMax + 64 * 1024 },
 			hooks: {
 				open: (peer) => {
@@ -232,7 +293,7 @@ export class Collab {
 		) {
 			await new Promise((resolve) => setTimeout(resolve, 20));
 		}
-		await this.#persistence.flush();
+		await this.#compaction.flush();
 		this.#channels.close();
 		this.#devices.close();
 		this.#reclaim.close();
