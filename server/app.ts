@@ -2,8 +2,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { AuthService } from './auth/service.ts';
 import { TokenService } from './auth/tokens.ts';
-import { Collab } from './collab/index.ts';
-import type { judgeUpdate } from './collab/validation.ts';
+import { Collab, type UpdatePath } from './collab/collab.ts';
 import type { Config } from './config.ts';
 import { openDb, type Db } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
@@ -36,8 +35,8 @@ export interface App {
 export async function startApp(
 	config: Config,
 	log: Logger,
-	/** Only benchmarks pass these (bench/bench-server.ts). */
-	options: { judge?: typeof judgeUpdate; relayBeforeCommit?: boolean } = {},
+	/** The update path of the collaboration server, when not the standard one (only benchmarks compose their own). */
+	options: { updatePath?: UpdatePath } = {},
 ): Promise<App> {
 	const stopTracing = await startTracing(
 		{
@@ -59,45 +58,17 @@ export async function startApp(
 
 		const tokens = new TokenService(config);
 		tokens.checkSessionsWith((sessionId, userId) => sessions.isLive(db, sessionId, userId));
-		if (config.REDIS_URL) {
-			const redisBus = new RedisBus({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX, log });
-			bus = redisBus;
-			await redisBus.start();
-		} else {
-			bus = new LocalBus(log);
-		}
+		bus = await startBus(config, log);
 		const auth = new AuthService(db, tokens, bus, {
 			refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
 			loginFailuresPerName: config.LOGIN_FAILURES_PER_NAME,
 		});
 		const rooms = new RoomService(db, bus);
-		const push = await new PushService(db, log, {
-			subject: config.VAPID_SUBJECT,
-			keys:
-				config.VAPID_PUBLIC_KEY && config.VAPID_PRIVATE_KEY
-					? { publicKey: config.VAPID_PUBLIC_KEY, privateKey: config.VAPID_PRIVATE_KEY }
-					: undefined,
-		}).init();
-		if (config.REDIS_URL) {
-			redis = new Redis(config.REDIS_URL, {
-				lazyConnect: true,
-				maxRetriesPerRequest: 1,
-				enableOfflineQueue: false,
-			});
-			// Log when Redis goes away and when it is back, not every reconnect attempt in between.
-			let redisUp = true;
-			redis.on('error', (error) => {
-				if (redisUp) log.warn({ err: error }, 'redis unavailable; retrying');
-				redisUp = false;
-			});
-			redis.on('ready', () => {
-				if (!redisUp) log.info('redis available again');
-				redisUp = true;
-			});
-			await redis
-				.connect()
-				.catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
-		}
+		const vapid = { publicKey: config.VAPID_PUBLIC_KEY, privateKey: config.VAPID_PRIVATE_KEY };
+		const keys =
+			vapid.publicKey && vapid.privateKey ? (vapid as { publicKey: string; privateKey: string }) : undefined;
+		const push = await new PushService(db, log, { subject: config.VAPID_SUBJECT, keys }).init();
+		if (config.REDIS_URL) redis = await connectRedis(config.REDIS_URL, log);
 		const metrics = new Metrics();
 		const collab = new Collab({ db, tokens, bus, redis, push, log, config, metrics, ...options });
 		metrics.observe({
@@ -125,25 +96,8 @@ export async function startApp(
 		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
 
 		let stopping: Promise<void> | undefined;
-		return {
-			db,
-			collab,
-			push,
-			url,
-			routes,
-			stop: () =>
-				(stopping ??= (async () => {
-					log.info('shutting down: closing connections and flushing documents');
-					const closed = http.close();
-					await collab.close();
-					await closed;
-					await bus?.close();
-					redis?.disconnect();
-					await db.close();
-					await stopTracing();
-					log.info('shutdown complete');
-				})()),
-		};
+		const running = { log, http, collab, bus, redis, db, stopTracing };
+		return { db, collab, push, url, routes, stop: () => (stopping ??= stop(running)) };
 	} catch (error) {
 		await bus?.close();
 		redis?.disconnect();
@@ -153,4 +107,49 @@ export async function startApp(
 		await stopTracing();
 		throw error;
 	}
+}
+
+/** The node's own Redis client (devices, readiness), logging when Redis goes away and comes back, not every retry. */
+async function connectRedis(url: string, log: Logger): Promise<Redis> {
+	const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+	let up = true;
+	redis.on('error', (error) => {
+		if (up) log.warn({ err: error }, 'redis unavailable; retrying');
+		up = false;
+	});
+	redis.on('ready', () => {
+		if (!up) log.info('redis available again');
+		up = true;
+	});
+	await redis.connect().catch((error: unknown) => log.warn({ err: error }, 'redis not reachable at boot'));
+	return redis;
+}
+
+/** The event bus between nodes: Redis pub/sub with REDIS_URL, else in this process. */
+async function startBus(config: Config, log: Logger): Promise<EventBus> {
+	if (!config.REDIS_URL) return new LocalBus(log);
+	const bus = new RedisBus({ url: config.REDIS_URL, prefix: config.REDIS_PREFIX, log });
+	await bus.start();
+	return bus;
+}
+
+/** Stops a running app: no new requests, connections closed and documents flushed, then the rest. */
+async function stop(app: {
+	log: Logger;
+	http: { close(): Promise<void> };
+	collab: Collab;
+	bus: EventBus;
+	redis: Redis | undefined;
+	db: { close(): Promise<void> };
+	stopTracing: () => Promise<void>;
+}): Promise<void> {
+	app.log.info('shutting down: closing connections and flushing documents');
+	const closed = app.http.close();
+	await app.collab.close();
+	await closed;
+	await app.bus.close();
+	app.redis?.disconnect();
+	await app.db.close();
+	await app.stopTracing();
+	app.log.info('shutdown complete');
 }

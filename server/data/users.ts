@@ -47,7 +47,7 @@ export async function findById(db: Queryable, id: string): Promise<PublicUser | 
 export async function search(
 	db: Queryable,
 	q: string,
-	limit = 20,
+	limit: number,
 ): Promise<(PublicUser & { lastSeen: string | null })[]> {
 	const pattern = q.replace(/[\\%_]/g, (c) => `\\${c}`);
 	const { rows } = await db.query<{ id: string; name: string; last_seen_at: Date | null }>(

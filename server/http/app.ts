@@ -12,6 +12,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from 'pino';
 import type { ApiErrorBody } from '#protocol/errors.ts';
+import { limits } from '#protocol/limits.ts';
 import { AppError } from '../errors.ts';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import { tracer } from '../tracing.ts';
@@ -21,6 +22,10 @@ import { healthRoutes } from './routes/health.ts';
 import { pushRoutes } from './routes/push.ts';
 import { securityHeaders } from './security-headers.ts';
 import { roomRoutes } from './routes/rooms.ts';
+import { configRoutes } from './routes/config.ts';
+import { exportRoutes } from './routes/export.ts';
+import { searchRoutes } from './routes/search.ts';
+import { userRoutes } from './routes/users.ts';
 
 const fastifyErrorCodes: Record<string, AppError['code']> = {
 	FST_ERR_CTP_INVALID_JSON_BODY: 'bad_request',
@@ -62,7 +67,59 @@ export async function buildHttp(
 	log: Logger,
 	onRoute?: (route: HttpRoute) => void,
 ): Promise<FastifyInstance> {
-	const handleError = (error: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
+	const handleError = errorHandler(deps);
+	const app = Fastify({
+		loggerInstance: log as FastifyBaseLogger,
+		genReqId: () => randomUUID(),
+		bodyLimit: limits.httpBodyBytesMax,
+		// The same proxies as the WebSocket upgrades trust (client-address.ts); none: the socket's peer.
+		trustProxy: deps.config.TRUST_PROXY.length > 0 ? [...deps.config.TRUST_PROXY] : false,
+		// What fails before any route runs (a path that does not decode, an overlong path parameter) gets the
+		// API's error shape too, not Fastify's own.
+		frameworkErrors: handleError,
+	});
+	if (onRoute) {
+		app.addHook('onRoute', (route) => {
+			for (const method of [route.method].flat()) onRoute({ method, url: route.url });
+		});
+	}
+
+	await app.register(fastifyRateLimit, {
+		global: false,
+		errorResponseBuilder: (_request, context) => {
+			const error = new AppError(
+				'rate_limited',
+				`too many requests; try again in ${Math.ceil(context.ttl / 1000)} s`,
+			);
+			return Object.assign(error, { statusCode: 429 });
+		},
+	});
+
+	traceRequests(app, deps);
+	app.setErrorHandler(handleError);
+
+	// `build` is a symlink that a new build switches (scripts/build.ts): this server keeps the build it started
+	// with, whole, until it restarts, instead of mixing two builds' files.
+	const staticDir = fs.existsSync(deps.config.STATIC_DIR)
+		? fs.realpathSync(deps.config.STATIC_DIR)
+		: deps.config.STATIC_DIR;
+	securityHeaders(app, staticDir);
+	healthRoutes(app, deps);
+	authRoutes(app, deps);
+	configRoutes(app, deps);
+	roomRoutes(app, deps);
+	exportRoutes(app, deps);
+	userRoutes(app, deps);
+	searchRoutes(app, deps);
+	pushRoutes(app, deps);
+
+	await serveClient(app, staticDir, log);
+	return app;
+}
+
+/** Every error as the API's `{ error: { code, message } }`, with the status it maps to. */
+function errorHandler(deps: HttpDeps) {
+	return (error: FastifyError | AppError, request: FastifyRequest, reply: FastifyReply) => {
 		if (error instanceof AppError) {
 			if (error.authFailure) deps.metrics.authFailures.inc({ channel: 'http', reason: error.authFailure });
 			else if (error.code === 'rate_limited' && request.routeOptions.url?.startsWith('/api/auth/'))
@@ -87,34 +144,10 @@ export async function buildHttp(
 		request.log.error({ err: error }, 'request failed');
 		return reply.code(500).send(toBody(new AppError('internal', 'something went wrong on the server')));
 	};
+}
 
-	const app = Fastify({
-		loggerInstance: log as FastifyBaseLogger,
-		genReqId: () => randomUUID(),
-		bodyLimit: 64 * 1024,
-		// The same proxies as the WebSocket upgrades trust (client-address.ts); none: the socket's peer.
-		trustProxy: deps.config.TRUST_PROXY.length > 0 ? [...deps.config.TRUST_PROXY] : false,
-		// What fails before any route runs (a path that does not decode, an overlong path parameter) gets the
-		// API's error shape too, not Fastify's own.
-		frameworkErrors: handleError,
-	});
-	if (onRoute) {
-		app.addHook('onRoute', (route) => {
-			for (const method of [route.method].flat()) onRoute({ method, url: route.url });
-		});
-	}
-
-	await app.register(fastifyRateLimit, {
-		global: false,
-		errorResponseBuilder: (_request, context) => {
-			const error = new AppError(
-				'rate_limited',
-				`too many requests; try again in ${Math.ceil(context.ttl / 1000)} s`,
-			);
-			return Object.assign(error, { statusCode: 429 });
-		},
-	});
-
+/** A span and the HTTP metrics for every request, by route pattern. */
+function traceRequests(app: FastifyInstance, deps: HttpDeps): void {
 	// One span per request. It is made the active context again right before the handler runs: a request body
 	// is read from socket events, which would lose a context set only when the request arrived.
 	const spans = new WeakMap<object, Span>();
@@ -148,20 +181,13 @@ export async function buildHttp(
 			span.end();
 		}
 	});
+}
 
-	app.setErrorHandler(handleError);
-
-	// `build` is a symlink that a new build switches (scripts/build.ts): this server keeps the build it started
-	// with, whole, until it restarts, instead of mixing two builds' files.
-	const staticDir = fs.existsSync(deps.config.STATIC_DIR)
-		? fs.realpathSync(deps.config.STATIC_DIR)
-		: deps.config.STATIC_DIR;
-	securityHeaders(app, staticDir);
-	healthRoutes(app, deps);
-	authRoutes(app, deps);
-	roomRoutes(app, deps);
-	pushRoutes(app, deps);
-
+/**
+ * The built client: its files as they are, and index.html for every page route (the SPA routes itself); any other
+ * unknown path is the API's 404.
+ */
+async function serveClient(app: FastifyInstance, staticDir: string, log: Logger): Promise<void> {
 	const indexHtml = path.join(staticDir, 'index.html');
 	const hasClient = fs.existsSync(indexHtml);
 	if (hasClient) {
@@ -194,6 +220,4 @@ export async function buildHttp(
 		}
 		return reply.header('cache-control', 'no-cache').sendFile('index.html');
 	});
-
-	return app;
 }

@@ -1,9 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { AppError } from '../../errors.ts';
-import type { ServerConfigResponse } from '#protocol/config.ts';
-import { limits } from '#protocol/limits.ts';
-import { PROTOCOL_VERSION } from '#protocol/version.ts';
 import type { HttpDeps } from '../deps.ts';
 
 const withTimeout = <T>(promise: Promise<T>, ms: number) =>
@@ -21,13 +18,6 @@ const withTimeout = <T>(promise: Promise<T>, ms: number) =>
  */
 export function healthRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.get('/healthz', async () => ({ status: 'ok' }));
-
-	/** What a client needs to know to validate before writing: the content filter and the limits. */
-	app.get('/api/config', async (): Promise<ServerConfigResponse> => ({
-		contentFilter: { mode: deps.config.CONTENT_FILTER, words: deps.config.CONTENT_FILTER_WORDS },
-		limits,
-		protocolVersion: PROTOCOL_VERSION,
-	}));
 
 	/** Prometheus metrics (docs/operations.md says what each means); behind a bearer token when METRICS_TOKEN is set. */
 	app.get('/metrics', async (request, reply) => {

@@ -13,6 +13,12 @@ export const limits = {
 	roomMembersMax: 500,
 	pageSizeDefault: 50,
 	pageSizeMax: 500,
+	/** Hits of one search (`GET /api/search`), newest first. */
+	searchResults: 50,
+	/** People one name search finds (`GET /api/users`). */
+	userSearchResults: 20,
+	/** One HTTP request body (JSON), in bytes: larger ones are refused with 413. */
+	httpBodyBytesMax: 64 * 1024,
 	/** One Yjs update or WebSocket frame from a client, in bytes. */
 	updateBytesMax: 1024 * 1024,
 } as const;
