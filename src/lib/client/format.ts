@@ -1,5 +1,7 @@
 /** Display helpers for times and names (pure functions; the locale is the browser's). */
 
+import { mentionedName, mentionPattern } from '../protocol/names.ts';
+
 const time = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
 const day = new Intl.DateTimeFormat(undefined, {
 	weekday: 'long',
@@ -92,11 +94,9 @@ export function mentionParts(
 ): { text: string; mention?: string }[] {
 	const parts: { text: string; mention?: string }[] = [];
 	let last = 0;
-	for (const match of content.matchAll(/(^|[^\w@])@([A-Za-z0-9_.-]{3,32})/g)) {
-		let name = match[2] as string;
-		// A sentence may end right after a name: "thanks @ana." mentions ana.
-		while (!memberNames.has(name.toLowerCase()) && /[.-]$/.test(name)) name = name.slice(0, -1);
-		if (!memberNames.has(name.toLowerCase())) continue;
+	for (const match of content.matchAll(mentionPattern())) {
+		const name = mentionedName(match[2] as string, (lower) => memberNames.has(lower));
+		if (!name) continue;
 		const start = (match.index ?? 0) + (match[1] as string).length;
 		if (start > last) parts.push({ text: content.slice(last, start) });
 		parts.push({ text: `@${name}`, mention: name.toLowerCase() });

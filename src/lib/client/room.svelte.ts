@@ -6,6 +6,7 @@ import { awarenessState, colorFor, type AwarenessState } from '../protocol/aware
 import { collabRejections } from '../protocol/errors.ts';
 import {
 	compareEvents,
+	compareOrder,
 	foldEvents,
 	messagesMapName,
 	roomEvent,
@@ -97,11 +98,6 @@ export interface RoomStoreOptions {
 interface Peer {
 	clientId: number;
 	state: AwarenessState;
-}
-
-/** Display order: createdAt, ties broken by clientMsgId (the same on every replica). */
-function compare(a: { at: number; clientMsgId: string }, b: { at: number; clientMsgId: string }): number {
-	return a.at - b.at || (a.clientMsgId < b.clientMsgId ? -1 : a.clientMsgId > b.clientMsgId ? 1 : 0);
 }
 
 /** Normalises what the user typed into message content: NFC, no trailing whitespace. */
@@ -223,7 +219,7 @@ export class RoomStore {
 				reactions: [],
 			});
 		}
-		if (extra) out.sort(compare);
+		if (extra) out.sort(compareOrder);
 		return out;
 	});
 
@@ -248,7 +244,7 @@ export class RoomStore {
 		let count = 0;
 		for (let i = this.#events.length - 1; i >= 0; i--) {
 			const m = this.#events[i]!;
-			if (read && compare(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) <= 0) break;
+			if (read && compareOrder(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) <= 0) break;
 			if (!m.own && !m.deleted) count++;
 		}
 		return count;
@@ -369,7 +365,7 @@ export class RoomStore {
 	seenBy(message: { at: number; clientMsgId: string }): string[] {
 		const out: string[] = [];
 		for (const [userId, position] of this.#reads) {
-			if (userId !== this.user.id && compare(message, position) <= 0) out.push(userId);
+			if (userId !== this.user.id && compareOrder(message, position) <= 0) out.push(userId);
 		}
 		return out;
 	}
@@ -377,7 +373,7 @@ export class RoomStore {
 	/** Moves this user's read position forward (never back), on this device. */
 	#adoptRead(position: { at: number; clientMsgId: string }): void {
 		const current = this.readState;
-		if (current && compare(position, { at: current.lastReadAt, clientMsgId: current.lastReadId }) <= 0)
+		if (current && compareOrder(position, { at: current.lastReadAt, clientMsgId: current.lastReadId }) <= 0)
 			return;
 		const next: ReadState = {
 			roomId: this.roomId,
@@ -407,7 +403,7 @@ export class RoomStore {
 		const read = this.readState;
 		for (const m of this.#events) {
 			if (m.own) continue;
-			if (!read || compare(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) > 0)
+			if (!read || compareOrder(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) > 0)
 				return m.clientMsgId;
 		}
 		return null;
@@ -618,7 +614,7 @@ export class RoomStore {
 		const folded = foldEvents(all.values());
 		const events = [...folded.values()].map((m) => this.#toMessage(m));
 		for (const m of this.#carried) if (!folded.has(m.clientMsgId)) events.push(m);
-		this.#events = events.sort(compare);
+		this.#events = events.sort(compareOrder);
 	}
 
 	#setNotice(notice: RoomNotice, transient: boolean): void {
@@ -666,7 +662,7 @@ export class RoomStore {
 				continue;
 			}
 			const known = reads.get(userId);
-			if (!known || compare(known, position) < 0) reads.set(userId, position);
+			if (!known || compareOrder(known, position) < 0) reads.set(userId, position);
 		}
 		this.#reads = reads;
 	}
@@ -847,29 +843,7 @@ export class RoomStore {
 		console.warn(`room ${this.roomId}: update refused (${reason}); rebuilding the local copy`);
 		this.#lateSends = [];
 
-		const carry: RoomEvent[] = [];
-		const failed: FailedMessage[] = [];
-		const horizon = clock.serverNow() + limits.maxClockSkewMs;
-		for (const [key, value] of this.#map.entries()) {
-			const own =
-				typeof value === 'object' && value !== null && 'senderId' in value && value.senderId === this.user.id;
-			const parsed = roomEvent.safeParse(value);
-			if (parsed.success && parsed.data.senderId !== this.user.id) continue;
-			// Acknowledged is not enough: an update that followed the refused one is stored and acknowledged, but
-			// held pending by the server's Yjs and never shown to anyone. Every own message the fresh copy lacks is
-			// written again (the server's check for existing keys looks at its document, and the mirror is idempotent).
-			if (!parsed.success || parsed.data.clientMsgId !== key) {
-				if (own) failed.push(this.#failure(key, value, `refused: ${reason}`));
-				continue;
-			}
-			if (Date.parse(parsed.data.createdAt) > horizon) {
-				// Only messages are kept as failed (to show and resend); a refused edit or reaction is dropped.
-				if (parsed.data.kind === 'message')
-					failed.push(this.#failure(key, parsed.data, 'refused: its time is ahead of the server clock'));
-				continue;
-			}
-			carry.push(parsed.data);
-		}
+		const { carry, failed } = this.#ownToCarry(reason);
 
 		// Tear down the poisoned copy, on the device too: it would re-send the refused update on every start.
 		const oldDoc = this.#doc;
@@ -907,8 +881,60 @@ export class RoomStore {
 		this.#lateSends = null;
 		this.#carried = this.#carried.filter((m) => !this.#failed.has(m.clientMsgId));
 		this.#publish();
-		// Wait for the server's copy: writing a key it already holds would be refused as a duplicate. The provider
-		// may be replaced meanwhile (#reopenSoon), so wait on whichever is current.
+		await this.#untilSynced(fresh);
+		if (this.#destroyed || this.#doc !== fresh) return;
+
+		this.#writeAgain(fresh, carry);
+		this.#carried = [];
+		this.#publish();
+		this.#setNotice(
+			looping
+				? {
+						kind: 'error',
+						text: 'The server keeps refusing changes in this room. Your unsent messages are marked as failed.',
+					}
+				: {
+						kind: 'warning',
+						text: 'Some of your changes were refused by the server; the room was reloaded. Your valid messages were kept.',
+					},
+			false,
+		);
+	}
+
+	/**
+	 * Sorts the own entries of a refused copy: what to write again into the fresh one, and what is kept as failed
+	 * (invalid, or dated ahead of the server clock). Others' entries come back from the server.
+	 */
+	#ownToCarry(reason: string): { carry: RoomEvent[]; failed: FailedMessage[] } {
+		const carry: RoomEvent[] = [];
+		const failed: FailedMessage[] = [];
+		const horizon = clock.serverNow() + limits.maxClockSkewMs;
+		for (const [key, value] of this.#map.entries()) {
+			const own =
+				typeof value === 'object' && value !== null && 'senderId' in value && value.senderId === this.user.id;
+			const parsed = roomEvent.safeParse(value);
+			if (parsed.success && parsed.data.senderId !== this.user.id) continue;
+			// Acknowledged is not enough: an update that followed the refused one is stored and acknowledged, but
+			// held pending by the server's Yjs and never shown to anyone. Every own message the fresh copy lacks is
+			// written again (the server's check for existing keys looks at its document, and the mirror is idempotent).
+			if (!parsed.success || parsed.data.clientMsgId !== key) {
+				if (own) failed.push(this.#failure(key, value, `refused: ${reason}`));
+				continue;
+			}
+			if (Date.parse(parsed.data.createdAt) > horizon) {
+				// Only messages are kept as failed (to show and resend); a refused edit or reaction is dropped.
+				if (parsed.data.kind === 'message')
+					failed.push(this.#failure(key, parsed.data, 'refused: its time is ahead of the server clock'));
+				continue;
+			}
+			carry.push(parsed.data);
+		}
+		return { carry, failed };
+	}
+
+	/** Waits until the current provider of `fresh` synced (the provider may be replaced meanwhile: #reopenSoon). */
+	async #untilSynced(fresh: Y.Doc): Promise<void> {
+		// Writing a key the server's copy already holds would be refused as a duplicate: wait for that copy.
 		while (!this.#destroyed && this.#doc === fresh && !this.#provider.isSynced) {
 			const provider = this.#provider;
 			await new Promise<void>((resolve) => {
@@ -921,8 +947,10 @@ export class RoomStore {
 				provider.on('destroy', done);
 			});
 		}
-		if (this.#destroyed || this.#doc !== fresh) return;
+	}
 
+	/** Writes the carried events into the fresh copy, except what the server holds or trimmed into history. */
+	#writeAgain(fresh: Y.Doc, carry: RoomEvent[]): void {
 		// (Own messages the fresh copy received from the server were marked acknowledged by the observer.)
 		// Older than the server's window: trimmed into history, where the acknowledged ones already are. Writing
 		// them again would bring them back into the document as new entries.
@@ -950,20 +978,6 @@ export class RoomStore {
 		void this.#meta
 			.addHistory(this.roomId, archived)
 			.catch((error: unknown) => console.warn('cannot save history', error));
-		this.#carried = [];
-		this.#publish();
-		this.#setNotice(
-			looping
-				? {
-						kind: 'error',
-						text: 'The server keeps refusing changes in this room. Your unsent messages are marked as failed.',
-					}
-				: {
-						kind: 'warning',
-						text: 'Some of your changes were refused by the server; the room was reloaded. Your valid messages were kept.',
-					},
-			false,
-		);
 	}
 
 	#failure(key: string, value: unknown, reason: string): FailedMessage {

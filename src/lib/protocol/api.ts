@@ -1,6 +1,7 @@
 import { z } from './zod.ts';
 import { uuid } from './ids.ts';
 import { limits } from './limits.ts';
+import { NAME_CHARS } from './names.ts';
 
 /** Postgres text cannot hold NUL: refused as input, never passed on to a query that would fail on it. */
 export const noNul = (s: string) => !s.includes('\u0000');
@@ -18,7 +19,7 @@ export const userName = z
 	.string({ error: 'name must be a string' })
 	.min(limits.nameMin, `name must be at least ${limits.nameMin} characters`)
 	.max(limits.nameMax, `name must be at most ${limits.nameMax} characters`)
-	.regex(/^[A-Za-z0-9_.-]+$/, 'name may only contain letters, digits, "_", "." and "-"');
+	.regex(new RegExp(`^[${NAME_CHARS}]+$`), 'name may only contain letters, digits, "_", "." and "-"');
 
 export const password = z
 	.string({ error: 'password must be a string' })

@@ -81,14 +81,25 @@ export type RoomEvent = z.infer<typeof roomEvent>;
 /** Events that point at a message. */
 export type TargetedEvent = Exclude<RoomEvent, MessageEvent>;
 
-/** Display order of events: createdAt, ties broken by clientMsgId (the same on every replica). */
+/**
+ * The display order, the same on every replica: by time (`at`, ms since the epoch), ties broken by clientMsgId.
+ * Read positions are points in this order.
+ */
+export function compareOrder(
+	a: { at: number; clientMsgId: string },
+	b: { at: number; clientMsgId: string },
+): number {
+	return a.at - b.at || (a.clientMsgId < b.clientMsgId ? -1 : a.clientMsgId > b.clientMsgId ? 1 : 0);
+}
+
+/** Events in the display order (`compareOrder` of their createdAt). */
 export function compareEvents(
 	a: { createdAt: string; clientMsgId: string },
 	b: { createdAt: string; clientMsgId: string },
 ): number {
-	return (
-		Date.parse(a.createdAt) - Date.parse(b.createdAt) ||
-		(a.clientMsgId < b.clientMsgId ? -1 : a.clientMsgId > b.clientMsgId ? 1 : 0)
+	return compareOrder(
+		{ at: Date.parse(a.createdAt), clientMsgId: a.clientMsgId },
+		{ at: Date.parse(b.createdAt), clientMsgId: b.clientMsgId },
 	);
 }
 

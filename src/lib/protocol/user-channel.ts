@@ -1,6 +1,7 @@
 import { z } from './zod.ts';
 import { noNul, noNulMessage, role } from './api.ts';
 import { idFromDocumentName, uuid } from './ids.ts';
+import { mentionedName, mentionPattern } from './names.ts';
 import { readJsonMessage } from './stateless.ts';
 
 /**
@@ -202,13 +203,8 @@ export const pushKeyResponse = z.object({ publicKey: z.string().regex(/^B[A-Za-z
  */
 export function mentionsName(content: string, name: string): boolean {
 	const lower = name.toLowerCase();
-	for (const match of content.matchAll(/(^|[^\w@])@([A-Za-z0-9_.-]{3,32})/g)) {
-		let candidate = (match[2] as string).toLowerCase();
-		if (candidate === lower) return true;
-		while (/[.-]$/.test(candidate)) {
-			candidate = candidate.slice(0, -1);
-			if (candidate === lower) return true;
-		}
+	for (const match of content.matchAll(mentionPattern())) {
+		if (mentionedName(match[2] as string, (candidate) => candidate === lower)) return true;
 	}
 	return false;
 }
