@@ -62,6 +62,7 @@ export async function startApp(
 		const auth = new AuthService(db, tokens, bus, {
 			refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
 			loginFailuresPerName: config.LOGIN_FAILURES_PER_NAME,
+			loginFailureWindowMinutes: config.LOGIN_FAILURE_WINDOW_MINUTES,
 		});
 		const rooms = new RoomService(db, bus);
 		const vapid = { publicKey: config.VAPID_PUBLIC_KEY, privateKey: config.VAPID_PRIVATE_KEY };

@@ -144,6 +144,7 @@ const schema = z
 		),
 		AUTH_RATE_LIMIT_PER_MINUTE: positiveInt(60),
 		LOGIN_FAILURES_PER_NAME: positiveInt(10),
+		LOGIN_FAILURE_WINDOW_MINUTES: positiveInt(15),
 		WRITE_UPDATES_PER_10S: positiveInt(50),
 		WRITE_MESSAGES_PER_10S: positiveInt(2000),
 		DOCUMENTS_PER_CONNECTION: positiveInt(100),

@@ -31,13 +31,16 @@ export class AuthService {
 		db: Db,
 		tokens: TokenService,
 		bus: EventBus,
-		options: { refreshTtlDays: number; loginFailuresPerName: number },
+		options: { refreshTtlDays: number; loginFailuresPerName: number; loginFailureWindowMinutes: number },
 	) {
 		this.#db = db;
 		this.#tokens = tokens;
 		this.#bus = bus;
 		this.#refreshTtlDays = options.refreshTtlDays;
-		this.#failures = new RateLimiter(options.loginFailuresPerName, 15 * 60_000);
+		this.#failures = new RateLimiter(
+			options.loginFailuresPerName,
+			options.loginFailureWindowMinutes * 60_000,
+		);
 	}
 
 	async register(name: string, password: string): Promise<AuthResponse> {

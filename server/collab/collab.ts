@@ -133,6 +133,8 @@ export class Collab {
 	#frames = 0;
 	readonly #reclaim: IdleReclaim;
 	readonly #clientAddress: (request: IncomingMessage) => string;
+	/** How long a shutdown waits for open rooms to store and unload: half of SHUTDOWN_TIMEOUT_MS. */
+	readonly #unloadWithinMs: number;
 
 	constructor(deps: {
 		db: Db;
@@ -154,6 +156,7 @@ export class Collab {
 		this.#floods = new FloodLog(this.#log);
 		this.#reclaim = new IdleReclaim({ activity: () => this.#frames, log: deps.log });
 		this.#clientAddress = clientAddress(config.TRUST_PROXY);
+		this.#unloadWithinMs = config.SHUTDOWN_TIMEOUT_MS / 2;
 		const node = `${os.hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
 		this.#devices = new Devices({ redis: deps.redis, prefix: config.REDIS_PREFIX, node, log: deps.log });
 		const activity = new Activity({
@@ -286,7 +289,7 @@ export class Collab {
 		this.#ws.closeAll(1001, 'server shutting down');
 		// Closing the last connection of a document makes Hocuspocus store and unload it; wait for that
 		// (bounded), then for every in-flight append and compaction.
-		const deadline = Date.now() + 5_000;
+		const deadline = Date.now() + this.#unloadWithinMs;
 		while (
 			(this.hocuspocus.documents.size > 0 || this.hocuspocus.unloadingDocuments.size > 0) &&
 			Date.now() < deadline

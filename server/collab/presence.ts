@@ -11,10 +11,10 @@ import type { Logger } from 'pino';
 import { removeAwarenessStates } from 'y-protocols/awareness';
 import { colorFor } from '#protocol/awareness.ts';
 import type { CollabContext } from './authentication.ts';
+import { limits } from '#protocol/limits.ts';
 
 const AWARENESS_MESSAGE = 1;
 /** A presence state is a name, a colour and a flag; anything bigger is not one. */
-const MAX_STATE_BYTES = 2048;
 /**
  * A connection's presence goes out (to this node's members and to Redis) at most once per this many ms; what it
  * sends faster is coalesced into its latest state, sent at the end of the interval. Typing indicators stay live.
@@ -86,7 +86,7 @@ export class Presence implements Extension {
 				continue;
 			}
 			const size = JSON.stringify(state ?? null).length;
-			if (typeof state !== 'object' || state === null || size > MAX_STATE_BYTES) {
+			if (typeof state !== 'object' || state === null || size > limits.awarenessStateBytesMax) {
 				states.delete(clientId);
 				this.#log.warn(
 					{ userId: context.user.id, bytes: size },

@@ -9,7 +9,6 @@ import type { CollabContext } from './authentication.ts';
 import type { EventBus } from '../events/bus.ts';
 
 /** Read positions a user may report per room in 10 s; clients send one after a sync and then at most every second. */
-const READS_PER_10S = 30;
 
 /**
  * Read receipts: each member's read position per room, kept in Postgres (so every device of a user, and every
@@ -20,7 +19,7 @@ export class ReadReceipts implements Extension {
 	readonly extensionName = 'read-receipts';
 	readonly #db: Db;
 	readonly #log: Logger;
-	readonly #limiter = new RateLimiter(READS_PER_10S, 10_000);
+	readonly #limiter = new RateLimiter(limits.readsPer10s, 10_000);
 	/** Connections that got every member's position already. */
 	readonly #answered = new WeakSet<object>();
 	readonly #bus: EventBus;

@@ -119,7 +119,7 @@ describe('the server process', () => {
 		const dataDir = tmpDir('dotenv-data');
 		fs.writeFileSync(
 			path.join(cwd, '.env'),
-			`# a comment\nPORT=${port}\nDATA_DIR=${dataDir}\nLOG_LEVEL=fatal\nCONTENT_FILTER=mask\nCONTENT_FILTER_WORDS=darn,heck\n`,
+			`# a comment\nPORT=${port}\nDATA_DIR=${dataDir}\nLOG_LEVEL=fatal\nCONTENT_FILTER=mask\nCONTENT_FILTER_WORDS=darn,heck\nDOCUMENTS_PER_CONNECTION=7\n`,
 		);
 		const launcher = [process.execPath, path.join(repoRoot, 'scripts/with-node.mjs')];
 		// LOG_LEVEL from the environment wins over the file's (which would hide the line `ready` waits for).
@@ -128,6 +128,7 @@ describe('the server process', () => {
 		expect(url).toBe(`http://127.0.0.1:${port}`);
 		expect(await (await fetch(url + '/api/config')).json()).toMatchObject({
 			contentFilter: { mode: 'mask', words: ['darn', 'heck'] },
+			limits: expect.objectContaining({ documentsPerConnection: 7, nameMax: 32 }),
 		});
 		expect(fs.existsSync(path.join(dataDir, 'pglite'))).toBe(true);
 		s.proc.kill('SIGTERM');

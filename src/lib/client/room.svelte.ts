@@ -42,7 +42,6 @@ const REBUILD_WINDOW_MS = 60_000;
 /** Read positions go to the server at most this often while the reader scrolls. */
 const READ_SEND_DELAY_MS = 1_000;
 /** Rows of older history asked for at a time. */
-const HISTORY_PAGE = 200;
 /** Retries of passing failures (a refused login, an unanswered question) wait from 1 s up to 30 s. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -585,7 +584,7 @@ export class RoomStore {
 		if (!this.hasOlder || this.loadingOlder) return 0;
 		this.loadingOlder = true;
 		try {
-			const page = await roomsApi.messages(this.roomId, this.#cursor ?? undefined, HISTORY_PAGE);
+			const page = await roomsApi.messages(this.roomId, this.#cursor ?? undefined, limits.historyPageSize);
 			const events = page.items.flatMap((row) => {
 				const event = rowToEvent(row);
 				return event && !this.#valid.has(event.clientMsgId) && !this.#archive.has(event.clientMsgId)

@@ -15,9 +15,13 @@ import {
 	type RemovedRoom,
 } from './store.ts';
 import { localSnippet, searchWords } from './format.ts';
+import { serverConfig } from './server-config.svelte.ts';
 import { userChannel, type UserChannelSink } from './user-channel.svelte.ts';
 
-/** Rooms kept open (document + provider) at once: enough for a team, well under the server's per-socket cap. */
+/**
+ * Rooms kept open (document + provider) at once: enough for a team, and under the server's per-socket cap
+ * (`documentsPerConnection` of `GET /api/config`), which the user channel shares.
+ */
 const MAX_OPEN_ROOMS = 50;
 /** When the user channel has not delivered the list this long after a start or a reconnect, ask the API. */
 const FALLBACK_AFTER_MS = 2_000;
@@ -491,7 +495,8 @@ class Rooms {
 	}
 
 	#openAll(): void {
-		for (const room of this.list.slice(0, MAX_OPEN_ROOMS)) this.room(room.id);
+		const open = Math.min(MAX_OPEN_ROOMS, serverConfig.documentsPerConnection - 1);
+		for (const room of this.list.slice(0, open)) this.room(room.id);
 	}
 
 	/**

@@ -14,6 +14,8 @@ const REFRESH_INTERVAL_MS = 30 * 60_000;
 class ServerConfig {
 	/** The content filter every written text goes through (room.svelte.ts) before the server sees it. */
 	filter: ContentFilter = $state.raw(compileFilter({ mode: 'off', words: [] }));
+	/** Rooms one socket may have open on the server (DOCUMENTS_PER_CONNECTION; 100 until it says). */
+	documentsPerConnection = $state(100);
 	/** Set when this app is older than the server accepts or speaks: the user should reload (UpdateBar). */
 	outdated = $state<string | null>(null);
 
@@ -55,6 +57,7 @@ class ServerConfig {
 
 	#apply(config: ServerConfigResponse): void {
 		this.filter = compileFilter(config.contentFilter);
+		this.documentsPerConnection = config.limits.documentsPerConnection ?? this.documentsPerConnection;
 		if (config.protocolVersion > PROTOCOL_VERSION) this.outdated = 'A newer version of Chat is available';
 	}
 }

@@ -1,5 +1,6 @@
 import { z } from './zod.ts';
 import { uuid } from './ids.ts';
+import { limits } from './limits.ts';
 
 /**
  * A connection's awareness (presence) state. The server rewrites `user.id` and `user.name` from the
@@ -8,7 +9,7 @@ import { uuid } from './ids.ts';
 export const awarenessState = z.strictObject({
 	user: z.strictObject({
 		id: uuid,
-		name: z.string().min(1).max(64),
+		name: z.string().min(1).max(limits.nameMax),
 		color: z.string().regex(/^#[0-9a-f]{6}$/i),
 	}),
 	typing: z.boolean(),

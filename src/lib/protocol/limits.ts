@@ -17,6 +17,14 @@ export const limits = {
 	searchResults: 50,
 	/** People one name search finds (`GET /api/users`). */
 	userSearchResults: 20,
+	/** Message ids in one `pending` question (stateless.ts). */
+	pendingIdsMax: 500,
+	/** Read positions one connection may send per 10 s (more are dropped). */
+	readsPer10s: 30,
+	/** One connection's awareness state (presence), in bytes of JSON: larger ones are dropped. */
+	awarenessStateBytesMax: 2048,
+	/** History messages the app asks for per page (the API's default, `pageSizeDefault`, is for other clients). */
+	historyPageSize: 200,
 	/** One HTTP request body (JSON), in bytes: larger ones are refused with 413. */
 	httpBodyBytesMax: 64 * 1024,
 	/** One Yjs update or WebSocket frame from a client, in bytes. */

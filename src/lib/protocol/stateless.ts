@@ -1,6 +1,7 @@
 import { z } from './zod.ts';
 import { isoTimestamp } from './events.ts';
 import { uuid } from './ids.ts';
+import { limits } from './limits.ts';
 
 /** A read position: the newest message read, by its place in display order (createdAt, then clientMsgId). */
 export const readPosition = z.strictObject({ at: isoTimestamp, clientMsgId: uuid });
@@ -24,7 +25,7 @@ export const serverStateless = z.discriminatedUnion('type', [
 export type ServerStateless = z.infer<typeof serverStateless>;
 
 /** How many ids one `pending` question may name; ask about more in several messages. */
-export const MAX_PENDING_IDS = 500;
+export const MAX_PENDING_IDS = limits.pendingIdsMax;
 
 /**
  * Stateless messages from a client to the server.
