@@ -170,11 +170,10 @@ export class UserChannels implements Extension {
 			channel.refreshing.delete(roomId);
 			const [room] = await rooms.listFor(this.#db, userId, roomId);
 			if (this.#channels.get(userId) !== channel) return;
-			if (!room) {
-				if (channel.rooms.delete(roomId))
-					this.#broadcast(channel, { type: 'room-removed', roomId, reason: 'removed' });
-				return;
-			}
+			// Gone: the membership event that removed it tells the channel, with the reason (left, removed,
+			// deleted); saying "removed" here would race it and could be wrong (a refresh found the room gone
+			// right after the user left it). A node that missed that event sends a whole new state later.
+			if (!room) return;
 			channel.rooms.set(roomId, { name: room.name, isGroup: room.isGroup, notify: room.notify });
 			this.#broadcast(channel, { type: 'room', room: toState(room) });
 		})();
