@@ -30,6 +30,7 @@ import { Presence } from './presence.ts';
 import { ReadReceipts } from './read-receipts.ts';
 import { RoomLoader } from './room-loader.ts';
 import { RoomWindow } from './room-window.ts';
+import { handlesStateless, StatelessRouter } from './stateless-router.ts';
 import { UpdateValidation } from './update-validation.ts';
 import type { judgeUpdate } from './validation.ts';
 import type { Metrics } from '../metrics.ts';
@@ -169,6 +170,7 @@ export class Collab {
 		this.#channels = new UserChannels({ db: deps.db, log: deps.log, bus: deps.bus, devices: this.#devices });
 		const rooms = roomExtensions({ ...deps, onAccepted: (accepted) => activity.accepted(accepted) });
 		this.#compaction = rooms.compaction;
+		const readReceipts = new ReadReceipts(deps.db, deps.log, deps.bus);
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			name: 'chat',
 			quiet: true,
@@ -199,8 +201,12 @@ export class Collab {
 				new Access({ db: deps.db, log: deps.log, bus: deps.bus, documents: () => this.hocuspocus.documents }),
 				this.#channels,
 				new Presence(deps.log),
-				new ReadReceipts(deps.db, deps.log, deps.bus),
+				readReceipts,
 				...rooms.extensions,
+				new StatelessRouter(
+					deps.log,
+					[readReceipts, ...rooms.extensions].filter((e) => handlesStateless(e)),
+				),
 			],
 		});
 		this.#ws = this.#websocket();

@@ -3,7 +3,6 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import { collabRejections } from '#protocol/errors.ts';
 import { messagesMapName, type RoomEvent } from '#protocol/events.ts';
-import { readClientStateless } from '#protocol/stateless.ts';
 import { FloodLog } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { withActiveSpan } from '../tracing.ts';
@@ -17,6 +16,7 @@ import {
 	type LiveRoom,
 	type LiveRooms,
 } from './live-rooms.ts';
+import type { ClientStatelessHandlers, HandlesStateless } from './stateless-router.ts';
 import { SYNC_STEP_1 } from './update-validation.ts';
 import { UpdateRejected } from './validation.ts';
 
@@ -33,7 +33,7 @@ export interface AcceptedEvents {
  * writer (`ack` in stateless.ts) and tells `onAccepted`. Also answers `pending`: which of a client's
  * unacknowledged messages the server holds. Runs right after UpdateValidation, whose judgement it takes.
  */
-export class DurableAppend implements Extension {
+export class DurableAppend implements Extension, HandlesStateless {
 	readonly extensionName = 'durable-append';
 	readonly #durable: DurableLog;
 	readonly #log: Logger;
@@ -167,20 +167,16 @@ export class DurableAppend implements Extension {
 	 * entry of a server document is durable: it came from the append log, from this node's own appends, or
 	 * from another node that appended it before relaying it. Entries still being appended are waited for.
 	 */
-	async onStateless({ connection, document, documentName, payload }: onStatelessPayload): Promise<void> {
-		const message = readClientStateless(payload);
+	readonly statelessHandlers: ClientStatelessHandlers = {
+		pending: (message, payload) => this.#answerPending(message.clientMsgIds, payload),
+	};
+
+	async #answerPending(
+		ids: string[],
+		{ connection, document, documentName }: onStatelessPayload,
+	): Promise<void> {
 		const context = connection.context as CollabContext;
-		if (!message) {
-			this.#log.debug(
-				{ userId: context.user.id, documentName, bytes: payload.length },
-				'unknown stateless message ignored',
-			);
-			return;
-		}
-		// Other types are other extensions' business (read positions: ReadReceipts).
-		if (message.type !== 'pending') return;
 		const room = this.#rooms.get(documentName);
-		const ids = message.clientMsgIds;
 		await Promise.all(ids.map((id) => room?.appends.get(id)?.catch(() => undefined)));
 		const entries = document.getMap(messagesMapName);
 		const held = ids.filter(

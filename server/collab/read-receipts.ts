@@ -3,19 +3,18 @@ import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as reads from '../data/reads.ts';
 import { limits } from '#protocol/limits.ts';
-import { readClientStateless, type ServerStateless } from '#protocol/stateless.ts';
+import type { ReadPosition, ServerStateless } from '#protocol/stateless.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import type { CollabContext } from './authentication.ts';
+import type { ClientStatelessHandlers, HandlesStateless } from './stateless-router.ts';
 import type { EventBus } from '../events/bus.ts';
-
-/** Read positions a user may report per room in 10 s; clients send one after a sync and then at most every second. */
 
 /**
  * Read receipts: each member's read position per room, kept in Postgres (so every device of a user, and every
  * node, agrees) and passed around as stateless messages (`read` in, `reads` out; see stateless.ts). Positions
  * only move forward. Not in the room document: an append-only map would grow with every read.
  */
-export class ReadReceipts implements Extension {
+export class ReadReceipts implements Extension, HandlesStateless {
 	readonly extensionName = 'read-receipts';
 	readonly #db: Db;
 	readonly #log: Logger;
@@ -30,12 +29,16 @@ export class ReadReceipts implements Extension {
 		this.#log = log.child({ component: 'read-receipts' });
 	}
 
-	async onStateless({ connection, document, documentName, payload }: onStatelessPayload): Promise<void> {
-		const message = readClientStateless(payload);
-		if (message?.type !== 'read') return;
+	readonly statelessHandlers: ClientStatelessHandlers = {
+		read: (message, payload) => this.#read(message.position, payload),
+	};
+
+	async #read(
+		position: ReadPosition | null,
+		{ connection, document, documentName }: onStatelessPayload,
+	): Promise<void> {
 		const context = connection.context as CollabContext;
 		if (context.userChannel) return;
-		const { position } = message;
 		if (this.#limiter.take(`${context.user.id} ${documentName}`) > 0) {
 			this.#log.debug(
 				{ userId: context.user.id, roomId: context.roomId },

@@ -2,6 +2,7 @@ import type { Queryable } from '../db/index.ts';
 import type { MessageRow, Role } from '#protocol/api.ts';
 import type { RoomEvent } from '#protocol/events.ts';
 import { toB64 } from './documents.ts';
+import { eventColumns } from '#protocol/rows.ts';
 
 /** SQLSTATE of `chat_durable_append` (migrations/0004): some of the batch's event ids are taken. */
 const idsTaken = 'CH409';
@@ -41,17 +42,18 @@ export async function durableAppend(
 ): Promise<Set<string>> {
 	if (rows.length === 0 && updates.length === 0) return new Set();
 	const writers = updates.flatMap((u) => (u.writer ? [u.writer] : []));
+	const columns = rows.map((r) => eventColumns(r.event));
 	const args = [
 		updates.map((u) => u.name),
 		updates.map((u) => toB64(u.update)),
 		rows.map((r) => r.roomId),
-		rows.map((r) => r.event.clientMsgId),
-		rows.map((r) => r.event.kind),
-		rows.map((r) => r.event.senderId),
-		rows.map(({ event }) => ('content' in event ? event.content : 'emoji' in event ? event.emoji : null)),
-		rows.map(({ event }) => (event.kind === 'message' ? (event.replyToId ?? null) : null)),
-		rows.map(({ event }) => (event.kind === 'message' ? null : event.targetId)),
-		rows.map((r) => r.event.createdAt),
+		columns.map((c) => c.clientMsgId),
+		columns.map((c) => c.kind),
+		columns.map((c) => c.senderId),
+		columns.map((c) => c.content),
+		columns.map((c) => c.replyToId),
+		columns.map((c) => c.targetId),
+		columns.map((c) => c.createdAt),
 	];
 	try {
 		if (writers.length === 0) {

@@ -1,8 +1,8 @@
 import { HocuspocusProvider } from '@hocuspocus/provider';
 import { IndexeddbPersistence, clearDocument } from 'y-indexeddb';
 import * as Y from 'yjs';
-import { SvelteMap, SvelteSet } from 'svelte/reactivity';
-import { awarenessState, colorFor, type AwarenessState } from '../protocol/awareness.ts';
+import { SvelteMap } from 'svelte/reactivity';
+import { awarenessState, colorFor } from '../protocol/awareness.ts';
 import { collabRejections } from '../protocol/errors.ts';
 import {
 	compareEvents,
@@ -15,21 +15,35 @@ import {
 } from '../protocol/events.ts';
 import { roomDocumentName } from '../protocol/ids.ts';
 import { limits } from '../protocol/limits.ts';
-import { uuid } from '../protocol/ids.ts';
 import {
-	pendingQuestions,
+	dispatchStateless,
 	serverStateless,
-	type ClientStateless,
-	type ReadPosition,
+	type ServerStateless,
+	type StatelessHandlers,
 } from '../protocol/stateless.ts';
 import { roomsApi } from './api.ts';
 import * as clock from './clock.ts';
-import { rowToEvent } from './history.ts';
+import { rowToEvent } from '../protocol/rows.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
+import {
+	filtered,
+	jitter,
+	normaliseContent,
+	LOGIN_RETRY_MAX_MS,
+	RETRY_MIN_MS,
+	type ChatMessage,
+	type MessageStatus,
+	type Peer,
+	type RoomNotice,
+	type RoomPhase,
+	type RoomStoreOptions,
+} from './room-model.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
 import { sessionEndFromClose } from './user-channel.svelte.ts';
+import { AckTracker } from './room-acks.svelte.ts';
+import { ReadTracker } from './room-reads.svelte.ts';
 import { roomDatabaseName, type FailedMessage, type MetaStore, type ReadState } from './store.ts';
 
 /** Origin of this client's own writes (STYLE 10: every transaction is tagged). */
@@ -39,82 +53,16 @@ const TYPING_IDLE_MS = 3_000;
 /** More rebuilds than this within the window means the rebuild itself is refused: stop. */
 const REBUILD_LIMIT = 2;
 const REBUILD_WINDOW_MS = 60_000;
-/** Read positions go to the server at most this often while the reader scrolls. */
-const READ_SEND_DELAY_MS = 1_000;
-/** Rows of older history asked for at a time. */
-/** Retries of passing failures (a refused login, an unanswered question) wait from 1 s up to 30 s. */
-const RETRY_MIN_MS = 1_000;
-const RETRY_MAX_MS = 30_000;
-/** A refused login is retried at least every 4 s: the room is back within seconds of the server's database. */
-const LOGIN_RETRY_MAX_MS = 4_000;
 
-/** `ms` give or take 30 %: clients that failed together do not all retry together. */
-function jitter(ms: number): number {
-	return Math.round(ms * (0.7 + Math.random() * 0.6));
-}
-
-export type MessageStatus = 'pending' | 'synced' | 'failed';
-
-/** One message as the view shows it. */
-export interface ChatMessage {
-	clientMsgId: string;
-	senderId: string;
-	content: string;
-	createdAt: string;
-	/** `createdAt` in ms, for ordering and day separators. */
-	at: number;
-	replyToId?: string;
-	own: boolean;
-	status: MessageStatus;
-	/** Why it failed, for `failed` messages. */
-	reason?: string;
-	/** When it was last edited (ISO); the content is the edited text. */
-	editedAt?: string;
-	/** Deleted: by whom and when. The content is empty then. */
-	deleted?: { by: string; at: string };
-	/** Reactions in the order they were first given: emoji and who gave it. */
-	reactions: { emoji: string; userIds: string[] }[];
-}
-
-/** The quick reactions offered under each message. */
-export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'] as const;
-
-export interface RoomNotice {
-	kind: 'info' | 'warning' | 'error';
-	text: string;
-}
-
-export type RoomPhase = 'loading' | 'ready' | 'removed';
-
-/** How the room list follows a room (see `Rooms.room`). */
-export interface RoomStoreOptions {
-	/** The user is no longer in this room: show the local copy read-only with this notice, never connect. */
-	removedNotice?: string | null;
-	/** The server said the user is not a member (the room's own close): the list decides what to show. */
-	onRemoved?: () => void;
-}
-
-interface Peer {
-	clientId: number;
-	state: AwarenessState;
-}
-
-/** Normalises what the user typed into message content: NFC, no trailing whitespace. */
-export function normaliseContent(text: string): string {
-	return text.normalize('NFC').replace(/\s+$/u, '');
-}
-
-/**
- * The server's content filter, applied before writing (never write what the server would refuse): `mask` hides the
- * listed words, `reject` refuses the text with the words named.
- */
-function filtered(content: string): string {
-	const filter = serverConfig.filter;
-	if (filter.mode === 'mask') return filter.mask(content);
-	const blocked = filter.blocked(content);
-	if (blocked.length > 0) throw new Error(`This server does not accept these words: ${blocked.join(', ')}.`);
-	return content;
-}
+export {
+	normaliseContent,
+	QUICK_REACTIONS,
+	type ChatMessage,
+	type MessageStatus,
+	type RoomNotice,
+	type RoomPhase,
+	type RoomStoreOptions,
+} from './room-model.ts';
 
 /**
  * One room as this device holds it: the Yjs document (persisted by y-indexeddb, synced by a Hocuspocus
@@ -139,7 +87,6 @@ export class RoomStore {
 	synced = $state(false);
 	readOnly = $state(false);
 	notice = $state<RoomNotice | null>(null);
-	readState = $state<ReadState | null>(null);
 	/** Read state, acknowledgements and failures have been read from the device. */
 	metaReady = $state(false);
 
@@ -148,7 +95,8 @@ export class RoomStore {
 	#carried: ChatMessage[] = [];
 	/** The notice clears itself on the next sync (a retryable condition), or stays until dismissed. */
 	#noticeTransient = false;
-	readonly #acked = new SvelteSet<string>();
+	readonly #acks: AckTracker;
+	readonly #readsOf: ReadTracker;
 	readonly #failed = new SvelteMap<string, FailedMessage>();
 	#peers = $state.raw<Peer[]>([]);
 	/** Events no longer in the live document (trimmed by the server) or paged in from its history. */
@@ -158,9 +106,6 @@ export class RoomStore {
 	/** The server may hold messages older than what this device shows. */
 	hasOlder = $state(true);
 	loadingOlder = $state(false);
-	/** Other members' read positions, from the server. */
-	#reads = $state.raw(new Map<string, { at: number; clientMsgId: string }>());
-	#readTimer: ReturnType<typeof setTimeout> | undefined;
 
 	readonly #meta: MetaStore;
 	#doc!: Y.Doc;
@@ -179,14 +124,11 @@ export class RoomStore {
 	#authRetryAt = 0;
 	/** The next wait before a room login refused for a passing reason (storage, rate) is tried again. */
 	#authBackoffMs = RETRY_MIN_MS;
-	/** Asking the server about unacknowledged messages, again and again while any remain (see #keepAsking). */
-	#askTimer: ReturnType<typeof setTimeout> | undefined;
-	#askDelayMs = RETRY_MIN_MS;
 	readonly #onRemoved: (() => void) | undefined;
 
 	/** Messages in display order, each with its state. */
 	readonly messages: ChatMessage[] = $derived.by(() => {
-		const acked = this.#acked;
+		const acked = this.#acks.acked;
 		const failed = this.#failed;
 		const out: ChatMessage[] = [];
 		const seen = new Set<string>();
@@ -230,7 +172,11 @@ export class RoomStore {
 		void this.#events;
 		let n = 0;
 		for (const e of this.#valid.values()) {
-			if (e.senderId === this.user.id && !this.#acked.has(e.clientMsgId) && !this.#failed.has(e.clientMsgId))
+			if (
+				e.senderId === this.user.id &&
+				!this.#acks.acked.has(e.clientMsgId) &&
+				!this.#failed.has(e.clientMsgId)
+			)
 				n++;
 		}
 		return n;
@@ -238,16 +184,15 @@ export class RoomStore {
 
 	readonly lastMessage: ChatMessage | null = $derived(this.messages.at(-1) ?? null);
 
-	readonly unreadCount: number = $derived.by(() => {
-		const read = this.readState;
-		let count = 0;
-		for (let i = this.#events.length - 1; i >= 0; i--) {
-			const m = this.#events[i]!;
-			if (read && compareOrder(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) <= 0) break;
-			if (!m.own && !m.deleted) count++;
-		}
-		return count;
-	});
+	/** Messages of others after this user's read position. */
+	get unreadCount(): number {
+		return this.#readsOf.unreadCount;
+	}
+
+	/** How far this user has read, on this device. */
+	get readState(): ReadState | null {
+		return this.#readsOf.readState;
+	}
 
 	/** User ids with the room open right now (any of their devices), this user included. */
 	readonly onlineUserIds: Set<string> = $derived(new Set(this.#peers.map((p) => p.state.user.id)));
@@ -268,6 +213,18 @@ export class RoomStore {
 		this.user = user;
 		this.#meta = meta;
 		this.#onRemoved = options.onRemoved;
+		const shared = { roomId, userId: user.id, meta };
+		this.#readsOf = new ReadTracker({
+			...shared,
+			events: () => this.#events,
+			syncedProvider: () => (!this.#destroyed && this.#provider?.isSynced ? this.#provider : undefined),
+		});
+		this.#acks = new AckTracker({
+			...shared,
+			events: () => this.#valid.values(),
+			isFailed: (id) => this.#failed.has(id),
+			currentProvider: () => (this.#destroyed ? undefined : this.#provider),
+		});
 		if (options.removedNotice) {
 			this.phase = 'removed';
 			this.#setNotice({ kind: 'error', text: options.removedNotice }, false);
@@ -353,59 +310,17 @@ export class RoomStore {
 
 	/** Marks everything up to the newest message as read. */
 	markRead(): void {
-		const last = this.#events.at(-1);
-		if (!last) return;
-		this.#adoptRead({ at: last.at, clientMsgId: last.clientMsgId });
-		clearTimeout(this.#readTimer);
-		this.#readTimer = setTimeout(() => this.#sendRead(), READ_SEND_DELAY_MS);
+		this.#readsOf.markRead();
 	}
 
 	/** The other members who have read `message` (their read position is at it or later). */
 	seenBy(message: { at: number; clientMsgId: string }): string[] {
-		const out: string[] = [];
-		for (const [userId, position] of this.#reads) {
-			if (userId !== this.user.id && compareOrder(message, position) <= 0) out.push(userId);
-		}
-		return out;
-	}
-
-	/** Moves this user's read position forward (never back), on this device. */
-	#adoptRead(position: { at: number; clientMsgId: string }): void {
-		const current = this.readState;
-		if (current && compareOrder(position, { at: current.lastReadAt, clientMsgId: current.lastReadId }) <= 0)
-			return;
-		const next: ReadState = {
-			roomId: this.roomId,
-			lastReadAt: position.at,
-			lastReadId: position.clientMsgId,
-		};
-		this.readState = next;
-		void this.#meta
-			.saveReadState(next)
-			.catch((error: unknown) => console.warn('cannot save read state', error));
-	}
-
-	/** Tells the server how far this user has read (after each sync too, so offline reading is shared). */
-	#sendRead(): void {
-		const provider = this.#provider;
-		if (!provider?.isSynced || this.#destroyed) return;
-		const read = this.readState;
-		const position: ReadPosition | null =
-			read && uuid.safeParse(read.lastReadId).success
-				? { at: new Date(read.lastReadAt).toISOString(), clientMsgId: read.lastReadId }
-				: null;
-		provider.sendStateless(JSON.stringify({ type: 'read', position } satisfies ClientStateless));
+		return this.#readsOf.seenBy(message);
 	}
 
 	/** The first message from someone else after what was last read: where the "new messages" marker goes. */
 	firstUnreadId(): string | null {
-		const read = this.readState;
-		for (const m of this.#events) {
-			if (m.own) continue;
-			if (!read || compareOrder(m, { at: read.lastReadAt, clientMsgId: read.lastReadId }) > 0)
-				return m.clientMsgId;
-		}
-		return null;
+		return this.#readsOf.firstUnreadId();
 	}
 
 	/** The message a reply points to, if this device has it. */
@@ -427,8 +342,8 @@ export class RoomStore {
 		if (this.#destroyed) return;
 		this.#destroyed = true;
 		clearTimeout(this.#typingTimer);
-		clearTimeout(this.#readTimer);
-		clearTimeout(this.#askTimer);
+		this.#readsOf.close();
+		this.#acks.close();
 		this.#untrack();
 		await this.#teardown();
 	}
@@ -465,8 +380,8 @@ export class RoomStore {
 			]);
 			for (const e of history) if (!this.#archive.has(e.clientMsgId)) this.#archive.set(e.clientMsgId, e);
 			if (history.length > 0) this.#publish();
-			this.readState = read;
-			for (const id of acked) this.#acked.add(id);
+			this.#readsOf.readState = read;
+			for (const id of acked) this.#acks.acked.add(id);
 			for (const f of failed) this.#failed.set(f.clientMsgId, f);
 		} catch (error) {
 			console.warn('cannot read room metadata', error);
@@ -502,8 +417,8 @@ export class RoomStore {
 			if (provider !== this.#provider) return;
 			this.synced = true;
 			if (this.#noticeTransient) this.notice = null;
-			this.#askPending(provider);
-			this.#sendRead();
+			this.#acks.ask(provider);
+			this.#readsOf.send();
 		});
 		provider.on('status', ({ status }: { status: string }) => {
 			if (provider === this.#provider && status !== 'connected') this.synced = false;
@@ -516,7 +431,7 @@ export class RoomStore {
 			this.readOnly = scope === 'readonly';
 			this.#authBackoffMs = RETRY_MIN_MS;
 			// Every (re)connection: ask about what was never acknowledged, whether or not `synced` follows.
-			this.#keepAsking(provider, true);
+			this.#acks.keepAsking(provider, true);
 		});
 		provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
 			if (provider === this.#provider) this.#onAuthFailed(reason);
@@ -565,9 +480,10 @@ export class RoomStore {
 			this.#valid.set(key, parsed.data);
 			changed = true;
 			// What the server sends is durable: it appends before it relays.
-			if (fromServer && parsed.data.senderId === this.user.id && !this.#acked.has(key)) ackedNow.push(key);
+			if (fromServer && parsed.data.senderId === this.user.id && !this.#acks.acked.has(key))
+				ackedNow.push(key);
 		}
-		if (ackedNow.length > 0) this.#ack(ackedNow);
+		if (ackedNow.length > 0) this.#acks.ack(ackedNow);
 		if (archived.length > 0) {
 			void this.#meta
 				.addHistory(this.roomId, archived)
@@ -637,80 +553,14 @@ export class RoomStore {
 		};
 	}
 
+	/** What the server tells this room (stateless.ts); other types are for newer clients and ignored. */
+	readonly #statelessHandlers: StatelessHandlers<ServerStateless> = {
+		ack: (message) => this.#acks.ack(message.clientMsgIds),
+		reads: (message) => this.#readsOf.received(message.reads),
+	};
+
 	#onStateless(payload: string): void {
-		let json: unknown;
-		try {
-			json = JSON.parse(payload);
-		} catch {
-			return;
-		}
-		const parsed = serverStateless.safeParse(json);
-		// Unknown types are for newer clients: ignored, as the protocol asks.
-		if (!parsed.success) return;
-		if (parsed.data.type === 'ack') this.#ack(parsed.data.clientMsgIds);
-		else if (parsed.data.type === 'reads') this.#onReads(parsed.data.reads);
-	}
-
-	/** Members' read positions from the server: others' for "seen by", our own from our other devices. */
-	#onReads(positions: (ReadPosition & { userId: string })[]): void {
-		const reads = new Map(this.#reads);
-		for (const { userId, at, clientMsgId } of positions) {
-			const position = { at: Date.parse(at), clientMsgId };
-			if (userId === this.user.id) {
-				this.#adoptRead(position);
-				continue;
-			}
-			const known = reads.get(userId);
-			if (!known || compareOrder(known, position) < 0) reads.set(userId, position);
-		}
-		this.#reads = reads;
-	}
-
-	/**
-	 * After a sync, asks the server which of our unacknowledged messages it already holds: if the node that
-	 * stored one died before acking it, the sync does not carry it again and no ack would ever come.
-	 */
-	#askPending(provider: HocuspocusProvider): void {
-		const ids = [...this.#valid.values()]
-			.filter(
-				(e) =>
-					e.senderId === this.user.id && !this.#acked.has(e.clientMsgId) && !this.#failed.has(e.clientMsgId),
-			)
-			.map((e) => e.clientMsgId);
-		for (const question of pendingQuestions(ids)) provider.sendStateless(question);
-	}
-
-	/**
-	 * Asks about our unacknowledged messages soon, and again with a growing wait (1 s to 30 s, with jitter) for as
-	 * long as any remain. A provider can reconnect without ever emitting `synced` again (a node frozen for 40 s:
-	 * issue 17); the answers then still come, as acks, because the question does not wait for `synced`.
-	 */
-	#keepAsking(provider: HocuspocusProvider, restart = false): void {
-		if (restart) this.#askDelayMs = RETRY_MIN_MS;
-		clearTimeout(this.#askTimer);
-		this.#askTimer = setTimeout(() => {
-			this.#askTimer = undefined;
-			if (this.#destroyed || provider !== this.#provider || !this.#hasUnacked()) return;
-			this.#askPending(provider);
-			this.#askDelayMs = Math.min(this.#askDelayMs * 2, RETRY_MAX_MS);
-			this.#keepAsking(provider);
-		}, jitter(this.#askDelayMs));
-	}
-
-	#hasUnacked(): boolean {
-		for (const e of this.#valid.values())
-			if (e.senderId === this.user.id && !this.#acked.has(e.clientMsgId) && !this.#failed.has(e.clientMsgId))
-				return true;
-		return false;
-	}
-
-	#ack(ids: string[]): void {
-		const fresh = ids.filter((id) => !this.#acked.has(id));
-		if (fresh.length === 0) return;
-		for (const id of fresh) this.#acked.add(id);
-		void this.#meta
-			.addAcked(this.roomId, fresh)
-			.catch((error: unknown) => console.warn('cannot save acks', error));
+		dispatchStateless(serverStateless, payload, this.#statelessHandlers, undefined);
 	}
 
 	#readPeers(): void {
@@ -967,7 +817,7 @@ export class RoomStore {
 		for (const event of carry) {
 			// A key the server already holds must not be written again: that would be refused as a duplicate.
 			if (this.#map.has(event.clientMsgId)) continue;
-			if (oldest && this.#acked.has(event.clientMsgId) && compareEvents(event, oldest) < 0) {
+			if (oldest && this.#acks.acked.has(event.clientMsgId) && compareEvents(event, oldest) < 0) {
 				this.#archive.set(event.clientMsgId, event);
 				archived.push(event);
 				continue;

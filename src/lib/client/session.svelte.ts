@@ -1,3 +1,4 @@
+import type { AuthResponse } from '../protocol/api.ts';
 import type { sessionEndReasons } from '../protocol/user-channel.ts';
 import { ApiError, accountApi, authApi, setTokenSource } from './api.ts';
 import * as schemas from './schemas.ts';
@@ -221,7 +222,7 @@ class Session {
 		return run();
 	}
 
-	#accept(answer: schemas.AuthResponseShape): void {
+	#accept(answer: AuthResponse): void {
 		const claims = decodeClaims(answer.accessToken);
 		const previous = this.user?.id;
 		this.#accessToken = answer.accessToken;

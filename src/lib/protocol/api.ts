@@ -122,37 +122,62 @@ export const usersQuery = z.strictObject({
 	q: z.string().trim().max(limits.nameMax).refine(noNul, noNulMessage).default(''),
 });
 
-export interface PublicUser {
-	id: string;
-	name: string;
-}
-export interface AuthResponse {
-	user: PublicUser;
-	accessToken: string;
-	refreshToken: string;
-}
-export interface RoomMember extends PublicUser {
-	role: Role;
+// ---------------------------------------------------------------------------------------------------------------
+// Answers of the API. A client checks them rather than casting: the server is trusted to be honest, not to be the
+// same version as a cached app. Each type is the schema's, so the server's answers and the client's checks are
+// one definition.
+
+/** Postgres' `json_build_object` renders timestamps as `2026-11-25T20:30:00.123+00:00`: any parseable date. */
+const answeredTimestamp = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'expected a timestamp');
+
+export const publicUser = z.object({ id: uuid, name: z.string() });
+export type PublicUser = z.infer<typeof publicUser>;
+
+export const authResponse = z.object({
+	user: publicUser,
+	accessToken: z.string().min(1),
+	refreshToken: z.string().min(1),
+});
+export type AuthResponse = z.infer<typeof authResponse>;
+
+export const roomMember = publicUser.extend({
+	role,
 	/** When the member last had a room open (ISO), or null if never. */
-	lastSeen: string | null;
-}
-export interface Room {
-	id: string;
-	name: string | null;
-	isGroup: boolean;
-	members: RoomMember[];
-}
+	lastSeen: answeredTimestamp.nullable().default(null),
+});
+export type RoomMember = z.infer<typeof roomMember>;
+
+export const room = z.object({
+	id: uuid,
+	name: z.string().nullable(),
+	isGroup: z.boolean(),
+	members: z.array(roomMember),
+});
+export type Room = z.infer<typeof room>;
+
 /** One mirrored event, as in the export and the history API. */
-export interface MessageRow {
-	seq: number;
-	roomId: string;
-	clientMsgId: string;
-	kind: string;
-	senderId: string;
-	senderName: string | null;
-	content: string | null;
-	replyToId: string | null;
-	targetId: string | null;
-	createdAt: string;
-	receivedAt: string;
-}
+export const messageRow = z.object({
+	seq: z.number(),
+	roomId: uuid,
+	clientMsgId: uuid,
+	kind: z.string(),
+	senderId: uuid,
+	senderName: z.string().nullable(),
+	content: z.string().nullable(),
+	replyToId: uuid.nullable(),
+	targetId: uuid.nullable(),
+	createdAt: answeredTimestamp,
+	receivedAt: answeredTimestamp,
+});
+export type MessageRow = z.infer<typeof messageRow>;
+
+/** `GET /api/rooms/:id/messages`: a page of history, oldest first; `nextBefore` asks for the page before it. */
+export const messagePage = z.object({ items: z.array(messageRow), nextBefore: z.number().nullable() });
+
+/** `GET /api/users`: people by name, with when they were last seen. */
+export const userHit = publicUser.extend({ lastSeen: answeredTimestamp.nullable() });
+export type UserHit = z.infer<typeof userHit>;
+export const userList = z.object({ items: z.array(userHit) });
+
+/** `GET /api/search`: matching events, each with a highlighted snippet. */
+export const searchResults = z.object({ items: z.array(messageRow.extend({ snippet: z.string() })) });

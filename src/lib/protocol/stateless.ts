@@ -61,6 +61,28 @@ export function readJsonMessage<S extends z.ZodType>(schema: S, payload: string)
 	return parsed.success ? parsed.data : null;
 }
 
+/** One handler per message type, each given the message of its type (and whatever `context` the caller adds). */
+export type StatelessHandlers<M extends { type: string }, C = void, R = void> = {
+	[T in M['type']]?: (message: Extract<M, { type: T }>, context: C) => R;
+};
+
+/**
+ * Reads a payload once against `schema` and calls the handler of its type: the one dispatch of the server's
+ * extension (server/collab/stateless-router.ts) and of the client's rooms. Returns what the handler returns;
+ * `unknown` when the payload is not a message of `schema` (for a newer peer: ignored, as the protocol asks).
+ */
+export function dispatchStateless<M extends { type: string }, C, R>(
+	schema: z.ZodType<M>,
+	payload: string,
+	handlers: StatelessHandlers<M, C, R>,
+	context: C,
+): R | 'unknown' | undefined {
+	const message = readJsonMessage(schema, payload);
+	if (!message) return 'unknown';
+	const handler = handlers[message.type as M['type']] as ((m: M, c: C) => R) | undefined;
+	return handler?.(message, context);
+}
+
 /** A client's stateless payload, or null when it is not JSON or not a message this protocol knows. */
 export function readClientStateless(payload: string): ClientStateless | null {
 	return readJsonMessage(clientStateless, payload);

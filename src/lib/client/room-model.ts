@@ -1,0 +1,80 @@
+import type { AwarenessState } from '../protocol/awareness.ts';
+import { serverConfig } from './server-config.svelte.ts';
+
+/*
+ * What a room shows and the small rules around it, shared by RoomStore and its helpers (room-reads, room-acks).
+ */
+
+/** Retries of passing failures (a refused login, an unanswered question) wait from 1 s up to 30 s. */
+export const RETRY_MIN_MS = 1_000;
+export const RETRY_MAX_MS = 30_000;
+/** A refused login is retried at least every 4 s: the room is back within seconds of the server's database. */
+export const LOGIN_RETRY_MAX_MS = 4_000;
+
+/** `ms` give or take 30 %: clients that failed together do not all retry together. */
+export function jitter(ms: number): number {
+	return Math.round(ms * (0.7 + Math.random() * 0.6));
+}
+
+export type MessageStatus = 'pending' | 'synced' | 'failed';
+
+/** One message as the view shows it. */
+export interface ChatMessage {
+	clientMsgId: string;
+	senderId: string;
+	content: string;
+	createdAt: string;
+	/** `createdAt` in ms, for ordering and day separators. */
+	at: number;
+	replyToId?: string;
+	own: boolean;
+	status: MessageStatus;
+	/** Why it failed, for `failed` messages. */
+	reason?: string;
+	/** When it was last edited (ISO); the content is the edited text. */
+	editedAt?: string;
+	/** Deleted: by whom and when. The content is empty then. */
+	deleted?: { by: string; at: string };
+	/** Reactions in the order they were first given: emoji and who gave it. */
+	reactions: { emoji: string; userIds: string[] }[];
+}
+
+/** The quick reactions offered under each message. */
+export const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'] as const;
+
+export interface RoomNotice {
+	kind: 'info' | 'warning' | 'error';
+	text: string;
+}
+
+export type RoomPhase = 'loading' | 'ready' | 'removed';
+
+/** How the room list follows a room (see `Rooms.room`). */
+export interface RoomStoreOptions {
+	/** The user is no longer in this room: show the local copy read-only with this notice, never connect. */
+	removedNotice?: string | null;
+	/** The server said the user is not a member (the room's own close): the list decides what to show. */
+	onRemoved?: () => void;
+}
+
+export interface Peer {
+	clientId: number;
+	state: AwarenessState;
+}
+
+/** Normalises what the user typed into message content: NFC, no trailing whitespace. */
+export function normaliseContent(text: string): string {
+	return text.normalize('NFC').replace(/\s+$/u, '');
+}
+
+/**
+ * The server's content filter, applied before writing (never write what the server would refuse): `mask` hides the
+ * listed words, `reject` refuses the text with the words named.
+ */
+export function filtered(content: string): string {
+	const filter = serverConfig.filter;
+	if (filter.mode === 'mask') return filter.mask(content);
+	const blocked = filter.blocked(content);
+	if (blocked.length > 0) throw new Error(`This server does not accept these words: ${blocked.join(', ')}.`);
+	return content;
+}

@@ -1,0 +1,132 @@
+import type { HocuspocusProvider } from '@hocuspocus/provider';
+import { compareOrder } from '../protocol/events.ts';
+import { uuid } from '../protocol/ids.ts';
+import type { ClientStateless, ReadPosition } from '../protocol/stateless.ts';
+import type { ChatMessage } from './room-model.ts';
+import type { MetaStore, ReadState } from './store.ts';
+
+/** Read positions go to the server at most this often while the reader scrolls. */
+const READ_SEND_DELAY_MS = 1_000;
+
+/** A point in the display order (`compareOrder`): a read position as the client compares it. */
+type Place = { at: number; clientMsgId: string };
+
+/** What the read tracker needs of its room. */
+export interface ReadHost {
+	readonly roomId: string;
+	readonly userId: string;
+	readonly meta: MetaStore;
+	/** The room's messages in display order (reactive). */
+	events(): ChatMessage[];
+	/** The room's provider when it is synced and the room open; undefined otherwise. */
+	syncedProvider(): HocuspocusProvider | undefined;
+}
+
+/**
+ * A room's read receipts on this device: this user's read position (kept on the device, sent to the server,
+ * adopted from the user's other devices) and the other members' (for "seen by"). Positions only move forward.
+ */
+export class ReadTracker {
+	/** How far this user has read, on this device. */
+	readState = $state<ReadState | null>(null);
+	/** Other members' read positions, from the server. */
+	#reads = $state.raw(new Map<string, Place>());
+	#timer: ReturnType<typeof setTimeout> | undefined;
+	readonly #host: ReadHost;
+
+	/** Messages of others after this user's read position. */
+	readonly unreadCount: number = $derived.by(() => {
+		const read = this.#place();
+		const events = this.#host.events();
+		let count = 0;
+		for (let i = events.length - 1; i >= 0; i--) {
+			const m = events[i]!;
+			if (read && compareOrder(m, read) <= 0) break;
+			if (!m.own && !m.deleted) count++;
+		}
+		return count;
+	});
+
+	constructor(host: ReadHost) {
+		this.#host = host;
+	}
+
+	/** Marks everything up to the newest message as read, and tells the server a moment later. */
+	markRead(): void {
+		const last = this.#host.events().at(-1);
+		if (!last) return;
+		this.adopt({ at: last.at, clientMsgId: last.clientMsgId });
+		clearTimeout(this.#timer);
+		this.#timer = setTimeout(() => this.send(), READ_SEND_DELAY_MS);
+	}
+
+	/** The other members who have read `message` (their read position is at it or later). */
+	seenBy(message: Place): string[] {
+		const out: string[] = [];
+		for (const [userId, position] of this.#reads) {
+			if (userId !== this.#host.userId && compareOrder(message, position) <= 0) out.push(userId);
+		}
+		return out;
+	}
+
+	/** The first message from someone else after what was last read: where the "new messages" marker goes. */
+	firstUnreadId(): string | null {
+		const read = this.#place();
+		for (const m of this.#host.events()) {
+			if (m.own) continue;
+			if (!read || compareOrder(m, read) > 0) return m.clientMsgId;
+		}
+		return null;
+	}
+
+	/** Moves this user's read position forward (never back), on this device. */
+	adopt(position: Place): void {
+		const current = this.#place();
+		if (current && compareOrder(position, current) <= 0) return;
+		const next: ReadState = {
+			roomId: this.#host.roomId,
+			lastReadAt: position.at,
+			lastReadId: position.clientMsgId,
+		};
+		this.readState = next;
+		void this.#host.meta
+			.saveReadState(next)
+			.catch((error: unknown) => console.warn('cannot save read state', error));
+	}
+
+	/** Tells the server how far this user has read (after each sync too, so offline reading is shared). */
+	send(): void {
+		const provider = this.#host.syncedProvider();
+		if (!provider) return;
+		const read = this.readState;
+		const position: ReadPosition | null =
+			read && uuid.safeParse(read.lastReadId).success
+				? { at: new Date(read.lastReadAt).toISOString(), clientMsgId: read.lastReadId }
+				: null;
+		provider.sendStateless(JSON.stringify({ type: 'read', position } satisfies ClientStateless));
+	}
+
+	/** Members' read positions from the server: others' for "seen by", this user's from their other devices. */
+	received(positions: (ReadPosition & { userId: string })[]): void {
+		const reads = new Map(this.#reads);
+		for (const { userId, at, clientMsgId } of positions) {
+			const position = { at: Date.parse(at), clientMsgId };
+			if (userId === this.#host.userId) {
+				this.adopt(position);
+				continue;
+			}
+			const known = reads.get(userId);
+			if (!known || compareOrder(known, position) < 0) reads.set(userId, position);
+		}
+		this.#reads = reads;
+	}
+
+	close(): void {
+		clearTimeout(this.#timer);
+	}
+
+	#place(): Place | null {
+		const read = this.readState;
+		return read ? { at: read.lastReadAt, clientMsgId: read.lastReadId } : null;
+	}
+}
