@@ -1,5 +1,6 @@
-import type { AwarenessState } from '../protocol/awareness.ts';
+import { compareOrder, type FoldedMessage } from '../protocol/events.ts';
 import { serverConfig } from './server-config.svelte.ts';
+import type { FailedMessage } from './store.ts';
 
 /*
  * What a room shows and the small rules around it, shared by RoomStore and its helpers (room-reads, room-acks).
@@ -57,11 +58,6 @@ export interface RoomStoreOptions {
 	onRemoved?: () => void;
 }
 
-export interface Peer {
-	clientId: number;
-	state: AwarenessState;
-}
-
 /** Normalises what the user typed into message content: NFC, no trailing whitespace. */
 export function normaliseContent(text: string): string {
 	return text.normalize('NFC').replace(/\s+$/u, '');
@@ -77,4 +73,67 @@ export function filtered(content: string): string {
 	const blocked = filter.blocked(content);
 	if (blocked.length > 0) throw new Error(`This server does not accept these words: ${blocked.join(', ')}.`);
 	return content;
+}
+
+/** A folded event (the message with what later events did to it) as the view shows it. */
+export function toChatMessage(
+	{ event, content, editedAt, deleted, reactions }: FoldedMessage,
+	userId: string,
+): ChatMessage {
+	return {
+		clientMsgId: event.clientMsgId,
+		senderId: event.senderId,
+		content,
+		createdAt: event.createdAt,
+		at: Date.parse(event.createdAt),
+		replyToId: event.replyToId,
+		own: event.senderId === userId,
+		status: 'synced',
+		editedAt,
+		deleted,
+		reactions: [...reactions].map(([emoji, userIds]) => ({ emoji, userIds })),
+	};
+}
+
+/**
+ * The messages with the state of each own one: `synced` once acknowledged, `failed` when refused for good, else
+ * `pending`. Refused messages no longer in the document are still shown to their sender, marked failed.
+ */
+export function withStatuses(
+	events: readonly ChatMessage[],
+	acked: ReadonlySet<string>,
+	failed: ReadonlyMap<string, FailedMessage>,
+	userId: string,
+): ChatMessage[] {
+	const out: ChatMessage[] = [];
+	const seen = new Set<string>();
+	for (const event of events) {
+		seen.add(event.clientMsgId);
+		if (!event.own) {
+			out.push(event);
+			continue;
+		}
+		const failure = failed.get(event.clientMsgId);
+		const status: MessageStatus = acked.has(event.clientMsgId) ? 'synced' : failure ? 'failed' : 'pending';
+		out.push({ ...event, status, reason: status === 'failed' ? failure?.reason : undefined });
+	}
+	let extra = false;
+	for (const f of failed.values()) {
+		if (seen.has(f.clientMsgId)) continue;
+		extra = true;
+		out.push({
+			clientMsgId: f.clientMsgId,
+			senderId: userId,
+			content: f.content,
+			createdAt: f.createdAt,
+			at: Date.parse(f.createdAt) || 0,
+			replyToId: f.replyToId,
+			own: true,
+			status: 'failed',
+			reason: f.reason,
+			reactions: [],
+		});
+	}
+	if (extra) out.sort(compareOrder);
+	return out;
 }

@@ -2,15 +2,13 @@ import { HocuspocusProvider } from '@hocuspocus/provider';
 import { IndexeddbPersistence, clearDocument } from 'y-indexeddb';
 import * as Y from 'yjs';
 import { SvelteMap } from 'svelte/reactivity';
-import { awarenessState, colorFor } from '../protocol/awareness.ts';
-import { collabRejections } from '../protocol/errors.ts';
+import { colorFor } from '../protocol/awareness.ts';
 import {
 	compareEvents,
 	compareOrder,
 	foldEvents,
 	messagesMapName,
 	roomEvent,
-	type FoldedMessage,
 	type RoomEvent,
 } from '../protocol/events.ts';
 import { roomDocumentName } from '../protocol/ids.ts';
@@ -33,23 +31,23 @@ import {
 	LOGIN_RETRY_MAX_MS,
 	RETRY_MIN_MS,
 	type ChatMessage,
-	type MessageStatus,
-	type Peer,
+	toChatMessage,
+	withStatuses,
 	type RoomNotice,
 	type RoomPhase,
 	type RoomStoreOptions,
 } from './room-model.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
-import { sessionEndFromClose } from './user-channel.svelte.ts';
 import { AckTracker } from './room-acks.svelte.ts';
+import { PresenceTracker } from './room-presence.svelte.ts';
+import { failureOf, oldestMessage, ownEntriesToCarry, untilSynced } from './room-rebuild.ts';
+import { afterClose, afterLoginRefused, storageNotice, type RoomAction } from './room-refusals.ts';
 import { ReadTracker } from './room-reads.svelte.ts';
 import { roomDatabaseName, type FailedMessage, type MetaStore, type ReadState } from './store.ts';
 
 /** Origin of this client's own writes (STYLE 10: every transaction is tagged). */
 const LOCAL_ORIGIN = Symbol('chat-local');
-/** Typing stops being announced after this long without a keystroke. */
-const TYPING_IDLE_MS = 3_000;
 /** More rebuilds than this within the window means the rebuild itself is refused: stop. */
 const REBUILD_LIMIT = 2;
 const REBUILD_WINDOW_MS = 60_000;
@@ -97,8 +95,8 @@ export class RoomStore {
 	#noticeTransient = false;
 	readonly #acks: AckTracker;
 	readonly #readsOf: ReadTracker;
+	readonly #presence: PresenceTracker;
 	readonly #failed = new SvelteMap<string, FailedMessage>();
-	#peers = $state.raw<Peer[]>([]);
 	/** Events no longer in the live document (trimmed by the server) or paged in from its history. */
 	readonly #archive = new Map<string, RoomEvent>();
 	/** Where the next history page ends (`before`); undefined: not asked yet, null: nothing older. */
@@ -114,7 +112,6 @@ export class RoomStore {
 	#provider!: HocuspocusProvider;
 	/** Validated events (every kind) by key, so an observer pass only validates what changed. */
 	#valid = new Map<string, RoomEvent>();
-	#typingTimer: ReturnType<typeof setTimeout> | undefined;
 	#rebuilds: number[] = [];
 	#rebuilding: Promise<void> | null = null;
 	/** Messages sent while a rebuild has no document to write into; null when not rebuilding. */
@@ -127,42 +124,9 @@ export class RoomStore {
 	readonly #onRemoved: (() => void) | undefined;
 
 	/** Messages in display order, each with its state. */
-	readonly messages: ChatMessage[] = $derived.by(() => {
-		const acked = this.#acks.acked;
-		const failed = this.#failed;
-		const out: ChatMessage[] = [];
-		const seen = new Set<string>();
-		for (const event of this.#events) {
-			seen.add(event.clientMsgId);
-			if (!event.own) {
-				out.push(event);
-				continue;
-			}
-			const failure = failed.get(event.clientMsgId);
-			const status: MessageStatus = acked.has(event.clientMsgId) ? 'synced' : failure ? 'failed' : 'pending';
-			out.push({ ...event, status, reason: status === 'failed' ? failure?.reason : undefined });
-		}
-		// Refused messages no longer in the document: still shown to their sender, marked failed.
-		let extra = false;
-		for (const f of failed.values()) {
-			if (seen.has(f.clientMsgId)) continue;
-			extra = true;
-			out.push({
-				clientMsgId: f.clientMsgId,
-				senderId: this.user.id,
-				content: f.content,
-				createdAt: f.createdAt,
-				at: Date.parse(f.createdAt) || 0,
-				replyToId: f.replyToId,
-				own: true,
-				status: 'failed',
-				reason: f.reason,
-				reactions: [],
-			});
-		}
-		if (extra) out.sort(compareOrder);
-		return out;
-	});
+	readonly messages: ChatMessage[] = $derived.by(() =>
+		withStatuses(this.#events, this.#acks.acked, this.#failed, this.user.id),
+	);
 
 	/** The user may delete other people's messages (a room owner or admin); the page sets it from the room. */
 	canModerate = $state(false);
@@ -170,16 +134,7 @@ export class RoomStore {
 	/** Own changes of any kind (messages, edits, deletes, reactions) not acknowledged yet. */
 	readonly pendingCount: number = $derived.by(() => {
 		void this.#events;
-		let n = 0;
-		for (const e of this.#valid.values()) {
-			if (
-				e.senderId === this.user.id &&
-				!this.#acks.acked.has(e.clientMsgId) &&
-				!this.#failed.has(e.clientMsgId)
-			)
-				n++;
-		}
-		return n;
+		return this.#acks.unacked().length;
 	});
 
 	readonly lastMessage: ChatMessage | null = $derived(this.messages.at(-1) ?? null);
@@ -195,18 +150,14 @@ export class RoomStore {
 	}
 
 	/** User ids with the room open right now (any of their devices), this user included. */
-	readonly onlineUserIds: Set<string> = $derived(new Set(this.#peers.map((p) => p.state.user.id)));
+	get onlineUserIds(): Set<string> {
+		return this.#presence.onlineUserIds;
+	}
 
 	/** Others typing now, by name. */
-	readonly typingNames: string[] = $derived(
-		[
-			...new Set(
-				this.#peers
-					.filter((p) => p.state.typing && p.state.user.id !== this.user.id)
-					.map((p) => p.state.user.name),
-			),
-		].sort(),
-	);
+	get typingNames(): string[] {
+		return this.#presence.typingNames;
+	}
 
 	constructor(roomId: string, user: Profile, meta: MetaStore, options: RoomStoreOptions = {}) {
 		this.roomId = roomId;
@@ -219,6 +170,7 @@ export class RoomStore {
 			events: () => this.#events,
 			syncedProvider: () => (!this.#destroyed && this.#provider?.isSynced ? this.#provider : undefined),
 		});
+		this.#presence = new PresenceTracker(user.id, () => (this.#destroyed ? undefined : this.#provider));
 		this.#acks = new AckTracker({
 			...shared,
 			events: () => this.#valid.values(),
@@ -301,11 +253,7 @@ export class RoomStore {
 
 	/** Announces typing; it turns itself off after a few idle seconds. */
 	setTyping(typing: boolean): void {
-		clearTimeout(this.#typingTimer);
-		const awareness = this.#provider?.awareness;
-		if (!awareness || this.#destroyed) return;
-		if (awareness.getLocalState()?.typing !== typing) awareness.setLocalStateField('typing', typing);
-		if (typing) this.#typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
+		this.#presence.setTyping(typing);
 	}
 
 	/** Marks everything up to the newest message as read. */
@@ -341,7 +289,7 @@ export class RoomStore {
 	async close(): Promise<void> {
 		if (this.#destroyed) return;
 		this.#destroyed = true;
-		clearTimeout(this.#typingTimer);
+		this.#presence.close();
 		this.#readsOf.close();
 		this.#acks.close();
 		this.#untrack();
@@ -424,7 +372,7 @@ export class RoomStore {
 			if (provider === this.#provider && status !== 'connected') this.synced = false;
 		});
 		provider.on('close', ({ event }: { event: { code: number; reason: string } }) => {
-			if (provider === this.#provider) this.#onClose(event.reason ?? '');
+			if (provider === this.#provider) this.#act(afterClose(event.reason ?? ''), event.reason ?? '');
 		});
 		provider.on('authenticated', ({ scope }: { scope: string }) => {
 			if (provider !== this.#provider) return;
@@ -434,13 +382,13 @@ export class RoomStore {
 			this.#acks.keepAsking(provider, true);
 		});
 		provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
-			if (provider === this.#provider) this.#onAuthFailed(reason);
+			if (provider === this.#provider) this.#act(afterLoginRefused(reason), reason);
 		});
 		provider.on('stateless', ({ payload }: { payload: string }) => {
 			if (provider === this.#provider) this.#onStateless(payload);
 		});
 		provider.on('awarenessChange', () => {
-			if (provider === this.#provider) this.#readPeers();
+			if (provider === this.#provider) this.#presence.readPeers();
 		});
 		provider.setAwarenessField('user', {
 			id: this.user.id,
@@ -527,7 +475,7 @@ export class RoomStore {
 		const all = new Map(this.#archive);
 		for (const [key, event] of this.#valid) all.set(key, event);
 		const folded = foldEvents(all.values());
-		const events = [...folded.values()].map((m) => this.#toMessage(m));
+		const events = [...folded.values()].map((m) => toChatMessage(m, this.user.id));
 		for (const m of this.#carried) if (!folded.has(m.clientMsgId)) events.push(m);
 		this.#events = events.sort(compareOrder);
 	}
@@ -535,22 +483,6 @@ export class RoomStore {
 	#setNotice(notice: RoomNotice, transient: boolean): void {
 		this.notice = notice;
 		this.#noticeTransient = transient;
-	}
-
-	#toMessage({ event, content, editedAt, deleted, reactions }: FoldedMessage): ChatMessage {
-		return {
-			clientMsgId: event.clientMsgId,
-			senderId: event.senderId,
-			content,
-			createdAt: event.createdAt,
-			at: Date.parse(event.createdAt),
-			replyToId: event.replyToId,
-			own: event.senderId === this.user.id,
-			status: 'synced',
-			editedAt,
-			deleted,
-			reactions: [...reactions].map(([emoji, userIds]) => ({ emoji, userIds })),
-		};
 	}
 
 	/** What the server tells this room (stateless.ts); other types are for newer clients and ignored. */
@@ -563,53 +495,53 @@ export class RoomStore {
 		dispatchStateless(serverStateless, payload, this.#statelessHandlers, undefined);
 	}
 
-	#readPeers(): void {
-		const awareness = this.#provider.awareness;
-		if (!awareness) return;
-		const peers: Peer[] = [];
-		for (const [clientId, state] of awareness.getStates()) {
-			const parsed = awarenessState.safeParse(state);
-			if (parsed.success) peers.push({ clientId, state: parsed.data });
-		}
-		this.#peers = peers;
-	}
-
-	#onClose(reason: string): void {
+	/** Carries out what the server's close or login refusal asks for (room-refusals.ts decides). */
+	#act(action: RoomAction, reason: string): void {
 		this.synced = false;
-		const ended = sessionEndFromClose(reason);
-		if (ended) {
-			// Signed out elsewhere, password changed, account deleted: the whole app signs out (unsent data kept).
-			void session.end(ended);
-			return;
-		}
-		const name = reason.split(':')[0]?.trim() ?? '';
-		switch (name) {
-			case collabRejections.invalidUpdate.reason:
-			case collabRejections.updateTooLarge.reason:
-				if (this.#rebuilding) {
-					// The fresh copy has written nothing yet: this refusal cannot be its own. Open it again.
-					this.#reopenSoon();
-					return;
-				}
-				void this.#rebuild(reason);
+		switch (action.kind) {
+			case 'end-session':
+				void session.end(action.ended);
 				return;
-			case collabRejections.unavailable.reason:
-				this.#setNotice({ kind: 'warning', text: 'Server storage is unavailable; retrying…' }, true);
+			case 'removed':
+				if (this.#onRemoved) this.#onRemoved();
+				else this.markRemoved('You are no longer a member of this room');
 				return;
-			case collabRejections.rateLimited.reason:
-				this.#setNotice({ kind: 'warning', text: 'Sending too fast; retrying shortly…' }, true);
+			case 'rebuild':
+				// During a rebuild the fresh copy has written nothing yet: this refusal cannot be its own.
+				if (this.#rebuilding) this.#reopenSoon();
+				else void this.#rebuild(reason);
 				return;
-			case collabRejections.notAMember.reason:
-				this.#removed();
-				return;
-			case collabRejections.roleChanged.reason:
-			case collabRejections.tokenExpired.reason:
-				// New rights, or a token that ran out before it was renewed: reopen the same document with a new
-				// provider, which authenticates again (the token function refreshes).
+			case 'reopen':
 				this.#reopenSoon();
 				return;
-			default:
-			// A dropped socket: the shared socket reconnects and every provider re-syncs.
+			case 'notice':
+				this.#setNotice({ kind: 'warning', text: action.text }, true);
+				return;
+			case 'outdated':
+				serverConfig.markOutdated(reason);
+				this.#setNotice(
+					{ kind: 'error', text: 'This version of Chat is too old for the server: reload.' },
+					true,
+				);
+				return;
+			case 'retry-login': {
+				// Soon, then less and less often, with jitter so that a node's clients do not all come back at once.
+				this.#setNotice({ kind: 'warning', text: storageNotice }, true);
+				const wait = jitter(this.#authBackoffMs);
+				this.#authBackoffMs = Math.min(this.#authBackoffMs * 2, LOGIN_RETRY_MAX_MS);
+				this.#reopenSoon(wait);
+				return;
+			}
+			case 'retry-once':
+				// The token function refreshes on the next attempt. Re-attach, but not in a loop.
+				if (Date.now() < this.#authRetryAt) {
+					this.#setNotice({ kind: 'warning', text: 'Cannot open this room right now; retrying…' }, true);
+					return;
+				}
+				this.#authRetryAt = Date.now() + 10_000;
+				this.#reopenSoon();
+				return;
+			case 'none':
 		}
 	}
 
@@ -621,50 +553,6 @@ export class RoomStore {
 			provider.destroy();
 			this.#provider = this.#createProvider(this.#doc);
 		}, delayMs);
-	}
-
-	#onAuthFailed(reason: string): void {
-		this.synced = false;
-		const ended = sessionEndFromClose(reason);
-		if (ended) {
-			void session.end(ended);
-			return;
-		}
-		if (reason === collabRejections.notAMember.reason || reason === collabRejections.unknownDocument.reason) {
-			this.#removed();
-			return;
-		}
-		const name = reason.split(':')[0]?.trim();
-		if (name === collabRejections.outdatedClient.reason) {
-			// Trying again cannot help; a reload brings a client the server accepts.
-			serverConfig.markOutdated(reason);
-			this.#setNotice(
-				{ kind: 'error', text: 'This version of Chat is too old for the server: reload.' },
-				true,
-			);
-			return;
-		}
-		// The server could not check (its database is away) or we logged in too often: try again soon, then less
-		// and less often, with jitter so that a node's clients do not all come back at once.
-		if (name === collabRejections.unavailable.reason || name === collabRejections.rateLimited.reason) {
-			this.#setNotice({ kind: 'warning', text: 'Server storage is unavailable; retrying…' }, true);
-			const wait = jitter(this.#authBackoffMs);
-			this.#authBackoffMs = Math.min(this.#authBackoffMs * 2, LOGIN_RETRY_MAX_MS);
-			this.#reopenSoon(wait);
-			return;
-		}
-		// An expired or missing token: the token function refreshes on the next attempt. Re-attach, but not in a loop.
-		if (Date.now() < this.#authRetryAt) {
-			this.#setNotice({ kind: 'warning', text: 'Cannot open this room right now; retrying…' }, true);
-			return;
-		}
-		this.#authRetryAt = Date.now() + 10_000;
-		this.#reopenSoon();
-	}
-
-	#removed(): void {
-		if (this.#onRemoved) this.#onRemoved();
-		else this.markRemoved('You are no longer a member of this room');
 	}
 
 	#teardown(): Promise<void> {
@@ -692,7 +580,13 @@ export class RoomStore {
 		console.warn(`room ${this.roomId}: update refused (${reason}); rebuilding the local copy`);
 		this.#lateSends = [];
 
-		const { carry, failed } = this.#ownToCarry(reason);
+		const horizon = clock.serverNow() + limits.maxClockSkewMs;
+		const { carry, failed } = ownEntriesToCarry(
+			this.#map.entries(),
+			{ roomId: this.roomId, userId: this.user.id },
+			reason,
+			horizon,
+		);
 
 		// Tear down the poisoned copy, on the device too: it would re-send the refused update on every start.
 		const oldDoc = this.#doc;
@@ -714,7 +608,7 @@ export class RoomStore {
 		if (looping) {
 			for (const e of carry)
 				if (e.kind === 'message')
-					failed.push(this.#failure(e.clientMsgId, e, 'refused repeatedly by the server'));
+					failed.push(failureOf(this.roomId, e.clientMsgId, e, 'refused repeatedly by the server'));
 			carry.length = 0;
 		}
 		if (failed.length > 0) {
@@ -730,7 +624,11 @@ export class RoomStore {
 		this.#lateSends = null;
 		this.#carried = this.#carried.filter((m) => !this.#failed.has(m.clientMsgId));
 		this.#publish();
-		await this.#untilSynced(fresh);
+		// Writing a key the server's copy already holds would be refused as a duplicate: wait for that copy.
+		await untilSynced(
+			() => this.#provider,
+			() => !this.#destroyed && this.#doc === fresh,
+		);
 		if (this.#destroyed || this.#doc !== fresh) return;
 
 		this.#writeAgain(fresh, carry);
@@ -750,69 +648,12 @@ export class RoomStore {
 		);
 	}
 
-	/**
-	 * Sorts the own entries of a refused copy: what to write again into the fresh one, and what is kept as failed
-	 * (invalid, or dated ahead of the server clock). Others' entries come back from the server.
-	 */
-	#ownToCarry(reason: string): { carry: RoomEvent[]; failed: FailedMessage[] } {
-		const carry: RoomEvent[] = [];
-		const failed: FailedMessage[] = [];
-		const horizon = clock.serverNow() + limits.maxClockSkewMs;
-		for (const [key, value] of this.#map.entries()) {
-			const own =
-				typeof value === 'object' && value !== null && 'senderId' in value && value.senderId === this.user.id;
-			const parsed = roomEvent.safeParse(value);
-			if (parsed.success && parsed.data.senderId !== this.user.id) continue;
-			// Acknowledged is not enough: an update that followed the refused one is stored and acknowledged, but
-			// held pending by the server's Yjs and never shown to anyone. Every own message the fresh copy lacks is
-			// written again (the server's check for existing keys looks at its document, and the mirror is idempotent).
-			if (!parsed.success || parsed.data.clientMsgId !== key) {
-				if (own) failed.push(this.#failure(key, value, `refused: ${reason}`));
-				continue;
-			}
-			if (Date.parse(parsed.data.createdAt) > horizon) {
-				// Only messages are kept as failed (to show and resend); a refused edit or reaction is dropped.
-				if (parsed.data.kind === 'message')
-					failed.push(this.#failure(key, parsed.data, 'refused: its time is ahead of the server clock'));
-				continue;
-			}
-			carry.push(parsed.data);
-		}
-		return { carry, failed };
-	}
-
-	/** Waits until the current provider of `fresh` synced (the provider may be replaced meanwhile: #reopenSoon). */
-	async #untilSynced(fresh: Y.Doc): Promise<void> {
-		// Writing a key the server's copy already holds would be refused as a duplicate: wait for that copy.
-		while (!this.#destroyed && this.#doc === fresh && !this.#provider.isSynced) {
-			const provider = this.#provider;
-			await new Promise<void>((resolve) => {
-				const done = () => {
-					provider.off('synced', done);
-					provider.off('destroy', done);
-					resolve();
-				};
-				provider.on('synced', done);
-				provider.on('destroy', done);
-			});
-		}
-	}
-
 	/** Writes the carried events into the fresh copy, except what the server holds or trimmed into history. */
 	#writeAgain(fresh: Y.Doc, carry: RoomEvent[]): void {
 		// (Own messages the fresh copy received from the server were marked acknowledged by the observer.)
 		// Older than the server's window: trimmed into history, where the acknowledged ones already are. Writing
 		// them again would bring them back into the document as new entries.
-		let oldest: RoomEvent | undefined;
-		for (const value of this.#map.values()) {
-			const parsed = roomEvent.safeParse(value);
-			if (
-				parsed.success &&
-				parsed.data.kind === 'message' &&
-				(!oldest || compareEvents(parsed.data, oldest) < 0)
-			)
-				oldest = parsed.data;
-		}
+		const oldest = oldestMessage(this.#map);
 		const archived: RoomEvent[] = [];
 		for (const event of carry) {
 			// A key the server already holds must not be written again: that would be refused as a duplicate.
@@ -827,17 +668,5 @@ export class RoomStore {
 		void this.#meta
 			.addHistory(this.roomId, archived)
 			.catch((error: unknown) => console.warn('cannot save history', error));
-	}
-
-	#failure(key: string, value: unknown, reason: string): FailedMessage {
-		const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
-		return {
-			roomId: this.roomId,
-			clientMsgId: key,
-			content: typeof v.content === 'string' ? v.content : '(unreadable message)',
-			createdAt: typeof v.createdAt === 'string' ? v.createdAt : new Date().toISOString(),
-			...(typeof v.replyToId === 'string' ? { replyToId: v.replyToId } : {}),
-			reason,
-		};
 	}
 }

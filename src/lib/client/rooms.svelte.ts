@@ -14,7 +14,7 @@ import {
 	type RemovalReason,
 	type RemovedRoom,
 } from './store.ts';
-import { localSnippet, searchWords } from './format.ts';
+import { removalText, searchMessages, sortRooms, type LocalResult, type RoomAccess } from './room-list.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { userChannel, type UserChannelSink } from './user-channel.svelte.ts';
 
@@ -26,39 +26,7 @@ const MAX_OPEN_ROOMS = 50;
 /** When the user channel has not delivered the list this long after a start or a reconnect, ask the API. */
 const FALLBACK_AFTER_MS = 2_000;
 
-/** A search result found on this device (the server's have the same fields and more). */
-export interface LocalResult {
-	roomId: string;
-	clientMsgId: string;
-	senderId: string;
-	createdAt: string;
-	snippet: string;
-}
-
-/**
- * Whether the user may open a room: `member` (in the list), `removed` (no longer, its local copy still here),
- * `checking` (not in the list, the server is being asked), `unknown` (no such room, or not a member).
- */
-export type RoomAccess = 'member' | 'removed' | 'checking' | 'unknown';
-
-/** The notice of a room the user is no longer in. */
-export function removalText(reason: RemovalReason): string {
-	switch (reason) {
-		case 'left':
-			return 'You left this room';
-		case 'deleted':
-			return 'This room was deleted';
-		default:
-			return 'You were removed from this room';
-	}
-}
-
-/** Newest activity first; ties by id, so every device shows the same order. */
-function sortRooms(list: RoomSummary[]): RoomSummary[] {
-	return [...list].sort(
-		(a, b) => Date.parse(b.activityAt) - Date.parse(a.activityAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
-	);
-}
+export { removalText, type LocalResult, type RoomAccess } from './room-list.ts';
 
 /**
  * The signed-in user's rooms: the list (cached on the device, kept live by the user channel) and one `RoomStore`
@@ -277,24 +245,7 @@ class Rooms {
 	 * newest first, with snippets marked like the server's.
 	 */
 	searchLocal(query: string, limit = 50): LocalResult[] {
-		const words = searchWords(query);
-		if (words.length === 0) return [];
-		const results: LocalResult[] = [];
-		for (const store of this.#stores.values()) {
-			for (const m of store.messages) {
-				if (m.deleted || m.status === 'failed') continue;
-				const text = m.content.toLowerCase();
-				if (!words.every((w) => text.includes(w))) continue;
-				results.push({
-					roomId: store.roomId,
-					clientMsgId: m.clientMsgId,
-					senderId: m.senderId,
-					createdAt: m.createdAt,
-					snippet: localSnippet(m.content, words),
-				});
-			}
-		}
-		return results.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).slice(0, limit);
+		return searchMessages(this.#stores.values(), query, limit);
 	}
 
 	/** Fetches the room list from the API (the fallback while the channel is down); offline keeps the cached one. */

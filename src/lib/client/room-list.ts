@@ -1,0 +1,71 @@
+import { localSnippet, searchWords } from './format.ts';
+import type { ChatMessage } from './room-model.ts';
+import type { RoomSummary } from './schemas.ts';
+import type { RemovalReason } from './store.ts';
+
+/*
+ * The room list's small rules: its order, what a removed room says, and search over the rooms on the device.
+ */
+
+/** A search result found on this device (the server's have the same fields and more). */
+export interface LocalResult {
+	roomId: string;
+	clientMsgId: string;
+	senderId: string;
+	createdAt: string;
+	snippet: string;
+}
+
+/**
+ * Whether the user may open a room: `member` (in the list), `removed` (no longer, its local copy still here),
+ * `checking` (not in the list, the server is being asked), `unknown` (no such room, or not a member).
+ */
+export type RoomAccess = 'member' | 'removed' | 'checking' | 'unknown';
+
+/** The notice of a room the user is no longer in. */
+export function removalText(reason: RemovalReason): string {
+	switch (reason) {
+		case 'left':
+			return 'You left this room';
+		case 'deleted':
+			return 'This room was deleted';
+		default:
+			return 'You were removed from this room';
+	}
+}
+
+/** Newest activity first; ties by id, so every device shows the same order. */
+export function sortRooms(list: RoomSummary[]): RoomSummary[] {
+	return [...list].sort(
+		(a, b) => Date.parse(b.activityAt) - Date.parse(a.activityAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
+	);
+}
+
+/**
+ * Search on this device: the messages of the rooms it holds that contain every word (deleted and failed ones
+ * never), newest first, with snippets marked like the server's.
+ */
+export function searchMessages(
+	rooms: Iterable<{ roomId: string; messages: readonly ChatMessage[] }>,
+	query: string,
+	limit: number,
+): LocalResult[] {
+	const words = searchWords(query);
+	if (words.length === 0) return [];
+	const results: LocalResult[] = [];
+	for (const room of rooms) {
+		for (const m of room.messages) {
+			if (m.deleted || m.status === 'failed') continue;
+			const text = m.content.toLowerCase();
+			if (!words.every((w) => text.includes(w))) continue;
+			results.push({
+				roomId: room.roomId,
+				clientMsgId: m.clientMsgId,
+				senderId: m.senderId,
+				createdAt: m.createdAt,
+				snippet: localSnippet(m.content, words),
+			});
+		}
+	}
+	return results.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).slice(0, limit);
+}
