@@ -1,17 +1,11 @@
+import type { MemberReadPosition } from '#protocol/stateless.ts';
 import type { Queryable } from '../db/index.ts';
-
-export interface ReadPosition {
-	userId: string;
-	/** ISO time of the newest message read (its createdAt). */
-	at: string;
-	clientMsgId: string;
-}
 
 /**
  * Moves a member's read position forward; a position at or before the stored one changes nothing (another
  * device got further already). Returns whether it moved.
  */
-export async function advance(db: Queryable, roomId: string, position: ReadPosition): Promise<boolean> {
+export async function advance(db: Queryable, roomId: string, position: MemberReadPosition): Promise<boolean> {
 	const { rows } = await db.query(
 		`INSERT INTO read_positions (room_id, user_id, last_read_at, last_read_id) VALUES ($1, $2, $3, $4)
 		 ON CONFLICT (room_id, user_id) DO UPDATE
@@ -24,7 +18,7 @@ export async function advance(db: Queryable, roomId: string, position: ReadPosit
 }
 
 /** The read positions of a room's current members. */
-export async function list(db: Queryable, roomId: string): Promise<ReadPosition[]> {
+export async function list(db: Queryable, roomId: string): Promise<MemberReadPosition[]> {
 	const { rows } = await db.query<{ user_id: string; last_read_at: Date; last_read_id: string }>(
 		`SELECT p.user_id, p.last_read_at, p.last_read_id FROM read_positions p
 		 JOIN memberships m ON m.room_id = p.room_id AND m.user_id = p.user_id

@@ -1,15 +1,19 @@
 import type { HocuspocusProvider } from '@hocuspocus/provider';
 import { compareOrder } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
-import type { ClientStateless, ReadPosition } from '../protocol/stateless.ts';
+import {
+	placeOf,
+	positionOf,
+	type ClientStateless,
+	type MemberReadPosition,
+	type Place,
+	type ReadPosition,
+} from '../protocol/stateless.ts';
 import type { ChatMessage } from './room-model.ts';
 import type { MetaStore, ReadState } from './store.ts';
 
 /** Read positions go to the server at most this often while the reader scrolls. */
 const READ_SEND_DELAY_MS = 1_000;
-
-/** A point in the display order (`compareOrder`): a read position as the client compares it. */
-type Place = { at: number; clientMsgId: string };
 
 /** What the read tracker needs of its room. */
 export interface ReadHost {
@@ -36,7 +40,7 @@ export class ReadTracker {
 
 	/** Messages of others after this user's read position. */
 	readonly unreadCount: number = $derived.by(() => {
-		const read = this.#place();
+		const read = this.readState;
 		const events = this.#host.events();
 		let count = 0;
 		for (let i = events.length - 1; i >= 0; i--) {
@@ -71,7 +75,7 @@ export class ReadTracker {
 
 	/** The first message from someone else after what was last read: where the "new messages" marker goes. */
 	firstUnreadId(): string | null {
-		const read = this.#place();
+		const read = this.readState;
 		for (const m of this.#host.events()) {
 			if (m.own) continue;
 			if (!read || compareOrder(m, read) > 0) return m.clientMsgId;
@@ -81,12 +85,12 @@ export class ReadTracker {
 
 	/** Moves this user's read position forward (never back), on this device. */
 	adopt(position: Place): void {
-		const current = this.#place();
+		const current = this.readState;
 		if (current && compareOrder(position, current) <= 0) return;
 		const next: ReadState = {
 			roomId: this.#host.roomId,
-			lastReadAt: position.at,
-			lastReadId: position.clientMsgId,
+			at: position.at,
+			clientMsgId: position.clientMsgId,
 		};
 		this.readState = next;
 		void this.#host.meta
@@ -100,17 +104,15 @@ export class ReadTracker {
 		if (!provider) return;
 		const read = this.readState;
 		const position: ReadPosition | null =
-			read && uuid.safeParse(read.lastReadId).success
-				? { at: new Date(read.lastReadAt).toISOString(), clientMsgId: read.lastReadId }
-				: null;
+			read && uuid.safeParse(read.clientMsgId).success ? positionOf(read) : null;
 		provider.sendStateless(JSON.stringify({ type: 'read', position } satisfies ClientStateless));
 	}
 
 	/** Members' read positions from the server: others' for "seen by", this user's from their other devices. */
-	received(positions: (ReadPosition & { userId: string })[]): void {
+	received(positions: MemberReadPosition[]): void {
 		const reads = new Map(this.#reads);
-		for (const { userId, at, clientMsgId } of positions) {
-			const position = { at: Date.parse(at), clientMsgId };
+		for (const { userId, ...wire } of positions) {
+			const position = placeOf(wire);
 			if (userId === this.#host.userId) {
 				this.adopt(position);
 				continue;
@@ -123,10 +125,5 @@ export class ReadTracker {
 
 	close(): void {
 		clearTimeout(this.#timer);
-	}
-
-	#place(): Place | null {
-		const read = this.readState;
-		return read ? { at: read.lastReadAt, clientMsgId: read.lastReadId } : null;
 	}
 }

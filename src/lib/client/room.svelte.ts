@@ -19,9 +19,7 @@ import {
 	type ServerStateless,
 	type StatelessHandlers,
 } from '../protocol/stateless.ts';
-import { roomsApi } from './api.ts';
 import * as clock from './clock.ts';
-import { rowToEvent } from '../protocol/rows.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
 import {
@@ -40,6 +38,7 @@ import {
 import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
 import { AckTracker } from './room-acks.svelte.ts';
+import { RoomHistory } from './room-history.svelte.ts';
 import { PresenceTracker } from './room-presence.svelte.ts';
 import { failureOf, oldestMessage, ownEntriesToCarry, untilSynced } from './room-rebuild.ts';
 import { afterClose, afterLoginRefused, storageNotice, type RoomAction } from './room-refusals.ts';
@@ -97,13 +96,7 @@ export class RoomStore {
 	readonly #readsOf: ReadTracker;
 	readonly #presence: PresenceTracker;
 	readonly #failed = new SvelteMap<string, FailedMessage>();
-	/** Events no longer in the live document (trimmed by the server) or paged in from its history. */
-	readonly #archive = new Map<string, RoomEvent>();
-	/** Where the next history page ends (`before`); undefined: not asked yet, null: nothing older. */
-	#cursor: number | null | undefined = undefined;
-	/** The server may hold messages older than what this device shows. */
-	hasOlder = $state(true);
-	loadingOlder = $state(false);
+	readonly #history: RoomHistory;
 
 	readonly #meta: MetaStore;
 	#doc!: Y.Doc;
@@ -170,6 +163,7 @@ export class RoomStore {
 			events: () => this.#events,
 			syncedProvider: () => (!this.#destroyed && this.#provider?.isSynced ? this.#provider : undefined),
 		});
+		this.#history = new RoomHistory(roomId, meta);
 		this.#presence = new PresenceTracker(user.id, () => (this.#destroyed ? undefined : this.#provider));
 		this.#acks = new AckTracker({
 			...shared,
@@ -326,7 +320,7 @@ export class RoomStore {
 				this.#meta.failed(this.roomId),
 				this.#meta.history(this.roomId),
 			]);
-			for (const e of history) if (!this.#archive.has(e.clientMsgId)) this.#archive.set(e.clientMsgId, e);
+			this.#history.restore(history);
 			if (history.length > 0) this.#publish();
 			this.#readsOf.readState = read;
 			for (const id of acked) this.#acks.acked.add(id);
@@ -412,7 +406,6 @@ export class RoomStore {
 				// Only the server deletes (it trims the room's window): the event becomes history, still shown.
 				const old = this.#valid.get(key);
 				if (old) {
-					this.#archive.set(key, old);
 					archived.push(old);
 					this.#valid.delete(key);
 				}
@@ -432,11 +425,7 @@ export class RoomStore {
 				ackedNow.push(key);
 		}
 		if (ackedNow.length > 0) this.#acks.ack(ackedNow);
-		if (archived.length > 0) {
-			void this.#meta
-				.addHistory(this.roomId, archived)
-				.catch((error: unknown) => console.warn('cannot save history', error));
-		}
+		this.#history.keep(archived);
 		if (changed) this.#publish();
 	};
 
@@ -445,34 +434,23 @@ export class RoomStore {
 	 * and shows it. Returns how many messages it added; 0 when there is nothing older or the server is away.
 	 */
 	async loadOlder(): Promise<number> {
-		if (!this.hasOlder || this.loadingOlder) return 0;
-		this.loadingOlder = true;
-		try {
-			const page = await roomsApi.messages(this.roomId, this.#cursor ?? undefined, limits.historyPageSize);
-			const events = page.items.flatMap((row) => {
-				const event = rowToEvent(row);
-				return event && !this.#valid.has(event.clientMsgId) && !this.#archive.has(event.clientMsgId)
-					? [event]
-					: [];
-			});
-			for (const e of events) this.#archive.set(e.clientMsgId, e);
-			this.#cursor = page.nextBefore;
-			if (page.nextBefore === null) this.hasOlder = false;
-			void this.#meta
-				.addHistory(this.roomId, events)
-				.catch((error: unknown) => console.warn('cannot save history', error));
-			this.#publish();
-			return events.filter((e) => e.kind === 'message').length;
-		} catch (error) {
-			console.warn('cannot load older messages', error);
-			return 0;
-		} finally {
-			this.loadingOlder = false;
-		}
+		const events = await this.#history.loadOlder((id) => this.#valid.has(id));
+		if (!events) return 0;
+		this.#publish();
+		return events.filter((e) => e.kind === 'message').length;
+	}
+
+	/** The server may hold messages older than what this device shows. */
+	get hasOlder(): boolean {
+		return this.#history.hasOlder;
+	}
+
+	get loadingOlder(): boolean {
+		return this.#history.loadingOlder;
 	}
 
 	#publish(): void {
-		const all = new Map(this.#archive);
+		const all = new Map(this.#history.events);
 		for (const [key, event] of this.#valid) all.set(key, event);
 		const folded = foldEvents(all.values());
 		const events = [...folded.values()].map((m) => toChatMessage(m, this.user.id));
@@ -659,14 +637,11 @@ export class RoomStore {
 			// A key the server already holds must not be written again: that would be refused as a duplicate.
 			if (this.#map.has(event.clientMsgId)) continue;
 			if (oldest && this.#acks.acked.has(event.clientMsgId) && compareEvents(event, oldest) < 0) {
-				this.#archive.set(event.clientMsgId, event);
 				archived.push(event);
 				continue;
 			}
 			fresh.transact(() => this.#map.set(event.clientMsgId, event), LOCAL_ORIGIN);
 		}
-		void this.#meta
-			.addHistory(this.roomId, archived)
-			.catch((error: unknown) => console.warn('cannot save history', error));
+		this.#history.keep(archived);
 	}
 }

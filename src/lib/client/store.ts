@@ -20,8 +20,15 @@ export const roomDatabasePrefix = (userId: string) => `chat-${userId}-room-`;
 export const roomDatabaseName = (userId: string, roomId: string) => `${roomDatabasePrefix(userId)}${roomId}`;
 export const metaDatabaseName = (userId: string) => `chat-meta-${userId}`;
 
-export const readState = z.object({ roomId: uuid, lastReadAt: z.number(), lastReadId: z.string() });
-export type ReadState = z.infer<typeof readState>;
+/** This user's read position in a room (a `Place`), as the device keeps it. */
+export const readState = z.union([
+	z.object({ roomId: uuid, at: z.number(), clientMsgId: z.string() }),
+	// As versions before protocol 3 stored it: read, and written back in the shape above.
+	z
+		.object({ roomId: uuid, lastReadAt: z.number(), lastReadId: z.string() })
+		.transform(({ roomId, lastReadAt, lastReadId }) => ({ roomId, at: lastReadAt, clientMsgId: lastReadId })),
+]);
+export type ReadState = z.output<typeof readState>;
 
 /** An own message the server refused for good; kept so that nothing disappears from its sender's view. */
 export const failedMessage = z.object({

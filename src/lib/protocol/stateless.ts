@@ -3,9 +3,32 @@ import { isoTimestamp } from './events.ts';
 import { uuid } from './ids.ts';
 import { limits } from './limits.ts';
 
-/** A read position: the newest message read, by its place in display order (createdAt, then clientMsgId). */
+/**
+ * A read position on the wire: the newest message read, by its place in display order (createdAt, then
+ * clientMsgId). A client compares places (`Place`: the same point with the time in ms, `compareOrder`);
+ * `placeOf` and `positionOf` convert between the two.
+ */
 export const readPosition = z.strictObject({ at: isoTimestamp, clientMsgId: uuid });
 export type ReadPosition = z.infer<typeof readPosition>;
+/** A member's read position (the `reads` message, and the server's rows). */
+export const memberReadPosition = readPosition.extend({ userId: uuid });
+export type MemberReadPosition = z.infer<typeof memberReadPosition>;
+
+/** A point in the display order, as `compareOrder` takes it. */
+export interface Place {
+	at: number;
+	clientMsgId: string;
+}
+
+export const placeOf = (position: ReadPosition): Place => ({
+	at: Date.parse(position.at),
+	clientMsgId: position.clientMsgId,
+});
+
+export const positionOf = (place: Place): ReadPosition => ({
+	at: new Date(place.at).toISOString(),
+	clientMsgId: place.clientMsgId,
+});
 
 /**
  * Stateless messages from the server to one connection, as JSON strings.
@@ -19,7 +42,7 @@ export const serverStateless = z.discriminatedUnion('type', [
 	/** Members' read positions: all of them in answer to a `read`, then each one that moves forward. */
 	z.strictObject({
 		type: z.literal('reads'),
-		reads: z.array(readPosition.extend({ userId: uuid })),
+		reads: z.array(memberReadPosition),
 	}),
 ]);
 export type ServerStateless = z.infer<typeof serverStateless>;
