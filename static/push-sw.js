@@ -42,10 +42,16 @@ function appUrl(url) {
 	return new URL('/', self.registration.scope).href;
 }
 
+const GENERIC_TAG = 'chat-new-message';
+
 /** Title, options: "Ana in general" / "Ana"; the text when the subscription has previews on. */
 function notificationFor(payload) {
 	if (!payload) {
-		return ['New message', { body: 'Open the app to read it.', data: { url: appUrl('/') } }];
+		// One for every push it cannot read (a newer server's): they replace each other instead of piling up.
+		return [
+			'New message',
+			{ body: 'Open the app to read it.', tag: GENERIC_TAG, renotify: true, data: { url: appUrl('/') } },
+		];
 	}
 	const title =
 		payload.isGroup && payload.roomName ? `${payload.senderName} in ${payload.roomName}` : payload.senderName;
