@@ -2,8 +2,7 @@ import type { beforeSyncPayload } from '@hocuspocus/server';
 import { collabRejections } from '../src/lib/protocol/errors.ts';
 import type { CollabContext } from '../server/collab/authentication.ts';
 import { DurableAppend } from '../server/collab/durable-append.ts';
-import { sendAck, type LiveRooms } from '../server/collab/live-rooms.ts';
-import { SYNC_STEP_1 } from '../server/collab/update-validation.ts';
+import { carriesUpdate, sendAck, type LiveRooms } from '../server/collab/live-rooms.ts';
 
 /**
  * The relay-before-commit experiment (bench/load.ts, target `ours-relay-first`): an accepted update is relayed at
@@ -19,7 +18,7 @@ export class RelayFirstAppend extends DurableAppend {
 	}
 
 	override async beforeSync(payload: beforeSyncPayload<CollabContext>): Promise<void> {
-		if (payload.type === SYNC_STEP_1 || payload.connection.readOnly) return;
+		if (!carriesUpdate(payload)) return;
 		const judged = this.#rooms.judged.get(payload);
 		const room = this.#rooms.get(payload.documentName);
 		const events = judged?.judgement.events ?? [];

@@ -17,6 +17,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRunning } from '../server/pid.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const BUILDS = path.join(root, '.builds');
@@ -156,7 +157,7 @@ function prune(keep: string): void {
 	const entries = fs.readdirSync(BUILDS).filter((name) => name !== 'lock');
 	for (const name of entries) {
 		const owner = /\.staging-(\d+)$/.exec(name);
-		if (owner && !alive(Number(owner[1])))
+		if (owner && !isRunning(Number(owner[1])))
 			fs.rmSync(path.join(BUILDS, name), { recursive: true, force: true });
 	}
 	const builds = entries
@@ -175,15 +176,6 @@ function readOwner(): number {
 	}
 }
 
-function alive(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (error) {
-		return (error as NodeJS.ErrnoException).code === 'EPERM';
-	}
-}
-
 /** A directory lock (mkdir is atomic) naming its owner; taken over when the owner died or it is stale. */
 async function lock(log: (line: string) => void): Promise<() => void> {
 	let said = false;
@@ -198,7 +190,7 @@ async function lock(log: (line: string) => void): Promise<() => void> {
 		const owner = readOwner();
 		const age = Date.now() - (fs.statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
 		// An owner that has not written its pid yet is given a moment before it counts as gone.
-		if ((owner && !alive(owner)) || age > LOCK_STALE_MS || (!owner && age > 5_000)) {
+		if ((owner && !isRunning(owner)) || age > LOCK_STALE_MS || (!owner && age > 5_000)) {
 			fs.rmSync(LOCK, { recursive: true, force: true });
 			continue;
 		}

@@ -9,6 +9,7 @@ import { withActiveSpan } from '../tracing.ts';
 import type { CollabContext } from './authentication.ts';
 import type { DurableLog } from './durable-log.ts';
 import {
+	carriesUpdate,
 	countRejection,
 	retryLater,
 	sendAck,
@@ -17,7 +18,6 @@ import {
 	type LiveRooms,
 } from './live-rooms.ts';
 import type { ClientStatelessHandlers, HandlesStateless } from './stateless-router.ts';
-import { SYNC_STEP_1 } from './update-validation.ts';
 import { UpdateRejected } from './validation.ts';
 
 /** The new events of one accepted update, once durable. */
@@ -59,7 +59,7 @@ export class DurableAppend implements Extension, HandlesStateless {
 	}
 
 	async beforeSync(payload: beforeSyncPayload<CollabContext>): Promise<void> {
-		if (payload.type === SYNC_STEP_1 || payload.connection.readOnly) return;
+		if (!carriesUpdate(payload)) return;
 		const judged = this.#rooms.judged.get(payload);
 		const room = this.#rooms.get(payload.documentName);
 		if (!judged || !room) {

@@ -1,5 +1,6 @@
 import type { Span } from '@opentelemetry/api';
 import type * as Y from 'yjs';
+import { messageYjsSyncStep1 } from 'y-protocols/sync';
 import { collabRejections } from '#protocol/errors.ts';
 import type { ServerStateless } from '#protocol/stateless.ts';
 import type { Metrics } from '../metrics.ts';
@@ -63,6 +64,11 @@ export class LiveRooms {
 	values(): IterableIterator<LiveRoom> {
 		return this.#rooms.values();
 	}
+}
+
+/** Whether a `beforeSync` payload is a client's update to judge and store: not sync step 1, not read-only. */
+export function carriesUpdate(payload: { type: number; connection: { readOnly: boolean } }): boolean {
+	return payload.type !== messageYjsSyncStep1 && !payload.connection.readOnly;
 }
 
 export function sendAck(connection: { sendStateless(payload: string): void }, clientMsgIds: string[]): void {

@@ -1,7 +1,6 @@
 import type { beforeSyncPayload, Extension } from '@hocuspocus/server';
 import { SpanStatusCode } from '@opentelemetry/api';
 import type { Logger } from 'pino';
-import { messageYjsSyncStep1 } from 'y-protocols/sync';
 import { collabRejections } from '#protocol/errors.ts';
 import { roomIdFromDocumentName } from '#protocol/ids.ts';
 import type { ContentFilter } from '#protocol/moderation.ts';
@@ -12,7 +11,7 @@ import type { Metrics } from '../metrics.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { inSpan, tracer } from '../tracing.ts';
 import type { CollabContext } from './authentication.ts';
-import { countRejection, retryLater, type LiveRoom, type LiveRooms } from './live-rooms.ts';
+import { carriesUpdate, countRejection, retryLater, type LiveRoom, type LiveRooms } from './live-rooms.ts';
 import type { RoomLoader } from './room-loader.ts';
 import {
 	judgeUpdate,
@@ -22,8 +21,6 @@ import {
 	type UpdateJudgement,
 } from './validation.ts';
 
-/** y-protocols' sync step 1 (a state vector, no content): nothing to judge. */
-export const SYNC_STEP_1 = messageYjsSyncStep1;
 /** The rate limiters' window. */
 const WINDOW_MS = 10_000;
 
@@ -79,7 +76,7 @@ export class UpdateValidation implements Extension {
 	}
 
 	async beforeSync(payload: beforeSyncPayload<CollabContext>): Promise<void> {
-		if (payload.type === SYNC_STEP_1 || payload.connection.readOnly) return;
+		if (!carriesUpdate(payload)) return;
 		const receivedAt = performance.now();
 		const roomId = roomIdFromDocumentName(payload.documentName);
 		if (!roomId) throw collabRejections.unknownDocument;

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './types.ts';
+import { isRunning } from '../pid.ts';
 
 export class DataDirLockedError extends Error {
 	readonly code = 'data_dir_locked';
@@ -37,15 +38,6 @@ function lockDataDir(dataDir: string): () => void {
 		}
 	}
 	throw new DataDirLockedError(`could not lock DATA_DIR ${dataDir}`);
-}
-
-function isRunning(pid: number): boolean {
-	try {
-		process.kill(pid, 0);
-		return true;
-	} catch (error) {
-		return (error as NodeJS.ErrnoException).code === 'EPERM';
-	}
 }
 
 /** Embedded PGlite persisted under `<dataDir>/pglite`, behind the Db interface. */

@@ -1,5 +1,6 @@
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
+import { messageYjsSyncStep1 } from 'y-protocols/sync';
 
 /** Hocuspocus message types (as on the wire). */
 export const Msg = {
@@ -11,7 +12,6 @@ export const Msg = {
 	Close: 7,
 	SyncStatus: 8,
 } as const;
-const SYNC_STEP_1 = 0;
 const SYNC_UPDATE = 2;
 
 /** One Hocuspocus frame: the document's name, the message type, then the body. */
@@ -121,7 +121,7 @@ export class RawClient {
 	syncStep1(stateVector: Uint8Array) {
 		this.send(
 			this.frame(Msg.Sync, (e) => {
-				encoding.writeVarUint(e, SYNC_STEP_1);
+				encoding.writeVarUint(e, messageYjsSyncStep1);
 				encoding.writeVarUint8Array(e, stateVector);
 			}),
 		);

@@ -47,9 +47,6 @@ export const serverStateless = z.discriminatedUnion('type', [
 ]);
 export type ServerStateless = z.infer<typeof serverStateless>;
 
-/** How many ids one `pending` question may name; ask about more in several messages. */
-export const MAX_PENDING_IDS = limits.pendingIdsMax;
-
 /**
  * Stateless messages from a client to the server.
  *
@@ -61,7 +58,10 @@ export const MAX_PENDING_IDS = limits.pendingIdsMax;
  * when they arrive.
  */
 export const clientStateless = z.discriminatedUnion('type', [
-	z.strictObject({ type: z.literal('pending'), clientMsgIds: z.array(uuid).min(1).max(MAX_PENDING_IDS) }),
+	z.strictObject({
+		type: z.literal('pending'),
+		clientMsgIds: z.array(uuid).min(1).max(limits.pendingIdsMax),
+	}),
 	/**
 	 * The sender has read up to `position` (null: nothing yet). Sent after each sync and when the reader gets
 	 * further. The server keeps the furthest position per member, answers the first one on a connection with every
@@ -114,8 +114,11 @@ export function readClientStateless(payload: string): ClientStateless | null {
 /** The `pending` questions for these ids, split to the size the server accepts. */
 export function pendingQuestions(ids: readonly string[]): string[] {
 	const questions: string[] = [];
-	for (let i = 0; i < ids.length; i += MAX_PENDING_IDS) {
-		const message: ClientStateless = { type: 'pending', clientMsgIds: ids.slice(i, i + MAX_PENDING_IDS) };
+	for (let i = 0; i < ids.length; i += limits.pendingIdsMax) {
+		const message: ClientStateless = {
+			type: 'pending',
+			clientMsgIds: ids.slice(i, i + limits.pendingIdsMax),
+		};
 		questions.push(JSON.stringify(message));
 	}
 	return questions;
