@@ -13,7 +13,7 @@ import { repoRoot } from '../helpers/process.ts';
 const MAX_FILE_LINES = 400;
 const MAX_FUNCTION_LINES = 80;
 const ROOTS = ['server', 'src/lib/client'];
-const STILL_TOO_LONG = ['file src/lib/client/room.svelte.ts', 'file src/lib/client/rooms.svelte.ts'];
+const STILL_TOO_LONG: string[] = [];
 
 function sourceFiles(dir: string): string[] {
 	return fs.readdirSync(path.join(repoRoot, dir), { withFileTypes: true }).flatMap((entry) => {

@@ -4,6 +4,15 @@ import { rowToEvent } from '../protocol/rows.ts';
 import { roomsApi } from './api.ts';
 import type { MetaStore } from './store.ts';
 
+export interface HistoryHost {
+	readonly roomId: string;
+	readonly meta: MetaStore;
+	/** The live document holds this event. */
+	known(clientMsgId: string): boolean;
+	/** Events came in from the server: show them. */
+	changed(): void;
+}
+
 /**
  * A room's history beyond its live document: events the server trimmed from the document, and older pages
  * brought in from the server's mirror, all kept on the device so the room shows them offline too.
@@ -16,12 +25,10 @@ export class RoomHistory {
 	loadingOlder = $state(false);
 	/** Where the next page ends (`before`); undefined: not asked yet, null: nothing older. */
 	#cursor: number | null | undefined = undefined;
-	readonly #roomId: string;
-	readonly #meta: MetaStore;
+	readonly #host: HistoryHost;
 
-	constructor(roomId: string, meta: MetaStore) {
-		this.#roomId = roomId;
-		this.#meta = meta;
+	constructor(host: HistoryHost) {
+		this.#host = host;
 	}
 
 	/** What the device kept from earlier sessions (events already known stay as they are). */
@@ -33,21 +40,22 @@ export class RoomHistory {
 	keep(events: RoomEvent[]): void {
 		for (const e of events) this.events.set(e.clientMsgId, e);
 		if (events.length === 0) return;
-		void this.#meta
-			.addHistory(this.#roomId, events)
+		void this.#host.meta
+			.addHistory(this.#host.roomId, events)
 			.catch((error: unknown) => console.warn('cannot save history', error));
 	}
 
 	/**
-	 * Brings in the next page of older history from the server (the Postgres mirror) and keeps it. Returns the
-	 * events it added (none that `known` says the room holds), or null when there is nothing older, a page is
-	 * already coming, or the server is away.
+	 * Brings in the next page of older history from the server (the Postgres mirror), keeps it on the device and
+	 * shows it. Returns how many messages it added; 0 when there is nothing older, a page is already coming, or
+	 * the server is away.
 	 */
-	async loadOlder(known: (clientMsgId: string) => boolean): Promise<RoomEvent[] | null> {
-		if (!this.hasOlder || this.loadingOlder) return null;
+	async loadOlder(): Promise<number> {
+		if (!this.hasOlder || this.loadingOlder) return 0;
 		this.loadingOlder = true;
+		const { roomId, known } = this.#host;
 		try {
-			const page = await roomsApi.messages(this.#roomId, this.#cursor ?? undefined, limits.historyPageSize);
+			const page = await roomsApi.messages(roomId, this.#cursor ?? undefined, limits.historyPageSize);
 			const events = page.items.flatMap((row) => {
 				const event = rowToEvent(row);
 				return event && !known(event.clientMsgId) && !this.events.has(event.clientMsgId) ? [event] : [];
@@ -55,10 +63,11 @@ export class RoomHistory {
 			this.#cursor = page.nextBefore;
 			if (page.nextBefore === null) this.hasOlder = false;
 			this.keep(events);
-			return events;
+			this.#host.changed();
+			return events.filter((e) => e.kind === 'message').length;
 		} catch (error) {
 			console.warn('cannot load older messages', error);
-			return null;
+			return 0;
 		} finally {
 			this.loadingOlder = false;
 		}

@@ -1,7 +1,8 @@
 import { localSnippet, searchWords } from './format.ts';
 import type { ChatMessage } from './room-model.ts';
 import type { RoomSummary } from './schemas.ts';
-import type { RemovalReason } from './store.ts';
+import { roomState } from '../protocol/user-channel.ts';
+import type { RemovalReason, RemovedRoom } from './store.ts';
 
 /*
  * The room list's small rules: its order, what a removed room says, and search over the rooms on the device.
@@ -39,6 +40,53 @@ export function sortRooms(list: RoomSummary[]): RoomSummary[] {
 	return [...list].sort(
 		(a, b) => Date.parse(b.activityAt) - Date.parse(a.activityAt) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0),
 	);
+}
+
+/**
+ * The list the user channel sent replaces `current`: rooms missing from it went while this device was away. They
+ * join `removed` (their local copy kept until dismissed), and rooms back in the list leave it.
+ */
+export function afterListState(
+	current: RoomSummary[],
+	removed: RemovedRoom[],
+	list: RoomSummary[],
+): { gone: RoomSummary[]; removed: RemovedRoom[] } {
+	const ids = new Set(list.map((r) => r.id));
+	const gone = current.filter((r) => !ids.has(r.id));
+	return {
+		gone,
+		removed: [
+			...removed.filter((r) => !ids.has(r.room.id)),
+			...gone.map((room) => ({ room, reason: 'removed' as const })),
+		],
+	};
+}
+
+/**
+ * A room the API just returned (a `Room`, or already a `RoomState`) as a list entry. What the channel said about
+ * it (`existing`: activity, unread counts, settings) is kept; a room new to this device starts at the top.
+ */
+export function summaryOf(
+	room: { id: string; name: string | null; isGroup: boolean; members: RoomSummary['members'] },
+	existing: RoomSummary | undefined,
+	userId: string | undefined,
+): RoomSummary {
+	const full = roomState.safeParse(room);
+	if (full.success) return full.data;
+	const me = room.members.find((m) => m.id === userId);
+	return {
+		lastMessage: null,
+		activityAt: new Date().toISOString(),
+		unread: 0,
+		mentions: 0,
+		notify: 'all',
+		...existing,
+		id: room.id,
+		name: room.name,
+		isGroup: room.isGroup,
+		members: room.members,
+		role: me?.role ?? existing?.role ?? 'member',
+	};
 }
 
 /**

@@ -1,10 +1,144 @@
 import type { HocuspocusProvider } from '@hocuspocus/provider';
 import type * as Y from 'yjs';
 import { compareEvents, roomEvent, type RoomEvent } from '../protocol/events.ts';
+import { limits } from '../protocol/limits.ts';
+import * as clock from './clock.ts';
+import type { RoomCopy } from './room-copy.ts';
+import type { ChatMessage, RoomNotice } from './room-model.ts';
 import type { FailedMessage } from './store.ts';
 
+/** More rebuilds than this within the window means the rebuild itself is refused: stop. */
+const REBUILD_LIMIT = 2;
+const REBUILD_WINDOW_MS = 60_000;
+
+/** What a rebuild reads and changes of its room. */
+export interface RebuildHost {
+	readonly roomId: string;
+	readonly userId: string;
+	copy(): RoomCopy;
+	/**
+	 * Closes the refused copy, deletes it from the device (it would re-send the refused update on every start)
+	 * and opens a fresh one (a new Yjs client id); null when the room was closed meanwhile.
+	 */
+	replaceCopy(): Promise<RoomCopy | null>;
+	/** `copy` is still the room's live copy (not replaced, the room not closed). */
+	isCurrent(copy: RoomCopy): boolean;
+	/** The messages on screen now. */
+	shown(): ChatMessage[];
+	fail(failed: FailedMessage[]): void;
+	isFailed(clientMsgId: string): boolean;
+	isAcked(clientMsgId: string): boolean;
+	keepHistory(archived: RoomEvent[]): void;
+	publish(): void;
+	notify(notice: RoomNotice): void;
+}
+
+/**
+ * A room's rebuild, after the server refused an update of its document (RoomStore's class comment says why). Own
+ * valid messages the server's copy lacks are carried over with their ids; invalid ones are kept as failed.
+ */
+export class Rebuilder {
+	/** During a rebuild: the old copy's messages, shown until the fresh copy has them again. */
+	carried: ChatMessage[] = [];
+	readonly #host: RebuildHost;
+	#times: number[] = [];
+	#running: Promise<void> | null = null;
+	/** Events written while the rebuild has no document to write into; null when not rebuilding. */
+	#late: RoomEvent[] | null = null;
+
+	constructor(host: RebuildHost) {
+		this.#host = host;
+	}
+
+	get running(): boolean {
+		return this.#running !== null;
+	}
+
+	/** Keeps an event for the fresh copy while there is no document to write into; false when there is one. */
+	hold(event: RoomEvent): boolean {
+		this.#late?.push(event);
+		return this.#late !== null;
+	}
+
+	/** Rebuilds, or joins the rebuild under way. */
+	start(reason: string): Promise<void> {
+		this.#running ??= this.#run(reason).finally(() => {
+			this.#running = null;
+		});
+		return this.#running;
+	}
+
+	async #run(reason: string): Promise<void> {
+		const host = this.#host;
+		const now = Date.now();
+		this.#times = this.#times.filter((t) => now - t < REBUILD_WINDOW_MS);
+		this.#times.push(now);
+		const looping = this.#times.length > REBUILD_LIMIT;
+		console.warn(`room ${host.roomId}: update refused (${reason}); rebuilding the local copy`);
+		this.#late = [];
+
+		const horizon = clock.serverNow() + limits.maxClockSkewMs;
+		const own = { roomId: host.roomId, userId: host.userId };
+		const { carry, failed } = ownEntriesToCarry(host.copy().map.entries(), own, reason, horizon);
+		if (looping) {
+			for (const e of carry)
+				if (e.kind === 'message')
+					failed.push(failureOf(host.roomId, e.clientMsgId, e, 'refused repeatedly by the server'));
+			carry.length = 0;
+		}
+		if (failed.length > 0) host.fail(failed);
+		this.carried = host.shown().filter((m) => !host.isFailed(m.clientMsgId));
+
+		const fresh = await host.replaceCopy();
+		carry.push(...(this.#late ?? []));
+		this.#late = null;
+		if (!fresh) return;
+		host.publish();
+		// Writing a key the server's copy already holds would be refused as a duplicate: wait for that copy.
+		await untilSynced(
+			() => fresh.provider,
+			() => host.isCurrent(fresh),
+		);
+		if (!host.isCurrent(fresh)) return;
+
+		this.#writeAgain(fresh, carry);
+		this.carried = [];
+		host.publish();
+		host.notify(
+			looping
+				? {
+						kind: 'error',
+						text: 'The server keeps refusing changes in this room. Your unsent messages are marked as failed.',
+					}
+				: {
+						kind: 'warning',
+						text: 'Some of your changes were refused by the server; the room was reloaded. Your valid messages were kept.',
+					},
+		);
+	}
+
+	/** Writes the carried events into the fresh copy, except what the server holds or trimmed into history. */
+	#writeAgain(fresh: RoomCopy, carry: RoomEvent[]): void {
+		// (Own messages the fresh copy received from the server were marked acknowledged by the observer.)
+		// Older than the server's window: trimmed into history, where the acknowledged ones already are. Writing
+		// them again would bring them back into the document as new entries.
+		const oldest = oldestMessage(fresh.map);
+		const archived: RoomEvent[] = [];
+		for (const event of carry) {
+			// A key the server already holds must not be written again: that would be refused as a duplicate.
+			if (fresh.map.has(event.clientMsgId)) continue;
+			if (oldest && this.#host.isAcked(event.clientMsgId) && compareEvents(event, oldest) < 0) {
+				archived.push(event);
+				continue;
+			}
+			fresh.write(event);
+		}
+		this.#host.keepHistory(archived);
+	}
+}
+
 /*
- * The steps of a room's rebuild (RoomStore's class comment says when and why), as functions of what they read.
+ * The steps of a rebuild, as functions of what they read.
  */
 
 /** An own entry that cannot be written again, kept to show its sender why (and to resend it by hand). */
@@ -74,19 +208,23 @@ export function oldestMessage(map: Y.Map<unknown>): RoomEvent | undefined {
 
 /**
  * Waits until the current provider has synced, for as long as `waiting()` holds; the provider may be replaced
- * meanwhile (a reopen), so each round waits on whichever is current.
+ * meanwhile (a reopen), so each round waits on whichever is current. It stops waiting when there is none (the
+ * room stopped syncing).
  */
-export async function untilSynced(current: () => HocuspocusProvider, waiting: () => boolean): Promise<void> {
-	while (waiting() && !current().isSynced) {
-		const provider = current();
+export async function untilSynced(
+	current: () => HocuspocusProvider | undefined,
+	waiting: () => boolean,
+): Promise<void> {
+	for (let provider = current(); provider && waiting() && !provider.isSynced; provider = current()) {
+		const waitingOn = provider;
 		await new Promise<void>((resolve) => {
 			const done = () => {
-				provider.off('synced', done);
-				provider.off('destroy', done);
+				waitingOn.off('synced', done);
+				waitingOn.off('destroy', done);
 				resolve();
 			};
-			provider.on('synced', done);
-			provider.on('destroy', done);
+			waitingOn.on('synced', done);
+			waitingOn.on('destroy', done);
 		});
 	}
 }

@@ -1,9 +1,12 @@
 import { collabRejections } from '../protocol/errors.ts';
+import { jitter, LOGIN_RETRY_MAX_MS, RETRY_MIN_MS, type RoomNotice } from './room-model.ts';
+import { serverConfig } from './server-config.svelte.ts';
+import { session } from './session.svelte.ts';
 import { sessionEndFromClose, type SessionEndReason } from './user-channel.svelte.ts';
 
 /**
  * What a room does about the server closing it or refusing its login, decided from the reason alone
- * (docs/protocol.md, the close-reason table). RoomStore carries the action out.
+ * (docs/protocol.md, the close-reason table). `Refusals` carries the action out.
  */
 export type RoomAction =
 	/** Signed out elsewhere, password changed, account deleted: the whole app signs out (unsent data kept). */
@@ -62,4 +65,76 @@ export function afterLoginRefused(reason: string): RoomAction {
 	if (name === collabRejections.unavailable.reason || name === collabRejections.rateLimited.reason)
 		return { kind: 'retry-login' };
 	return { kind: 'retry-once' };
+}
+
+/** What carrying out an action needs of its room. */
+export interface RefusalHost {
+	/** The user is not in the room (any more). */
+	removed(): void;
+	/** Rebuilds the local copy, or reopens when a rebuild is under way (its fresh copy wrote nothing yet). */
+	rebuild(reason: string): void;
+	/** Replaces the provider of the same document after `delayMs` (a new session: a new handshake). */
+	reopenSoon(delayMs?: number): void;
+	/** Shows a notice that clears itself on the next sync. */
+	notice(notice: RoomNotice): void;
+}
+
+/** Carries out a room's actions, with the state of its login retries. */
+export class Refusals {
+	readonly #host: RefusalHost;
+	#retryOnceAt = 0;
+	/** The next wait before a room login refused for a passing reason (storage, rate) is tried again. */
+	#backoffMs = RETRY_MIN_MS;
+
+	constructor(host: RefusalHost) {
+		this.#host = host;
+	}
+
+	/** A login succeeded: the next passing refusal is retried soon again. */
+	loggedIn(): void {
+		this.#backoffMs = RETRY_MIN_MS;
+	}
+
+	act(action: RoomAction, reason: string): void {
+		const host = this.#host;
+		switch (action.kind) {
+			case 'end-session':
+				void session.end(action.ended);
+				return;
+			case 'removed':
+				host.removed();
+				return;
+			case 'rebuild':
+				host.rebuild(reason);
+				return;
+			case 'reopen':
+				host.reopenSoon();
+				return;
+			case 'notice':
+				host.notice({ kind: 'warning', text: action.text });
+				return;
+			case 'outdated':
+				serverConfig.markOutdated(reason);
+				host.notice({ kind: 'error', text: 'This version of Chat is too old for the server: reload.' });
+				return;
+			case 'retry-login': {
+				// Soon, then less and less often, with jitter so that a node's clients do not all come back at once.
+				host.notice({ kind: 'warning', text: storageNotice });
+				const wait = jitter(this.#backoffMs);
+				this.#backoffMs = Math.min(this.#backoffMs * 2, LOGIN_RETRY_MAX_MS);
+				host.reopenSoon(wait);
+				return;
+			}
+			case 'retry-once':
+				// The token function refreshes on the next attempt. Re-attach, but not in a loop.
+				if (Date.now() < this.#retryOnceAt) {
+					host.notice({ kind: 'warning', text: 'Cannot open this room right now; retrying…' });
+					return;
+				}
+				this.#retryOnceAt = Date.now() + 10_000;
+				host.reopenSoon();
+				return;
+			case 'none':
+		}
+	}
 }

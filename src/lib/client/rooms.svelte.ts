@@ -1,7 +1,9 @@
 import { SvelteMap } from 'svelte/reactivity';
 import type { Role } from '../protocol/api.ts';
-import { roomState, type NotifyLevel } from '../protocol/user-channel.ts';
-import { ApiError, roomsApi } from './api.ts';
+import type { NotifyLevel } from '../protocol/user-channel.ts';
+import { roomsApi } from './api.ts';
+import { AccessChecks } from './room-access.svelte.ts';
+import { ListFallback } from './room-list-fallback.ts';
 import { connection } from './connection.svelte.ts';
 import { notifications } from './notifications.svelte.ts';
 import { RoomStore } from './room.svelte.ts';
@@ -14,7 +16,15 @@ import {
 	type RemovalReason,
 	type RemovedRoom,
 } from './store.ts';
-import { removalText, searchMessages, sortRooms, type LocalResult, type RoomAccess } from './room-list.ts';
+import {
+	afterListState,
+	removalText,
+	searchMessages,
+	sortRooms,
+	summaryOf,
+	type LocalResult,
+	type RoomAccess,
+} from './room-list.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { userChannel, type UserChannelSink } from './user-channel.svelte.ts';
 
@@ -23,8 +33,6 @@ import { userChannel, type UserChannelSink } from './user-channel.svelte.ts';
  * (`documentsPerConnection` of `GET /api/config`), which the user channel shares.
  */
 const MAX_OPEN_ROOMS = 50;
-/** When the user channel has not delivered the list this long after a start or a reconnect, ask the API. */
-const FALLBACK_AFTER_MS = 2_000;
 
 export { removalText, type LocalResult, type RoomAccess } from './room-list.ts';
 
@@ -60,15 +68,24 @@ class Rooms {
 	readonly unreadTotal: number = $derived(this.list.reduce((sum, room) => sum + this.unread(room), 0));
 
 	readonly #stores = new SvelteMap<string, RoomStore>();
-	/** Rooms not in the list that the server is being asked about, or that it said are not the user's. */
-	readonly #checked = new SvelteMap<string, 'checking' | 'unknown'>();
+	readonly #access = new AccessChecks({
+		listed: (roomId) => this.list.some((r) => r.id === roomId),
+		removed: (roomId) => this.removed.some((r) => r.room.id === roomId),
+		adopt: (room) => this.#adopt(room),
+	});
 	#meta: MetaStore | null = null;
 	#user: Profile | null = null;
-	#refreshing: Promise<void> | null = null;
 	#listeners: AbortController | null = null;
-	#fallbackTimer: ReturnType<typeof setTimeout> | undefined;
-	/** Counts the channel's changes: an API answer older than one of them is dropped. */
-	#generation = 0;
+	readonly #fallback = new ListFallback({
+		active: () => this.#meta !== null,
+		apply: (list) => {
+			this.#setList(list);
+			this.error = null;
+		},
+		failed: (message) => {
+			this.error = message;
+		},
+	});
 
 	/** Opens the account's data. Called when a user is signed in; a different user first stops the previous. */
 	async start(user: Profile): Promise<void> {
@@ -93,22 +110,22 @@ class Rooms {
 		userChannel.open(user.id, this.#sink);
 		this.#listeners = new AbortController();
 		const { signal } = this.#listeners;
-		window.addEventListener('online', () => this.#fallbackSoon(), { signal });
+		window.addEventListener('online', () => this.#fallback.soon(), { signal });
 		// A cache an older version wrote is refetched at once; otherwise the channel is given a moment first.
 		if (stale) void this.refresh();
-		else this.#fallbackSoon();
+		else this.#fallback.soon();
 		// Compiled out of every build but the browser tests' (vite.config.ts defines __TEST_HOOKS__).
 		if (__TEST_HOOKS__) this.#exposeForTests();
 	}
 
 	/** Closes every room, the user channel and the metadata database (sign-out or a change of user). */
 	async stop(): Promise<void> {
-		clearTimeout(this.#fallbackTimer);
+		this.#fallback.stop();
 		this.#listeners?.abort();
 		userChannel.close();
 		for (const store of this.#stores.values()) store.destroy();
 		this.#stores.clear();
-		this.#checked.clear();
+		this.#access.clear();
 		connection.close();
 		const meta = this.#meta;
 		this.#meta = null;
@@ -124,27 +141,22 @@ class Rooms {
 	/** What the user channel says, applied to the list (see `UserChannelSink`). */
 	readonly #sink: UserChannelSink = {
 		state: (list) => {
-			this.#generation++;
+			this.#fallback.superseded();
 			for (const room of list) this.#readmit(room.id);
-			const ids = new Set(list.map((r) => r.id));
-			// Rooms that went while this device was away: shown as removed, their local copy kept until dismissed.
-			const gone = this.list.filter((r) => !ids.has(r.id));
-			this.removed = [
-				...this.removed.filter((r) => !ids.has(r.room.id)),
-				...gone.map((room) => ({ room, reason: 'removed' as const })),
-			];
+			const { gone, removed } = afterListState(this.list, this.removed, list);
+			this.removed = removed;
 			for (const room of gone) this.#stores.get(room.id)?.markRemoved(removalText('removed'));
 			this.#setList(list);
 			this.error = null;
 			if (gone.length > 0) void this.#saveRemoved();
 		},
 		room: (room) => {
-			this.#generation++;
+			this.#fallback.superseded();
 			this.#readmit(room.id);
 			this.#upsert(room);
 		},
 		removed: (roomId, reason) => {
-			this.#generation++;
+			this.#fallback.superseded();
 			this.#markRemoved(roomId, reason);
 		},
 		notify: (message) => {
@@ -164,49 +176,17 @@ class Rooms {
 	 */
 	unread(room: RoomSummary): number {
 		const store = this.viewing === room.id ? this.#stores.get(room.id) : undefined;
-		return store?.localReady && store.metaReady ? store.unreadCount : room.unread;
+		return store?.localReady && store.metaReady ? store.reads.unreadCount : room.unread;
 	}
 
-	/**
-	 * Whether the user may open `roomId` now. While the user channel is live the list is the server's, so a room
-	 * missing from it is not the user's (should the channel add it a moment later, the answer follows).
-	 */
+	/** Whether the user may open `roomId` now (room-access.svelte.ts). */
 	access(roomId: string): RoomAccess {
-		if (this.list.some((r) => r.id === roomId)) return 'member';
-		if (this.removed.some((r) => r.room.id === roomId)) return 'removed';
-		return this.#checked.get(roomId) ?? (userChannel.status === 'live' ? 'unknown' : 'checking');
+		return this.#access.access(roomId);
 	}
 
-	/**
-	 * Decides about a room the list does not have while the channel is not live: it is given the fallback's
-	 * moment to connect, then the API is asked. A member gets the room into the list; anyone else `unknown`.
-	 */
-	async check(roomId: string): Promise<void> {
-		if (this.#checked.has(roomId) || this.access(roomId) !== 'checking' || !this.#user) return;
-		if (!navigator.onLine) {
-			// Not in the list on this device, and nobody to ask.
-			this.#checked.set(roomId, 'unknown');
-			return;
-		}
-		this.#checked.set(roomId, 'checking');
-		await new Promise((resolve) => setTimeout(resolve, FALLBACK_AFTER_MS));
-		if (userChannel.status === 'live' || this.list.some((r) => r.id === roomId)) {
-			this.#checked.delete(roomId);
-			return;
-		}
-		try {
-			const room = await roomsApi.get(roomId);
-			this.#adopt(room);
-			this.#checked.delete(roomId);
-		} catch (error) {
-			// Offline the server cannot say: the room is not on this device either way.
-			if (!(error instanceof ApiError) || error.isNetwork || error.status === 404 || error.status === 403)
-				this.#checked.set(roomId, 'unknown');
-			else {
-				this.#checked.delete(roomId);
-				throw error;
-			}
-		}
+	/** Finds out about a room the list does not have while the channel is not live (room-access.svelte.ts). */
+	check(roomId: string): Promise<void> {
+		return this.#user ? this.#access.check(roomId) : Promise.resolve();
 	}
 
 	/** The room's store, opened on first use; null for a room the user may not open. */
@@ -250,31 +230,7 @@ class Rooms {
 
 	/** Fetches the room list from the API (the fallback while the channel is down); offline keeps the cached one. */
 	refresh(): Promise<void> {
-		this.#refreshing ??= this.#refresh().finally(() => {
-			this.#refreshing = null;
-		});
-		return this.#refreshing;
-	}
-
-	async #refresh(): Promise<void> {
-		const meta = this.#meta;
-		if (!navigator.onLine) return;
-		if (!meta || session.tokenless) {
-			// No token yet (offline start): the cached list stays; a later `online` retries.
-			if (meta && navigator.onLine) await session.accessToken().catch(() => undefined);
-			if (!meta || session.tokenless) return;
-		}
-		const generation = this.#generation;
-		try {
-			const list = await roomsApi.list();
-			// The channel spoke meanwhile: what it said is newer than this answer.
-			if (this.#meta !== meta || this.#generation !== generation) return;
-			this.#setList(list);
-			this.error = null;
-		} catch (error) {
-			if (error instanceof ApiError && error.isNetwork) return;
-			this.error = error instanceof Error ? error.message : String(error);
-		}
+		return this.#fallback.refresh();
 	}
 
 	/** Creates a group with the given members; returns its id. */
@@ -342,7 +298,7 @@ class Rooms {
 		const store = this.#stores.get(roomId);
 		this.#stores.delete(roomId);
 		this.removed = this.removed.filter((r) => r.room.id !== roomId);
-		this.#checked.delete(roomId);
+		this.#access.forget(roomId);
 		await store?.close();
 		try {
 			await Promise.all([
@@ -358,7 +314,7 @@ class Rooms {
 	#setList(list: RoomSummary[]): void {
 		this.list = sortRooms(list);
 		// Rooms the user turned out to be in are no longer "unknown".
-		for (const room of list) this.#checked.delete(room.id);
+		for (const room of list) this.#access.forget(room.id);
 		this.#save();
 		this.#openAll();
 	}
@@ -367,7 +323,7 @@ class Rooms {
 	#upsert(room: RoomSummary): void {
 		const others = this.list.filter((r) => r.id !== room.id);
 		this.list = sortRooms([...others, room]);
-		this.#checked.delete(room.id);
+		this.#access.forget(room.id);
 		this.#save();
 		this.#openAll();
 	}
@@ -391,36 +347,16 @@ class Rooms {
 			this.removed = [...this.removed.filter((r) => r.room.id !== roomId), { room, reason }];
 		} else {
 			// Never in the list on this device (a deep link): there is nothing to keep.
-			this.#checked.set(roomId, 'unknown');
+			this.#access.refused(roomId);
 		}
 		this.#stores.get(roomId)?.markRemoved(removalText(reason));
 		this.#save();
 		void this.#saveRemoved();
 	}
 
-	/**
-	 * Merges a room the API just returned (a `Room`, or already a `RoomState`) into the list. What the channel
-	 * said about it (activity, unread counts, settings) is kept; a room new to this device starts at the top.
-	 */
-	#adopt(room: { id: string; name: string | null; isGroup: boolean; members: RoomSummary['members'] }): void {
-		const full = roomState.safeParse(room);
-		const existing = this.summary(room.id);
-		const me = room.members.find((m) => m.id === this.#user?.id);
-		const merged: RoomSummary = full.success
-			? full.data
-			: {
-					lastMessage: null,
-					activityAt: new Date().toISOString(),
-					unread: 0,
-					mentions: 0,
-					notify: 'all',
-					...existing,
-					id: room.id,
-					name: room.name,
-					isGroup: room.isGroup,
-					members: room.members,
-					role: me?.role ?? existing?.role ?? 'member',
-				};
+	/** Merges a room the API just returned into the list (room-list.ts says how). */
+	#adopt(room: Parameters<typeof summaryOf>[0]): void {
+		const merged = summaryOf(room, this.summary(room.id), this.#user?.id);
 		this.#readmit(room.id);
 		this.#upsert(merged);
 	}
@@ -435,14 +371,6 @@ class Rooms {
 		await this.#meta
 			?.saveRemovedRooms(this.removed)
 			.catch((error: unknown) => console.warn('cannot cache the removed rooms', error));
-	}
-
-	/** Asks the API for the list if the channel has not delivered it shortly (server without it, socket down). */
-	#fallbackSoon(): void {
-		clearTimeout(this.#fallbackTimer);
-		this.#fallbackTimer = setTimeout(() => {
-			if (userChannel.status !== 'live') void this.refresh();
-		}, FALLBACK_AFTER_MS);
 	}
 
 	#openAll(): void {
