@@ -2,9 +2,10 @@
  * Runs a fuzz test file many times, several runs at once (load on the machine is what made the convergence fuzz
  * fail), and lists each run's seed and outcome:
  *
- *   node scripts/fuzz-campaign.ts [--runs 30] [--parallel 2] [--file tests/integration/convergence-fuzz.test.ts]
+ *   node scripts/fuzz-campaign.ts [--runs 30] [--parallel 2] [--seed N] [--file tests/integration/convergence-fuzz.test.ts]
  *
- * Each run gets a fresh random FUZZ_SEED (printed, so a failure can be replayed with FUZZ_SEED=<seed>). The full
+ * Each run gets a fresh random FUZZ_SEED (printed, so a failure can be replayed with FUZZ_SEED=<seed>), or the
+ * one `--seed` gives every run (a seed that failed only under load). Only that seed runs, not the kept ones. The full
  * output of a failed run is kept under test-results/fuzz-campaign/. Exits non-zero if any run failed.
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +20,7 @@ const { values } = parseArgs({
 		runs: { type: 'string', default: '30' },
 		parallel: { type: 'string', default: '2' },
 		file: { type: 'string', default: 'tests/integration/convergence-fuzz.test.ts' },
+		seed: { type: 'string' },
 	},
 });
 const runs = Number(values.runs);
@@ -31,6 +33,10 @@ for (const [name, n] of [
 		console.error(`${name} must be a whole number of at least 1`);
 		process.exit(2);
 	}
+}
+if (values.seed !== undefined && !/^\d{1,10}$/.test(values.seed)) {
+	console.error('--seed must be a whole number from 0 to 4294967295');
+	process.exit(2);
 }
 if (!fs.existsSync(path.join(root, values.file))) {
 	console.error(`--file ${values.file}: no such test file`);
@@ -47,13 +53,17 @@ interface Run {
 }
 
 function runOnce(n: number): Promise<Run> {
-	const seed = Math.floor(Math.random() * 2 ** 31);
+	const seed = values.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : Number(values.seed);
 	const started = performance.now();
 	return new Promise((resolve) => {
 		const child = spawn(
 			process.execPath,
 			[path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', values.file, '--maxWorkers=1'],
-			{ cwd: root, env: { ...process.env, FUZZ_SEED: String(seed) }, stdio: ['ignore', 'pipe', 'pipe'] },
+			{
+				cwd: root,
+				env: { ...process.env, FUZZ_SEED: String(seed), FUZZ_ONLY_SEED: '1' },
+				stdio: ['ignore', 'pipe', 'pipe'],
+			},
 		);
 		let output = '';
 		child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));

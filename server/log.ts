@@ -108,8 +108,12 @@ export class FloodLog {
 		this.#write('info', fields, message);
 	}
 
+	error(fields: Record<string, unknown> & { reason: string }, message: string): void {
+		this.#write('error', fields, message);
+	}
+
 	#write(
-		level: 'info' | 'warn',
+		level: 'info' | 'warn' | 'error',
 		fields: Record<string, unknown> & { reason: string },
 		message: string,
 	): void {

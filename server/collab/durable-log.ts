@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { FloodLog } from '../log.ts';
 import type { Db } from '../db/index.ts';
 import * as messages from '../data/messages.ts';
 import { collabRejections } from '#protocol/errors.ts';
@@ -38,6 +39,7 @@ interface Pending extends AppendEntry {
 export class DurableLog {
 	readonly #db: Db;
 	readonly #log: Logger;
+	readonly #failures: FloodLog;
 	#queue: Pending[] = [];
 	#flushing: Promise<void> | null = null;
 	readonly #metrics: Metrics | undefined;
@@ -45,6 +47,10 @@ export class DurableLog {
 	constructor(db: Db, log: Logger, metrics?: Metrics) {
 		this.#db = db;
 		this.#log = log;
+		this.#failures = new FloodLog(log, {
+			perInterval: 5,
+			summary: 'more failed appends than are logged one by one; counted by error code',
+		});
 		this.#metrics = metrics;
 	}
 
@@ -148,7 +154,12 @@ export class DurableLog {
 			);
 			return [];
 		}
-		this.#log.error({ err: error, updates: batch.length }, 'durable append failed; the updates were refused');
+		// An outage fails every append until it ends: a few are logged whole, the rest counted.
+		const code = (error as { code?: unknown }).code;
+		this.#failures.error(
+			{ err: error, updates: batch.length, reason: typeof code === 'string' ? code : 'failed' },
+			'durable append failed; the updates were refused',
+		);
 		for (const entry of batch) entry.reject(error);
 		return [];
 	}

@@ -29,6 +29,8 @@ export interface TestClient {
 	synced(timeoutMs?: number): Promise<void>;
 	/** clientMsgIds the server acknowledged as durable. */
 	acked: Set<string>;
+	/** When each acknowledgement arrived (Date.now()). */
+	ackedAt: Map<string, number>;
 	/** Members' read positions as the server last reported them, by user id. */
 	reads: Map<string, { at: string; clientMsgId: string }>;
 	/** Reports a read position (a `read` stateless message). */
@@ -73,11 +75,16 @@ export function connect(
 	});
 	provider.on('authenticated', () => (retryMs = 1_000));
 	const acked = new Set<string>();
+	const ackedAt = new Map<string, number>();
 	const sent = new Set<string>();
 	const reads = new Map<string, { at: string; clientMsgId: string }>();
 	provider.on('stateless', ({ payload }: { payload: string }) => {
 		const message = serverStateless.parse(JSON.parse(payload));
-		if (message.type === 'ack') for (const id of message.clientMsgIds) acked.add(id);
+		if (message.type === 'ack')
+			for (const id of message.clientMsgIds) {
+				if (!acked.has(id)) ackedAt.set(id, Date.now());
+				acked.add(id);
+			}
 		if (message.type === 'reads')
 			for (const { userId, ...position } of message.reads) reads.set(userId, position);
 	});
@@ -126,6 +133,7 @@ export function connect(
 		messages: () => [...messages.values()].filter((e) => e.kind === 'message'),
 		events: () => [...messages.values()] as RoomEvent[],
 		acked,
+		ackedAt,
 		reads,
 		read: (position) => provider.sendStateless(JSON.stringify({ type: 'read', position })),
 		synced: (timeoutMs = 10_000) =>

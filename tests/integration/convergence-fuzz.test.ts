@@ -19,6 +19,9 @@ const REGRESSION_SEEDS: number[] = [
 	// compaction had deleted a log entry it never folded (an append with a smaller id committed after its read).
 	// Timing-dependent: it passed when run again; the deterministic test is in durable-append.test.ts.
 	1116954938,
+	// The outside run's failure under load (issue 17: two fuzz processes at once), with the same refusals as the
+	// one above; the cause found for those is tested deterministically in durable-append.test.ts.
+	1830048380,
 ];
 const STEPS = Number(process.env.FUZZ_STEPS ?? 5_000);
 
@@ -60,7 +63,9 @@ describe.skipIf(!canRunCluster)('convergence under random offline periods, reloa
 		await cluster?.close();
 	});
 
-	const seeds = [Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31)), ...REGRESSION_SEEDS];
+	// A campaign (scripts/fuzz-campaign.ts) runs one seed per run: FUZZ_ONLY_SEED leaves the kept ones out.
+	const seed0 = Number(process.env.FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));
+	const seeds = process.env.FUZZ_ONLY_SEED ? [seed0] : [seed0, ...REGRESSION_SEEDS];
 	for (const [i, seed] of seeds.entries()) {
 		it(`converges everywhere (seed ${seed}${i > 0 ? ', a kept regression' : ''})`, async () => {
 			console.log(`convergence fuzz: seed ${seed} (reproduce with FUZZ_SEED=${seed})`);

@@ -5,8 +5,13 @@ import { FloodLog } from '../../server/log.ts';
 /** A logger that keeps what it is given. */
 function recorder() {
 	const lines: { fields: Record<string, unknown>; message: string }[] = [];
-	const log = { warn: (fields: Record<string, unknown>, message: string) => lines.push({ fields, message }) };
-	return { log: log as unknown as Logger, lines };
+	const levels: string[] = [];
+	const at = (level: string) => (fields: Record<string, unknown>, message: string) => {
+		levels.push(level);
+		lines.push({ fields, message });
+	};
+	const log = { warn: at('warn'), error: at('error') };
+	return { log: log as unknown as Logger, lines, levels };
 }
 
 describe('a flood of refusals in the log', () => {
@@ -25,5 +30,15 @@ describe('a flood of refusals in the log', () => {
 		// The next interval starts afresh.
 		flood.warn({ reason: 'rate-limited' }, 'update rejected');
 		expect(lines).toHaveLength(5);
+	});
+
+	it('logs errors at error level, and sums them up in the same way', async () => {
+		const { log, lines, levels } = recorder();
+		const flood = new FloodLog(log, { perInterval: 2, intervalMs: 50 });
+		for (let i = 0; i < 5; i++) flood.error({ reason: '25006' }, 'durable append failed');
+		expect(levels).toEqual(['error', 'error']);
+		await new Promise((resolve) => setTimeout(resolve, 80));
+		expect(levels).toEqual(['error', 'error', 'warn']);
+		expect(lines[2]?.fields).toMatchObject({ suppressed: 3, byReason: { '25006': 3 } });
 	});
 });
