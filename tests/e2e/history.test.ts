@@ -1,15 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compareEvents, type MessageEvent } from '../../src/lib/protocol/events.ts';
 import {
 	chromiumAvailable,
 	ensureBuilt,
 	launchBrowser,
+	signInThroughForm,
 	startAppServer,
 	waitForApp,
 	type AppServer,
 	type SharedBrowser,
 } from '../helpers/browser.ts';
-import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { connect, waitFor, writeMany, type TestClient } from '../helpers/collab.ts';
 import { Api } from '../helpers/server.ts';
 
 /**
@@ -49,14 +49,7 @@ describe.skipIf(!chromiumAvailable)('scrolling back through a long history', () 
 		const writer = connect(wsUrl, room.id, ben.accessToken, ben.user.id);
 		clients.push(writer);
 		await writer.synced();
-		const sent: MessageEvent[] = [];
-		for (let batch = 0; batch < TOTAL / 100; batch++) {
-			writer.doc.transact(() => {
-				for (let i = 0; i < 100; i++)
-					sent.push(writer.send(`history ${String(batch * 100 + i).padStart(4, '0')}`));
-			});
-		}
-		await writer.synced(120_000);
+		const sent = await writeMany(writer, TOTAL, 'history');
 		// The server trims the room to its window on its next store (debounced, within about 10 s).
 		await waitFor(
 			async () => {
@@ -71,17 +64,12 @@ describe.skipIf(!chromiumAvailable)('scrolling back through a long history', () 
 			30_000,
 			'the room to be trimmed to its window',
 		);
-		const expected = [...sent].sort(compareEvents).map((m) => m.content);
+		const expected = sent.map((m) => m.content);
 
 		const session = await browser.newSession();
 		try {
 			const page = await session.page();
-			await page.goto(`${server.url}/login`);
-			await waitForApp(page);
-			await page.getByLabel('Name').fill(ana.user.name);
-			await page.getByLabel('Password').fill('a long enough passphrase');
-			await page.getByRole('button', { name: 'Sign in' }).click();
-			await page.getByTestId('start-chat').waitFor({ timeout: 15_000 });
+			await signInThroughForm(page, server.url, ana.user.name, 'a long enough passphrase');
 			await page.goto(`${server.url}/rooms/${room.id}`);
 			await waitForApp(page);
 			await page.getByTestId('composer').waitFor({ timeout: 15_000 });

@@ -220,3 +220,18 @@ export async function waitForApp(page: Page, timeout = 15_000): Promise<void> {
 		{ timeout },
 	);
 }
+
+/** Signs `name` in through the app's form at `url`/login, and waits for the room list. */
+export async function signInThroughForm(
+	page: Page,
+	url: string,
+	name: string,
+	password: string,
+): Promise<void> {
+	await page.goto(`${url}/login`);
+	await waitForApp(page);
+	await page.getByLabel('Name').fill(name);
+	await page.getByLabel('Password').fill(password);
+	await page.getByRole('button', { name: 'Sign in' }).last().click();
+	await page.getByTestId('start-chat').waitFor({ timeout: 15_000 });
+}

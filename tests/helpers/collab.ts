@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
 import * as Y from 'yjs';
-import type { MessageEvent, RoomEvent } from '../../src/lib/protocol/events.ts';
+import { compareEvents, type MessageEvent, type RoomEvent } from '../../src/lib/protocol/events.ts';
 import { pendingQuestions, serverStateless } from '../../src/lib/protocol/stateless.ts';
 
 /** An event without what the writer fills in (its id, sender and time). */
@@ -187,4 +187,24 @@ export async function twoMembersConnected(
 	clients.push(a, b);
 	await Promise.all([a.synced(), b.synced()]);
 	return { ana, ben, room, a, b };
+}
+
+/**
+ * Writes `count` messages (`<label> 0000`, `<label> 0001`, …) in transactions of 100, waits until all are
+ * acknowledged, and returns them in display order (a transaction's messages share a millisecond, so that is not
+ * the order of writing).
+ */
+export async function writeMany(
+	writer: TestClient,
+	count: number,
+	label = 'message',
+): Promise<MessageEvent[]> {
+	const sent: MessageEvent[] = [];
+	for (let start = 0; start < count; start += 100)
+		writer.doc.transact(() => {
+			for (let i = start; i < Math.min(start + 100, count); i++)
+				sent.push(writer.send(`${label} ${String(i).padStart(4, '0')}`));
+		});
+	await writer.synced(120_000);
+	return sent.sort(compareEvents);
 }

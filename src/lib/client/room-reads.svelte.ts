@@ -33,6 +33,11 @@ export interface ReadHost {
 export class ReadTracker {
 	/** How far this user has read, on this device. */
 	readState = $state<ReadState | null>(null);
+	/**
+	 * This user's read position is known: kept on the device, or told by the server (which may say there is
+	 * none). A device that never held it (a new one) learns it one round trip after the room syncs.
+	 */
+	known = $state(false);
 	/** Other members' read positions, from the server. */
 	#reads = $state.raw(new Map<string, Place>());
 	#timer: ReturnType<typeof setTimeout> | undefined;
@@ -73,18 +78,32 @@ export class ReadTracker {
 		return out;
 	}
 
-	/** The first message from someone else after what was last read: where the "new messages" marker goes. */
+	/**
+	 * The first message from someone else after what was last read: where the "new messages" marker goes. None
+	 * without a read position: a room never read (or whose position is not known yet) opens at the newest
+	 * message, not above the first of thousands.
+	 */
 	firstUnreadId(): string | null {
 		const read = this.readState;
+		if (!read) return null;
 		for (const m of this.#host.events()) {
 			if (m.own) continue;
-			if (!read || compareOrder(m, read) > 0) return m.clientMsgId;
+			if (compareOrder(m, read) > 0) return m.clientMsgId;
 		}
 		return null;
 	}
 
+	/** What the device kept from earlier sessions. */
+	restore(read: ReadState | null): void {
+		if (!read) return;
+		this.known = true;
+		const current = this.readState;
+		if (!current || compareOrder(read, current) > 0) this.readState = read;
+	}
+
 	/** Moves this user's read position forward (never back), on this device. */
 	adopt(position: Place): void {
+		this.known = true;
 		const current = this.readState;
 		if (current && compareOrder(position, current) <= 0) return;
 		const next: ReadState = {
@@ -110,6 +129,8 @@ export class ReadTracker {
 
 	/** Members' read positions from the server: others' for "seen by", this user's from their other devices. */
 	received(positions: MemberReadPosition[]): void {
+		// The first answer lists every member's position: missing from it, this user has none.
+		this.known = true;
 		const reads = new Map(this.#reads);
 		for (const { userId, ...wire } of positions) {
 			const position = placeOf(wire);

@@ -102,7 +102,7 @@ export class RoomStore {
 	 * Read positions: the unread count, who has seen a message, where the "new messages" marker goes; the page
 	 * calls `markRead` as the user reads.
 	 */
-	readonly reads: Pick<ReadTracker, 'unreadCount' | 'markRead' | 'seenBy' | 'firstUnreadId'>;
+	readonly reads: Pick<ReadTracker, 'unreadCount' | 'known' | 'markRead' | 'seenBy' | 'firstUnreadId'>;
 	/** Messages older than the device holds, paged in from the server on request. */
 	readonly history: Pick<RoomHistory, 'hasOlder' | 'loadingOlder' | 'loadOlder'>;
 	/** Who has the room open and who is typing; the composer announces typing. */
@@ -280,7 +280,7 @@ export class RoomStore {
 			]);
 			this.#history.restore(history);
 			if (history.length > 0) this.#publish();
-			this.#readsOf.readState = read;
+			this.#readsOf.restore(read);
 			for (const id of acked) this.#acks.acked.add(id);
 			for (const f of failed) this.#failed.set(f.clientMsgId, f);
 		} catch (error) {

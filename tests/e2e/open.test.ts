@@ -1,0 +1,141 @@
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { MessageEvent } from '../../src/lib/protocol/events.ts';
+import {
+	chromiumAvailable,
+	ensureBuilt,
+	launchBrowser,
+	signInThroughForm,
+	startAppServer,
+	type AppServer,
+	type SharedBrowser,
+} from '../helpers/browser.ts';
+import { connect, waitFor, writeMany, type TestClient } from '../helpers/collab.ts';
+import { Api } from '../helpers/server.ts';
+
+/**
+ * Issue 18, "a room sometimes opens at its oldest message": on a new device the room's 2,000 messages arrived
+ * before the user's read position did, so everything looked unread and the "New messages" line went above the
+ * first message, with all 2,000 rendered and the newest out of view. Each open here is a fresh browser context
+ * (nothing on the device), and every one must open at the newest message.
+ */
+const TOTAL = 2_000;
+const COLD_OPENS = 20;
+const PASSWORD = 'a long enough passphrase';
+
+describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () => {
+	let server: AppServer;
+	let browser: SharedBrowser;
+	let api: Api;
+	let wsUrl: string;
+	const clients: TestClient[] = [];
+
+	beforeAll(async () => {
+		const client = await ensureBuilt();
+		server = await startAppServer(client, {
+			WRITE_UPDATES_PER_10S: '100000',
+			WRITE_MESSAGES_PER_10S: '100000',
+			AUTH_RATE_LIMIT_PER_MINUTE: '10000',
+		});
+		api = new Api(server.url);
+		wsUrl = `${server.url.replace(/^http/, 'ws')}/collab`;
+		browser = await launchBrowser();
+	}, 180_000);
+
+	afterAll(async () => {
+		for (const c of clients) c.destroy();
+		await browser?.close();
+		await server?.stop();
+	});
+
+	/**
+	 * A room of `count` messages by Ben, which Ana has read up to the `readUpTo`-th in display order. Returns the
+	 * messages in display order (a batch shares its millisecond, so that is not the order of writing).
+	 */
+	async function roomReadUpTo(count: number, readUpTo: number) {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const room = await api.createGroup(ben.accessToken, [ana.user.id], 'Long room');
+		const writer = connect(wsUrl, room.id, ben.accessToken, ben.user.id);
+		clients.push(writer);
+		await writer.synced();
+		const sent = await writeMany(writer, count);
+		const reader = connect(wsUrl, room.id, ana.accessToken, ana.user.id);
+		clients.push(reader);
+		await reader.synced();
+		const read = sent[readUpTo] as MessageEvent;
+		reader.read({ at: read.createdAt, clientMsgId: read.clientMsgId });
+		await waitFor(() => reader.reads.get(ana.user.id)?.clientMsgId === read.clientMsgId, 15_000, 'the read');
+		return { ana, room, sent };
+	}
+
+	/** Signs `name` in on a fresh device and opens the room; resolves once the list has placed itself. */
+	async function openCold(page: Page, name: string, roomId: string): Promise<void> {
+		await signInThroughForm(page, server.url, name, PASSWORD);
+		await page.goto(`${server.url}/rooms/${roomId}`);
+		await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
+	}
+
+	/** Where the list stands: the marker's place, how far from the bottom, and the newest message's text. */
+	const placement = (page: Page) =>
+		page.evaluate(() => {
+			const list = document.querySelector<HTMLElement>('[data-testid="message-list"]')!;
+			const contents = [...document.querySelectorAll('[data-testid="message-content"]')];
+			const marker = document.querySelector('[data-testid="new-messages-marker"]');
+			const markerTop = marker ? marker.getBoundingClientRect().top : null;
+			const box = list.getBoundingClientRect();
+			return {
+				fromBottom: list.scrollHeight - list.scrollTop - list.clientHeight,
+				newest: contents.at(-1)?.textContent ?? null,
+				rendered: contents.length,
+				marker: marker !== null,
+				markerInView: markerTop !== null && markerTop >= box.top - 2 && markerTop <= box.bottom,
+				markedMessage: marker?.nextElementSibling?.querySelector('[data-testid="message-content"]')
+					?.textContent,
+			};
+		});
+
+	it(`opens a ${TOTAL.toLocaleString('en')}-message room read to the end at its newest message, ${COLD_OPENS} cold opens of ${COLD_OPENS}`, async () => {
+		const { ana, room, sent } = await roomReadUpTo(TOTAL, TOTAL - 1);
+		const newest = sent.at(-1)!.content;
+		const failures: string[] = [];
+		for (let i = 0; i < COLD_OPENS; i++) {
+			const session = await browser.newSession();
+			try {
+				const page = await session.page();
+				await openCold(page, ana.user.name, room.id);
+				await expect.poll(async () => (await placement(page)).newest, { timeout: 15_000 }).toBe(newest);
+				const at = await placement(page);
+				if (at.marker || at.fromBottom > 48) failures.push(`open ${i + 1}: ${JSON.stringify(at)}`);
+				expect(session.errors(page)).toEqual([]);
+			} finally {
+				await session.close();
+			}
+		}
+		console.log(`cold opens at the newest message: ${COLD_OPENS - failures.length} of ${COLD_OPENS}`);
+		expect(failures).toEqual([]);
+	}, 300_000);
+
+	it('opens a room read part of the way at the "New messages" line, on a new device too', async () => {
+		const { ana, room, sent } = await roomReadUpTo(300, 279);
+		const session = await browser.newSession();
+		try {
+			const page = await session.page();
+			await openCold(page, ana.user.name, room.id);
+			// The list scrolls to the line right after placing it.
+			await expect
+				.poll(async () => (await placement(page)).markerInView, { timeout: 5_000 })
+				.toBe(true)
+				.catch(async (error: unknown) => {
+					console.log('placement:', JSON.stringify(await placement(page)));
+					throw error;
+				});
+			const at = await placement(page);
+			expect(at.marker).toBe(true);
+			expect(at.markedMessage).toBe(sent[280]!.content);
+			expect(session.errors(page)).toEqual([]);
+		} finally {
+			await session.close();
+		}
+	}, 120_000);
+});
