@@ -1,9 +1,9 @@
 import type { HocuspocusProvider } from '@hocuspocus/provider';
-import { SvelteSet } from 'svelte/reactivity';
+import { SvelteMap, SvelteSet } from 'svelte/reactivity';
 import type { RoomEvent } from '../protocol/events.ts';
 import { pendingQuestions } from '../protocol/stateless.ts';
 import { jitter, RETRY_MAX_MS, RETRY_MIN_MS } from './room-model.ts';
-import type { MetaStore } from './store.ts';
+import type { FailedMessage, MetaStore } from './store.ts';
 
 /** What the ack tracker needs of its room. */
 export interface AckHost {
@@ -12,19 +12,20 @@ export interface AckHost {
 	readonly meta: MetaStore;
 	/** The room's valid events by key. */
 	events(): Iterable<RoomEvent>;
-	/** Own messages refused for good: never asked about. */
-	isFailed(clientMsgId: string): boolean;
 	/** The provider the room uses now, unless the room is closed. */
 	currentProvider(): HocuspocusProvider | undefined;
 }
 
 /**
- * Which own events the server has made durable (its `ack`s, kept on the device), and the questions that get the
- * acks a dropped connection lost: `pending`, after each sync and each (re)authentication, then again with a
- * growing wait for as long as any own event is unacknowledged (docs/protocol.md section 6).
+ * The fate of own events: made durable by the server (its `ack`s) or refused for good (kept to show their sender),
+ * both kept on the device; and the questions that get the acks a dropped connection lost: `pending`, after each
+ * sync and each (re)authentication, then again with a growing wait for as long as any own event is
+ * unacknowledged (docs/protocol.md section 6).
  */
 export class AckTracker {
 	readonly acked = new SvelteSet<string>();
+	/** Own messages refused for good, by id: never asked about. */
+	readonly failed = new SvelteMap<string, FailedMessage>();
 	readonly #host: AckHost;
 	#timer: ReturnType<typeof setTimeout> | undefined;
 	#delayMs = RETRY_MIN_MS;
@@ -43,6 +44,20 @@ export class AckTracker {
 			.catch((error: unknown) => console.warn('cannot save acks', error));
 	}
 
+	/** What the device kept from earlier sessions. */
+	restore(acked: string[], failed: FailedMessage[]): void {
+		for (const id of acked) this.acked.add(id);
+		for (const f of failed) this.failed.set(f.clientMsgId, f);
+	}
+
+	/** Marks own messages refused for good, here and on the device. */
+	fail(failed: FailedMessage[]): void {
+		for (const f of failed) this.failed.set(f.clientMsgId, f);
+		void this.#host.meta
+			.addFailed(failed)
+			.catch((error: unknown) => console.warn('cannot save failures', error));
+	}
+
 	/** Own events neither acknowledged nor refused for good. */
 	unacked(): string[] {
 		const ids: string[] = [];
@@ -50,7 +65,7 @@ export class AckTracker {
 			if (
 				e.senderId === this.#host.userId &&
 				!this.acked.has(e.clientMsgId) &&
-				!this.#host.isFailed(e.clientMsgId)
+				!this.failed.has(e.clientMsgId)
 			)
 				ids.push(e.clientMsgId);
 		return ids;

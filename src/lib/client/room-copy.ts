@@ -43,6 +43,11 @@ export interface CopyOptions {
 	live: boolean;
 	isAcked(clientMsgId: string): boolean;
 	events: CopyEvents;
+	/**
+	 * Reading the document (and syncing it) starts once this resolves: reading a long room takes the main thread
+	 * for a while, and what the room showed last is painted first. Without it, at once.
+	 */
+	after?: Promise<void>;
 }
 
 /**
@@ -59,17 +64,25 @@ export class RoomCopy {
 	readonly whenLocal: Promise<void>;
 
 	readonly #options: CopyOptions;
-	readonly #persistence: IndexeddbPersistence;
+	#persistence: IndexeddbPersistence | undefined;
 	#provider: HocuspocusProvider | undefined;
+	#live: boolean;
 	#closed = false;
 
 	constructor(options: CopyOptions) {
 		this.#options = options;
+		this.#live = options.live;
 		this.map.observe(this.#onChange);
-		this.#persistence = new IndexeddbPersistence(roomDatabaseName(options.user.id, options.roomId), this.doc);
-		if (options.live) this.#provider = this.#createProvider();
-		this.whenLocal = this.#persistence.whenSynced.then(() => {
-			if (!this.#closed) options.events.localReady();
+		this.whenLocal = options.after ? options.after.then(() => this.#start()) : this.#start();
+	}
+
+	#start(): Promise<void> {
+		if (this.#closed) return Promise.resolve();
+		const { user, roomId, events } = this.#options;
+		this.#persistence = new IndexeddbPersistence(roomDatabaseName(user.id, roomId), this.doc);
+		if (this.#live) this.#provider = this.#createProvider();
+		return this.#persistence.whenSynced.then(() => {
+			if (!this.#closed) events.localReady();
 		});
 	}
 
@@ -95,6 +108,7 @@ export class RoomCopy {
 
 	/** Stops syncing for good; the copy stays readable. */
 	stopSyncing(): void {
+		this.#live = false;
 		this.#provider?.destroy();
 		this.#provider = undefined;
 	}
@@ -105,7 +119,7 @@ export class RoomCopy {
 		this.#closed = true;
 		this.map.unobserve(this.#onChange);
 		this.stopSyncing();
-		return this.#persistence.destroy();
+		return this.#persistence?.destroy() ?? Promise.resolve();
 	}
 
 	/** Closes the copy and deletes it from the device (a refused copy would re-send its update on every start). */

@@ -1,4 +1,5 @@
-import { compareOrder, type FoldedMessage } from '../protocol/events.ts';
+import { compareOrder, roomEvent, type FoldedMessage, type RoomEvent } from '../protocol/events.ts';
+import * as clock from './clock.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import type { FailedMessage } from './store.ts';
 
@@ -73,6 +74,24 @@ export function filtered(content: string): string {
 	const blocked = filter.blocked(content);
 	if (blocked.length > 0) throw new Error(`This server does not accept these words: ${blocked.join(', ')}.`);
 	return content;
+}
+
+export type NewEventFields = Record<string, unknown> & { kind: RoomEvent['kind'] };
+
+/**
+ * An own event, new: the content filtered, then validated with the shared schema (never write what the server
+ * would refuse). Throws with a reason for the user.
+ */
+export function newEvent(fields: NewEventFields, senderId: string): RoomEvent {
+	if (typeof fields.content === 'string') fields = { ...fields, content: filtered(fields.content) };
+	const parsed = roomEvent.safeParse({
+		...fields,
+		clientMsgId: crypto.randomUUID(),
+		senderId,
+		createdAt: new Date(clock.serverNow()).toISOString(),
+	});
+	if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This cannot be sent.');
+	return parsed.data;
 }
 
 /** A folded event (the message with what later events did to it) as the view shows it. */

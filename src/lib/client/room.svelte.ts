@@ -1,18 +1,17 @@
 import type { HocuspocusProvider } from '@hocuspocus/provider';
 import type * as Y from 'yjs';
-import { SvelteMap } from 'svelte/reactivity';
-import { foldEvents, compareOrder, roomEvent, type RoomEvent } from '../protocol/events.ts';
+import { foldEvents, compareOrder, type RoomEvent } from '../protocol/events.ts';
 import {
 	dispatchStateless,
 	serverStateless,
 	type ServerStateless,
 	type StatelessHandlers,
 } from '../protocol/stateless.ts';
-import * as clock from './clock.ts';
 import { connection } from './connection.svelte.ts';
 import type { Profile } from './schemas.ts';
 import {
-	filtered,
+	newEvent,
+	type NewEventFields,
 	normaliseContent,
 	type ChatMessage,
 	toChatMessage,
@@ -25,6 +24,7 @@ import { AckTracker } from './room-acks.svelte.ts';
 import { RoomCopy, type CopyChange, type CopyEvents } from './room-copy.ts';
 import { RoomHistory } from './room-history.svelte.ts';
 import { PresenceTracker } from './room-presence.svelte.ts';
+import { RoomScreen } from './room-screen.svelte.ts';
 import { Rebuilder, type RebuildHost } from './room-rebuild.ts';
 import { afterClose, afterLoginRefused, Refusals, type RoomAction } from './room-refusals.ts';
 import { ReadTracker } from './room-reads.svelte.ts';
@@ -72,8 +72,8 @@ export class RoomStore {
 	readonly #acks: AckTracker;
 	readonly #readsOf: ReadTracker;
 	readonly #presence: PresenceTracker;
-	readonly #failed = new SvelteMap<string, FailedMessage>();
 	readonly #history: RoomHistory;
+	readonly #screen: RoomScreen;
 
 	readonly #meta: MetaStore;
 	#copy: RoomCopy;
@@ -82,9 +82,9 @@ export class RoomStore {
 	#destroyed = false;
 	readonly #refusals: Refusals;
 
-	/** Messages in display order, each with its state. */
-	readonly messages: ChatMessage[] = $derived.by(() =>
-		withStatuses(this.#events, this.#acks.acked, this.#failed, this.user.id),
+	/** Messages in display order, each with its state; what the room showed last, until its own are read. */
+	readonly messages: ChatMessage[] = $derived.by(
+		() => this.#screen.shown ?? withStatuses(this.#events, this.#acks.acked, this.#acks.failed, this.user.id),
 	);
 
 	/** The user may delete other people's messages (a room owner or admin); the page sets it from the room. */
@@ -112,6 +112,7 @@ export class RoomStore {
 		this.roomId = roomId;
 		this.user = user;
 		this.#meta = meta;
+		this.#screen = new RoomScreen(roomId, meta);
 		const shared = { roomId, userId: user.id, meta };
 		this.#readsOf = new ReadTracker({
 			...shared,
@@ -131,7 +132,6 @@ export class RoomStore {
 		this.#acks = new AckTracker({
 			...shared,
 			events: () => this.#copy.valid.values(),
-			isFailed: (id) => this.#failed.has(id),
 			currentProvider: () => this.#provider,
 		});
 		if (options.removedNotice) {
@@ -153,14 +153,11 @@ export class RoomStore {
 			notice: (notice) => this.#setNotice(notice, true),
 		});
 		this.#rebuilder = new Rebuilder(this.#rebuildHost());
-		this.#copy = this.#openCopy();
+		this.#copy = this.#openCopy(this.#screen.painted);
 		void this.#loadMeta();
 	}
 
-	/**
-	 * Writes a message: validated first with the shared schema (never write what the server would refuse), then
-	 * one new key in one transaction. Returns the message id, or throws with a reason for the user.
-	 */
+	/** Writes a message (see `#write`); returns its id. */
 	send(text: string, replyToId?: string): string {
 		return this.#write({
 			kind: 'message',
@@ -195,22 +192,11 @@ export class RoomStore {
 		return this.#write({ kind: mine ? 'unreaction' : 'reaction', targetId, emoji });
 	}
 
-	/**
-	 * Writes an event: validated first with the shared schema (never write what the server would refuse), then
-	 * one new key in one transaction. Returns its id, or throws with a reason for the user.
-	 */
-	#write(fields: Record<string, unknown> & { kind: RoomEvent['kind'] }): string {
+	/** Writes an event (`newEvent` makes it), one new key in one transaction. Returns its id, or throws. */
+	#write(fields: NewEventFields): string {
 		if (this.readOnly) throw new Error('You can only read this room.');
 		if (this.phase !== 'ready' && this.phase !== 'loading') throw new Error('This room is not available.');
-		if (typeof fields.content === 'string') fields = { ...fields, content: filtered(fields.content) };
-		const parsed = roomEvent.safeParse({
-			...fields,
-			clientMsgId: crypto.randomUUID(),
-			senderId: this.user.id,
-			createdAt: new Date(clock.serverNow()).toISOString(),
-		});
-		if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This cannot be sent.');
-		const event = parsed.data;
+		const event = newEvent(fields, this.user.id);
 		// While a rebuild tears the refused copy down, there is no document to write into: the event waits
 		// and goes into the fresh copy with the carried-over ones.
 		if (!this.#rebuilder.hold(event)) this.#copy.write(event);
@@ -239,6 +225,7 @@ export class RoomStore {
 		this.#presence.close();
 		this.#readsOf.close();
 		this.#acks.close();
+		this.#screen.close();
 		this.#untrack();
 		await this.#copy.close();
 	}
@@ -281,17 +268,18 @@ export class RoomStore {
 			this.#history.restore(history);
 			if (history.length > 0) this.#publish();
 			this.#readsOf.restore(read);
-			for (const id of acked) this.#acks.acked.add(id);
-			for (const f of failed) this.#failed.set(f.clientMsgId, f);
+			this.#acks.restore(acked, failed);
 		} catch (error) {
 			console.warn('cannot read room metadata', error);
 		}
 		this.metaReady = true;
+		this.#showWhenRead();
 	}
 
 	/** Opens a copy of the room's document: local persistence first, then the provider on the shared socket. */
-	#openCopy(): RoomCopy {
+	#openCopy(after?: Promise<void>): RoomCopy {
 		return new RoomCopy({
+			after,
 			roomId: this.roomId,
 			user: this.user,
 			live: this.phase !== 'removed',
@@ -308,6 +296,7 @@ export class RoomStore {
 		localReady: () => {
 			this.localReady = true;
 			if (this.phase === 'loading') this.phase = 'ready';
+			this.#showWhenRead();
 		},
 		synced: (provider) => {
 			this.synced = true;
@@ -344,6 +333,12 @@ export class RoomStore {
 		const events = [...folded.values()].map((m) => toChatMessage(m, this.user.id));
 		for (const m of this.#rebuilder.carried) if (!folded.has(m.clientMsgId)) events.push(m);
 		this.#events = events.sort(compareOrder);
+		if (this.localReady && this.metaReady) this.#screen.saveSoon(() => this.messages);
+	}
+
+	/** Once the document and the metadata are read, the room shows its own messages (and keeps them for next time). */
+	#showWhenRead(): void {
+		if (this.localReady && this.metaReady) this.#screen.replace(() => this.messages);
 	}
 
 	#setNotice(notice: RoomNotice, transient: boolean): void {
@@ -383,13 +378,8 @@ export class RoomStore {
 			},
 			isCurrent: (copy: RoomCopy) => !this.#destroyed && this.#copy === copy,
 			shown: () => this.#events,
-			fail: (failed: FailedMessage[]) => {
-				for (const f of failed) this.#failed.set(f.clientMsgId, f);
-				void this.#meta
-					.addFailed(failed)
-					.catch((error: unknown) => console.warn('cannot save failures', error));
-			},
-			isFailed: (id: string) => this.#failed.has(id),
+			fail: (failed: FailedMessage[]) => this.#acks.fail(failed),
+			isFailed: (id: string) => this.#acks.failed.has(id),
 			isAcked: (id: string) => this.#acks.acked.has(id),
 			keepHistory: (archived: RoomEvent[]) => this.#history.keep(archived),
 			publish: () => this.#publish(),

@@ -3,6 +3,7 @@ import { z } from '../protocol/zod.ts';
 import { roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
 import type { UserChannelMessage } from '../protocol/user-channel.ts';
+import type { ChatMessage } from './room-model.ts';
 import * as schemas from './schemas.ts';
 
 /**
@@ -14,7 +15,7 @@ import * as schemas from './schemas.ts';
  */
 
 const PROFILE_DB = 'chat-profile';
-const META_VERSION = 2;
+const META_VERSION = 3;
 
 export const roomDatabasePrefix = (userId: string) => `chat-${userId}-room-`;
 export const roomDatabaseName = (userId: string, roomId: string) => `${roomDatabasePrefix(userId)}${roomId}`;
@@ -58,6 +59,22 @@ const historyEvent = z.union([
 		.loose(),
 ]);
 
+/** A message as a room showed it last (`RoomScreen`), read back like any input. */
+const screenMessage = z.object({
+	clientMsgId: z.string(),
+	senderId: z.string(),
+	content: z.string(),
+	createdAt: z.string(),
+	at: z.number(),
+	replyToId: z.string().optional(),
+	own: z.boolean(),
+	status: z.enum(['pending', 'synced', 'failed']),
+	reason: z.string().optional(),
+	editedAt: z.string().optional(),
+	deleted: z.object({ by: z.string(), at: z.string() }).optional(),
+	reactions: z.array(z.object({ emoji: z.string(), userIds: z.array(z.string()) })),
+}) satisfies z.ZodType<ChatMessage>;
+
 /** Why the user is no longer in a room (the user channel's `room-removed` reasons). */
 export const removalReason = z.enum(['removed', 'left', 'deleted']) satisfies z.ZodType<
 	Extract<UserChannelMessage, { type: 'room-removed' }>['reason']
@@ -76,6 +93,8 @@ interface MetaSchema extends DBSchema {
 	failed: { key: [string, string]; value: unknown };
 	/** Keys `[roomId, clientMsgId]`: events trimmed from the live document or paged in from the server. */
 	history: { key: [string, string]; value: unknown };
+	/** Key: room id. The newest messages the room showed, to paint it at once (`RoomScreen`). */
+	screens: { key: string; value: unknown };
 }
 
 interface ProfileSchema extends DBSchema {
@@ -135,6 +154,7 @@ export class MetaStore {
 					db.createObjectStore('failed');
 				}
 				if (oldVersion < 2) db.createObjectStore('history');
+				if (oldVersion < 3) db.createObjectStore('screens');
 			},
 		});
 	}
@@ -178,12 +198,13 @@ export class MetaStore {
 		await db.put('rooms', JSON.parse(JSON.stringify(rooms)) as unknown, 'removed');
 	}
 
-	/** Deletes what this database holds about one room: read state, acknowledgements, failures, history. */
+	/** Deletes what this database holds about one room: read state, acknowledgements, failures, history, screen. */
 	async forgetRoom(roomId: string): Promise<void> {
 		const db = await this.#db;
 		const range = IDBKeyRange.bound([roomId, ''], [roomId, '\uffff']);
-		const tx = db.transaction(['read', 'acked', 'failed', 'history'], 'readwrite');
+		const tx = db.transaction(['read', 'acked', 'failed', 'history', 'screens'], 'readwrite');
 		void tx.objectStore('read').delete(roomId);
+		void tx.objectStore('screens').delete(roomId);
 		void tx.objectStore('acked').delete(range);
 		void tx.objectStore('failed').delete(range);
 		void tx.objectStore('history').delete(range);
@@ -246,6 +267,18 @@ export class MetaStore {
 		const tx = db.transaction('history', 'readwrite');
 		for (const event of events) void tx.store.put({ ...event }, [roomId, event.clientMsgId]);
 		await tx.done;
+	}
+
+	/** The newest messages `roomId` showed last; none if not saved or unreadable. */
+	async screen(roomId: string): Promise<ChatMessage[]> {
+		const db = await this.#db;
+		const parsed = z.array(screenMessage).safeParse(await db.get('screens', roomId));
+		return parsed.success ? parsed.data : [];
+	}
+
+	async saveScreen(roomId: string, messages: ChatMessage[]): Promise<void> {
+		const db = await this.#db;
+		await db.put('screens', JSON.parse(JSON.stringify(messages)) as unknown, roomId);
 	}
 
 	async close(): Promise<void> {
