@@ -74,3 +74,15 @@ function afterPaint(): Promise<void> {
 		requestAnimationFrame(() => setTimeout(done, 0));
 	});
 }
+
+/**
+ * Resolves when the browser is next idle (after the first paint of a start), after `timeoutMs` at most; where
+ * there is no `requestIdleCallback`, after a short wait.
+ */
+export function whenIdle(timeoutMs = 500): Promise<void> {
+	return new Promise((resolve) => {
+		if (typeof requestIdleCallback === 'function')
+			requestIdleCallback(() => resolve(), { timeout: timeoutMs });
+		else setTimeout(resolve, 100);
+	});
+}

@@ -8,6 +8,7 @@ import {
 	type StatelessHandlers,
 } from '../protocol/stateless.ts';
 import { connection } from './connection.svelte.ts';
+import { detached } from './detached.svelte.ts';
 import type { Profile } from './schemas.ts';
 import {
 	newEvent,
@@ -80,6 +81,7 @@ export class RoomStore {
 	readonly #rebuilder: Rebuilder;
 	#untrack: () => void;
 	#destroyed = false;
+	#dispose = () => {};
 	readonly #refusals: Refusals;
 
 	/** Messages in display order, each with its state; what the room showed last, until its own are read. */
@@ -108,7 +110,14 @@ export class RoomStore {
 	/** Who has the room open and who is typing; the composer announces typing. */
 	readonly presence: Pick<PresenceTracker, 'onlineUserIds' | 'typingNames' | 'setTyping'>;
 
-	constructor(roomId: string, user: Profile, meta: MetaStore, options: RoomStoreOptions = {}) {
+	/** A store that outlives the component that opens it (see `detached`): open rooms with this, not `new`. */
+	static open(roomId: string, user: Profile, meta: MetaStore, options: RoomStoreOptions = {}): RoomStore {
+		const [store, dispose] = detached(() => new RoomStore(roomId, user, meta, options));
+		store.#dispose = dispose;
+		return store;
+	}
+
+	private constructor(roomId: string, user: Profile, meta: MetaStore, options: RoomStoreOptions = {}) {
 		this.roomId = roomId;
 		this.user = user;
 		this.#meta = meta;
@@ -222,6 +231,7 @@ export class RoomStore {
 	async close(): Promise<void> {
 		if (this.#destroyed) return;
 		this.#destroyed = true;
+		this.#dispose();
 		this.#presence.close();
 		this.#readsOf.close();
 		this.#acks.close();

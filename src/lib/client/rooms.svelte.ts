@@ -3,6 +3,8 @@ import type { Role } from '../protocol/api.ts';
 import type { NotifyLevel } from '../protocol/user-channel.ts';
 import { roomsApi } from './api.ts';
 import { AccessChecks } from './room-access.svelte.ts';
+import { whenIdle } from './room-screen.svelte.ts';
+import { exposeForTests } from './test-hooks.ts';
 import { ListFallback } from './room-list-fallback.ts';
 import { connection } from './connection.svelte.ts';
 import { notifications } from './notifications.svelte.ts';
@@ -106,7 +108,8 @@ class Rooms {
 		}
 		this.loaded = true;
 		this.ready = true;
-		this.#openAll();
+		// The rooms of the list are read once the start has painted: reading them takes the main thread.
+		void whenIdle().then(() => this.#meta === meta && this.#openAll());
 		userChannel.open(user.id, this.#sink);
 		this.#listeners = new AbortController();
 		const { signal } = this.#listeners;
@@ -115,7 +118,7 @@ class Rooms {
 		if (stale) void this.refresh();
 		else this.#fallback.soon();
 		// Compiled out of every build but the browser tests' (vite.config.ts defines __TEST_HOOKS__).
-		if (__TEST_HOOKS__) this.#exposeForTests();
+		if (__TEST_HOOKS__) exposeForTests(this.#stores);
 	}
 
 	/** Closes every room, the user channel and the metadata database (sign-out or a change of user). */
@@ -197,7 +200,7 @@ class Rooms {
 		let store = this.#stores.get(roomId);
 		if (!store) {
 			const removal = this.removalOf(roomId);
-			store = new RoomStore(roomId, this.#user, this.#meta, {
+			store = RoomStore.open(roomId, this.#user, this.#meta, {
 				removedNotice: removal ? removalText(removal) : null,
 				onRemoved: () => this.#markRemoved(roomId, 'removed'),
 			});
@@ -376,17 +379,6 @@ class Rooms {
 	#openAll(): void {
 		const open = Math.min(MAX_OPEN_ROOMS, serverConfig.documentsPerConnection - 1);
 		for (const room of this.list.slice(0, open)) this.room(room.id);
-	}
-
-	/**
-	 * End-to-end tests inject an update the server refuses through this handle (issue 3, check 5). It is not in
-	 * production builds.
-	 */
-	#exposeForTests(): void {
-		(globalThis as { __chatDebug?: unknown }).__chatDebug = {
-			roomDoc: (roomId: string) => this.#stores.get(roomId)?.debugDoc ?? null,
-			roomProvider: (roomId: string) => this.#stores.get(roomId)?.debugProvider ?? null,
-		};
 	}
 }
 
