@@ -66,7 +66,7 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 		const read = sent[readUpTo] as MessageEvent;
 		reader.read({ at: read.createdAt, clientMsgId: read.clientMsgId });
 		await waitFor(() => reader.reads.get(ana.user.id)?.clientMsgId === read.clientMsgId, 15_000, 'the read');
-		return { ana, room, sent };
+		return { ana, room, sent, writer };
 	}
 
 	/** Signs `name` in on a fresh device and opens the room; resolves once the list has placed itself. */
@@ -133,6 +133,34 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 			const at = await placement(page);
 			expect(at.marker).toBe(true);
 			expect(at.markedMessage).toBe(sent[280]!.content);
+			expect(session.errors(page)).toEqual([]);
+		} finally {
+			await session.close();
+		}
+	}, 120_000);
+
+	it('reopens a room from what it showed last, at the "New messages" line of what came since', async () => {
+		const { ana, room, writer } = await roomReadUpTo(100, 99);
+		const session = await browser.newSession();
+		try {
+			const page = await session.page();
+			await openCold(page, ana.user.name, room.id);
+			// Read to the end here; then, on the list, 30 new messages arrive in the open room.
+			await expect.poll(async () => (await placement(page)).marker).toBe(false);
+			await page.getByRole('link', { name: 'Back to rooms' }).click();
+			await page.waitForTimeout(1_500);
+			const newer = await writeMany(writer, 30, 'newer');
+			await page
+				.locator(`[data-testid="room-item"][data-room-id="${room.id}"]`)
+				.getByTestId('unread-count')
+				.filter({ hasText: '30' })
+				.waitFor({ timeout: 15_000 });
+			// A reload: the room paints its saved screen first, then its document; the wait at the bottom meanwhile
+			// must not count as reading what came.
+			await page.goto(`${server.url}/rooms/${room.id}`);
+			await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
+			await expect.poll(async () => (await placement(page)).markerInView, { timeout: 5_000 }).toBe(true);
+			expect((await placement(page)).markedMessage).toBe(newer[0]!.content);
 			expect(session.errors(page)).toEqual([]);
 		} finally {
 			await session.close();
