@@ -69,11 +69,26 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 		return { ana, room, sent, writer };
 	}
 
-	/** Signs `name` in on a fresh device and opens the room; resolves once the list has placed itself. */
-	async function openCold(page: Page, name: string, roomId: string): Promise<void> {
-		await signInThroughForm(page, server.url, name, PASSWORD);
-		await page.goto(`${server.url}/rooms/${roomId}`);
-		await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
+	/**
+	 * A fresh device (a new browser context, nothing stored): signs `name` in, opens the room, waits until the list
+	 * has placed itself, runs `use`, checks the page logged no error, and closes the device.
+	 */
+	async function onNewDevice(
+		name: string,
+		roomId: string,
+		use: (page: Page) => Promise<void>,
+	): Promise<void> {
+		const session = await browser.newSession();
+		try {
+			const page = await session.page();
+			await signInThroughForm(page, server.url, name, PASSWORD);
+			await page.goto(`${server.url}/rooms/${roomId}`);
+			await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
+			await use(page);
+			expect(session.errors(page)).toEqual([]);
+		} finally {
+			await session.close();
+		}
 	}
 
 	/** Where the list stands: the marker's place, how far from the bottom, and the newest message's text. */
@@ -100,17 +115,11 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 		const newest = sent.at(-1)!.content;
 		const failures: string[] = [];
 		for (let i = 0; i < COLD_OPENS; i++) {
-			const session = await browser.newSession();
-			try {
-				const page = await session.page();
-				await openCold(page, ana.user.name, room.id);
+			await onNewDevice(ana.user.name, room.id, async (page) => {
 				await expect.poll(async () => (await placement(page)).newest, { timeout: 15_000 }).toBe(newest);
 				const at = await placement(page);
 				if (at.marker || at.fromBottom > 48) failures.push(`open ${i + 1}: ${JSON.stringify(at)}`);
-				expect(session.errors(page)).toEqual([]);
-			} finally {
-				await session.close();
-			}
+			});
 		}
 		console.log(`cold opens at the newest message: ${COLD_OPENS - failures.length} of ${COLD_OPENS}`);
 		expect(failures).toEqual([]);
@@ -118,10 +127,7 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 
 	it('opens a room read part of the way at the "New messages" line, on a new device too', async () => {
 		const { ana, room, sent } = await roomReadUpTo(300, 279);
-		const session = await browser.newSession();
-		try {
-			const page = await session.page();
-			await openCold(page, ana.user.name, room.id);
+		await onNewDevice(ana.user.name, room.id, async (page) => {
 			// The list scrolls to the line right after placing it.
 			await expect
 				.poll(async () => (await placement(page)).markerInView, { timeout: 5_000 })
@@ -133,18 +139,12 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 			const at = await placement(page);
 			expect(at.marker).toBe(true);
 			expect(at.markedMessage).toBe(sent[280]!.content);
-			expect(session.errors(page)).toEqual([]);
-		} finally {
-			await session.close();
-		}
+		});
 	}, 120_000);
 
 	it('reopens a room from what it showed last, at the "New messages" line of what came since', async () => {
 		const { ana, room, writer } = await roomReadUpTo(100, 99);
-		const session = await browser.newSession();
-		try {
-			const page = await session.page();
-			await openCold(page, ana.user.name, room.id);
+		await onNewDevice(ana.user.name, room.id, async (page) => {
 			// Read to the end here; then, on the list, 30 new messages arrive in the open room.
 			await expect.poll(async () => (await placement(page)).marker).toBe(false);
 			await page.getByRole('link', { name: 'Back to rooms' }).click();
@@ -155,15 +155,11 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 				.getByTestId('unread-count')
 				.filter({ hasText: '30' })
 				.waitFor({ timeout: 15_000 });
-			// A reload: the room paints its saved screen first, then its document; the wait at the bottom meanwhile
-			// must not count as reading what came.
+			// A reload: the room paints its saved screen first, then reads its document and places the line.
 			await page.goto(`${server.url}/rooms/${room.id}`);
 			await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
 			await expect.poll(async () => (await placement(page)).markerInView, { timeout: 5_000 }).toBe(true);
 			expect((await placement(page)).markedMessage).toBe(newer[0]!.content);
-			expect(session.errors(page)).toEqual([]);
-		} finally {
-			await session.close();
-		}
+		});
 	}, 120_000);
 });

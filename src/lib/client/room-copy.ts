@@ -60,8 +60,6 @@ export class RoomCopy {
 	readonly map: Y.Map<unknown> = this.doc.getMap(messagesMapName);
 	/** Validated events (every kind) by key, so an observer pass only validates what changed. */
 	readonly valid = new Map<string, RoomEvent>();
-	/** Resolves once the local copy has been read from IndexedDB. */
-	readonly whenLocal: Promise<void>;
 
 	readonly #options: CopyOptions;
 	#persistence: IndexeddbPersistence | undefined;
@@ -73,15 +71,17 @@ export class RoomCopy {
 		this.#options = options;
 		this.#live = options.live;
 		this.map.observe(this.#onChange);
-		this.whenLocal = options.after ? options.after.then(() => this.#start()) : this.#start();
+		if (options.after) void options.after.then(() => this.#start());
+		else this.#start();
 	}
 
-	#start(): Promise<void> {
-		if (this.#closed) return Promise.resolve();
+	/** Reads the document from IndexedDB and starts syncing it. */
+	#start(): void {
+		if (this.#closed) return;
 		const { user, roomId, events } = this.#options;
 		this.#persistence = new IndexeddbPersistence(roomDatabaseName(user.id, roomId), this.doc);
 		if (this.#live) this.#provider = this.#createProvider();
-		return this.#persistence.whenSynced.then(() => {
+		void this.#persistence.whenSynced.then(() => {
 			if (!this.#closed) events.localReady();
 		});
 	}

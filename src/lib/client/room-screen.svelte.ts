@@ -1,8 +1,9 @@
+import { afterPaint } from './frames.ts';
 import type { ChatMessage } from './room-model.ts';
 import type { MetaStore } from './store.ts';
 
 /** How many of the newest messages are kept to paint a room at once: more than one screen holds. */
-export const SCREEN_MESSAGES = 60;
+const SCREEN_MESSAGES = 60;
 /** Saved at most this often while messages come in, and when the room closes. */
 const SAVE_DELAY_MS = 1_000;
 
@@ -61,28 +62,4 @@ export class RoomScreen {
 			.saveScreen(this.#roomId, latest.slice(-SCREEN_MESSAGES))
 			.catch((error: unknown) => console.warn('cannot save the screen', error));
 	}
-}
-
-/** Resolves after the next frame is painted; after 50 ms at most (a hidden tab paints no frames). */
-function afterPaint(): Promise<void> {
-	return new Promise((resolve) => {
-		const done = () => {
-			clearTimeout(timer);
-			resolve();
-		};
-		const timer = setTimeout(done, 50);
-		requestAnimationFrame(() => setTimeout(done, 0));
-	});
-}
-
-/**
- * Resolves when the browser is next idle (after the first paint of a start), after `timeoutMs` at most; where
- * there is no `requestIdleCallback`, after a short wait.
- */
-export function whenIdle(timeoutMs = 500): Promise<void> {
-	return new Promise((resolve) => {
-		if (typeof requestIdleCallback === 'function')
-			requestIdleCallback(() => resolve(), { timeout: timeoutMs });
-		else setTimeout(resolve, 100);
-	});
 }

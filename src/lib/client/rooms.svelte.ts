@@ -3,7 +3,7 @@ import type { Role } from '../protocol/api.ts';
 import type { NotifyLevel } from '../protocol/user-channel.ts';
 import { roomsApi } from './api.ts';
 import { AccessChecks } from './room-access.svelte.ts';
-import { whenIdle } from './room-screen.svelte.ts';
+import { whenIdle } from './frames.ts';
 import { exposeForTests } from './test-hooks.ts';
 import { ListFallback } from './room-list-fallback.ts';
 import { connection } from './connection.svelte.ts';
