@@ -32,8 +32,20 @@ const COMPONENT_FORBIDDEN = [
 ].map((name) => ({ name, message: STORE_ONLY }));
 const COMPONENT_FORBIDDEN_PATTERNS = [
 	{ regex: String.raw`^(y-protocols|lib0)/`, message: STORE_ONLY },
+	// The sync core sits behind the stores too; its types (ChatMessage…) are fine to name.
+	{ regex: String.raw`(^\$lib|/lib|^\.\.)/sync/`, message: STORE_ONLY, allowTypeImports: true },
 	// The IndexedDB layer; its types are fine to name.
 	{ regex: String.raw`(^\$lib/client|/client)/store\.ts$`, message: STORE_ONLY, allowTypeImports: true },
+];
+
+// src/lib/sync/ is the room sync core: plain TypeScript that runs in the browser and in Node (its tests, the
+// integration tests' clients). No framework, no app store, no browser global: what it needs comes in through
+// its ports (ports.ts).
+const SYNC_CORE =
+	'src/lib/sync/ is framework-free: no Svelte, no app stores; take what it needs through ports.ts.';
+const SYNC_FORBIDDEN_PATTERNS = [
+	{ regex: String.raw`^(svelte|\$app)(/|$)`, message: SYNC_CORE },
+	{ regex: String.raw`(^|/)client/|\.svelte(\.ts)?$`, message: SYNC_CORE },
 ];
 
 // server/ shares only the protocol with the browser, through the `#protocol/*` alias of package.json.
@@ -125,6 +137,25 @@ export default defineConfig([
 						...COMPONENT_FORBIDDEN_PATTERNS,
 					],
 					paths: [ZOD_IMPORT, ...COMPONENT_FORBIDDEN],
+				},
+			],
+		},
+	},
+	{
+		files: ['src/lib/sync/**'],
+		rules: {
+			// (TypeScript checks names against the DOM library here, so the browser's globals are named one by one.)
+			'no-restricted-globals': [
+				'error',
+				...['window', 'document', 'navigator', 'location', 'localStorage', 'sessionStorage', 'indexedDB'].map(
+					(name) => ({ name, message: SYNC_CORE }),
+				),
+			],
+			'no-restricted-imports': [
+				'error',
+				{
+					patterns: [{ regex: SERVER_IMPORT, message: SERVER_IMPORT_MESSAGE }, ...SYNC_FORBIDDEN_PATTERNS],
+					paths: [ZOD_IMPORT],
 				},
 			],
 		},

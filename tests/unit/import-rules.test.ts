@@ -54,6 +54,36 @@ describe('import rules', () => {
 		expect(await refusals(`${repoRoot}/src/lib/client/fine.svelte.ts`, code)).toEqual([]);
 	});
 
+	it('keeps the sync core free of Svelte, the app stores and browser globals', async () => {
+		const file = `${repoRoot}/src/lib/sync/bad.ts`;
+		for (const source of [
+			'svelte',
+			'svelte/reactivity',
+			'$app/navigation',
+			'$lib/client/api.ts',
+			'../client/api.ts',
+			'./room.svelte.ts',
+		]) {
+			const found = await refusals(file, `import x from '${source}';\nexport const y = x;\n`);
+			expect(found, source).toEqual([expect.stringContaining('src/lib/sync/ is framework-free')]);
+		}
+		const [result] = await eslint.lintText('export const y = window.location;\n', { filePath: file });
+		expect(result?.messages.map((m) => m.ruleId)).toEqual(['no-restricted-globals']);
+		const ok =
+			"import * as Y from 'yjs';\nimport { limits } from '../protocol/limits.ts';\nexport const y = [Y, limits, setTimeout];\n";
+		expect(await refusals(file, ok)).toEqual([]);
+	});
+
+	it("lets a component name the sync core's types, not import it", async () => {
+		const file = `${repoRoot}/src/lib/components/Core.svelte`;
+		expect(
+			await refusals(file, component("import type { ChatMessage as x } from '$lib/sync/model.ts';")),
+		).toEqual([]);
+		expect(
+			await refusals(file, component("import { RoomSync as x } from '$lib/sync/room-sync.ts';")),
+		).toEqual([expect.stringContaining('components read state from src/lib/client/')]);
+	});
+
 	it('refuses server code reaching into src/ other than through #protocol', async () => {
 		const bad = "import { x } from '../../src/lib/client/api.ts';\nexport const y = x;\n";
 		expect(await refusals(`${repoRoot}/server/collab/bad.ts`, bad)).toEqual([

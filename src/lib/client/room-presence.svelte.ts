@@ -1,4 +1,4 @@
-import type { HocuspocusProvider } from '@hocuspocus/provider';
+import type { Link } from '../sync/ports.ts';
 import { awarenessState, type AwarenessState } from '../protocol/awareness.ts';
 
 /** Typing stops being announced after this long without a keystroke. */
@@ -14,8 +14,8 @@ export class PresenceTracker {
 	#peers = $state.raw<Peer[]>([]);
 	#typingTimer: ReturnType<typeof setTimeout> | undefined;
 	readonly #userId: string;
-	/** The room's provider, unless the room is closed. */
-	readonly #provider: () => HocuspocusProvider | undefined;
+	/** The room's link, unless the room is closed. */
+	readonly #link: () => Link | undefined;
 
 	/** User ids with the room open right now (any of their devices), this user included. */
 	readonly onlineUserIds: Set<string> = $derived(new Set(this.#peers.map((p) => p.state.user.id)));
@@ -31,15 +31,15 @@ export class PresenceTracker {
 		].sort(),
 	);
 
-	constructor(userId: string, provider: () => HocuspocusProvider | undefined) {
+	constructor(userId: string, link: () => Link | undefined) {
 		this.#userId = userId;
-		this.#provider = provider;
+		this.#link = link;
 	}
 
 	/** Announces typing; it turns itself off after a few idle seconds. */
 	setTyping(typing: boolean): void {
 		clearTimeout(this.#typingTimer);
-		const awareness = this.#provider()?.awareness;
+		const awareness = this.#link()?.awareness;
 		if (!awareness) return;
 		if (awareness.getLocalState()?.typing !== typing) awareness.setLocalStateField('typing', typing);
 		if (typing) this.#typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
@@ -47,7 +47,7 @@ export class PresenceTracker {
 
 	/** Reads the peers' states again (on every awareness change); states of another shape are left out. */
 	readPeers(): void {
-		const awareness = this.#provider()?.awareness;
+		const awareness = this.#link()?.awareness;
 		if (!awareness) return;
 		const peers: Peer[] = [];
 		for (const [clientId, state] of awareness.getStates()) {

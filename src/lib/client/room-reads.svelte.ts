@@ -1,4 +1,4 @@
-import type { HocuspocusProvider } from '@hocuspocus/provider';
+import type { Link } from '../sync/ports.ts';
 import { compareOrder } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
 import {
@@ -22,8 +22,8 @@ export interface ReadHost {
 	readonly meta: MetaStore;
 	/** The room's messages in display order (reactive). */
 	events(): ChatMessage[];
-	/** The room's provider when it is synced and the room open; undefined otherwise. */
-	syncedProvider(): HocuspocusProvider | undefined;
+	/** The room's link when it is synced and the room open; undefined otherwise. */
+	syncedLink(): Link | undefined;
 }
 
 /**
@@ -119,12 +119,12 @@ export class ReadTracker {
 
 	/** Tells the server how far this user has read (after each sync too, so offline reading is shared). */
 	send(): void {
-		const provider = this.#host.syncedProvider();
-		if (!provider) return;
+		const link = this.#host.syncedLink();
+		if (!link) return;
 		const read = this.readState;
 		const position: ReadPosition | null =
 			read && uuid.safeParse(read.clientMsgId).success ? positionOf(read) : null;
-		provider.sendStateless(JSON.stringify({ type: 'read', position } satisfies ClientStateless));
+		link.sendStateless(JSON.stringify({ type: 'read', position } satisfies ClientStateless));
 	}
 
 	/** Members' read positions from the server: others' for "seen by", this user's from their other devices. */

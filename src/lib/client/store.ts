@@ -3,7 +3,7 @@ import { z } from '../protocol/zod.ts';
 import { roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
 import type { UserChannelMessage } from '../protocol/user-channel.ts';
-import type { ChatMessage } from './room-model.ts';
+import type { ChatMessage, FailedMessage } from '../sync/model.ts';
 import * as schemas from './schemas.ts';
 
 /**
@@ -39,8 +39,8 @@ export const failedMessage = z.object({
 	createdAt: z.string(),
 	replyToId: z.string().optional(),
 	reason: z.string(),
-});
-export type FailedMessage = z.infer<typeof failedMessage>;
+}) satisfies z.ZodType<FailedMessage>;
+export type { FailedMessage };
 
 /**
  * A history event as cached: the room event schema, except that the content of a deleted message (or edit)

@@ -3,8 +3,9 @@ import * as Y from 'yjs';
 import { collabRejections } from '../protocol/errors.ts';
 import {
 	readUserChannelMessage,
-	sessionEndReasons,
+	sessionEndFromClose,
 	userDocumentName,
+	type SessionEndReason,
 	type RoomState,
 	type UserChannelMessage,
 } from '../protocol/user-channel.ts';
@@ -13,9 +14,9 @@ import { connection } from './connection.svelte.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
 
+export { sessionEndFromClose, type SessionEndReason } from '../protocol/user-channel.ts';
 export type NotifyMessage = Extract<UserChannelMessage, { type: 'notify' }>;
 export type RoomRemovedMessage = Extract<UserChannelMessage, { type: 'room-removed' }>;
-export type SessionEndReason = (typeof sessionEndReasons)[number];
 
 /**
  * - `closed`: no user signed in (or signed out);
@@ -55,19 +56,6 @@ const dispatch: Dispatch = {
 /** After a refused authentication, wait this long before trying again (doubling, up to the maximum). */
 const RETRY_MIN_MS = 2_000;
 const RETRY_MAX_MS = 60_000;
-
-/**
- * A `session-ended` close names no reason (the channel's `session-ended` message, sent just before, does), or one
- * after a colon (`session-ended: password-changed`). Returns the reason, `unspecified`, or null when `closeReason`
- * is not a session end.
- */
-export function sessionEndFromClose(closeReason: string): SessionEndReason | 'unspecified' | null {
-	const [name, detail] = closeReason.split(':').map((part) => part.trim());
-	if (name !== collabRejections.sessionEnded.reason) return null;
-	return (sessionEndReasons as readonly string[]).includes(detail ?? '')
-		? (detail as SessionEndReason)
-		: 'unspecified';
-}
 
 /**
  * The signed-in user's live channel: the read-only, empty document `user:<id>` on the app's shared socket,

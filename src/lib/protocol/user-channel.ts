@@ -1,4 +1,5 @@
 import { z } from './zod.ts';
+import { collabRejections } from './errors.ts';
 import { noNul, noNulMessage, role } from './api.ts';
 import { idFromDocumentName, uuid } from './ids.ts';
 import { mentionedName, mentionPattern } from './names.ts';
@@ -68,6 +69,7 @@ export const roomState = z.object({
 export type RoomState = z.infer<typeof roomState>;
 
 export const sessionEndReasons = ['signed-out', 'password-changed', 'account-deleted'] as const;
+export type SessionEndReason = (typeof sessionEndReasons)[number];
 
 /** Messages the server sends on a user channel. Unknown types are for newer clients: ignore them. */
 export const userChannelMessage = z.discriminatedUnion('type', [
@@ -207,4 +209,17 @@ export function mentionsName(content: string, name: string): boolean {
 		if (mentionedName(match[2] as string, (candidate) => candidate === lower)) return true;
 	}
 	return false;
+}
+
+/**
+ * A `session-ended` close names no reason (the channel's `session-ended` message, sent just before, does), or one
+ * after a colon (`session-ended: password-changed`). Returns the reason, `unspecified`, or null when `closeReason`
+ * is not a session end.
+ */
+export function sessionEndFromClose(closeReason: string): SessionEndReason | 'unspecified' | null {
+	const [name, detail] = closeReason.split(':').map((part) => part.trim());
+	if (name !== collabRejections.sessionEnded.reason) return null;
+	return (sessionEndReasons as readonly string[]).includes(detail ?? '')
+		? (detail as SessionEndReason)
+		: 'unspecified';
 }

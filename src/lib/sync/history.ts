@@ -1,16 +1,15 @@
 import type { RoomEvent } from '../protocol/events.ts';
 import { limits } from '../protocol/limits.ts';
-import { rowToEvent } from '../protocol/rows.ts';
-import { roomsApi } from './api.ts';
-import type { MetaStore } from './store.ts';
+import type { HistorySource, SyncMeta } from './ports.ts';
 
 export interface HistoryHost {
 	readonly roomId: string;
-	readonly meta: MetaStore;
+	readonly meta: SyncMeta;
+	readonly source: HistorySource;
 	/** The live document holds this event. */
 	known(clientMsgId: string): boolean;
-	/** Events came in from the server: show them. */
-	changed(): void;
+	/** Events came in (`events`), or the paging state changed (none). */
+	changed(events: RoomEvent[]): void;
 }
 
 /**
@@ -21,8 +20,8 @@ export class RoomHistory {
 	/** Events no longer in the live document (trimmed by the server) or paged in from its history. */
 	readonly events = new Map<string, RoomEvent>();
 	/** The server may hold messages older than what this device shows. */
-	hasOlder = $state(true);
-	loadingOlder = $state(false);
+	hasOlder = true;
+	loadingOlder = false;
 	/** Where the next page ends (`before`); undefined: not asked yet, null: nothing older. */
 	#cursor: number | null | undefined = undefined;
 	readonly #host: HistoryHost;
@@ -33,13 +32,15 @@ export class RoomHistory {
 
 	/** What the device kept from earlier sessions (events already known stay as they are). */
 	restore(events: RoomEvent[]): void {
-		for (const e of events) if (!this.events.has(e.clientMsgId)) this.events.set(e.clientMsgId, e);
+		const fresh = events.filter((e) => !this.events.has(e.clientMsgId));
+		for (const e of fresh) this.events.set(e.clientMsgId, e);
+		if (fresh.length > 0) this.#host.changed(fresh);
 	}
 
 	/** Keeps events that left the live document, here and on the device. */
 	keep(events: RoomEvent[]): void {
-		for (const e of events) this.events.set(e.clientMsgId, e);
 		if (events.length === 0) return;
+		for (const e of events) this.events.set(e.clientMsgId, e);
 		void this.#host.meta
 			.addHistory(this.#host.roomId, events)
 			.catch((error: unknown) => console.warn('cannot save history', error));
@@ -52,24 +53,26 @@ export class RoomHistory {
 	 */
 	async loadOlder(): Promise<number> {
 		if (!this.hasOlder || this.loadingOlder) return 0;
-		this.loadingOlder = true;
-		const { roomId, known } = this.#host;
+		this.#setLoading(true);
+		const { roomId, known, source } = this.#host;
 		try {
-			const page = await roomsApi.messages(roomId, this.#cursor ?? undefined, limits.historyPageSize);
-			const events = page.items.flatMap((row) => {
-				const event = rowToEvent(row);
-				return event && !known(event.clientMsgId) && !this.events.has(event.clientMsgId) ? [event] : [];
-			});
+			const page = await source(roomId, this.#cursor ?? undefined, limits.historyPageSize);
+			const events = page.events.filter((e) => !known(e.clientMsgId) && !this.events.has(e.clientMsgId));
 			this.#cursor = page.nextBefore;
 			if (page.nextBefore === null) this.hasOlder = false;
 			this.keep(events);
-			this.#host.changed();
+			this.loadingOlder = false;
+			this.#host.changed(events);
 			return events.filter((e) => e.kind === 'message').length;
 		} catch (error) {
 			console.warn('cannot load older messages', error);
+			this.#setLoading(false);
 			return 0;
-		} finally {
-			this.loadingOlder = false;
 		}
+	}
+
+	#setLoading(loading: boolean): void {
+		this.loadingOlder = loading;
+		this.#host.changed([]);
 	}
 }

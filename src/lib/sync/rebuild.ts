@@ -1,11 +1,8 @@
-import type { HocuspocusProvider } from '@hocuspocus/provider';
 import type * as Y from 'yjs';
 import { compareEvents, roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { limits } from '../protocol/limits.ts';
-import * as clock from './clock.ts';
-import type { RoomCopy } from './room-copy.ts';
-import type { ChatMessage, RoomNotice } from './room-model.ts';
-import type { FailedMessage } from './store.ts';
+import type { RoomCopy } from './copy.ts';
+import type { FailedMessage, RoomNotice } from './model.ts';
 
 /** More rebuilds than this within the window means the rebuild itself is refused: stop. */
 const REBUILD_LIMIT = 2;
@@ -23,23 +20,22 @@ export interface RebuildHost {
 	replaceCopy(): Promise<RoomCopy | null>;
 	/** `copy` is still the room's live copy (not replaced, the room not closed). */
 	isCurrent(copy: RoomCopy): boolean;
-	/** The messages on screen now. */
-	shown(): ChatMessage[];
 	fail(failed: FailedMessage[]): void;
-	isFailed(clientMsgId: string): boolean;
 	isAcked(clientMsgId: string): boolean;
 	keepHistory(archived: RoomEvent[]): void;
-	publish(): void;
+	/** The fresh copy holds what it should: show exactly that (with the history). */
+	settle(): void;
 	notify(notice: RoomNotice): void;
+	/** The server's clock (ms). */
+	now(): number;
 }
 
 /**
- * A room's rebuild, after the server refused an update of its document (RoomStore's class comment says why). Own
- * valid messages the server's copy lacks are carried over with their ids; invalid ones are kept as failed.
+ * A room's rebuild, after the server refused an update of its document (RoomSync's class comment says why). Own
+ * valid messages the server's copy lacks are carried over with their ids; invalid ones are kept as failed. Until
+ * the fresh copy holds them, the room shows what it showed.
  */
 export class Rebuilder {
-	/** During a rebuild: the old copy's messages, shown until the fresh copy has them again. */
-	carried: ChatMessage[] = [];
 	readonly #host: RebuildHost;
 	#times: number[] = [];
 	#running: Promise<void> | null = null;
@@ -77,7 +73,7 @@ export class Rebuilder {
 		console.warn(`room ${host.roomId}: update refused (${reason}); rebuilding the local copy`);
 		this.#late = [];
 
-		const horizon = clock.serverNow() + limits.maxClockSkewMs;
+		const horizon = host.now() + limits.maxClockSkewMs;
 		const own = { roomId: host.roomId, userId: host.userId };
 		const { carry, failed } = ownEntriesToCarry(host.copy().map.entries(), own, reason, horizon);
 		if (looping) {
@@ -87,23 +83,18 @@ export class Rebuilder {
 			carry.length = 0;
 		}
 		if (failed.length > 0) host.fail(failed);
-		this.carried = host.shown().filter((m) => !host.isFailed(m.clientMsgId));
 
 		const fresh = await host.replaceCopy();
 		carry.push(...(this.#late ?? []));
 		this.#late = null;
 		if (!fresh) return;
-		host.publish();
 		// Writing a key the server's copy already holds would be refused as a duplicate: wait for that copy.
-		await untilSynced(
-			() => fresh.provider,
-			() => host.isCurrent(fresh),
-		);
+		// (It resolves at once when the copy stops syncing: the user was removed meanwhile.)
+		await fresh.untilSynced();
 		if (!host.isCurrent(fresh)) return;
 
 		this.#writeAgain(fresh, carry);
-		this.carried = [];
-		host.publish();
+		host.settle();
 		host.notify(
 			looping
 				? {
@@ -124,15 +115,16 @@ export class Rebuilder {
 		// them again would bring them back into the document as new entries.
 		const oldest = oldestMessage(fresh.map);
 		const archived: RoomEvent[] = [];
+		const again: RoomEvent[] = [];
 		for (const event of carry) {
 			// A key the server already holds must not be written again: that would be refused as a duplicate.
 			if (fresh.map.has(event.clientMsgId)) continue;
-			if (oldest && this.#host.isAcked(event.clientMsgId) && compareEvents(event, oldest) < 0) {
+			if (oldest && this.#host.isAcked(event.clientMsgId) && compareEvents(event, oldest) < 0)
 				archived.push(event);
-				continue;
-			}
-			fresh.write(event);
+			else again.push(event);
 		}
+		// One transaction each, as they were first written: together they could exceed the server's update limit.
+		for (const event of again) fresh.write(event);
 		this.#host.keepHistory(archived);
 	}
 }
@@ -204,27 +196,4 @@ export function oldestMessage(map: Y.Map<unknown>): RoomEvent | undefined {
 			oldest = parsed.data;
 	}
 	return oldest;
-}
-
-/**
- * Waits until the current provider has synced, for as long as `waiting()` holds; the provider may be replaced
- * meanwhile (a reopen), so each round waits on whichever is current. It stops waiting when there is none (the
- * room stopped syncing).
- */
-export async function untilSynced(
-	current: () => HocuspocusProvider | undefined,
-	waiting: () => boolean,
-): Promise<void> {
-	for (let provider = current(); provider && waiting() && !provider.isSynced; provider = current()) {
-		const waitingOn = provider;
-		await new Promise<void>((resolve) => {
-			const done = () => {
-				waitingOn.off('synced', done);
-				waitingOn.off('destroy', done);
-				resolve();
-			};
-			waitingOn.on('synced', done);
-			waitingOn.on('destroy', done);
-		});
-	}
 }

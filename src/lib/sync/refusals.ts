@@ -1,8 +1,6 @@
 import { collabRejections } from '../protocol/errors.ts';
-import { jitter, LOGIN_RETRY_MAX_MS, RETRY_MIN_MS, type RoomNotice } from './room-model.ts';
-import { serverConfig } from './server-config.svelte.ts';
-import { session } from './session.svelte.ts';
-import { sessionEndFromClose, type SessionEndReason } from './user-channel.svelte.ts';
+import { sessionEndFromClose, type SessionEndReason } from '../protocol/user-channel.ts';
+import { jitter, LOGIN_RETRY_MAX_MS, RETRY_MIN_MS, type RoomNotice } from './model.ts';
 
 /**
  * What a room does about the server closing it or refusing its login, decided from the reason alone
@@ -69,6 +67,10 @@ export function afterLoginRefused(reason: string): RoomAction {
 
 /** What carrying out an action needs of its room. */
 export interface RefusalHost {
+	/** The session ended (signed out elsewhere, password changed, account deleted): the app signs out. */
+	endSession(ended: SessionEndReason | 'unspecified'): void;
+	/** This client is older than the server accepts. */
+	outdated(reason: string): void;
 	/** The user is not in the room (any more). */
 	removed(): void;
 	/** Rebuilds the local copy, or reopens when a rebuild is under way (its fresh copy wrote nothing yet). */
@@ -99,7 +101,7 @@ export class Refusals {
 		const host = this.#host;
 		switch (action.kind) {
 			case 'end-session':
-				void session.end(action.ended);
+				host.endSession(action.ended);
 				return;
 			case 'removed':
 				host.removed();
@@ -114,7 +116,7 @@ export class Refusals {
 				host.notice({ kind: 'warning', text: action.text });
 				return;
 			case 'outdated':
-				serverConfig.markOutdated(reason);
+				host.outdated(reason);
 				host.notice({ kind: 'error', text: 'This version of Chat is too old for the server: reload.' });
 				return;
 			case 'retry-login': {
