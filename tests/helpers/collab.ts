@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
-import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
+import { HocuspocusProviderWebsocket, type HocuspocusProvider } from '@hocuspocus/provider';
 import * as Y from 'yjs';
-import { compareEvents, type MessageEvent, type RoomEvent } from '../../src/lib/protocol/events.ts';
-import { pendingQuestions, serverStateless } from '../../src/lib/protocol/stateless.ts';
+import {
+	compareEvents,
+	messagesMapName,
+	type MessageEvent,
+	type RoomEvent,
+} from '../../src/lib/protocol/events.ts';
+import { serverStateless } from '../../src/lib/protocol/stateless.ts';
+import { HocuspocusLink, HocuspocusTransport } from '../../src/lib/sync/hocuspocus.ts';
+import type { HistorySource, Transport } from '../../src/lib/sync/ports.ts';
+import { RoomSync } from '../../src/lib/sync/room-sync.ts';
+import { MemoryDocumentStore, MemoryMeta } from './memory-sync.ts';
 
 /** An event without what the writer fills in (its id, sender and time). */
 type NewEvent = RoomEvent extends infer E
@@ -12,24 +21,33 @@ type NewEvent = RoomEvent extends infer E
 	: never;
 
 export interface TestClient {
-	doc: Y.Doc;
-	provider: HocuspocusProvider;
+	/** The room's sync core: the same one the app runs behind its RoomStore. */
+	readonly sync: RoomSync;
+	/** The live document (a rebuild after a refusal replaces it). */
+	readonly doc: Y.Doc;
+	/** The live provider (replaced when the core reopens the room); the last one once it stopped syncing. */
+	readonly provider: HocuspocusProvider;
 	socket: HocuspocusProviderWebsocket;
-	/** Resolves with the reason if the server refuses authentication. */
+	/** Resolves with the reason of the first refused login. */
 	authFailure: Promise<string>;
-	/** Writes a message event the way the real client does: one new key, one transaction. */
+	/** Writes a message event through the core, as the app does: one new key, one transaction. */
 	send(content: string, senderId?: string): MessageEvent;
-	/** Writes any event (an edit, a delete, a reaction) as this user, now. */
+	/** Writes any event (an edit, a delete, a reaction) as this user, now, through the core. */
 	write(fields: NewEvent): RoomEvent;
-	/** The message events (kind `message`) of the room. */
+	/**
+	 * Writes an event as `write` does, but straight into the document, past the core's checks (a room it knows it
+	 * may not write to): what a hostile, outdated or broken client does.
+	 */
+	force(fields: NewEvent): RoomEvent;
+	/** The message events (kind `message`) of the document. */
 	messages(): MessageEvent[];
-	/** Every event of the room, of every kind. */
+	/** Every event of the document, of every kind. */
 	events(): RoomEvent[];
-	/** Resolves when every message sent so far is acknowledged by the server as durable. */
+	/** Resolves when the document is synced and every own event is acknowledged by the server as durable. */
 	synced(timeoutMs?: number): Promise<void>;
-	/** clientMsgIds the server acknowledged as durable. */
-	acked: Set<string>;
-	/** When each acknowledgement arrived (Date.now()). */
+	/** clientMsgIds known durable: acknowledged by the server, or received from it. */
+	acked: ReadonlySet<string>;
+	/** When each became known durable (Date.now()). */
 	ackedAt: Map<string, number>;
 	/** Members' read positions as the server last reported them, by user id. */
 	reads: Map<string, { at: string; clientMsgId: string }>;
@@ -38,9 +56,13 @@ export interface TestClient {
 	destroy(): void;
 }
 
+/** The history source of clients that page no history. */
+const noHistory: HistorySource = async () => ({ events: [], nextBefore: null });
+
 /**
- * A real @hocuspocus/provider client with its own Y.Doc, connected to room:<roomId>. Given a `doc` (a device's
- * stored copy), its own messages in it count as sent and wait for their acks like new ones.
+ * A client of room:<roomId> in Node: the app's room sync core (src/lib/sync/) on a socket of its own, with the
+ * device in memory. Given a `doc` (a device's stored copy), it starts from that copy, and its own messages in it
+ * count as written and wait for their acks like new ones.
  */
 export function connect(
 	wsUrl: string,
@@ -48,106 +70,104 @@ export function connect(
 	/** A function is asked again on every (re)connect and whenever the server asks for a fresh token. */
 	token: string | null | (() => Promise<string>),
 	userId = '',
-	options: { doc?: Y.Doc } = {},
+	options: { doc?: Y.Doc; history?: HistorySource } = {},
 ): TestClient {
-	const doc = options.doc ?? new Y.Doc();
 	const socket = new HocuspocusProviderWebsocket({ url: wsUrl, delay: 100, maxDelay: 1_000, minDelay: 100 });
+	const hocuspocus = new HocuspocusTransport({ socket: () => socket, token });
 	let failed!: (reason: string) => void;
 	const authFailure = new Promise<string>((resolve) => (failed = resolve));
-	const provider = new HocuspocusProvider({
-		websocketProvider: socket,
-		name: `room:${roomId}`,
-		document: doc,
-		token,
-		onAuthenticationFailed: ({ reason }) => failed(reason),
-	});
-	// As the real client does (protocol.md section 5): a login refused for a passing reason (the server's database
-	// is away, too many logins) is tried again after 1 s, 2 s, then every 4 s.
-	let retryMs = 1_000;
-	let destroyed = false;
-	provider.on('authenticationFailed', ({ reason }: { reason: string }) => {
-		const name = reason.split(':')[0];
-		if (name !== 'storage-unavailable' && name !== 'rate-limited') return;
-		setTimeout(() => {
-			if (!destroyed) void provider.onOpen(new Event('open'));
-		}, retryMs);
-		retryMs = Math.min(retryMs * 2, 4_000);
-	});
-	provider.on('authenticated', () => (retryMs = 1_000));
-	const acked = new Set<string>();
-	const ackedAt = new Map<string, number>();
-	const sent = new Set<string>();
+	let lastProvider: HocuspocusProvider | undefined;
 	const reads = new Map<string, { at: string; clientMsgId: string }>();
-	provider.on('stateless', ({ payload }: { payload: string }) => {
-		const message = serverStateless.parse(JSON.parse(payload));
-		if (message.type === 'ack')
-			for (const id of message.clientMsgIds) {
-				if (!acked.has(id)) ackedAt.set(id, Date.now());
-				acked.add(id);
-			}
-		if (message.type === 'reads')
-			for (const { userId, ...position } of message.reads) reads.set(userId, position);
-	});
-	const messages = doc.getMap<MessageEvent>('messages');
-	for (const [id, event] of messages) if (userId && event.senderId === userId) sent.add(id);
-	// As the real client does (protocol.md section 6): after each sync and each (re)authentication, and then
-	// every 2 s while any remain, ask about what was never acked.
-	const ask = () => {
-		const unacked = [...sent].filter((id) => !acked.has(id) && messages.has(id));
-		for (const question of pendingQuestions(unacked)) provider.sendStateless(question);
+	// The transport as a test sees it: refused logins and read positions are noted on the way through.
+	const transport: Transport = {
+		open(room, doc, events) {
+			const link = hocuspocus.open(room, doc, {
+				...events,
+				loginRefused: (reason) => {
+					failed(reason);
+					events.loginRefused(reason);
+				},
+				stateless: (payload) => {
+					const message = serverStateless.safeParse(JSON.parse(payload));
+					if (message.success && message.data.type === 'reads')
+						for (const { userId: reader, ...position } of message.data.reads) reads.set(reader, position);
+					events.stateless(payload);
+				},
+			});
+			lastProvider = link.provider;
+			return link;
+		},
 	};
-	provider.on('synced', ask);
-	provider.on('authenticated', ask);
-	const asking = setInterval(() => {
-		if (provider.isAuthenticated && [...sent].some((id) => !acked.has(id))) ask();
-	}, 2_000);
-	provider.attach();
+	// Read at once: a test takes `doc` as the device's whole state at any moment (a reload).
+	const store = new MemoryDocumentStore({ immediate: true });
+	if (options.doc) store.logs.set(roomId, [Y.encodeStateAsUpdate(options.doc)]);
+	const sync = new RoomSync({
+		roomId,
+		userId,
+		transport,
+		store,
+		meta: new MemoryMeta(),
+		history: options.history ?? noHistory,
+	});
+	const ackedAt = new Map<string, number>();
+	sync.subscribe({
+		acked: (ids) => {
+			for (const id of ids) if (!ackedAt.has(id)) ackedAt.set(id, Date.now());
+		},
+	});
+	const map = () => sync.doc.getMap<RoomEvent>(messagesMapName);
+	const events = () => [...map().values()];
+	const provider = () => {
+		const link = sync.link;
+		return link instanceof HocuspocusLink ? link.provider : (lastProvider as HocuspocusProvider);
+	};
+	const stamp = <E extends NewEvent>(fields: E) =>
+		({
+			...fields,
+			clientMsgId: randomUUID(),
+			senderId: userId,
+			createdAt: new Date().toISOString(),
+		}) as RoomEvent;
 	return {
-		doc,
-		provider,
+		sync,
+		get doc() {
+			return sync.doc;
+		},
+		get provider() {
+			return provider();
+		},
 		socket,
 		authFailure,
 		send(content, senderId = userId) {
-			const event: MessageEvent = {
-				kind: 'message',
-				clientMsgId: randomUUID(),
-				senderId,
-				content,
-				createdAt: new Date().toISOString(),
-			};
-			doc.transact(() => messages.set(event.clientMsgId, event), 'local');
-			sent.add(event.clientMsgId);
+			const event: MessageEvent = { ...(stamp({ kind: 'message', content }) as MessageEvent), senderId };
+			sync.write(event);
 			return event;
 		},
 		write(fields) {
-			const event = {
-				...fields,
-				clientMsgId: randomUUID(),
-				senderId: userId,
-				createdAt: new Date().toISOString(),
-			} as RoomEvent;
-			doc.transact(() => messages.set(event.clientMsgId, event as unknown as MessageEvent), 'local');
-			sent.add(event.clientMsgId);
+			const event = stamp(fields);
+			sync.write(event);
 			return event;
 		},
-		messages: () => [...messages.values()].filter((e) => e.kind === 'message'),
-		events: () => [...messages.values()] as RoomEvent[],
-		acked,
+		force(fields) {
+			const event = stamp(fields);
+			sync.doc.transact(() => map().set(event.clientMsgId, event), 'forced');
+			return event;
+		},
+		messages: () => events().filter((e): e is MessageEvent => e.kind === 'message'),
+		events,
+		acked: sync.acked,
 		ackedAt,
 		reads,
-		read: (position) => provider.sendStateless(JSON.stringify({ type: 'read', position })),
+		read: (position) => sync.link?.sendStateless(JSON.stringify({ type: 'read', position })),
 		synced: (timeoutMs = 10_000) =>
 			waitFor(
-				() => provider.isSynced && !provider.hasUnsyncedChanges && [...sent].every((id) => acked.has(id)),
+				() => !!sync.link?.isSynced && !provider().hasUnsyncedChanges && sync.pendingCount === 0,
 				timeoutMs,
-				'every sent message to be acknowledged',
+				'every own event to be acknowledged',
 			),
 		destroy() {
-			destroyed = true;
-			clearInterval(asking);
-			provider.destroy();
+			void sync.close();
 			socket.destroy();
-			doc.destroy();
 		},
 	};
 }

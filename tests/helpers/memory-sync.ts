@@ -267,17 +267,28 @@ class MemoryLink implements Link {
 /** A device's stored documents, as update logs in memory. */
 export class MemoryDocumentStore implements DocumentStore {
 	readonly logs = new Map<string, Uint8Array[]>();
+	readonly #immediate: boolean;
+
+	/**
+	 * `immediate`: a document is read while `open` runs (a client whose document is at once its whole state, as
+	 * the tests' clients are); otherwise a moment later, as from IndexedDB.
+	 */
+	constructor(options: { immediate?: boolean } = {}) {
+		this.#immediate = options.immediate ?? false;
+	}
 
 	open(roomId: string, doc: Y.Doc): StoredDocument {
 		const log = this.logs.get(roomId) ?? [];
 		this.logs.set(roomId, log);
 		const store = (update: Uint8Array) => log.push(update);
-		const loaded = Promise.resolve().then(() => {
+		const load = () => {
 			Y.transact(doc, () => {
 				for (const update of log) Y.applyUpdate(doc, update);
 			});
 			doc.on('update', store);
-		});
+		};
+		if (this.#immediate) load();
+		const loaded = this.#immediate ? Promise.resolve() : Promise.resolve().then(load);
 		return {
 			loaded,
 			close: async () => {

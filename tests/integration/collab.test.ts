@@ -227,7 +227,8 @@ describeEachBackend('collaboration', (backend) => {
 		a.send('only owners speak here');
 		await waitFor(() => r.messages().length === 1, 10_000, 'reader to receive');
 
-		r.send('can I write?');
+		// The app would not send it (the core knows the room is read-only); a client that does is refused.
+		r.force({ kind: 'message', content: 'can I write?' });
 		a.send('after the reader tried');
 		await waitFor(() => a.messages().some((m) => m.content === 'after the reader tried'), 10_000);
 		await new Promise((resolve) => setTimeout(resolve, 300));

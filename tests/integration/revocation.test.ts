@@ -77,12 +77,13 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		expect(reason).toBe('not-a-member');
 		expect(ms).toBeLessThan(1_000);
 
-		// Ben writes after the removal, through his old connection and through a new one: neither is stored.
+		// Ben writes after the removal (as a client that ignores what it was told), through his old connection and
+		// through a new one: neither is stored.
 		const term = word();
-		const after = b.send(`after removal ${term}`);
+		const after = b.force({ kind: 'message', content: `after removal ${term}` });
 		const again = on(1, room.id, ben);
 		expect(await again.authFailure).toBe('not-a-member');
-		again.send(`again ${term}`);
+		again.force({ kind: 'message', content: `again ${term}` });
 		await new Promise((resolve) => setTimeout(resolve, 500));
 
 		const held = await everywhere(room.id, ana, term);
@@ -113,11 +114,11 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		expect(at - changedAt).toBeLessThan(1_000);
 
 		const term = word();
-		b.send(`old connection ${term}`);
+		b.force({ kind: 'message', content: `old connection ${term}` });
 		// Reopened, as the app does: read-only now, and what it writes is applied nowhere.
 		const reopened = on(1, room.id, ben);
 		await waitFor(() => reopened.provider.isSynced, 10_000, 'the read-only reconnect');
-		reopened.send(`read-only ${term}`);
+		reopened.force({ kind: 'message', content: `read-only ${term}` });
 		await new Promise((resolve) => setTimeout(resolve, 500));
 		const held = await everywhere(room.id, ana, term);
 		expect(held.rows).toEqual([]);
@@ -414,8 +415,7 @@ describe.skipIf(!canRunCluster)('an access token that expires on an open socket'
 				if (event.reason !== 'token-expired') return;
 				expiries++;
 				void newToken().then((token) => {
-					c.provider.destroy();
-					c.socket.destroy();
+					c.destroy();
 					client = connect(cluster.ws(1), room.id, token, ana.user.id, { doc });
 					clients.push(client);
 					watch(client);

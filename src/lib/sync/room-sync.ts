@@ -44,6 +44,8 @@ export interface RoomSyncListener {
 	change?(): void;
 	/** The document holds the server's copy (after each (re)connection). */
 	synced?(link: Link): void;
+	/** These own events are now known durable: acknowledged just now, or as the device kept it. */
+	acked?(ids: string[]): void;
 	/** Members' read positions, as the server reported them. */
 	reads?(reads: MemberReadPosition[]): void;
 	/** Someone's awareness changed. */
@@ -98,6 +100,8 @@ export class RoomSync {
 			changed: (ids) => {
 				this.#view.setFailed(ids.flatMap((id) => this.#acks.failed.get(id) ?? []));
 				this.#view.refresh(ids);
+				const acked = ids.filter((id) => this.#acks.acked.has(id));
+				if (acked.length > 0) for (const listener of this.#listeners) listener.acked?.(acked);
 				this.#emit();
 			},
 		});
