@@ -162,4 +162,58 @@ describe.skipIf(!chromiumAvailable)('opening a long room on a new device', () =>
 			expect((await placement(page)).markedMessage).toBe(newer[0]!.content);
 		});
 	}, 120_000);
+
+	it('paints what the room showed last before the app has started, then the app takes over', async () => {
+		const { ana, room, sent } = await roomReadUpTo(120, 119);
+		const newest = sent.at(-1)!;
+		// No service worker: the app's modules come from the network, where the test can hold them back.
+		const session = await browser.newSession({ serviceWorkers: 'block' });
+		try {
+			const page = await session.page();
+			await signInThroughForm(page, server.url, ana.user.name, PASSWORD);
+			await page.goto(`${server.url}/rooms/${room.id}`);
+			await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
+			await expect.poll(async () => (await placement(page)).newest, { timeout: 15_000 }).toBe(newest.content);
+
+			// The next start, with the app's code held back: the picture is on screen, and only the picture.
+			let release!: () => void;
+			const held = new Promise<void>((resolve) => (release = resolve));
+			await page.route('**/_app/immutable/entry/**', async (route) => {
+				await held;
+				await route.continue();
+			});
+			await page.reload({ waitUntil: 'domcontentloaded' });
+			const screen = page.locator('#boot-screen[data-painted-at]');
+			await screen.waitFor({ state: 'attached', timeout: 10_000 });
+			const shown = await screen.evaluate((el) => ({
+				ids: el.getAttribute('data-boot-ids')!.split(' '),
+				box: el.getBoundingClientRect().height,
+				visibility: getComputedStyle(el).visibility,
+			}));
+			expect(shown.ids.at(-1)).toBe(newest.clientMsgId);
+			expect(shown.box).toBeGreaterThan(100);
+			expect(shown.visibility).toBe('visible');
+			// A picture: no test hook, no text a locator finds, nothing of the app yet.
+			expect(await page.getByText(newest.content).count()).toBe(0);
+			expect(await page.getByTestId('message-list').count()).toBe(0);
+
+			release();
+			await page.locator('[data-testid="message-list"][data-placed="true"]').waitFor({ timeout: 15_000 });
+			await page.locator('#boot-screen').waitFor({ state: 'detached', timeout: 5_000 });
+			expect((await placement(page)).newest).toBe(newest.content);
+			await page.unroute('**/_app/immutable/entry/**');
+
+			// Signing out takes every picture off the device.
+			const kept = () =>
+				page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('chat-boot-screen')));
+			expect(await kept()).toContain(`chat-boot-screen:${ana.user.id}:/rooms/${room.id}`);
+			await page.getByRole('link', { name: 'Back to rooms' }).click();
+			await page.getByTestId('sign-out').click();
+			await page.waitForURL(`${server.url}/login`, { timeout: 15_000 });
+			expect(await kept()).toEqual([]);
+			expect(session.errors(page)).toEqual([]);
+		} finally {
+			await session.close();
+		}
+	}, 120_000);
 });

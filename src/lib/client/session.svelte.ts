@@ -2,6 +2,7 @@ import type { AuthResponse } from '../protocol/api.ts';
 import type { sessionEndReasons } from '../protocol/user-channel.ts';
 import { ApiError, accountApi, authApi, setTokenSource } from './api.ts';
 import * as schemas from './schemas.ts';
+import { forgetScreens } from './boot-screen.ts';
 import * as store from './store.ts';
 
 /** Refresh this long before the access token expires. */
@@ -313,6 +314,7 @@ class Session {
 /** Deletes the account's data on this device and the cached profile (failures are reported, not thrown). */
 async function wipeLocalData(userId: string): Promise<void> {
 	try {
+		forgetScreens();
 		await store.clearProfile();
 		await store.wipeAccount(userId, []);
 	} catch (error) {
