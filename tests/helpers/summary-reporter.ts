@@ -1,6 +1,9 @@
 import type { Reporter, TestModule } from 'vitest/node';
 
-/** Prints one plain closing line, "N passed, N failed, N skipped", that any CI log reader understands. */
+/**
+ * Prints the ten slowest files (where CI time goes) and one plain closing line, "N passed, N failed, N skipped", that
+ * any CI log reader understands.
+ */
 export default class SummaryReporter implements Reporter {
 	onTestRunEnd(modules: ReadonlyArray<TestModule>) {
 		let passed = 0;
@@ -17,6 +20,16 @@ export default class SummaryReporter implements Reporter {
 			const failedTests = [...module.children.allTests()].some((t) => t.result().state === 'failed');
 			if (module.state() === 'failed' && !failedTests) failed++;
 		}
+		const slowest = modules
+			.map((m) => ({
+				file: m.moduleId.replace(`${process.cwd()}/`, ''),
+				seconds: m.diagnostic().duration / 1000,
+			}))
+			.sort((a, b) => b.seconds - a.seconds)
+			.slice(0, 10);
+		process.stdout.write('\nslowest files (seconds in tests and hooks):\n');
+		for (const { file, seconds } of slowest)
+			process.stdout.write(`  ${seconds.toFixed(1).padStart(7)}  ${file}\n`);
 		process.stdout.write(`\n${passed} passed, ${failed} failed, ${skipped} skipped\n`);
 	}
 }
