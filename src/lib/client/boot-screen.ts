@@ -94,15 +94,33 @@ function picture(root: HTMLElement): SavedPage | null {
 	}
 	const html = clone.innerHTML;
 	if (html.length > MAX_HTML) return null;
-	const css = [...document.styleSheets]
-		.filter((sheet) => !sheet.href || new URL(sheet.href).origin === location.origin)
-		.map((sheet) => [...sheet.cssRules].map((rule) => rule.cssText).join('\n'))
-		.join('\n');
 	return {
 		v: FORMAT,
 		html: `<div data-boot-ids="${ids.join(' ')}" data-boot-rooms="${rooms.join(' ')}">${html}</div>`,
-		css,
+		css: styles(),
 	};
+}
+
+let cachedStyles: { sheets: CSSStyleSheet[]; rules: number; text: string } | null = null;
+
+/**
+ * The app's styles as text. Serializing every rule costs milliseconds, and a page is often kept as it is left
+ * (`pagehide`, on the way to the next page's start): the text is made again only when the sheets changed.
+ */
+function styles(): string {
+	const sheets = [...document.styleSheets].filter(
+		(sheet) => !sheet.href || new URL(sheet.href).origin === location.origin,
+	);
+	const rules = sheets.reduce((sum, sheet) => sum + sheet.cssRules.length, 0);
+	const same =
+		cachedStyles?.rules === rules &&
+		cachedStyles.sheets.length === sheets.length &&
+		cachedStyles.sheets.every((sheet, i) => sheet === sheets[i]);
+	if (!same || !cachedStyles) {
+		const text = sheets.map((sheet) => [...sheet.cssRules].map((rule) => rule.cssText).join('\n')).join('\n');
+		cachedStyles = { sheets, rules, text };
+	}
+	return cachedStyles.text;
 }
 
 /** Keeps what this page shows now for `userId`, for the next start (the page changed, is hidden or left). */

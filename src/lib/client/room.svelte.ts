@@ -198,8 +198,6 @@ export class RoomStore {
 
 	/** Writes an event (`newEvent` makes it, with the content filter). Returns its id, or throws. */
 	#write(fields: NewEventFields): string {
-		if (this.readOnly) throw new Error('You can only read this room.');
-		if (this.phase !== 'ready' && this.phase !== 'loading') throw new Error('This room is not available.');
 		const event = newEvent(fields, this.user.id);
 		this.#core.write(event);
 		if (event.kind === 'message') this.#presence.setTyping(false);
