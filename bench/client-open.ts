@@ -10,13 +10,17 @@
  *     and until the app itself shows it ("app live");
  *   - each room cold (the device has never shown it: its saved screen and its picture are deleted first) and warm
  *     (shown before): a reload of /rooms/<id> until its newest messages are on screen (the picture's: the newest
- *     down to the first it holds, at least 10; the app's: the newest 50 in its DOM), and until the app shows
- *     them itself; warm once more without the picture, to see what painting it costs the app;
+ *     down to the first it holds, at least 10, at the first contentful paint after it went in; the app's: the
+ *     newest 50 in its DOM), and until the app shows them itself; warm again from a blank tab (a launch: no page
+ *     of the app to unload first, as for the static baseline); and warm without the picture, to see what
+ *     painting it costs the app;
  *   - switch: from one open room to the other inside the app (a link click) until the other's newest 50 are in
  *     the DOM;
  * and two baselines in the same page: a bare `Y.applyUpdate` of the 10,000-message room's stored bytes into a
  * fresh doc, and a navigation to a static page holding 50 plain messages (the browser's floor for a page of
- * messages). It prints medians, spreads and ratios, and writes them to bench/results/client-open.json.
+ * messages). It prints medians, spreads and ratios, where the time went (the HTML in through the service worker,
+ * the first paint) and the size of each kept picture, and writes them to bench/results/client-open.json.
+ * TRACE=1 also writes Chrome traces of one warm start of the list and of the 10,000-message room.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -177,6 +181,9 @@ interface Shown {
 	visible: number;
 	/** The app's own DOM. */
 	live: number;
+	/** The page's HTML in, and its first paint (zero where the page has none). */
+	html: number;
+	firstPaint: number;
 }
 
 /**
@@ -206,7 +213,20 @@ async function timeToShown(page: Page, url: string, ids: string[], rooms = false
 				(rooms
 					? boot.rooms
 					: inPicture.length >= Math.min(10, ids.length) && inPicture.every((id) => boot.ids.includes(id)));
-			return { visible: pictured ? Math.min(boot.at, w.liveAt) : w.liveAt, live: w.liveAt };
+			// Where the time before it went: the page's HTML in (through the service worker, offline), the first
+			// paint.
+			const nav = performance.getEntriesByType('navigation')[0] as PerformanceNavigationTiming | undefined;
+			const paint = performance.getEntriesByName('first-paint')[0];
+			// The picture is on screen at the first contentful paint after it went into the page (its host notes
+			// the animation frame that follows, which runs before that frame is painted).
+			const contentful = performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? 0;
+			const pictureShown = boot ? Math.max(boot.at, contentful) : Infinity;
+			return {
+				visible: pictured ? Math.min(pictureShown, w.liveAt) : w.liveAt,
+				live: w.liveAt,
+				html: nav?.responseEnd ?? 0,
+				firstPaint: paint?.startTime ?? 0,
+			};
 		},
 		{ ids, rooms },
 		{ polling: 'raf', timeout: 60_000 },
@@ -297,6 +317,8 @@ async function main(): Promise<void> {
 		const recordShown = (key: string, shown: Shown) => {
 			record(key, shown.visible);
 			record(`${key}, app live`, shown.live);
+			record(`${key}: html in`, shown.html);
+			record(`${key}: first paint`, shown.firstPaint);
 		};
 		const [big, small] = rooms as [(typeof rooms)[0], (typeof rooms)[0]];
 		for (let run = 0; run < RUNS; run++) {
@@ -307,6 +329,11 @@ async function main(): Promise<void> {
 				// The app saves the screen a second after showing the room; the boot screen when the page goes.
 				await page.waitForTimeout(1_500);
 				recordShown(`warm ${room.size}`, await timeToShown(page, room.url, room.lastIds));
+				await page.waitForTimeout(1_500);
+				// The same start from a blank tab (an app launched, a link opened): no page of the app goes first.
+				await page.goto('about:blank');
+				await page.waitForTimeout(200);
+				recordShown(`warm ${room.size} from a blank tab`, await timeToShown(page, room.url, room.lastIds));
 				await page.waitForTimeout(1_500);
 				// The same warm start without the boot screen's picture: what painting the picture costs the app.
 				await page.evaluate(() => sessionStorage.setItem('bench-no-picture', '1'));
@@ -325,6 +352,40 @@ async function main(): Promise<void> {
 					[...times].map(([key, ms]) => `${key} ${ms.at(-1)?.toFixed(0)} ms`).join(', '),
 			);
 		}
+
+		// TRACE=1: a Chrome trace (chrome://tracing, or the Performance panel) of one more warm start of the list
+		// and of the 10,000-message room, to see where their time goes.
+		if (process.env.TRACE) {
+			const browser = session.context.browser();
+			for (const [name, url, ids, rooms] of [
+				['list', `${server.url}/`, [], true],
+				['warm-10000', big.url, big.lastIds, false],
+			] as const) {
+				const file = path.join(repoRoot, 'bench', 'results', `client-open-${name}.trace.json`);
+				fs.mkdirSync(path.dirname(file), { recursive: true });
+				await browser?.startTracing(page, { path: file });
+				await timeToShown(page, url, [...ids], rooms);
+				await browser?.stopTracing();
+				console.log(`trace of a warm start (${name}): ${path.relative(process.cwd(), file)}`);
+				await page.waitForTimeout(1_500);
+			}
+		}
+
+		// What the boot screen keeps per page (its markup and the styles painted with it).
+		const kept = await page.evaluate(() =>
+			Object.keys(localStorage)
+				.filter((key) => key.startsWith('chat-boot-screen:'))
+				.map((key) => {
+					const saved = JSON.parse(localStorage.getItem(key) ?? '{}') as { html?: string; css?: string };
+					return {
+						page: key.split(':').slice(2).join(':'),
+						html: saved.html?.length,
+						css: saved.css?.length,
+					};
+				}),
+		);
+		for (const { page: where, html, css } of kept)
+			console.log(`boot screen kept for ${where}: ${html} characters of markup, ${css} of styles`);
 
 		await page.addScriptTag({ content: await yjsBundle() });
 		const bare: number[] = [];
@@ -374,11 +435,13 @@ async function main(): Promise<void> {
 
 		const result = {
 			runs: RUNS,
+			bootScreens: kept,
 			listWarmMs: figures(times.get('list') ?? []),
 			...Object.fromEntries([...times].map(([key, ms]) => [key.replace(' ', '') + 'Ms', figures(ms)])),
 			bareApply10kMs: figures(bare),
 			paint50PlainMs: figures(paint50),
 			warm10kOverPaint50: median(times.get('warm 10000') ?? []) / median(paint50),
+			warm10kFromBlankOverPaint50: median(times.get('warm 10000 from a blank tab') ?? []) / median(paint50),
 			warm10kLiveOverPaint50: median(times.get('warm 10000, app live') ?? []) / median(paint50),
 			cold10kOverBareApply: median(times.get('cold 10000') ?? []) / median(bare),
 		};
@@ -390,7 +453,8 @@ async function main(): Promise<void> {
 				...[...times].map(([key, ms]) => line(key, figures(ms))),
 				line(`bare Y.applyUpdate of the 10,000 (same page)`, result.bareApply10kMs),
 				line(`a static page of ${LAST} plain messages`, result.paint50PlainMs),
-				`  warm 10,000 / plain page: ${result.warm10kOverPaint50.toFixed(2)}× visible, ` +
+				`  warm 10,000 / plain page: ${result.warm10kOverPaint50.toFixed(2)}× visible on a reload, ` +
+					`${result.warm10kFromBlankOverPaint50.toFixed(2)}× from a blank tab, ` +
 					`${result.warm10kLiveOverPaint50.toFixed(2)}× app live; cold 10,000 / bare apply: ${result.cold10kOverBareApply.toFixed(1)}×`,
 			].join('\n'),
 		);
