@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import { AuthService } from './auth/service.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -14,6 +15,9 @@ import { LocalBus, RedisBus, type EventBus } from './events/bus.ts';
 import { Metrics } from './metrics.ts';
 import { PushService } from './push/service.ts';
 import { startTracing } from './tracing.ts';
+import { openBlobStore } from './files/open.ts';
+import { Uploads } from './files/uploads.ts';
+import type { BlobStore } from './files/blob-store.ts';
 
 export interface App {
 	readonly db: Db;
@@ -77,6 +81,7 @@ export async function startApp(
 			documents: () => collab.hocuspocus.getDocumentsCount(),
 			redisUp: redis ? () => (redis as Redis).status === 'ready' : undefined,
 		});
+		const files = openFiles(config, db, log);
 		const routes: HttpRoute[] = [];
 		const http = await buildHttp(
 			{
@@ -87,6 +92,7 @@ export async function startApp(
 				rooms,
 				metrics,
 				push,
+				files,
 				redisReady: redis ? async () => void (await (redis as Redis).ping()) : undefined,
 			},
 			log,
@@ -108,6 +114,20 @@ export async function startApp(
 		await stopTracing();
 		throw error;
 	}
+}
+
+/** Attachments: the blob store (disk or S3) and the resumable uploads into it. */
+function openFiles(config: Config, db: Db, log: Logger): { blobs: BlobStore; uploads: Uploads } {
+	const blobs = openBlobStore(config);
+	const uploads = new Uploads({
+		db,
+		blobs,
+		log,
+		dir: path.join(config.DATA_DIR, 'uploads'),
+		maxBytes: config.ATTACHMENT_MAX_BYTES,
+		quotaBytes: config.ATTACHMENT_QUOTA_BYTES,
+	});
+	return { blobs, uploads };
 }
 
 /** The node's own Redis client (devices, readiness), logging when Redis goes away and comes back, not every retry. */

@@ -83,6 +83,23 @@ const schema = z
 				.pipe(z.array(z.string().min(32, 'expected secrets of at least 32 characters each')))
 				.default([]),
 		),
+		/** Attachments (issue 19): the largest file, and what one user may have stored in all, in bytes. */
+		ATTACHMENT_MAX_BYTES: positiveInt(25 * 1024 * 1024),
+		ATTACHMENT_QUOTA_BYTES: positiveInt(1024 * 1024 * 1024),
+		/**
+		 * Attachments in an S3-compatible object store (every node of a cluster reads the same files) when
+		 * S3_BUCKET is set; else on the local disk under DATA_DIR/files (one node).
+		 */
+		S3_BUCKET: z.preprocess(emptyAsUndefined, z.string().min(3, 'expected a bucket name').optional()),
+		S3_ENDPOINT: z.preprocess(emptyAsUndefined, urlWithProtocol(['http:', 'https:']).optional()),
+		S3_REGION: z.string().min(1).default('us-east-1'),
+		S3_ACCESS_KEY_ID: z.preprocess(emptyAsUndefined, z.string().optional()),
+		S3_SECRET_ACCESS_KEY: z.preprocess(emptyAsUndefined, z.string().optional()),
+		S3_FORCE_PATH_STYLE: z
+			.enum(['true', 'false'], { error: 'expected true or false' })
+			.default('true')
+			.transform((v) => v === 'true'),
+		S3_PREFIX: z.string().default(''),
 		ACCESS_TOKEN_TTL_SECONDS: positiveInt(15 * 60),
 		REFRESH_TOKEN_TTL_DAYS: positiveInt(30),
 		LOG_LEVEL: z
@@ -200,6 +217,21 @@ const schema = z
 		),
 	})
 	.superRefine((env, ctx) => {
+		if (Boolean(env.S3_ACCESS_KEY_ID) !== Boolean(env.S3_SECRET_ACCESS_KEY)) {
+			ctx.addIssue({
+				code: 'custom',
+				path: [env.S3_ACCESS_KEY_ID ? 'S3_SECRET_ACCESS_KEY' : 'S3_ACCESS_KEY_ID'],
+				message:
+					'set both S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY, or neither (the SDK then finds credentials)',
+			});
+		}
+		if (env.ATTACHMENT_QUOTA_BYTES < env.ATTACHMENT_MAX_BYTES) {
+			ctx.addIssue({
+				code: 'custom',
+				path: ['ATTACHMENT_QUOTA_BYTES'],
+				message: `expected at least ATTACHMENT_MAX_BYTES (${env.ATTACHMENT_MAX_BYTES}): no file could ever fit`,
+			});
+		}
 		if (env.CONTENT_FILTER !== 'off' && env.CONTENT_FILTER_WORDS.length === 0) {
 			ctx.addIssue({
 				code: 'custom',

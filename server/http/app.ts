@@ -25,6 +25,7 @@ import { roomRoutes } from './routes/rooms.ts';
 import { configRoutes } from './routes/config.ts';
 import { exportRoutes } from './routes/export.ts';
 import { searchRoutes } from './routes/search.ts';
+import { fileRoutes } from './routes/files.ts';
 import { userRoutes } from './routes/users.ts';
 
 const fastifyErrorCodes: Record<string, AppError['code']> = {
@@ -112,6 +113,7 @@ export async function buildHttp(
 	userRoutes(app, deps);
 	searchRoutes(app, deps);
 	pushRoutes(app, deps);
+	fileRoutes(app, deps);
 
 	await serveClient(app, staticDir, log);
 	return app;

@@ -29,7 +29,8 @@ export function securityHeaders(app: FastifyInstance, staticDir: string): void {
 		return cached.policy;
 	};
 	app.addHook('onSend', async (request, reply) => {
-		reply.header('content-security-policy', policy());
+		// A response with a stricter policy of its own (a stored file: sandboxed, nothing loads) keeps it.
+		if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', policy());
 		reply.header('x-content-type-options', 'nosniff');
 		reply.header('x-frame-options', 'DENY');
 		reply.header('referrer-policy', 'same-origin');

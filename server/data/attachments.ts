@@ -1,0 +1,79 @@
+import type { Queryable } from '../db/index.ts';
+
+/** An uploaded file (migrations/0007_attachments.sql); complete once `sha256` is set. */
+export interface AttachmentRow {
+	id: string;
+	roomId: string;
+	uploaderId: string;
+	name: string;
+	size: number;
+	declaredType: string;
+	mediaType: string | null;
+	sha256: string | null;
+	completedAt: Date | null;
+}
+
+interface Row {
+	id: string;
+	room_id: string;
+	uploader_id: string;
+	name: string;
+	size: string | number;
+	declared_type: string;
+	media_type: string | null;
+	sha256: string | null;
+	completed_at: Date | string | null;
+}
+
+const fromRow = (row: Row): AttachmentRow => ({
+	id: row.id,
+	roomId: row.room_id,
+	uploaderId: row.uploader_id,
+	name: row.name,
+	size: Number(row.size),
+	declaredType: row.declared_type,
+	mediaType: row.media_type,
+	sha256: row.sha256,
+	completedAt: row.completed_at === null ? null : new Date(row.completed_at),
+});
+
+export async function insert(
+	db: Queryable,
+	a: { id: string; roomId: string; uploaderId: string; name: string; size: number; declaredType: string },
+): Promise<void> {
+	await db.query(
+		`INSERT INTO attachments (id, room_id, uploader_id, name, size, declared_type)
+		 VALUES ($1, $2, $3, $4, $5, $6)`,
+		[a.id, a.roomId, a.uploaderId, a.name, a.size, a.declaredType],
+	);
+}
+
+export async function get(db: Queryable, id: string): Promise<AttachmentRow | null> {
+	const { rows } = await db.query<Row>('SELECT * FROM attachments WHERE id = $1', [id]);
+	return rows[0] ? fromRow(rows[0]) : null;
+}
+
+/** What a user has stored or is uploading, in bytes: what counts against their quota. */
+export async function bytesOf(db: Queryable, userId: string): Promise<number> {
+	const { rows } = await db.query<{ total: string | number | null }>(
+		'SELECT sum(size) AS total FROM attachments WHERE uploader_id = $1',
+		[userId],
+	);
+	return Number(rows[0]?.total ?? 0);
+}
+
+/** Every byte is in and stored as the blob `sha256`. */
+export async function complete(
+	db: Queryable,
+	id: string,
+	done: { sha256: string; size: number; mediaType: string },
+): Promise<void> {
+	await db.query(
+		'UPDATE attachments SET sha256 = $2, size = $3, media_type = $4, completed_at = now() WHERE id = $1',
+		[id, done.sha256, done.size, done.mediaType],
+	);
+}
+
+export async function remove(db: Queryable, id: string): Promise<void> {
+	await db.query('DELETE FROM attachments WHERE id = $1', [id]);
+}

@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { FileStore } from '@tus/file-store';
+import { Server as TusServer } from '@tus/server';
+import { fileTypeFromFile } from 'file-type';
+import type { Logger } from 'pino';
+import * as attachments from '../data/attachments.ts';
+import * as rooms from '../data/rooms.ts';
+import type { Db } from '../db/index.ts';
+import { hashStream, type BlobStore } from './blob-store.ts';
+
+/** The header through which the HTTP route tells the upload server who is uploading (set by the route only). */
+export const UPLOADER_HEADER = 'x-chat-uploader';
+/** Where the uploads are served; the route and the `Location` of each upload. */
+export const UPLOADS_PATH = '/api/uploads';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** A file name as shown: one line, no control characters, not a path. */
+const NAME = /^[^\p{Cc}/\\]{1,255}$/u;
+const MEDIA_TYPE = /^[\w.+-]+\/[\w.+-]+$/;
+
+/** A refusal as tus carries it to the client (the route turns it into the API's error shape). */
+const refuse = (status_code: number, body: string) => ({ status_code, body });
+
+/**
+ * Resumable uploads of attachments with the tus protocol (`@tus/server`): an upload is created with its length and
+ * its room, sent in as many requests as the connection allows, and resumed from the offset the server holds. The
+ * bytes in flight are kept under `DATA_DIR/uploads` on this node; once the last byte is in, the file is hashed,
+ * its media type sniffed from its bytes, stored in the blob store under its SHA-256 and the partial upload deleted.
+ */
+export class Uploads {
+	readonly #tus: TusServer;
+	readonly #store: FileStore;
+	readonly #deps: { db: Db; blobs: BlobStore; log: Logger; maxBytes: number; quotaBytes: number };
+
+	constructor(deps: {
+		db: Db;
+		blobs: BlobStore;
+		log: Logger;
+		dir: string;
+		maxBytes: number;
+		quotaBytes: number;
+	}) {
+		this.#deps = deps;
+		fs.mkdirSync(deps.dir, { recursive: true });
+		this.#store = new FileStore({ directory: deps.dir });
+		this.#tus = new TusServer({
+			path: UPLOADS_PATH,
+			datastore: this.#store,
+			relativeLocation: true,
+			maxSize: deps.maxBytes,
+			// A finished upload is a stored file that a message may reference: it goes with garbage collection.
+			disableTerminationForFinishedUploads: true,
+			onUploadCreate: (req, upload) => this.#create(req.headers.get(UPLOADER_HEADER), upload),
+			onUploadFinish: async (_req, upload) => {
+				await this.#finish(upload.id);
+				return {};
+			},
+		});
+	}
+
+	/** Answers one tus request (the route has authenticated it and set `UPLOADER_HEADER`). */
+	handle(request: Request): Promise<Response> {
+		return this.#tus.handleWeb(request);
+	}
+
+	/** Checks a new upload (who, which room, how big) and records it; throws a refusal. */
+	async #create(
+		uploaderId: string | null,
+		upload: { id: string; size?: number; metadata?: Record<string, string | null> },
+	): Promise<{ metadata?: Record<string, string | null> }> {
+		const { db, quotaBytes } = this.#deps;
+		if (!uploaderId) throw refuse(401, 'sign in first');
+		const roomId = upload.metadata?.roomId ?? '';
+		const name = upload.metadata?.filename ?? '';
+		const declaredType = upload.metadata?.filetype || 'application/octet-stream';
+		if (!UUID.test(roomId))
+			throw refuse(400, 'the upload names no room: metadata "roomId" must be a room id');
+		if (!NAME.test(name))
+			throw refuse(400, 'metadata "filename" must be a file name of 1 to 255 characters, without / or \\');
+		if (!MEDIA_TYPE.test(declaredType)) throw refuse(400, 'metadata "filetype" must be a media type');
+		if (upload.size === undefined)
+			throw refuse(400, 'say how long the file is (Upload-Length): uploads of unknown length are not taken');
+		const role = await rooms.roleOf(db, roomId, uploaderId);
+		if (!role) throw refuse(403, 'you are not a member of this room');
+		if (role === 'readonly') throw refuse(403, 'you can only read this room');
+		const used = await attachments.bytesOf(db, uploaderId);
+		if (used + upload.size > quotaBytes)
+			throw refuse(
+				413,
+				`this file (${megabytes(upload.size)}) does not fit in your storage: ${megabytes(used)} of ` +
+					`${megabytes(quotaBytes)} used`,
+			);
+		await attachments.insert(db, {
+			id: upload.id,
+			roomId,
+			uploaderId,
+			name,
+			size: upload.size,
+			declaredType,
+		});
+		return {};
+	}
+
+	/** The last byte is in: hash, sniff, store, record, and drop the partial upload. */
+	async #finish(id: string): Promise<void> {
+		const { db, blobs, log } = this.#deps;
+		const file = path.join(this.#store.directory, id);
+		try {
+			const { hash, size } = await hashStream(fs.createReadStream(file));
+			const mediaType = (await fileTypeFromFile(file))?.mime ?? 'application/octet-stream';
+			await blobs.put(hash, () => fs.createReadStream(file));
+			await attachments.complete(db, id, { sha256: hash, size, mediaType });
+			await this.#store.remove(id);
+		} catch (error) {
+			log.error({ err: error, upload: id }, 'cannot store a finished upload');
+			throw refuse(503, 'the file arrived but could not be stored; try again shortly');
+		}
+	}
+}
+
+function megabytes(bytes: number): string {
+	return `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`;
+}

@@ -1,0 +1,252 @@
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Upload } from 'tus-js-client';
+import { startTestServer, type TestServer } from '../helpers/server.ts';
+
+type Account = Awaited<ReturnType<TestServer['api']['register']>>;
+
+/** A 1×1 PNG and a minimal PDF: real magic numbers, so the server's sniffing has something to find. */
+const PNG = Buffer.from(
+	'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==',
+	'base64',
+);
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n');
+
+/** Uploads `bytes` with tus-js-client (as the app will); resolves with the upload's id. */
+function upload(
+	url: string,
+	token: string,
+	bytes: Buffer,
+	metadata: Record<string, string>,
+	options: { retryDelays?: number[]; onProgress?: (sent: number) => void } = {},
+): Promise<string> {
+	return new Promise((resolve, reject) => {
+		const tus = new Upload(bytes, {
+			endpoint: `${url}/api/uploads`,
+			headers: { authorization: `Bearer ${token}` },
+			metadata,
+			retryDelays: options.retryDelays ?? [],
+			onProgress: options.onProgress,
+			onError: reject,
+			onSuccess: () => resolve(tus.url?.split('/').pop() ?? ''),
+		});
+		tus.start();
+	});
+}
+
+/** A refused upload's status and message, from tus-js-client's error. */
+async function refusal(promise: Promise<string>): Promise<{ status: number; body: string }> {
+	const error = (await promise.then(
+		() => {
+			throw new Error('the upload was accepted');
+		},
+		(e: unknown) => e,
+	)) as { originalResponse?: { getStatus(): number; getBody(): string } };
+	return { status: error.originalResponse?.getStatus() ?? 0, body: error.originalResponse?.getBody() ?? '' };
+}
+
+describe('attachments: upload and serving (issue 19)', () => {
+	let server: TestServer;
+	let ana: Account;
+	let ben: Account;
+	let cleo: Account;
+	let roomId: string;
+
+	beforeAll(async () => {
+		server = await startTestServer('pglite', { ATTACHMENT_MAX_BYTES: String(10 * 1024 * 1024) });
+		ana = await server.api.register('ana');
+		ben = await server.api.register('ben');
+		cleo = await server.api.register('cleo');
+		roomId = (await server.api.createGroup(ana.accessToken, [ben.user.id], 'files')).id;
+	});
+	afterAll(async () => {
+		await server?.close();
+	});
+
+	const download = (id: string, token?: string, headers: Record<string, string> = {}) =>
+		fetch(`${server.url}/api/files/${id}`, {
+			headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+		});
+
+	it('stores an image and a PDF for the room: members read them, the image inline, the PDF as a download', async () => {
+		const image = await upload(server.url, ana.accessToken, PNG, {
+			roomId,
+			filename: 'dot.png',
+			filetype: 'image/png',
+		});
+		const pdf = await upload(server.url, ana.accessToken, PDF, {
+			roomId,
+			filename: 'Plan für 2027.pdf',
+			filetype: 'application/pdf',
+		});
+
+		const got = await download(image, ben.accessToken);
+		expect(got.status).toBe(200);
+		expect(Buffer.from(await got.arrayBuffer()).equals(PNG)).toBe(true);
+		expect(got.headers.get('content-type')).toBe('image/png');
+		expect(got.headers.get('content-disposition')).toMatch(/^inline; filename="dot.png"/);
+		expect(got.headers.get('x-content-type-options')).toBe('nosniff');
+
+		const doc = await download(pdf, ben.accessToken);
+		expect(doc.status).toBe(200);
+		expect(Buffer.from(await doc.arrayBuffer()).equals(PDF)).toBe(true);
+		expect(doc.headers.get('content-disposition')).toBe(
+			`attachment; filename="Plan f_r 2027.pdf"; filename*=UTF-8''${encodeURIComponent('Plan für 2027.pdf')}`,
+		);
+
+		// A range, as a player or a resumed download asks.
+		const part = await download(pdf, ben.accessToken, { range: 'bytes=0-7' });
+		expect(part.status).toBe(206);
+		expect(await part.text()).toBe('%PDF-1.4');
+		expect(part.headers.get('content-range')).toBe(`bytes 0-7/${PDF.length}`);
+		expect((await download(pdf, ben.accessToken, { range: 'bytes=9999-' })).status).toBe(416);
+	});
+
+	it('serves HTML and SVG as downloads that the browser does not sniff, whatever the sender said they are', async () => {
+		for (const [filename, filetype, bytes] of [
+			['page.html', 'text/html', '<!doctype html><script>alert(1)</script>'],
+			[
+				'logo.svg',
+				'image/svg+xml',
+				'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>',
+			],
+			['fake.png', 'image/png', '<html><script>alert(1)</script></html>'],
+		] as const) {
+			const id = await upload(server.url, ana.accessToken, Buffer.from(bytes), {
+				roomId,
+				filename,
+				filetype,
+			});
+			const got = await download(id, ben.accessToken);
+			expect(got.status, filename).toBe(200);
+			expect(got.headers.get('content-type'), filename).toBe('application/octet-stream');
+			expect(got.headers.get('content-disposition'), filename).toMatch(/^attachment;/);
+			expect(got.headers.get('x-content-type-options'), filename).toBe('nosniff');
+			expect(got.headers.get('content-security-policy'), filename).toContain('sandbox');
+		}
+	});
+
+	it('lets no one else read a file: not a non-member, not a signed-out request, not a removed member', async () => {
+		const id = await upload(server.url, ana.accessToken, PNG, {
+			roomId,
+			filename: 'x.png',
+			filetype: 'image/png',
+		});
+		expect((await download(id)).status).toBe(401);
+		expect((await download(id, cleo.accessToken)).status).toBe(404);
+		expect((await download('no-such-file', ben.accessToken)).status).toBe(404);
+		expect((await download(id, ben.accessToken)).status).toBe(200);
+		const removed = await server.api.delete(`/api/rooms/${roomId}/members/${ben.user.id}`, ana.accessToken);
+		expect(removed.status).toBeLessThan(300);
+		expect((await download(id, ben.accessToken)).status).toBe(404);
+		const back = await server.api.post(
+			`/api/rooms/${roomId}/members`,
+			{ userId: ben.user.id },
+			ana.accessToken,
+		);
+		expect(back.status).toBe(201);
+		expect((await download(id, ben.accessToken)).status).toBe(200);
+	});
+
+	it('refuses uploads for a room the sender is not in, over the size limit, or without a room, and says why', async () => {
+		const notMember = await refusal(
+			upload(server.url, cleo.accessToken, PNG, { roomId, filename: 'x.png', filetype: 'image/png' }),
+		);
+		expect(notMember.status).toBe(403);
+		expect(JSON.parse(notMember.body)).toEqual({
+			error: { code: 'forbidden', message: 'you are not a member of this room' },
+		});
+
+		const big = await refusal(
+			upload(server.url, ana.accessToken, Buffer.alloc(11 * 1024 * 1024), {
+				roomId,
+				filename: 'big.bin',
+				filetype: 'application/octet-stream',
+			}),
+		);
+		expect(big.status).toBe(413);
+		expect(JSON.parse(big.body).error.message).toBe(
+			'this file is 11.0 MB; files of up to 10.0 MB can be sent',
+		);
+
+		const noRoom = await refusal(upload(server.url, ana.accessToken, PNG, { filename: 'x.png' }));
+		expect(noRoom.status).toBe(400);
+		expect(JSON.parse(noRoom.body).error.message).toMatch(/names no room/);
+
+		const anonymous = await fetch(`${server.url}/api/uploads`, {
+			method: 'POST',
+			headers: { 'tus-resumable': '1.0.0', 'upload-length': '10' },
+		});
+		expect(anonymous.status).toBe(401);
+	});
+
+	it('resumes an upload cut half-way from where it stopped', async () => {
+		const size = 6 * 1024 * 1024;
+		const bytes = randomBytes(size);
+		const proxy = await cuttingProxy(Number(new URL(server.url).port), Math.floor(size / 2));
+		try {
+			const id = await upload(
+				`http://127.0.0.1:${proxy.port}`,
+				ana.accessToken,
+				bytes,
+				{
+					roomId,
+					filename: 'big.bin',
+					filetype: 'application/octet-stream',
+				},
+				{ retryDelays: [100, 300, 1000] },
+			);
+			expect(proxy.cuts).toBe(1);
+			const after = proxy.bytesAfterCut;
+			console.log(
+				`resumed upload: ${size} bytes, ${after} sent after the cut (${((after / size) * 100).toFixed(1)} %)`,
+			);
+			expect(after).toBeLessThan(0.6 * size);
+			const got = Buffer.from(await (await download(id, ben.accessToken)).arrayBuffer());
+			expect(got.length).toBe(size);
+			expect(createHash('sha256').update(got).digest('hex')).toBe(
+				createHash('sha256').update(bytes).digest('hex'),
+			);
+		} finally {
+			proxy.close();
+		}
+	});
+});
+
+/**
+ * A TCP proxy to the server that drops the first connection once `cutAfter` bytes have gone through it towards the
+ * server, and counts what goes towards the server after that.
+ */
+async function cuttingProxy(port: number, cutAfter: number) {
+	let sent = 0;
+	const state = { cuts: 0, bytesAfterCut: 0, port: 0 };
+	const sockets = new Set<net.Socket>();
+	const server = net.createServer((client) => {
+		const upstream = net.connect(port, '127.0.0.1');
+		sockets.add(client).add(upstream);
+		const drop = () => {
+			client.destroy();
+			upstream.destroy();
+		};
+		client.on('error', drop).on('close', drop);
+		upstream.on('error', drop).on('close', drop);
+		client.on('data', (chunk: Buffer) => {
+			if (state.cuts > 0) state.bytesAfterCut += chunk.length;
+			else if ((sent += chunk.length) >= cutAfter) {
+				state.cuts++;
+				return drop();
+			}
+			upstream.write(chunk);
+		});
+		upstream.pipe(client);
+	});
+	await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+	state.port = (server.address() as net.AddressInfo).port;
+	return Object.assign(state, {
+		close() {
+			for (const socket of sockets) socket.destroy();
+			server.close();
+		},
+	});
+}
