@@ -2,6 +2,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Upload } from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse } from 'yaml';
 import { createTestDatabase } from '../helpers/backends.ts';
@@ -36,6 +38,9 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 			TRUST_PROXY: '127.0.0.1',
 			AUTH_RATE_LIMIT_PER_MINUTE: '20',
 			WS_CONNECTIONS_PER_IP_PER_MINUTE: '30',
+			// One data directory for both nodes, as docker-compose.yml shares its `files` volume: either node
+			// serves every attachment and resumes every upload.
+			DATA_DIR: tmpDir('shared-data'),
 		};
 		for (let i = 0; i < 2; i++) nodes.push(await startTestServer('postgres', env, { databaseUrl: db.url }));
 		const port = await freePort();
@@ -140,6 +145,30 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 		} finally {
 			a.destroy();
 			b.destroy();
+		}
+	});
+	it('takes an attachment bigger than its default body limit, and either node serves it', async () => {
+		const api = new Api(proxyUrl);
+		const ana = await api.register('ana');
+		const room = await api.createGroup(ana.accessToken, []);
+		const bytes = randomBytes(3 * 1024 * 1024);
+		const id = await new Promise<string>((resolve, reject) => {
+			const upload = new Upload(bytes, {
+				endpoint: `${proxyUrl}/api/uploads`,
+				headers: { authorization: `Bearer ${ana.accessToken}` },
+				metadata: { roomId: room.id, filename: 'three.bin', filetype: 'application/octet-stream' },
+				onError: reject,
+				onSuccess: () => resolve(upload.url?.split('/').pop() ?? ''),
+			});
+			upload.start();
+		});
+		// Round robin: two reads reach both nodes.
+		for (let i = 0; i < 2; i++) {
+			const got = await fetch(`${proxyUrl}/api/files/${id}`, {
+				headers: { authorization: `Bearer ${ana.accessToken}` },
+			});
+			expect(got.status).toBe(200);
+			expect(Buffer.from(await got.arrayBuffer()).equals(bytes)).toBe(true);
 		}
 	});
 });
