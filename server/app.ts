@@ -157,7 +157,7 @@ async function startBus(config: Config, log: Logger): Promise<EventBus> {
 /** Stops a running app: no new requests, connections closed and documents flushed, then the rest. */
 async function stop(app: {
 	log: Logger;
-	http: { close(): Promise<void> };
+	http: { close(): Promise<void>; server: { closeIdleConnections(): void } };
 	collab: Collab;
 	bus: EventBus;
 	redis: Redis | undefined;
@@ -165,7 +165,11 @@ async function stop(app: {
 	stopTracing: () => Promise<void>;
 }): Promise<void> {
 	app.log.info('shutting down: closing connections and flushing documents');
-	const closed = app.http.close();
+	// A keep-alive connection whose request was still running when the close began (a download, an upload) goes
+	// idle later; Node closes idle connections only once, at the close, so it would hold the close until its
+	// keep-alive timeout (72 s). Swept until the server has closed.
+	const sweep = setInterval(() => app.http.server.closeIdleConnections(), 200);
+	const closed = app.http.close().finally(() => clearInterval(sweep));
 	await app.collab.close();
 	await closed;
 	await app.bus.close();

@@ -67,6 +67,11 @@ function forwardUpload({ db, tokens, files, config }: HttpDeps) {
 			if (value !== undefined && name !== UPLOADER_HEADER) headers.set(name, [value].flat().join(', '));
 		headers.set(UPLOADER_HEADER, user.userId);
 		const body = request.method === 'PATCH' && request.body instanceof Readable ? request.body : undefined;
+		// A connection dropped mid-upload (the case tus exists for) must end the upload server's write at once, with
+		// what arrived kept, rather than leave it waiting for bytes that never come (and hold the upload's lock).
+		request.raw.once('close', () => {
+			if (body && !request.raw.complete) body.destroy(new Error('the connection closed during the upload'));
+		});
 		const response = await files.uploads.handle(
 			new Request(`http://localhost${request.url}`, {
 				method: request.method,
