@@ -1,6 +1,7 @@
 -- Attachments (issue 19): one row per uploaded file, created when its upload starts (tus), complete once every
 -- byte is in and stored under its SHA-256 in the blob store (server/files/blob-store.ts). The same bytes sent
--- twice are two rows and one blob.
+-- twice are two rows and one blob. An image's metadata (EXIF, XMP, IPTC: where a photo was taken) is taken out
+-- before it is stored; `size` is then the stored file's.
 CREATE TABLE attachments (
 	id text PRIMARY KEY,
 	room_id uuid NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
@@ -14,6 +15,9 @@ CREATE TABLE attachments (
 	declared_type text NOT NULL,
 	media_type text,
 	sha256 text,
+	-- An image's size in pixels, as shown (after its EXIF orientation).
+	width integer,
+	height integer,
 	created_at timestamptz NOT NULL DEFAULT now(),
 	completed_at timestamptz
 );

@@ -13,6 +13,7 @@ import { inSpan, tracer } from '../tracing.ts';
 import type { CollabContext } from './authentication.ts';
 import { carriesUpdate, countRejection, retryLater, type LiveRoom, type LiveRooms } from './live-rooms.ts';
 import type { RoomLoader } from './room-loader.ts';
+import { checkAttachments } from './attachment-check.ts';
 import {
 	judgeUpdate,
 	UpdateRejected,
@@ -122,8 +123,12 @@ export class UpdateValidation implements Extension {
 				canModerate: context.moderator,
 				notBefore: room.notBefore,
 			});
-		const judgement = await this.#judgeKnowingMore(judge, archived, connection, room).catch(
-			(error: unknown) => {
+		const judgement = await this.#judgeKnowingMore(judge, archived, connection, room)
+			.then(async (judged) => {
+				await checkAttachments(this.#db, room.roomId, judged.events);
+				return judged;
+			})
+			.catch((error: unknown) => {
 				countRejection(this.#metrics, error);
 				if (error instanceof UpdateRejected) {
 					const { connectionId } = context;
@@ -137,8 +142,7 @@ export class UpdateValidation implements Extension {
 					this.#refusals.warn(fields, 'update rejected');
 				}
 				throw error;
-			},
-		);
+			});
 		if (judgement.events.length > 0) {
 			const wait = Math.max(
 				this.#updatesPerUser.take(userId),

@@ -66,14 +66,22 @@ export async function bytesOf(db: Queryable, userId: string): Promise<number> {
 export async function complete(
 	db: Queryable,
 	id: string,
-	done: { sha256: string; size: number; mediaType: string },
+	done: { sha256: string; size: number; mediaType: string; width: number | null; height: number | null },
 ): Promise<void> {
 	await db.query(
-		'UPDATE attachments SET sha256 = $2, size = $3, media_type = $4, completed_at = now() WHERE id = $1',
-		[id, done.sha256, done.size, done.mediaType],
+		`UPDATE attachments SET sha256 = $2, size = $3, media_type = $4, width = $5, height = $6, completed_at = now()
+		 WHERE id = $1`,
+		[id, done.sha256, done.size, done.mediaType, done.width, done.height],
 	);
 }
 
 export async function remove(db: Queryable, id: string): Promise<void> {
 	await db.query('DELETE FROM attachments WHERE id = $1', [id]);
+}
+
+/** The rows of these ids that exist, by id. */
+export async function getMany(db: Queryable, ids: string[]): Promise<Map<string, AttachmentRow>> {
+	if (ids.length === 0) return new Map();
+	const { rows } = await db.query<Row>('SELECT * FROM attachments WHERE id = ANY($1::text[])', [ids]);
+	return new Map(rows.map((row) => [row.id, fromRow(row)]));
 }

@@ -8,9 +8,20 @@ import * as attachments from '../data/attachments.ts';
 import * as rooms from '../data/rooms.ts';
 import type { Db } from '../db/index.ts';
 import { hashStream, type BlobStore } from './blob-store.ts';
+import { cleanImage } from './images.ts';
 
 /** The header through which the HTTP route tells the upload server who is uploading (set by the route only). */
 export const UPLOADER_HEADER = 'x-chat-uploader';
+/**
+ * The headers of an upload's last answer: what the stored file is (its media type as found in its bytes, its size
+ * after an image's metadata was taken out, an image's size in pixels). Its message's `attachments` say the same.
+ */
+export const FILE_HEADERS = {
+	mediaType: 'x-chat-media-type',
+	size: 'x-chat-size',
+	width: 'x-chat-width',
+	height: 'x-chat-height',
+} as const;
 /** Where the uploads are served; the route and the `Location` of each upload. */
 export const UPLOADS_PATH = '/api/uploads';
 
@@ -52,10 +63,8 @@ export class Uploads {
 			// A finished upload is a stored file that a message may reference: it goes with garbage collection.
 			disableTerminationForFinishedUploads: true,
 			onUploadCreate: (req, upload) => this.#create(req.headers.get(UPLOADER_HEADER), upload),
-			onUploadFinish: async (_req, upload) => {
-				await this.#finish(upload.id);
-				return {};
-			},
+			// The last answer tells the client what the file is (sniffed from its bytes): its message says the same.
+			onUploadFinish: async (_req, upload) => ({ headers: await this.#finish(upload.id) }),
 		});
 	}
 
@@ -102,16 +111,33 @@ export class Uploads {
 		return {};
 	}
 
-	/** The last byte is in: hash, sniff, store, record, and drop the partial upload. */
-	async #finish(id: string): Promise<void> {
+	/**
+	 * The last byte is in: sniff, take an image's metadata out, hash, store, record, and drop the partial upload.
+	 * Returns what the file is now, for the upload's last answer (its message must say the same).
+	 */
+	async #finish(id: string): Promise<Record<string, string>> {
 		const { db, blobs, log } = this.#deps;
 		const file = path.join(this.#store.directory, id);
 		try {
-			const { hash, size } = await hashStream(fs.createReadStream(file));
 			const mediaType = (await fileTypeFromFile(file))?.mime ?? 'application/octet-stream';
+			const image = await cleanImage(file, mediaType);
+			const { hash, size } = await hashStream(fs.createReadStream(file));
 			await blobs.put(hash, () => fs.createReadStream(file));
-			await attachments.complete(db, id, { sha256: hash, size, mediaType });
+			await attachments.complete(db, id, {
+				sha256: hash,
+				size,
+				mediaType,
+				width: image?.width ?? null,
+				height: image?.height ?? null,
+			});
 			await this.#store.remove(id);
+			return {
+				[FILE_HEADERS.mediaType]: mediaType,
+				[FILE_HEADERS.size]: String(size),
+				...(image
+					? { [FILE_HEADERS.width]: String(image.width), [FILE_HEADERS.height]: String(image.height) }
+					: {}),
+			};
 		} catch (error) {
 			log.error({ err: error, upload: id }, 'cannot store a finished upload');
 			throw refuse(503, 'the file arrived but could not be stored; try again shortly');

@@ -1,7 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import sharp from 'sharp';
 import { Upload } from 'tus-js-client';
+import type { AttachmentRef } from '../../src/lib/protocol/events.ts';
+import { connect, waitFor } from '../helpers/collab.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 type Account = Awaited<ReturnType<TestServer['api']['register']>>;
@@ -29,11 +32,18 @@ function upload(
 			retryDelays: options.retryDelays ?? [],
 			onProgress: options.onProgress,
 			onError: reject,
-			onSuccess: () => resolve(tus.url?.split('/').pop() ?? ''),
+			onSuccess: ({ lastResponse }) => {
+				const id = tus.url?.split('/').pop() ?? '';
+				lastAnswers.set(id, (name) => lastResponse.getHeader(name) ?? null);
+				resolve(id);
+			},
 		});
 		tus.start();
 	});
 }
+
+/** The headers of each upload's last answer (what the stored file is), by upload id. */
+const lastAnswers = new Map<string, (name: string) => string | null>();
 
 /** A refused upload's status and message, from tus-js-client's error. */
 async function refusal(promise: Promise<string>): Promise<{ status: number; body: string }> {
@@ -127,6 +137,36 @@ describe('attachments: upload and serving (issue 19)', () => {
 		}
 	});
 
+	it('takes the metadata out of a photo (where it was taken) and says what the stored file is', async () => {
+		const photo = await sharp({ create: { width: 64, height: 48, channels: 3, background: '#3366cc' } })
+			.jpeg()
+			.withExif({
+				IFD0: { Copyright: 'Ana' },
+				IFD3: {
+					GPSLatitudeRef: 'N',
+					GPSLatitude: '51/1 30/1 0/1',
+					GPSLongitudeRef: 'W',
+					GPSLongitude: '0/1 7/1 0/1',
+				},
+			})
+			.toBuffer();
+		expect((await sharp(photo).metadata()).exif).toBeDefined();
+		const id = await upload(server.url, ana.accessToken, photo, {
+			roomId,
+			filename: 'here.jpg',
+			filetype: 'image/jpeg',
+		});
+		const stored = Buffer.from(await (await download(id, ben.accessToken)).arrayBuffer());
+		const meta = await sharp(stored).metadata();
+		expect(meta.exif).toBeUndefined();
+		expect(stored.includes(Buffer.from('GPS'))).toBe(false);
+		expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 64, 48]);
+		const answer = lastAnswers.get(id);
+		expect(answer?.('x-chat-media-type')).toBe('image/jpeg');
+		expect(answer?.('x-chat-size')).toBe(String(stored.length));
+		expect([answer?.('x-chat-width'), answer?.('x-chat-height')]).toEqual(['64', '48']);
+	});
+
 	it('lets no one else read a file: not a non-member, not a signed-out request, not a removed member', async () => {
 		const id = await upload(server.url, ana.accessToken, PNG, {
 			roomId,
@@ -179,6 +219,77 @@ describe('attachments: upload and serving (issue 19)', () => {
 			headers: { 'tus-resumable': '1.0.0', 'upload-length': '10' },
 		});
 		expect(anonymous.status).toBe(401);
+	});
+
+	it('lets a message carry only files its sender uploaded for its room, complete, as stored', async () => {
+		const other = (await server.api.createGroup(ana.accessToken, [ben.user.id], 'elsewhere')).id;
+		const meta = (room: string, filename: string) => ({ roomId: room, filename, filetype: 'image/png' });
+		const mine = await upload(server.url, ana.accessToken, PNG, meta(roomId, 'mine.png'));
+		const bens = await upload(server.url, ben.accessToken, PNG, meta(roomId, 'bens.png'));
+		const elsewhere = await upload(server.url, ana.accessToken, PNG, meta(other, 'other.png'));
+		// Created, never sent: not complete.
+		const created = await fetch(`${server.url}/api/uploads`, {
+			method: 'POST',
+			headers: {
+				authorization: `Bearer ${ana.accessToken}`,
+				'tus-resumable': '1.0.0',
+				'upload-length': '100',
+				'upload-metadata': `roomId ${btoa(roomId)},filename ${btoa('half.png')}`,
+			},
+		});
+		expect(created.status).toBe(201);
+		const incomplete = (created.headers.get('location') ?? '').split('/').pop() ?? '';
+		const ref = (id: string, changes: Partial<AttachmentRef> = {}): AttachmentRef => ({
+			id,
+			name: 'a.png',
+			size: PNG.length,
+			mediaType: 'image/png',
+			width: 1,
+			height: 1,
+			...changes,
+		});
+
+		const a = connect(server.wsUrl, roomId, ana.accessToken, ana.user.id);
+		const b = connect(server.wsUrl, roomId, ben.accessToken, ben.user.id);
+		try {
+			await Promise.all([a.synced(), b.synced()]);
+			const good = a.write({ kind: 'message', content: 'a picture', attachments: [ref(mine)] });
+			await a.synced();
+			await waitFor(
+				() => b.messages().some((m) => m.clientMsgId === good.clientMsgId),
+				5_000,
+				'Ben to see it',
+			);
+			expect(b.messages().find((m) => m.clientMsgId === good.clientMsgId)).toMatchObject({
+				attachments: [ref(mine)],
+			});
+
+			const refused: [string, AttachmentRef, RegExp][] = [
+				['no such file', ref('0'.repeat(32)), /no such file was uploaded/],
+				["Ben's file", ref(bens), /not a file you uploaded for this room/],
+				["another room's file", ref(elsewhere), /not a file you uploaded for this room/],
+				['a file still uploading', ref(incomplete), /not completely uploaded yet/],
+				['the wrong size', ref(mine, { size: 5 }), /stored file is \d+ bytes of image\/png/],
+				['the wrong type', ref(mine, { mediaType: 'image/gif' }), /stored file is \d+ bytes of image\/png/],
+			];
+			for (const [what, attachment, reason] of refused) {
+				const sent = a.write({ kind: 'message', content: what, attachments: [attachment] });
+				await waitFor(
+					() => a.sync.messages.find((m) => m.clientMsgId === sent.clientMsgId)?.status === 'failed',
+					10_000,
+					`the message with ${what} to be refused`,
+				);
+				expect(a.sync.messages.find((m) => m.clientMsgId === sent.clientMsgId)?.reason, what).toMatch(reason);
+			}
+			// Nobody saw any of them; what was valid stays.
+			await a.synced();
+			expect(b.messages().map((m) => m.content)).toEqual(['a picture']);
+			const mirrored = await server.api.get(`/api/rooms/${roomId}/messages`, ben.accessToken);
+			expect(mirrored.body.items.map((m: { content: string }) => m.content)).toEqual(['a picture']);
+		} finally {
+			a.destroy();
+			b.destroy();
+		}
 	});
 
 	it('resumes an upload cut half-way from where it stopped', async () => {

@@ -31,11 +31,42 @@ export const reactionEmoji = z
 
 const eventBase = { clientMsgId: uuid, senderId: uuid, createdAt: isoTimestamp };
 
+/**
+ * A file a message carries (issue 19): uploaded first (`/api/uploads`, docs/protocol.md section 7), by the sender,
+ * for this room, completely; the server refuses a message whose files are not so, or whose size or media type
+ * is not the stored file's. `mediaType` is what the server sniffed (the upload's answer says it); images may
+ * carry their size in pixels and a placeholder (a ThumbHash, base64) to show before the file is loaded.
+ */
+export const attachmentRef = z.strictObject({
+	id: z.string().regex(/^[0-9a-f]{32}$/, 'expected an upload id (32 hex digits)'),
+	name: z
+		.string()
+		.min(1)
+		.max(limits.attachmentNameMax)
+		.regex(/^[^\p{Cc}/\\]+$/u, 'a file name has no control characters, / or \\'),
+	size: z.number().int().nonnegative(),
+	mediaType: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'expected a media type'),
+	width: z.number().int().positive().max(100_000).optional(),
+	height: z.number().int().positive().max(100_000).optional(),
+	placeholder: z
+		.string()
+		.max(limits.attachmentPlaceholderMax)
+		.regex(/^[A-Za-z0-9+/]+={0,2}$/, 'expected base64')
+		.optional(),
+});
+
 export const messageEvent = z.strictObject({
 	kind: z.literal('message'),
 	...eventBase,
 	content: messageContent,
 	replyToId: uuid.optional(),
+	/** Files, in the order shown. `content` is still 1–4000 characters: the caption, or the files' names. */
+	attachments: z
+		.array(attachmentRef)
+		.min(1)
+		.max(limits.attachmentsPerMessage)
+		.refine((list) => new Set(list.map((a) => a.id)).size === list.length, 'a file is attached once')
+		.optional(),
 });
 
 /** A new text for the sender's own message `targetId`. The latest edit (display order) is shown. */
@@ -76,6 +107,7 @@ export const roomEvent = z.discriminatedUnion('kind', [
 ]);
 
 export type MessageEvent = z.infer<typeof messageEvent>;
+export type AttachmentRef = z.infer<typeof attachmentRef>;
 export type ReactionEvent = z.infer<typeof reactionEvent> | z.infer<typeof unreactionEvent>;
 export type RoomEvent = z.infer<typeof roomEvent>;
 /** Events that point at a message. */

@@ -27,6 +27,12 @@ export const limits = {
 	historyPageSize: 200,
 	/** One HTTP request body (JSON), in bytes: larger ones are refused with 413. */
 	httpBodyBytesMax: 64 * 1024,
+	/** Files one message may carry (`attachments` of a message event). */
+	attachmentsPerMessage: 10,
+	/** An attachment's file name, in characters. */
+	attachmentNameMax: 255,
+	/** An image's placeholder (a ThumbHash, base64), in characters. */
+	attachmentPlaceholderMax: 64,
 	/** One Yjs update or WebSocket frame from a client, in bytes. */
 	updateBytesMax: 1024 * 1024,
 } as const;

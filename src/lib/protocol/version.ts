@@ -7,9 +7,10 @@
  * A client that sends no version (a bot written against docs/protocol.md) is accepted.
  *
  * History: 1 — before versions; 2 — the user channel; 3 — clients send their version and apply the content filter
- * (`GET /api/config`) before writing.
+ * (`GET /api/config`) before writing; 4 — a message may carry `attachments` (a client of 3 refuses such a message
+ * as malformed, so it is told to reload; it writes nothing a server of 4 refuses, so it is still accepted).
  */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** The oldest client version a server accepts: older ones would write what this server refuses. */
 export const OLDEST_CLIENT_PROTOCOL = 3;

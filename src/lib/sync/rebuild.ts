@@ -161,6 +161,7 @@ export function ownEntriesToCarry(
 ): { carry: RoomEvent[]; failed: FailedMessage[] } {
 	const carry: RoomEvent[] = [];
 	const failed: FailedMessage[] = [];
+	const file = refusedFile(reason);
 	for (const [key, value] of entries) {
 		const mine =
 			typeof value === 'object' && value !== null && 'senderId' in value && value.senderId === own.userId;
@@ -168,6 +169,15 @@ export function ownEntriesToCarry(
 		if (parsed.success && parsed.data.senderId !== own.userId) continue;
 		if (!parsed.success || parsed.data.clientMsgId !== key) {
 			if (mine) failed.push(failureOf(own.roomId, key, value, `refused: ${reason}`));
+			continue;
+		}
+		// The server named the file it refused: the own message that carries it fails, with why; the rest go again.
+		if (
+			file &&
+			parsed.data.kind === 'message' &&
+			parsed.data.attachments?.some((a) => a.id.startsWith(file.id))
+		) {
+			failed.push(failureOf(own.roomId, key, parsed.data, `the server refused its file: ${file.why}`));
 			continue;
 		}
 		if (Date.parse(parsed.data.createdAt) > horizon) {
@@ -181,6 +191,15 @@ export function ownEntriesToCarry(
 		carry.push(parsed.data);
 	}
 	return { carry, failed };
+}
+
+/**
+ * The file a refusal names (server/collab/attachment-check.ts: `attachment <first 8 hex digits of its id>…: why`),
+ * or null when the refusal is about something else.
+ */
+export function refusedFile(reason: string): { id: string; why: string } | null {
+	const match = /attachment ([0-9a-f]{8})…: (.+)$/.exec(reason);
+	return match ? { id: match[1] as string, why: match[2] as string } : null;
 }
 
 /** The oldest message a room's live document holds: older ones were trimmed into history by the server. */
