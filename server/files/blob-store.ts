@@ -78,6 +78,15 @@ class Hashing extends Transform {
 	}
 }
 
+/** Writes `source` to the new file `file`, hashing it on the way; throws when it does not hash to `hash`. */
+async function writeChecked(source: Readable, hash: string, file: string): Promise<number> {
+	const hashing = new Hashing();
+	await pipeline(source, hashing, fs.createWriteStream(file, { flags: 'wx' }));
+	const actual = hashing.digest();
+	if (actual !== hash) throw new BlobHashMismatch(hash, actual);
+	return hashing.bytes;
+}
+
 /** Hashes a stream's bytes: its SHA-256 in lowercase hex and its length. */
 export async function hashStream(source: Readable): Promise<{ hash: string; size: number }> {
 	const hash = createHash('sha256');
@@ -109,11 +118,8 @@ export class DiskBlobStore implements BlobStore {
 		const target = this.#path(hash);
 		if (fs.existsSync(target)) return false;
 		const tmp = path.join(this.#tmp, randomUUID());
-		const hashing = new Hashing();
 		try {
-			await pipeline(source(), hashing, fs.createWriteStream(tmp, { flags: 'wx' }));
-			const actual = hashing.digest();
-			if (actual !== hash) throw new BlobHashMismatch(hash, actual);
+			await writeChecked(source(), hash, tmp);
 			await fs.promises.mkdir(path.dirname(target), { recursive: true });
 			// Two writers of the same bytes: the second rename replaces the first with the same content.
 			await fs.promises.rename(tmp, target);
@@ -206,17 +212,14 @@ export class S3BlobStore implements BlobStore {
 		// Hashed on the way to a local spool file, so that nothing with a wrong hash ever reaches the bucket and
 		// the upload knows its length (S3 wants it for a single PUT).
 		const spool = path.join(this.#spool, randomUUID());
-		const hashing = new Hashing();
 		try {
-			await pipeline(source(), hashing, fs.createWriteStream(spool, { flags: 'wx' }));
-			const actual = hashing.digest();
-			if (actual !== hash) throw new BlobHashMismatch(hash, actual);
+			const bytes = await writeChecked(source(), hash, spool);
 			await this.#s3.send(
 				new PutObjectCommand({
 					Bucket: this.#bucket,
 					Key: this.#key(hash),
 					Body: fs.createReadStream(spool),
-					ContentLength: hashing.bytes,
+					ContentLength: bytes,
 					ContentType: 'application/octet-stream',
 				}),
 			);

@@ -1,5 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { attachmentName, mediaType } from '#protocol/events.ts';
+import { uuid } from '#protocol/ids.ts';
 import { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import { fileTypeFromFile } from 'file-type';
@@ -24,11 +26,6 @@ export const FILE_HEADERS = {
 } as const;
 /** Where the uploads are served; the route and the `Location` of each upload. */
 export const UPLOADS_PATH = '/api/uploads';
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** A file name as shown: one line, no control characters, not a path. */
-const NAME = /^[^\p{Cc}/\\]{1,255}$/u;
-const MEDIA_TYPE = /^[\w.+-]+\/[\w.+-]+$/;
 
 /** A refusal as tus carries it to the client (the route turns it into the API's error shape). */
 const refuse = (status_code: number, body: string) => ({ status_code, body });
@@ -83,11 +80,12 @@ export class Uploads {
 		const roomId = upload.metadata?.roomId ?? '';
 		const name = upload.metadata?.filename ?? '';
 		const declaredType = upload.metadata?.filetype || 'application/octet-stream';
-		if (!UUID.test(roomId))
+		if (!uuid.safeParse(roomId).success)
 			throw refuse(400, 'the upload names no room: metadata "roomId" must be a room id');
-		if (!NAME.test(name))
+		if (!attachmentName.safeParse(name).success)
 			throw refuse(400, 'metadata "filename" must be a file name of 1 to 255 characters, without / or \\');
-		if (!MEDIA_TYPE.test(declaredType)) throw refuse(400, 'metadata "filetype" must be a media type');
+		if (!mediaType.safeParse(declaredType).success)
+			throw refuse(400, 'metadata "filetype" must be a media type');
 		if (upload.size === undefined)
 			throw refuse(400, 'say how long the file is (Upload-Length): uploads of unknown length are not taken');
 		const role = await rooms.roleOf(db, roomId, uploaderId);
@@ -145,6 +143,7 @@ export class Uploads {
 	}
 }
 
-function megabytes(bytes: number): string {
+/** A size for people: `3.4 MB`, `25 MB` (whole from 10 MB up). */
+export function megabytes(bytes: number): string {
 	return `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MB`;
 }

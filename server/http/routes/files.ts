@@ -1,16 +1,14 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiErrorCode } from '#protocol/errors.ts';
+import { uploadId } from '#protocol/events.ts';
 import * as attachments from '../../data/attachments.ts';
 import * as rooms from '../../data/rooms.ts';
 import { AppError, forbidden, notFound } from '../../errors.ts';
 import { BlobNotFound } from '../../files/blob-store.ts';
-import { UPLOADER_HEADER } from '../../files/uploads.ts';
+import { megabytes, UPLOADER_HEADER } from '../../files/uploads.ts';
 import { requireUser } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
-
-/** An upload's id as the upload server makes them (16 random bytes in hex); anything else names nothing. */
-const UPLOAD_ID = /^[0-9a-f]{32}$/;
 
 /** Images a browser may show inline: raster formats that run nothing. Everything else is a download. */
 const INLINE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
@@ -50,7 +48,7 @@ function forwardUpload({ db, tokens, files, config }: HttpDeps) {
 		const user = await requireUser(request, tokens);
 		const id = request.params.id;
 		if (id !== undefined) {
-			const upload = UPLOAD_ID.test(id) ? await attachments.get(db, id) : null;
+			const upload = uploadId.safeParse(id).success ? await attachments.get(db, id) : null;
 			if (!upload || upload.uploaderId !== user.userId) throw notFound('upload');
 			if (!(await rooms.roleOf(db, upload.roomId, user.userId)))
 				throw forbidden('you are no longer a member of the room this file was for');
@@ -59,7 +57,7 @@ function forwardUpload({ db, tokens, files, config }: HttpDeps) {
 			if (Number.isSafeInteger(length) && length > config.ATTACHMENT_MAX_BYTES)
 				throw new AppError(
 					'payload_too_large',
-					`this file is ${mb(length)}; files of up to ${mb(config.ATTACHMENT_MAX_BYTES)} can be sent`,
+					`this file is ${megabytes(length)}; files of up to ${megabytes(config.ATTACHMENT_MAX_BYTES)} can be sent`,
 				);
 		}
 		const headers = new Headers();
@@ -101,7 +99,7 @@ function serveFile({ db, tokens, files }: HttpDeps) {
 	return async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
 		const user = await requireUser(request, tokens);
 		const id = request.params.id;
-		const file = UPLOAD_ID.test(id) ? await attachments.get(db, id) : null;
+		const file = uploadId.safeParse(id).success ? await attachments.get(db, id) : null;
 		// Not a member (any more), or no such file, or not all in yet: the same answer, which tells nothing.
 		if (!file?.sha256 || !(await rooms.roleOf(db, file.roomId, user.userId))) throw notFound('file');
 		const size = file.size;
@@ -161,8 +159,4 @@ function parseRange(
 function dispositionName(name: string): string {
 	const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, '_');
 	return `filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
-}
-
-function mb(bytes: number): string {
-	return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }

@@ -31,6 +31,19 @@ export const reactionEmoji = z
 
 const eventBase = { clientMsgId: uuid, senderId: uuid, createdAt: isoTimestamp };
 
+/** An upload's id, and so a stored file's (`/api/uploads`, `/api/files/:id`): 16 random bytes in hex. */
+export const uploadId = z.string().regex(/^[0-9a-f]{32}$/, 'expected an upload id (32 hex digits)');
+
+/** A file's name as shown: one line, no control characters, not a path. */
+export const attachmentName = z
+	.string()
+	.min(1)
+	.max(limits.attachmentNameMax)
+	.regex(/^[^\p{Cc}/\\]+$/u, 'a file name has no control characters, / or \\');
+
+/** A media type, `type/subtype`. */
+export const mediaType = z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'expected a media type');
+
 /**
  * A file a message carries (issue 19): uploaded first (`/api/uploads`, docs/protocol.md section 7), by the sender,
  * for this room, completely; the server refuses a message whose files are not so, or whose size or media type
@@ -38,14 +51,10 @@ const eventBase = { clientMsgId: uuid, senderId: uuid, createdAt: isoTimestamp }
  * carry their size in pixels and a placeholder (a ThumbHash, base64) to show before the file is loaded.
  */
 export const attachmentRef = z.strictObject({
-	id: z.string().regex(/^[0-9a-f]{32}$/, 'expected an upload id (32 hex digits)'),
-	name: z
-		.string()
-		.min(1)
-		.max(limits.attachmentNameMax)
-		.regex(/^[^\p{Cc}/\\]+$/u, 'a file name has no control characters, / or \\'),
+	id: uploadId,
+	name: attachmentName,
 	size: z.number().int().nonnegative(),
-	mediaType: z.string().regex(/^[\w.+-]+\/[\w.+-]+$/, 'expected a media type'),
+	mediaType,
 	width: z.number().int().positive().max(100_000).optional(),
 	height: z.number().int().positive().max(100_000).optional(),
 	placeholder: z
