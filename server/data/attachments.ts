@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 
-/** An uploaded file (migrations/0007_attachments.sql); complete once `sha256` is set. */
+/** An uploaded file (migrations/0007_attachments.sql, 0008_attachment_thumbs.sql); complete once `sha256` is set. */
 export interface AttachmentRow {
 	id: string;
 	roomId: string;
@@ -10,6 +10,12 @@ export interface AttachmentRow {
 	declaredType: string;
 	mediaType: string | null;
 	sha256: string | null;
+	/** An image's size in pixels, as shown. */
+	width: number | null;
+	height: number | null;
+	/** An image's thumbnail (a WebP blob of the same store) and its ThumbHash in base64. */
+	thumbSha256: string | null;
+	placeholder: string | null;
 	completedAt: Date | null;
 }
 
@@ -22,6 +28,10 @@ interface Row {
 	declared_type: string;
 	media_type: string | null;
 	sha256: string | null;
+	width: number | null;
+	height: number | null;
+	thumb_sha256: string | null;
+	placeholder: string | null;
 	completed_at: Date | string | null;
 }
 
@@ -34,6 +44,10 @@ const fromRow = (row: Row): AttachmentRow => ({
 	declaredType: row.declared_type,
 	mediaType: row.media_type,
 	sha256: row.sha256,
+	width: row.width,
+	height: row.height,
+	thumbSha256: row.thumb_sha256,
+	placeholder: row.placeholder,
 	completedAt: row.completed_at === null ? null : new Date(row.completed_at),
 });
 
@@ -62,16 +76,25 @@ export async function bytesOf(db: Queryable, userId: string): Promise<number> {
 	return Number(rows[0]?.total ?? 0);
 }
 
-/** Every byte is in and stored as the blob `sha256`. */
+/** Every byte is in and stored as the blob `sha256` (an image's thumbnail as the blob `thumbSha256`). */
 export async function complete(
 	db: Queryable,
 	id: string,
-	done: { sha256: string; size: number; mediaType: string; width: number | null; height: number | null },
+	done: {
+		sha256: string;
+		size: number;
+		mediaType: string;
+		width: number | null;
+		height: number | null;
+		thumbSha256: string | null;
+		placeholder: string | null;
+	},
 ): Promise<void> {
 	await db.query(
-		`UPDATE attachments SET sha256 = $2, size = $3, media_type = $4, width = $5, height = $6, completed_at = now()
+		`UPDATE attachments SET sha256 = $2, size = $3, media_type = $4, width = $5, height = $6, thumb_sha256 = $7,
+		   placeholder = $8, completed_at = now()
 		 WHERE id = $1`,
-		[id, done.sha256, done.size, done.mediaType, done.width, done.height],
+		[id, done.sha256, done.size, done.mediaType, done.width, done.height, done.thumbSha256, done.placeholder],
 	);
 }
 

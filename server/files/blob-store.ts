@@ -62,8 +62,8 @@ function checkHash(hash: string): string {
 	return hash;
 }
 
-/** Passes bytes through and hashes them on the way. */
-class Hashing extends Transform {
+/** Passes bytes through and hashes them on the way (SHA-256 of what went through, and how many bytes). */
+export class Hashing extends Transform {
 	readonly #hash = createHash('sha256');
 	bytes = 0;
 

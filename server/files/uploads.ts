@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Readable } from 'node:stream';
 import { attachmentName, mediaType } from '#protocol/events.ts';
 import { uuid } from '#protocol/ids.ts';
 import { FileStore } from '@tus/file-store';
@@ -10,20 +12,40 @@ import * as attachments from '../data/attachments.ts';
 import * as rooms from '../data/rooms.ts';
 import type { Db } from '../db/index.ts';
 import { hashStream, type BlobStore } from './blob-store.ts';
-import { cleanImage } from './images.ts';
+import { cleanImage, previewImage, UNREADABLE } from './images.ts';
 
 /** The header through which the HTTP route tells the upload server who is uploading (set by the route only). */
 export const UPLOADER_HEADER = 'x-chat-uploader';
 /**
  * The headers of an upload's last answer: what the stored file is (its media type as found in its bytes, its size
- * after an image's metadata was taken out, an image's size in pixels). Its message's `attachments` say the same.
+ * after an image's metadata was taken out, an image's size in pixels and its placeholder, a ThumbHash in base64).
+ * Its message's `attachments` say the same.
  */
 export const FILE_HEADERS = {
 	mediaType: 'x-chat-media-type',
 	size: 'x-chat-size',
 	width: 'x-chat-width',
 	height: 'x-chat-height',
+	placeholder: 'x-chat-placeholder',
 } as const;
+/** The headers that say what a finished upload stored (its last answer, and a HEAD once it is complete). */
+export function finishedUploadHeaders(file: {
+	mediaType: string;
+	size: number;
+	width: number | null;
+	height: number | null;
+	placeholder: string | null;
+}): Record<string, string> {
+	return {
+		[FILE_HEADERS.mediaType]: file.mediaType,
+		[FILE_HEADERS.size]: String(file.size),
+		...(file.width && file.height
+			? { [FILE_HEADERS.width]: String(file.width), [FILE_HEADERS.height]: String(file.height) }
+			: {}),
+		...(file.placeholder ? { [FILE_HEADERS.placeholder]: file.placeholder } : {}),
+	};
+}
+
 /** Where the uploads are served; the route and the `Location` of each upload. */
 export const UPLOADS_PATH = '/api/uploads';
 
@@ -34,7 +56,8 @@ const refuse = (status_code: number, body: string) => ({ status_code, body });
  * Resumable uploads of attachments with the tus protocol (`@tus/server`): an upload is created with its length and
  * its room, sent in as many requests as the connection allows, and resumed from the offset the server holds. The
  * bytes in flight are kept under `DATA_DIR/uploads` on this node; once the last byte is in, the file is hashed,
- * its media type sniffed from its bytes, stored in the blob store under its SHA-256 and the partial upload deleted.
+ * its media type sniffed from its bytes, stored in the blob store under its SHA-256 (an image's thumbnail under
+ * its own) and the partial upload deleted.
  */
 export class Uploads {
 	readonly #tus: TusServer;
@@ -59,6 +82,9 @@ export class Uploads {
 			maxSize: deps.maxBytes,
 			// A finished upload is a stored file that a message may reference: it goes with garbage collection.
 			disableTerminationForFinishedUploads: true,
+			// The app calls from its own origin, where a page reads every header of an answer; listed anyway so that
+			// the answer's own Access-Control-Expose-Headers does not leave out the headers its client reads.
+			exposedHeaders: Object.values(FILE_HEADERS),
 			onUploadCreate: (req, upload) => this.#create(req.headers.get(UPLOADER_HEADER), upload),
 			// The last answer tells the client what the file is (sniffed from its bytes): its message says the same.
 			onUploadFinish: async (_req, upload) => ({ headers: await this.#finish(upload.id) }),
@@ -110,35 +136,62 @@ export class Uploads {
 	}
 
 	/**
-	 * The last byte is in: sniff, take an image's metadata out, hash, store, record, and drop the partial upload.
-	 * Returns what the file is now, for the upload's last answer (its message must say the same).
+	 * The last byte is in: sniff, take an image's metadata out, hash, store, make an image's thumbnail and
+	 * placeholder, record, and drop the partial upload. Returns what the file is now, for the upload's last answer
+	 * (its message must say the same).
 	 */
 	async #finish(id: string): Promise<Record<string, string>> {
 		const { db, blobs, log } = this.#deps;
 		const file = path.join(this.#store.directory, id);
 		try {
-			const mediaType = (await fileTypeFromFile(file))?.mime ?? 'application/octet-stream';
-			const image = await cleanImage(file, mediaType);
+			const sniffed = (await fileTypeFromFile(file))?.mime ?? 'application/octet-stream';
+			const cleaned = await cleanImage(file, sniffed);
+			if (cleaned === UNREADABLE)
+				log.warn({ upload: id, mediaType: sniffed }, 'an image could not be read: stored as a download');
+			// An image that could not be read may still carry its metadata: never shown inline, only downloaded.
+			const mediaType = cleaned === UNREADABLE ? 'application/octet-stream' : sniffed;
+			const image = cleaned === UNREADABLE ? null : cleaned;
 			const { hash, size } = await hashStream(fs.createReadStream(file));
 			await blobs.put(hash, () => fs.createReadStream(file));
+			const preview = image ? await this.#preview(id, file) : null;
 			await attachments.complete(db, id, {
 				sha256: hash,
 				size,
 				mediaType,
 				width: image?.width ?? null,
 				height: image?.height ?? null,
+				thumbSha256: preview?.thumbSha256 ?? null,
+				placeholder: preview?.placeholder ?? null,
 			});
 			await this.#store.remove(id);
-			return {
-				[FILE_HEADERS.mediaType]: mediaType,
-				[FILE_HEADERS.size]: String(size),
-				...(image
-					? { [FILE_HEADERS.width]: String(image.width), [FILE_HEADERS.height]: String(image.height) }
-					: {}),
-			};
+			return finishedUploadHeaders({
+				mediaType,
+				size,
+				width: image?.width ?? null,
+				height: image?.height ?? null,
+				placeholder: preview?.placeholder ?? null,
+			});
 		} catch (error) {
 			log.error({ err: error, upload: id }, 'cannot store a finished upload');
 			throw refuse(503, 'the file arrived but could not be stored; try again shortly');
+		}
+	}
+
+	/**
+	 * A stored image's thumbnail, put in the blob store under its own SHA-256, and its placeholder. Null when they
+	 * cannot be made or stored: the image is stored without them (its messages show it whole, without a blur first).
+	 */
+	async #preview(id: string, file: string): Promise<{ thumbSha256: string; placeholder: string } | null> {
+		const { blobs, log } = this.#deps;
+		try {
+			const { thumbnail, placeholder } = await previewImage(file);
+			// A few dozen kilobytes at most (480×480 WebP): hashed and stored from memory.
+			const thumbSha256 = createHash('sha256').update(thumbnail).digest('hex');
+			await blobs.put(thumbSha256, () => Readable.from([thumbnail]));
+			return { thumbSha256, placeholder };
+		} catch (error) {
+			log.warn({ err: error, upload: id }, 'cannot make a thumbnail: the image is stored without one');
+			return null;
 		}
 	}
 }

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import sharp from 'sharp';
+import { thumbHashToApproximateAspectRatio, thumbHashToAverageRGBA, thumbHashToRGBA } from 'thumbhash';
 import { Upload } from 'tus-js-client';
 import type { AttachmentRef } from '../../src/lib/protocol/events.ts';
 import { connect, waitFor } from '../helpers/collab.ts';
@@ -78,6 +79,10 @@ describe('attachments: upload and serving (issue 19)', () => {
 		fetch(`${server.url}/api/files/${id}`, {
 			headers: { ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) },
 		});
+	const thumb = (id: string, token?: string) =>
+		fetch(`${server.url}/api/files/${id}/thumb`, {
+			headers: token ? { authorization: `Bearer ${token}` } : {},
+		});
 
 	it('stores an image and a PDF for the room: members read them, the image inline, the PDF as a download', async () => {
 		const image = await upload(server.url, ana.accessToken, PNG, {
@@ -111,6 +116,48 @@ describe('attachments: upload and serving (issue 19)', () => {
 		expect(await part.text()).toBe('%PDF-1.4');
 		expect(part.headers.get('content-range')).toBe(`bytes 0-7/${PDF.length}`);
 		expect((await download(pdf, ben.accessToken, { range: 'bytes=9999-' })).status).toBe(416);
+	});
+
+	it('a client that lost the last answer resumes a finished upload: it is whole, and says what was stored', async () => {
+		const id = await upload(server.url, ana.accessToken, PNG, {
+			roomId,
+			filename: 'again.png',
+			filetype: 'image/png',
+		});
+		const last = lastAnswers.get(id);
+		// What tus-js-client does after a reload with the upload's URL kept: HEAD, then done when offset = length.
+		const resumed = await new Promise<{ offset: number; headers: (name: string) => string | undefined }>(
+			(resolve, reject) => {
+				const tus = new Upload(PNG, {
+					uploadUrl: `${server.url}/api/uploads/${id}`,
+					headers: { authorization: `Bearer ${ana.accessToken}` },
+					retryDelays: [],
+					onError: reject,
+					onSuccess: ({ lastResponse }) =>
+						resolve({
+							offset: Number(lastResponse.getHeader('upload-offset')),
+							headers: (name) => lastResponse.getHeader(name),
+						}),
+				});
+				tus.start();
+			},
+		);
+		for (const name of [
+			'x-chat-media-type',
+			'x-chat-size',
+			'x-chat-width',
+			'x-chat-height',
+			'x-chat-placeholder',
+		])
+			expect(resumed.headers(name), name).toBe(last?.(name) ?? undefined);
+		expect(resumed.offset).toBe(Number(last?.('x-chat-size')));
+		// Someone else's upload id tells them nothing.
+		const other = await fetch(`${server.url}/api/uploads/${id}`, {
+			method: 'HEAD',
+			headers: { authorization: `Bearer ${ben.accessToken}`, 'tus-resumable': '1.0.0' },
+		});
+		expect(other.status).toBe(404);
+		expect(other.headers.get('x-chat-media-type')).toBeNull();
 	});
 
 	it('serves HTML and SVG as downloads that the browser does not sniff, whatever the sender said they are', async () => {
@@ -165,6 +212,115 @@ describe('attachments: upload and serving (issue 19)', () => {
 		expect(answer?.('x-chat-media-type')).toBe('image/jpeg');
 		expect(answer?.('x-chat-size')).toBe(String(stored.length));
 		expect([answer?.('x-chat-width'), answer?.('x-chat-height')]).toEqual(['64', '48']);
+	});
+
+	it('makes a WebP thumbnail of an image, never larger than 480 pixels, for the members of its room only', async () => {
+		const photo = await sharp({ create: { width: 1200, height: 800, channels: 3, background: '#3366cc' } })
+			.jpeg()
+			.withExif({ IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } })
+			.toBuffer();
+		const id = await upload(server.url, ana.accessToken, photo, {
+			roomId,
+			filename: 'wide.jpg',
+			filetype: 'image/jpeg',
+		});
+		const got = await thumb(id, ben.accessToken);
+		expect(got.status).toBe(200);
+		expect(got.headers.get('content-type')).toBe('image/webp');
+		expect(got.headers.get('content-disposition')).toMatch(/^inline; filename="wide.webp"/);
+		expect(got.headers.get('x-content-type-options')).toBe('nosniff');
+		expect(got.headers.get('content-security-policy')).toBe("default-src 'none'; sandbox");
+		expect(got.headers.get('cache-control')).toBe('private, max-age=31536000, immutable');
+		const meta = await sharp(Buffer.from(await got.arrayBuffer())).metadata();
+		expect([meta.format, meta.width, meta.height]).toEqual(['webp', 480, 320]);
+		expect(Math.max(meta.width, meta.height)).toBeLessThanOrEqual(480);
+		expect(meta.exif).toBeUndefined();
+
+		// A small image keeps its size: a thumbnail is never enlarged.
+		const dot = await upload(server.url, ana.accessToken, PNG, {
+			roomId,
+			filename: 'dot.png',
+			filetype: 'image/png',
+		});
+		const small = await sharp(
+			Buffer.from(await (await thumb(dot, ben.accessToken)).arrayBuffer()),
+		).metadata();
+		expect([small.format, small.width, small.height]).toEqual(['webp', 1, 1]);
+
+		// The same answer as the file's for anyone else, and for an id that names nothing.
+		const nothing = await thumb('0'.repeat(32), ben.accessToken);
+		expect(nothing.status).toBe(404);
+		const stranger = await thumb(id, cleo.accessToken);
+		expect(stranger.status).toBe(404);
+		expect(await stranger.json()).toEqual(await nothing.json());
+		expect((await thumb(id)).status).toBe(401);
+
+		// Not an image: no thumbnail.
+		const pdf = await upload(server.url, ana.accessToken, PDF, {
+			roomId,
+			filename: 'plan.pdf',
+			filetype: 'application/pdf',
+		});
+		const none = await thumb(pdf, ben.accessToken);
+		expect(none.status).toBe(404);
+		expect(await none.json()).toEqual({ error: { code: 'not_found', message: 'file has no thumbnail' } });
+	});
+
+	it("says an image's placeholder (a ThumbHash) in the upload's last answer", async () => {
+		const photo = await sharp({ create: { width: 300, height: 150, channels: 3, background: '#3366cc' } })
+			.png()
+			.toBuffer();
+		const id = await upload(server.url, ana.accessToken, photo, {
+			roomId,
+			filename: 'blue.png',
+			filetype: 'image/png',
+		});
+		const placeholder = lastAnswers.get(id)?.('x-chat-placeholder') ?? '';
+		expect(placeholder).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
+		expect(placeholder.length).toBeLessThanOrEqual(64);
+		expect(Buffer.from(placeholder, 'base64').toString('base64')).toBe(placeholder);
+		const hash = Buffer.from(placeholder, 'base64');
+		const decoded = thumbHashToRGBA(hash);
+		expect(decoded.w * decoded.h * 4).toBe(decoded.rgba.length);
+		expect(thumbHashToApproximateAspectRatio(hash)).toBeCloseTo(2, 0);
+		// The blur has the picture's colour: #3366cc.
+		const { r, g, b } = thumbHashToAverageRGBA(hash);
+		expect([r * 255, g * 255, b * 255].map(Math.round)).toEqual([
+			expect.closeTo(0x33, -1),
+			expect.closeTo(0x66, -1),
+			expect.closeTo(0xcc, -1),
+		]);
+
+		const pdf = await upload(server.url, ana.accessToken, PDF, {
+			roomId,
+			filename: 'plan.pdf',
+			filetype: 'application/pdf',
+		});
+		expect(lastAnswers.get(pdf)?.('x-chat-placeholder')).toBeNull();
+	});
+
+	it('stores an image it cannot read (its metadata may still be in it) as a download, without a thumbnail', async () => {
+		const photo = await sharp({ create: { width: 640, height: 480, channels: 3, background: '#3366cc' } })
+			.jpeg()
+			.withExif({ IFD3: { GPSLatitudeRef: 'N', GPSLatitude: '51/1 30/1 0/1' } })
+			.toBuffer();
+		// Cut short: its header (and the GPS position in it) reads, its pixels do not.
+		const cut = photo.subarray(0, Math.floor(photo.length / 2));
+		const id = await upload(server.url, ana.accessToken, cut, {
+			roomId,
+			filename: 'cut.jpg',
+			filetype: 'image/jpeg',
+		});
+		const answer = lastAnswers.get(id);
+		expect(answer?.('x-chat-media-type')).toBe('application/octet-stream');
+		expect(answer?.('x-chat-width')).toBeNull();
+		expect(answer?.('x-chat-placeholder')).toBeNull();
+		const got = await download(id, ben.accessToken);
+		expect(got.status).toBe(200);
+		expect(got.headers.get('content-type')).toBe('application/octet-stream');
+		expect(got.headers.get('content-disposition')).toMatch(/^attachment; filename="cut.jpg"/);
+		expect(Buffer.from(await got.arrayBuffer()).equals(cut)).toBe(true);
+		expect((await thumb(id, ben.accessToken)).status).toBe(404);
 	});
 
 	it('lets no one else read a file: not a non-member, not a signed-out request, not a removed member', async () => {
@@ -237,6 +393,8 @@ describe('attachments: upload and serving (issue 19)', () => {
 		});
 		expect(created.status).toBe(201);
 		const incomplete = (created.headers.get('location') ?? '').split('/').pop() ?? '';
+		// As the client does: what the upload's last answer said, placeholder included.
+		const placeholderOf = (id: string) => lastAnswers.get(id)?.('x-chat-placeholder');
 		const ref = (id: string, changes: Partial<AttachmentRef> = {}): AttachmentRef => ({
 			id,
 			name: 'a.png',
@@ -244,8 +402,10 @@ describe('attachments: upload and serving (issue 19)', () => {
 			mediaType: 'image/png',
 			width: 1,
 			height: 1,
+			...(placeholderOf(id) ? { placeholder: placeholderOf(id) ?? '' } : {}),
 			...changes,
 		});
+		expect(ref(mine).placeholder).toMatch(/^[A-Za-z0-9+/]+={0,2}$/);
 
 		const a = connect(server.wsUrl, roomId, ana.accessToken, ana.user.id);
 		const b = connect(server.wsUrl, roomId, ben.accessToken, ben.user.id);
@@ -269,6 +429,9 @@ describe('attachments: upload and serving (issue 19)', () => {
 				['a file still uploading', ref(incomplete), /not completely uploaded yet/],
 				['the wrong size', ref(mine, { size: 5 }), /stored file is \d+ bytes of image\/png/],
 				['the wrong type', ref(mine, { mediaType: 'image/gif' }), /stored file is \d+ bytes of image\/png/],
+				['the wrong width', ref(mine, { width: 2 }), /the stored file is 1×1 pixels/],
+				['the wrong height', ref(mine, { height: 100 }), /the stored file is 1×1 pixels/],
+				['another placeholder', ref(mine, { placeholder: 'AAAAAAAA' }), /the stored file's placeholder is /],
 			];
 			for (const [what, attachment, reason] of refused) {
 				const sent = a.write({ kind: 'message', content: what, attachments: [attachment] });

@@ -5,8 +5,8 @@ import { uploadId } from '#protocol/events.ts';
 import * as attachments from '../../data/attachments.ts';
 import * as rooms from '../../data/rooms.ts';
 import { AppError, forbidden, notFound } from '../../errors.ts';
-import { BlobNotFound } from '../../files/blob-store.ts';
-import { megabytes, UPLOADER_HEADER } from '../../files/uploads.ts';
+import { BlobNotFound, type BlobStore } from '../../files/blob-store.ts';
+import { finishedUploadHeaders, megabytes, UPLOADER_HEADER } from '../../files/uploads.ts';
 import { requireUser } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
 
@@ -29,7 +29,8 @@ const codeByStatus: Record<number, ApiErrorCode> = {
 
 /**
  * Attachments (issue 19): resumable uploads with the tus protocol under `/api/uploads` (server/files/uploads.ts),
- * and the stored files under `/api/files/:id`, for members of the file's room only (checked on every request).
+ * and the stored files under `/api/files/:id` (an image's thumbnail under `/api/files/:id/thumb`), for members of
+ * the file's room only (checked on every request).
  */
 export function fileRoutes(app: FastifyInstance, deps: HttpDeps) {
 	// tus sends the bytes as `application/offset+octet-stream`: passed through to the upload server unread.
@@ -40,6 +41,7 @@ export function fileRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.route({ method: ['POST', 'OPTIONS'], url: '/api/uploads', handler: forward });
 	app.route({ method: ['HEAD', 'PATCH', 'DELETE', 'OPTIONS'], url: '/api/uploads/:id', handler: forward });
 	app.get('/api/files/:id', serveFile(deps));
+	app.get('/api/files/:id/thumb', serveThumb(deps));
 }
 
 /** Authenticates a tus request, checks it is the uploader's and still allowed, and hands it to the upload server. */
@@ -52,6 +54,19 @@ function forwardUpload({ db, tokens, files, config }: HttpDeps) {
 			if (!upload || upload.uploaderId !== user.userId) throw notFound('upload');
 			if (!(await rooms.roleOf(db, upload.roomId, user.userId)))
 				throw forbidden('you are no longer a member of the room this file was for');
+			// Complete and stored (its partial bytes are gone): a client that lost the last answer (a reload, a cut
+			// connection) asks where the upload is, and learns it is whole and what was stored.
+			if (request.method === 'HEAD' && upload.sha256 && upload.mediaType)
+				return reply
+					.code(200)
+					.headers({
+						'tus-resumable': '1.0.0',
+						'upload-offset': String(upload.size),
+						'upload-length': String(upload.size),
+						'cache-control': 'no-store',
+						...finishedUploadHeaders({ ...upload, mediaType: upload.mediaType }),
+					})
+					.send();
 		} else if (request.method === 'POST') {
 			const length = Number(request.headers['upload-length']);
 			if (Number.isSafeInteger(length) && length > config.ATTACHMENT_MAX_BYTES)
@@ -94,14 +109,12 @@ function forwardUpload({ db, tokens, files, config }: HttpDeps) {
 	};
 }
 
+type FileRequest = FastifyRequest<{ Params: { id: string } }>;
+
 /** A stored file, to members of its room only, whole or a range; inline only when it is a safe image. */
 function serveFile({ db, tokens, files }: HttpDeps) {
-	return async (request: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => {
-		const user = await requireUser(request, tokens);
-		const id = request.params.id;
-		const file = uploadId.safeParse(id).success ? await attachments.get(db, id) : null;
-		// Not a member (any more), or no such file, or not all in yet: the same answer, which tells nothing.
-		if (!file?.sha256 || !(await rooms.roleOf(db, file.roomId, user.userId))) throw notFound('file');
+	return async (request: FileRequest, reply: FastifyReply) => {
+		const file = await memberFile(request, { db, tokens });
 		const size = file.size;
 		const range = parseRange(request.headers.range, size);
 		if (range === 'unsatisfiable')
@@ -113,25 +126,76 @@ function serveFile({ db, tokens, files }: HttpDeps) {
 				});
 		const type = file.mediaType ?? 'application/octet-stream';
 		const inline = INLINE_TYPES.has(type);
-		let stream: Readable;
-		try {
-			stream = await files.blobs.read(file.sha256, range ?? undefined);
-		} catch (error) {
-			if (error instanceof BlobNotFound) throw notFound('file');
-			throw error;
-		}
-		reply
-			.code(range ? 206 : 200)
-			.header('content-type', inline || type === 'application/pdf' ? type : 'application/octet-stream')
+		const stream = await openBlob(files.blobs, file.sha256, range ?? undefined);
+		storedFileHeaders(reply.code(range ? 206 : 200), {
+			type: inline || type === 'application/pdf' ? type : 'application/octet-stream',
+			disposition: `${inline ? 'inline' : 'attachment'}; ${dispositionName(file.name)}`,
+		})
 			.header('content-length', String(range ? range.end - range.start + 1 : size))
-			.header('accept-ranges', 'bytes')
-			.header('x-content-type-options', 'nosniff')
-			.header('content-security-policy', "default-src 'none'; sandbox")
-			.header('cache-control', 'private, max-age=31536000, immutable')
-			.header('content-disposition', `${inline ? 'inline' : 'attachment'}; ${dispositionName(file.name)}`);
+			.header('accept-ranges', 'bytes');
 		if (range) reply.header('content-range', `bytes ${range.start}-${range.end}/${size}`);
 		return reply.send(stream);
 	};
+}
+
+/**
+ * An image's thumbnail (a WebP made when its upload finished, server/files/images.ts), to the members of its
+ * room only, as the file itself; whole (a few dozen kilobytes), never a range.
+ */
+function serveThumb({ db, tokens, files }: HttpDeps) {
+	return async (request: FileRequest, reply: FastifyReply) => {
+		const file = await memberFile(request, { db, tokens });
+		if (!file.thumbSha256) throw new AppError('not_found', 'file has no thumbnail');
+		const stream = await openBlob(files.blobs, file.thumbSha256);
+		const name = `${file.name.replace(/\.[^.]*$/, '')}.webp`;
+		return storedFileHeaders(reply.code(200), {
+			type: 'image/webp',
+			disposition: `inline; ${dispositionName(name)}`,
+		}).send(stream);
+	};
+}
+
+/** The file `:id` when the user is a member of its room and it is stored; throws the one 404 otherwise. */
+async function memberFile(
+	request: FileRequest,
+	{ db, tokens }: Pick<HttpDeps, 'db' | 'tokens'>,
+): Promise<attachments.AttachmentRow & { sha256: string }> {
+	const user = await requireUser(request, tokens);
+	const id = request.params.id;
+	const file = uploadId.safeParse(id).success ? await attachments.get(db, id) : null;
+	// Not a member (any more), or no such file, or not all in yet: the same answer, which tells nothing.
+	if (!file?.sha256 || !(await rooms.roleOf(db, file.roomId, user.userId))) throw notFound('file');
+	return { ...file, sha256: file.sha256 };
+}
+
+/** A stored blob's bytes; a blob gone from the store is the same 404 as a file that never was. */
+async function openBlob(
+	blobs: BlobStore,
+	hash: string,
+	range?: { start: number; end: number },
+): Promise<Readable> {
+	try {
+		return await blobs.read(hash, range);
+	} catch (error) {
+		if (error instanceof BlobNotFound) throw notFound('file');
+		throw error;
+	}
+}
+
+/**
+ * What every stored file and thumbnail is served with: its type (never sniffed), how to show it, a sandbox should a
+ * browser open it as a page anyway, and a private cache for good (a file's bytes never change under its id).
+ */
+function storedFileHeaders(
+	reply: FastifyReply,
+	{ type, disposition }: { type: string; disposition: string },
+) {
+	return reply
+		.header('content-type', type)
+		.header('x-content-type-options', 'nosniff')
+		.header('content-security-policy', "default-src 'none'; sandbox")
+		.header('cache-control', 'private, max-age=31536000, immutable')
+		.header('content-disposition', disposition);
 }
 
 /** `Range: bytes=a-b` (one range; `a-` and `-n` too) within `size` bytes; null for the whole file. */
