@@ -1,6 +1,6 @@
 import type { Queryable } from '../db/index.ts';
 import type { MessageRow, Role } from '#protocol/api.ts';
-import type { RoomEvent } from '#protocol/events.ts';
+import type { AttachmentRef, RoomEvent } from '#protocol/events.ts';
 import { toB64 } from './documents.ts';
 import { eventColumns } from '#protocol/rows.ts';
 
@@ -22,10 +22,10 @@ export class WritersRefused extends Error {
 }
 
 /**
- * The durable append of a batch (migrations/0004_durable_append.sql, one statement and so one round trip): mirrors
- * `rows` into `messages` (idempotent on (room_id, client_msg_id): a replayed update, a restart or a second node
- * never duplicates a row, and the first receive time and seq are kept), marks what edits and deletes hit, and
- * appends `updates` to the document log, all or nothing.
+ * The durable append of a batch (migrations/0004_durable_append.sql, with a message's files since 0009; one
+ * statement and so one round trip): mirrors `rows` into `messages` (idempotent on (room_id, client_msg_id): a
+ * replayed update, a restart or a second node never duplicates a row, and the first receive time and seq are kept),
+ * marks what edits and deletes hit, and appends `updates` to the document log, all or nothing.
  *
  * Returns the events whose id the room's history already holds for another sender or kind (`roomId clientMsgId`
  * keys): an id taken by a message that was trimmed from the document, reused by someone else. Then nothing was
@@ -54,12 +54,14 @@ export async function durableAppend(
 		columns.map((c) => c.replyToId),
 		columns.map((c) => c.targetId),
 		columns.map((c) => c.createdAt),
+		// JSON text per event (jsonb[] in SQL), null for none: both drivers pass an array of strings the same way.
+		columns.map((c) => (c.attachments ? JSON.stringify(c.attachments) : null)),
 	];
 	try {
 		if (writers.length === 0) {
-			await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, args);
+			await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args);
 		} else {
-			await db.query(`SELECT chat_checked_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, [
+			await db.query(`SELECT chat_checked_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
 				writers.map((w) => w.roomId),
 				writers.map((w) => w.userId),
 				...args,
@@ -82,12 +84,17 @@ export function mirror(db: Queryable, rows: { roomId: string; event: RoomEvent }
 	return durableAppend(db, rows, []);
 }
 
-/** The content of a deleted message (and of its edits) is kept for the audit trail but masked on every read. */
+/**
+ * The content of a deleted message (and of its edits) is kept for the audit trail but masked on every read, and so
+ * are a deleted message's files.
+ */
 const maskedContent = 'CASE WHEN m.deleted_at IS NULL THEN m.content END AS content';
+const maskedAttachments = 'CASE WHEN m.deleted_at IS NULL THEN m.attachments END AS attachments';
 
 const selectRows = (includeDeleted = false) => `
 	SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name,
-		${includeDeleted ? 'm.content' : maskedContent}, m.reply_to, m.target_id, m.created_at, m.received_at
+		${includeDeleted ? 'm.content' : maskedContent}, m.reply_to, m.target_id, m.created_at, m.received_at,
+		${includeDeleted ? 'm.attachments' : maskedAttachments}
 	FROM messages m LEFT JOIN users u ON u.id = m.sender_id`;
 
 interface DbRow {
@@ -102,6 +109,24 @@ interface DbRow {
 	target_id: string | null;
 	created_at: Date;
 	received_at: Date;
+	/** jsonb: both drivers parse it. */
+	attachments: AttachmentRef[] | null;
+}
+
+/**
+ * The refs as the event carried them, keys in the schema's order (jsonb keeps its own order of keys), so a row
+ * reads the same whichever way it was stored.
+ */
+export function storedRefs(refs: AttachmentRef[]): AttachmentRef[] {
+	return refs.map(({ id, name, size, mediaType, width, height, placeholder }) => ({
+		id,
+		name,
+		size,
+		mediaType,
+		...(width === undefined ? {} : { width }),
+		...(height === undefined ? {} : { height }),
+		...(placeholder === undefined ? {} : { placeholder }),
+	}));
 }
 
 function toRow(r: DbRow): MessageRow {
@@ -117,6 +142,7 @@ function toRow(r: DbRow): MessageRow {
 		targetId: r.target_id,
 		createdAt: new Date(r.created_at).toISOString(),
 		receivedAt: new Date(r.received_at).toISOString(),
+		...(r.attachments?.length ? { attachments: storedRefs(r.attachments) } : {}),
 	};
 }
 
@@ -182,7 +208,7 @@ export async function count(
  */
 export const searchSql = `
 	SELECT m.seq, m.room_id, m.client_msg_id, m.kind, m.sender_id, u.name AS sender_name, m.content,
-		m.reply_to, m.target_id, m.created_at, m.received_at,
+		m.reply_to, m.target_id, m.created_at, m.received_at, m.attachments,
 		ts_headline('simple', m.content, query,
 			'StartSel=<mark>, StopSel=</mark>, MaxFragments=1, MaxWords=24, MinWords=8') AS snippet
 	FROM messages m

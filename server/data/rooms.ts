@@ -1,6 +1,8 @@
 import type { Queryable } from '../db/index.ts';
 import type { MessageRow, Role, Room, RoomMember } from '#protocol/api.ts';
+import type { AttachmentRef } from '#protocol/events.ts';
 import type { NotifyLevel, RoomState } from '#protocol/user-channel.ts';
+import { storedRefs } from './messages.ts';
 
 export function directKey(a: string, b: string): string {
 	return [a, b].sort().join(':');
@@ -139,7 +141,8 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 				'seq', msg.seq, 'roomId', msg.room_id, 'clientMsgId', msg.client_msg_id, 'kind', msg.kind,
 				'senderId', msg.sender_id, 'senderName', su.name,
 				'content', CASE WHEN msg.deleted_at IS NULL THEN msg.content END, 'replyToId', msg.reply_to,
-				'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at) AS last,
+				'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at,
+				'attachments', CASE WHEN msg.deleted_at IS NULL THEN msg.attachments END) AS last,
 				msg.received_at
 			FROM messages msg LEFT JOIN users su ON su.id = msg.sender_id
 			WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
@@ -159,6 +162,8 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 	);
 	return rows.map((row) => {
 		const last = typeof row.last === 'string' ? (JSON.parse(row.last) as Record<string, unknown>) : row.last;
+		// A message's files, like the history API's rows: absent when there are none.
+		const { attachments, ...lastFields } = last ?? {};
 		return {
 			...toRoom(row),
 			role: row.role,
@@ -168,7 +173,10 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
 			mentions: Number(row.mentions),
 			lastMessage: last
 				? ({
-						...last,
+						...lastFields,
+						...(Array.isArray(attachments) && attachments.length > 0
+							? { attachments: storedRefs(attachments as AttachmentRef[]) }
+							: {}),
 						seq: Number(last.seq),
 						createdAt: new Date(String(last.createdAt)).toISOString(),
 						receivedAt: new Date(String(last.receivedAt)).toISOString(),

@@ -12,18 +12,24 @@ import * as messages from '../data/messages.ts';
 import * as rooms from '../data/rooms.ts';
 import { openDb, type Db } from '../db/index.ts';
 import { DataDirLockedError } from '../db/pglite.ts';
+import type { BlobStore } from '../files/blob-store.ts';
+import { openBlobStore } from '../files/open.ts';
 import { createLogger } from '../log.ts';
+import { FileCopier } from './files.ts';
+import { Progress } from './progress.ts';
 import { exportRoom } from './stream.ts';
 
 /**
- * `npm run export -- --room <uuid> --format jsonl|csv [--out file] [--since ISO] [--until ISO]`:
+ * `npm run export -- --room <uuid> --format jsonl|csv [--out file] [--since ISO] [--until ISO] [--with-files]`:
  * a room's mirrored messages in the same format as `GET /api/rooms/:id/export`, read straight from
  * the database (no server, no membership check: whoever holds the database credentials may read it all).
+ * `--with-files` also copies the bytes of every file they list from the blob store (files.ts).
  */
 
-const exitCodes = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+/** `incomplete`: the export was written, but some files it lists could not be copied (`--with-files`). */
+const exitCodes = { ok: 0, failed: 1, usage: 2, incomplete: 3, interrupted: 130 } as const;
 
-const usage = `Usage: npm run export -- --room <uuid> --format jsonl|csv [--out <file>] [--since <ISO>] [--until <ISO>] [--include-deleted]
+const usage = `Usage: npm run export -- --room <uuid> --format jsonl|csv [--out <file>] [--since <ISO>] [--until <ISO>] [--include-deleted] [--with-files]
 
 Exports one room's mirrored messages from DATABASE_URL, or from the embedded database in DATA_DIR.
   --room <uuid>     the room to export
@@ -31,7 +37,10 @@ Exports one room's mirrored messages from DATABASE_URL, or from the embedded dat
   --out <file>      write here (complete or not at all); default: stdout
   --since <ISO>     only messages created at or after this time, e.g. 2024-05-01T00:00:00Z
   --until <ISO>     only messages created before this time
-  --include-deleted keep the content of deleted messages (an audit export; it is empty otherwise)
+  --include-deleted keep the content (and files) of deleted messages (an audit export; empty otherwise)
+  --with-files      also copy every listed file into <out>-files/, each as <id>-<name> (needs --out; the
+                    blob store is the server's: S3_* when S3_BUCKET is set, else DATA_DIR/files). A file
+                    the store does not hold is reported and skipped; the exit status is then 3
   -h, --help        show this help
 `;
 
@@ -40,7 +49,7 @@ class UsageError extends Error {
 }
 
 class ExportError extends Error {
-	readonly code: 'room_not_found' | 'not_initialised' | 'data_dir_locked';
+	readonly code: 'room_not_found' | 'not_initialised' | 'data_dir_locked' | 'no_blob_store';
 	constructor(code: ExportError['code'], message: string) {
 		super(message);
 		this.code = code;
@@ -56,10 +65,15 @@ const cliOptions = z
 		since: exportQuery.shape.since,
 		until: exportQuery.shape.until,
 		includeDeleted: z.boolean(),
+		withFiles: z.boolean(),
 	})
 	.refine((o) => !o.since || !o.until || Date.parse(o.since) < Date.parse(o.until), {
 		path: ['until'],
 		message: '--until must be later than --since',
+	})
+	.refine((o) => !o.withFiles || o.out !== undefined, {
+		path: ['withFiles'],
+		message: '--with-files needs --out: the files go into a directory beside it (<out>-files/)',
 	});
 type CliOptions = z.infer<typeof cliOptions>;
 
@@ -84,6 +98,7 @@ function parseOptions(argv: string[]): CliOptions | 'help' {
 				since: { type: 'string' },
 				until: { type: 'string' },
 				'include-deleted': { type: 'boolean', default: false },
+				'with-files': { type: 'boolean', default: false },
 				help: { type: 'boolean', short: 'h' },
 			},
 		}));
@@ -99,6 +114,7 @@ function parseOptions(argv: string[]): CliOptions | 'help' {
 		since: values.since,
 		until: values.until,
 		includeDeleted: values['include-deleted'],
+		withFiles: values['with-files'],
 	};
 	const result = cliOptions.safeParse(flags);
 	if (result.success) return result.data;
@@ -110,63 +126,6 @@ function parseOptions(argv: string[]): CliOptions | 'help' {
 		return `--${flag}: ${hints[flag] ?? issue.message} (got "${String(given)}")`;
 	});
 	throw new UsageError(problems.join('; '));
-}
-
-/**
- * Rows done / total, percent and rate on one stderr line, redrawn at most every 100 ms so a fast
- * export does not spend its time painting. Off a TTY it stays silent until the summary.
- */
-class Progress {
-	#done = 0;
-	#lastDraw = 0;
-	readonly #started = performance.now();
-	readonly #total: number;
-	readonly #stream: NodeJS.WriteStream | null;
-
-	constructor(total: number, tty: NodeJS.WriteStream | null) {
-		this.#total = total;
-		this.#stream = tty;
-	}
-
-	get rows() {
-		return this.#done;
-	}
-
-	add(rows: number) {
-		this.#done += rows;
-		const now = performance.now();
-		if (this.#stream && now - this.#lastDraw >= 100) {
-			this.#lastDraw = now;
-			this.#draw(now);
-		}
-	}
-
-	/** The final bar (on a TTY) and the one-line summary. */
-	finish(target: string) {
-		const now = performance.now();
-		if (this.#stream) {
-			this.#draw(now);
-			this.#stream.write('\n');
-		}
-		const seconds = ((now - this.#started) / 1000).toFixed(1);
-		process.stderr.write(`Exported ${this.#done} rows to ${target} in ${seconds} s\n`);
-	}
-
-	/** Leaves the cursor on a fresh line so an error message does not land on the bar. */
-	abandon() {
-		if (this.#stream && this.#lastDraw > 0) this.#stream.write('\n');
-	}
-
-	#draw(now: number) {
-		const stream = this.#stream as NodeJS.WriteStream;
-		// Rows mirrored while the export runs are exported too (keyset pagination), so done may pass total.
-		const ratio = this.#total > 0 ? Math.min(1, this.#done / this.#total) : 1;
-		const rate = Math.round(this.#done / Math.max((now - this.#started) / 1000, 0.001));
-		const text = ` ${String(Math.floor(ratio * 100)).padStart(3)}% ${this.#done}/${this.#total} rows ${rate} rows/s`;
-		const width = Math.max(10, Math.min(40, (stream.columns || 80) - text.length - 3));
-		const filled = Math.round(ratio * width);
-		stream.write(`\r[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]${text}\x1b[K`);
-	}
 }
 
 /**
@@ -207,10 +166,52 @@ async function openDatabase(config: Config): Promise<Db> {
 	}
 }
 
-async function exportTo(db: Db, options: CliOptions, signal: AbortSignal): Promise<void> {
+/**
+ * The configured blob store (the server's: S3 when S3_BUCKET is set, else DATA_DIR/files), opened when the first
+ * file is copied. A disk store that does not exist means the export was not given the server's DATA_DIR: said so,
+ * rather than reporting every file as missing.
+ */
+function blobStoreOf(config: Config): { get(): BlobStore; close(): void } {
+	let store: BlobStore | undefined;
+	return {
+		get() {
+			if (store) return store;
+			const dir = path.resolve(config.DATA_DIR, 'files');
+			if (!config.S3_BUCKET && !fs.existsSync(dir)) {
+				throw new ExportError(
+					'no_blob_store',
+					`no stored files under ${dir}: set DATA_DIR to the server's, or S3_BUCKET and the other S3_* ` +
+						'settings if the server keeps its files in a bucket',
+				);
+			}
+			return (store = openBlobStore(config));
+		},
+		close() {
+			// The S3 client's sockets would keep the process alive.
+			(store as { close?: () => void } | undefined)?.close?.();
+		},
+	};
+}
+
+/** Where `--with-files` writes: a directory beside the export, named after it. */
+const filesDirOf = (out: string) => `${path.resolve(out)}-files`;
+
+/** Resolves `incomplete` when the export was written but some of its files could not be copied. */
+async function exportTo(
+	db: Db,
+	config: Config,
+	options: CliOptions,
+	signal: AbortSignal,
+): Promise<'ok' | 'incomplete'> {
 	// The export only reads: a missing schema means the wrong database, not one to set up from here.
-	const { rows } = await db.query<{ ok: boolean }>("SELECT to_regclass('messages') IS NOT NULL AS ok");
+	const { rows } = await db.query<{ ok: boolean; current: boolean }>(
+		`SELECT to_regclass('messages') IS NOT NULL AS ok, EXISTS (SELECT 1 FROM information_schema.columns
+		 WHERE table_schema = current_schema() AND table_name = 'messages' AND column_name = 'attachments') AS current`,
+	);
 	if (!rows[0]?.ok) throw new ExportError('not_initialised', 'database not initialised; run npm run migrate');
+	if (!rows[0].current) {
+		throw new ExportError('not_initialised', 'database has migrations still to apply; run npm run migrate');
+	}
 	if (!(await rooms.exists(db, options.room))) {
 		throw new ExportError('room_not_found', `room ${options.room} not found`);
 	}
@@ -218,14 +219,32 @@ async function exportTo(db: Db, options: CliOptions, signal: AbortSignal): Promi
 	// A bar on the terminal, unless the export itself is being printed there.
 	const showBar = process.stderr.isTTY && (options.out !== undefined || !process.stdout.isTTY);
 	const query = { roomId: options.room, since: options.since, until: options.until };
+	const store = blobStoreOf(config);
+	const files =
+		options.withFiles && options.out !== undefined
+			? new FileCopier({
+					dir: filesDirOf(options.out),
+					store: () => store.get(),
+					signal,
+					report: (line) => progress.note(line),
+					onFile: () => progress.file(),
+				})
+			: null;
 	const progress = new Progress(
 		showBar ? await messages.count(db, query) : 0,
 		showBar ? process.stderr : null,
+		files,
 	);
-	// One batch in flight at a time: the writer's backpressure reaches the database query loop.
+	// One batch in flight at a time: the writer's backpressure reaches the database query loop, and a batch's
+	// files are copied before the next batch is read.
 	const source = Readable.from(
-		exportRoom(db, { ...query, format: options.format, includeDeleted: options.includeDeleted }, (n) =>
-			progress.add(n),
+		exportRoom(
+			db,
+			{ ...query, format: options.format, includeDeleted: options.includeDeleted },
+			async (batch) => {
+				await files?.copy(batch);
+				progress.add(batch.length);
+			},
 		),
 		{ highWaterMark: 1 },
 	);
@@ -235,8 +254,11 @@ async function exportTo(db: Db, options: CliOptions, signal: AbortSignal): Promi
 	} catch (error) {
 		progress.abandon();
 		throw error;
+	} finally {
+		store.close();
 	}
 	progress.finish(options.out ?? 'stdout');
+	return files && files.stats.missing > 0 ? 'incomplete' : 'ok';
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -269,16 +291,19 @@ async function main(argv: string[]): Promise<number> {
 	process.once('SIGTERM', onSignal);
 	try {
 		const db = await openDatabase(config);
+		let outcome: 'ok' | 'incomplete';
 		try {
-			await exportTo(db, options, interrupt.signal);
+			outcome = await exportTo(db, config, options, interrupt.signal);
 		} finally {
 			await db.close();
 		}
-		return exitCodes.ok;
+		return exitCodes[outcome];
 	} catch (error) {
 		if (interrupt.signal.aborted) {
+			const kept = options.withFiles && options.out !== undefined ? filesDirOf(options.out) : null;
 			process.stderr.write(
-				`export: interrupted${options.out === undefined ? '' : '; no output file was written'}\n`,
+				`export: interrupted${options.out === undefined ? '' : '; no output file was written'}` +
+					`${kept ? ` (the files copied so far stay in ${kept})` : ''}\n`,
 			);
 			return exitCodes.interrupted;
 		}

@@ -442,7 +442,7 @@ describeEachBackend('collaboration', (backend) => {
 		const text = csv.body as string;
 		expect(
 			text.startsWith(
-				'seq,room_id,client_msg_id,kind,sender_id,sender_name,content,reply_to_id,target_id,created_at,received_at\r\n',
+				'seq,room_id,client_msg_id,kind,sender_id,sender_name,content,reply_to_id,target_id,created_at,received_at,attachments\r\n',
 			),
 		).toBe(true);
 		expect(text).toContain('"quote ""inside"""');

@@ -1,5 +1,6 @@
 import { z } from './zod.ts';
 import { uuid } from './ids.ts';
+import { attachmentRef, mediaType, uploadId } from './events.ts';
 import { limits } from './limits.ts';
 import { NAME_CHARS } from './names.ts';
 
@@ -155,7 +156,7 @@ export const room = z.object({
 });
 export type Room = z.infer<typeof room>;
 
-/** One mirrored event, as in the export and the history API. */
+/** One mirrored event, as in the history API (and, with each file's hash and address, the export). */
 export const messageRow = z.object({
 	seq: z.number(),
 	roomId: uuid,
@@ -168,8 +169,35 @@ export const messageRow = z.object({
 	targetId: uuid.nullable(),
 	createdAt: answeredTimestamp,
 	receivedAt: answeredTimestamp,
+	/**
+	 * A message's files, as its event carries them (`attachmentRef`); absent when it has none, for other kinds, when
+	 * the message is deleted (masked like `content`), and from a server older than the field.
+	 */
+	attachments: z.array(attachmentRef).optional(),
 });
 export type MessageRow = z.infer<typeof messageRow>;
+
+/**
+ * A file of an exported message: what the message says of it, the SHA-256 of its stored bytes (`null` when the
+ * server no longer holds the file, e.g. its uploader's account was deleted) and where a member downloads it.
+ */
+export const exportedAttachment = z.object({
+	id: uploadId,
+	name: z.string(),
+	size: z.number(),
+	mediaType,
+	sha256: z
+		.string()
+		.regex(/^[0-9a-f]{64}$/)
+		.nullable(),
+	/** `/api/files/<id>`, relative to the server. */
+	url: z.string(),
+});
+export type ExportedAttachment = z.infer<typeof exportedAttachment>;
+
+/** One line of a JSONL export (`GET /api/rooms/:id/export`, `npm run export`): a history row, files with hashes. */
+export const exportRow = messageRow.extend({ attachments: z.array(exportedAttachment).optional() });
+export type ExportRow = z.infer<typeof exportRow>;
 
 /** `GET /api/rooms/:id/messages`: a page of history, oldest first; `nextBefore` asks for the page before it. */
 export const messagePage = z.object({ items: z.array(messageRow), nextBefore: z.number().nullable() });

@@ -1,10 +1,11 @@
 import type { MessageRow } from './api.ts';
-import type { RoomEvent } from './events.ts';
+import type { AttachmentRef, RoomEvent } from './events.ts';
 
 /**
  * The event↔row mapping of the mirror, both ways in one place: the server stores each event as a `messages` row
  * (`eventColumns`), and the history API answers with those rows, which a client turns back into the events they
- * mirror (`rowToEvent`). A message's and an edit's text and a reaction's emoji share the `content` column.
+ * mirror (`rowToEvent`). A message's and an edit's text and a reaction's emoji share the `content` column; a
+ * message's files (as validated, `attachmentRef`) are the `attachments` column, null when it has none.
  */
 export interface EventColumns {
 	clientMsgId: string;
@@ -14,6 +15,7 @@ export interface EventColumns {
 	replyToId: string | null;
 	targetId: string | null;
 	createdAt: string;
+	attachments: AttachmentRef[] | null;
 }
 
 export function eventColumns(event: RoomEvent): EventColumns {
@@ -25,12 +27,14 @@ export function eventColumns(event: RoomEvent): EventColumns {
 		replyToId: event.kind === 'message' ? (event.replyToId ?? null) : null,
 		targetId: event.kind === 'message' ? null : event.targetId,
 		createdAt: event.createdAt,
+		attachments: event.kind === 'message' ? (event.attachments ?? null) : null,
 	};
 }
 
 /**
  * A history row as the room event it mirrors. The content of a deleted message or edit comes back `null` and
- * becomes empty: the delete event, newer, says why. Unknown kinds (a newer server) are skipped.
+ * becomes empty, and a deleted message's files are not listed: the delete event, newer, says why. Unknown kinds
+ * (a newer server) are skipped.
  */
 export function rowToEvent(row: MessageRow): RoomEvent | null {
 	const base = { clientMsgId: row.clientMsgId, senderId: row.senderId, createdAt: row.createdAt };
@@ -41,6 +45,7 @@ export function rowToEvent(row: MessageRow): RoomEvent | null {
 				...base,
 				content: row.content ?? '',
 				...(row.replyToId ? { replyToId: row.replyToId } : {}),
+				...(row.attachments?.length ? { attachments: row.attachments } : {}),
 			};
 		case 'edit':
 			return row.targetId
