@@ -11,6 +11,7 @@ import {
 	type BrowserSession,
 	type SharedBrowser,
 } from '../helpers/browser.ts';
+import { controlledByWorker } from '../helpers/live-ui.ts';
 
 /**
  * The chat as two people use it (issue 3, checks 1, 2, 3 and 5): Ana and Ben, each in their own browser context,
@@ -98,27 +99,6 @@ async function ownStatuses(page: Page, marker: string): Promise<string[]> {
 		.locator('[data-testid="message"][data-own="true"]')
 		.filter({ hasText: marker })
 		.evaluateAll((nodes) => nodes.map((node) => node.getAttribute('data-status') ?? ''));
-}
-
-/** Waits until this page's service worker is active and controls the page (reloading it once it is active). */
-async function controlledByWorker(page: Page): Promise<void> {
-	await page.waitForFunction(
-		async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated',
-		undefined,
-		{ timeout: UI_TIMEOUT },
-	);
-	// `registerType: 'prompt'`: the worker does not claim the page that installed it; a reload is controlled.
-	await expect
-		.poll(
-			async () => {
-				if (await page.evaluate(() => !!navigator.serviceWorker.controller)) return true;
-				await page.reload();
-				await waitForApp(page);
-				return page.evaluate(() => !!navigator.serviceWorker.controller);
-			},
-			{ timeout: UI_TIMEOUT, interval: 250 },
-		)
-		.toBe(true);
 }
 
 /** Ana and Ben registered, with their 1:1 room open on both sides (Ben follows the link Ana is on). */

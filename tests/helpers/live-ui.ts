@@ -110,3 +110,26 @@ export async function api(
 	const text = await res.text();
 	return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
+
+/**
+ * Waits until the page's service worker is active and controls the page: it installs on the first visit
+ * (`registerType: 'prompt'`: it does not claim the page that installed it), so the page is reloaded until it is.
+ */
+export async function controlledByWorker(page: Page): Promise<void> {
+	await page.waitForFunction(
+		async () => (await navigator.serviceWorker.getRegistration())?.active?.state === 'activated',
+		undefined,
+		{ timeout: UI_TIMEOUT },
+	);
+	await expect
+		.poll(
+			async () => {
+				if (await page.evaluate(() => !!navigator.serviceWorker.controller)) return true;
+				await page.reload();
+				await waitForApp(page);
+				return page.evaluate(() => !!navigator.serviceWorker.controller);
+			},
+			{ timeout: UI_TIMEOUT, interval: 250 },
+		)
+		.toBe(true);
+}

@@ -8,7 +8,11 @@ export function configRoutes(app: FastifyInstance, deps: HttpDeps) {
 	/** What a client needs to know to validate before writing: the content filter and the limits. */
 	app.get('/api/config', async (): Promise<ServerConfigResponse> => ({
 		contentFilter: { mode: deps.config.CONTENT_FILTER, words: deps.config.CONTENT_FILTER_WORDS },
-		limits: { ...limits, documentsPerConnection: deps.config.DOCUMENTS_PER_CONNECTION },
+		limits: {
+			...limits,
+			documentsPerConnection: deps.config.DOCUMENTS_PER_CONNECTION,
+			attachmentMaxBytes: deps.config.ATTACHMENT_MAX_BYTES,
+		},
 		protocolVersion: PROTOCOL_VERSION,
 	}));
 }

@@ -105,3 +105,16 @@ export function mentionParts(
 	if (last < content.length) parts.push({ text: content.slice(last) });
 	return parts;
 }
+
+/** A size in bytes as people read it: `512 B`, `1.5 KB`, `25 MB` (powers of 1024, as file managers show). */
+export function formatBytes(bytes: number): string {
+	if (bytes < 1024) return `${bytes} B`;
+	const units = ['KB', 'MB', 'GB', 'TB'];
+	let value = bytes / 1024;
+	let unit = 0;
+	while (value >= 1024 && unit < units.length - 1) {
+		value /= 1024;
+		unit++;
+	}
+	return `${value < 10 ? value.toFixed(1).replace(/\.0$/, '') : Math.round(value)} ${units[unit]}`;
+}

@@ -12,7 +12,9 @@ export {
 	LOGIN_RETRY_MAX_MS,
 	RETRY_MAX_MS,
 	RETRY_MIN_MS,
+	type ChatAttachment,
 	type ChatMessage,
+	type ChatUpload,
 	type MessageStatus,
 	type RoomNotice,
 	type RoomPhase,
@@ -50,15 +52,20 @@ export type NewEventFields = Record<string, unknown> & { kind: RoomEvent['kind']
 
 /**
  * An own event, new: the content filtered, then validated with the shared schema (never write what the server
- * would refuse). Throws with a reason for the user.
+ * would refuse). Throws with a reason for the user. A message composed earlier (one that waited for its files)
+ * keeps the id and time it was shown with (`composed`).
  */
-export function newEvent(fields: NewEventFields, senderId: string): RoomEvent {
+export function newEvent(
+	fields: NewEventFields,
+	senderId: string,
+	composed?: { clientMsgId: string; createdAt: string },
+): RoomEvent {
 	if (typeof fields.content === 'string') fields = { ...fields, content: filtered(fields.content) };
 	const parsed = roomEvent.safeParse({
 		...fields,
-		clientMsgId: crypto.randomUUID(),
+		clientMsgId: composed?.clientMsgId ?? crypto.randomUUID(),
 		senderId,
-		createdAt: new Date(clock.serverNow()).toISOString(),
+		createdAt: composed?.createdAt ?? new Date(clock.serverNow()).toISOString(),
 	});
 	if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'This cannot be sent.');
 	return parsed.data;

@@ -18,9 +18,11 @@ import {
 	type RoomPhase,
 	type RoomStoreOptions,
 } from './room-model.ts';
+import { OutgoingStore } from './outgoing-files.ts';
 import { PresenceTracker } from './room-presence.svelte.ts';
 import { ReadTracker } from './room-reads.svelte.ts';
 import { RoomScreen } from './room-screen.svelte.ts';
+import { RoomUploads } from './room-uploads.svelte.ts';
 import type { Profile } from './schemas.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { session } from './session.svelte.ts';
@@ -29,6 +31,7 @@ import { roomDatabaseName, type MetaStore } from './store.ts';
 export {
 	normaliseContent,
 	QUICK_REACTIONS,
+	type ChatAttachment,
 	type ChatMessage,
 	type MessageStatus,
 	type RoomNotice,
@@ -87,11 +90,21 @@ export class RoomStore {
 	readonly #presence: PresenceTracker;
 	readonly #screen: RoomScreen;
 	readonly #meta: MetaStore;
+	readonly #uploads: RoomUploads;
+	readonly #outgoing: OutgoingStore;
 	#untrack: () => void;
+	#stopUploads = () => {};
 	#dispose = () => {};
 
-	/** Messages in display order, each with its state; what the room showed last, until its own are read. */
-	readonly messages: ChatMessage[] = $derived.by(() => this.#screen.shown ?? (this.#events as ChatMessage[]));
+	/** The room's messages in display order: what the room showed last, until its own are read. */
+	readonly #roomMessages: ChatMessage[] = $derived.by(
+		() => this.#screen.shown ?? (this.#events as ChatMessage[]),
+	);
+
+	/** Messages in display order, each with its state, with the own ones still waiting for their files. */
+	readonly messages: ChatMessage[] = $derived.by(() =>
+		withWaiting(this.#roomMessages, this.#uploads.messages),
+	);
 
 	readonly lastMessage: ChatMessage | null = $derived(this.messages.at(-1) ?? null);
 
@@ -149,9 +162,27 @@ export class RoomStore {
 		this.history = this.#history;
 		this.#presence = new PresenceTracker(user.id, () => core.link);
 		this.presence = this.#presence;
+		this.#outgoing = new OutgoingStore(user.id);
+		this.#uploads = new RoomUploads({
+			roomId,
+			userId: user.id,
+			store: this.#outgoing,
+			write: (message, attachments) => {
+				const { content, replyToId } = message;
+				this.#write({ kind: 'message', content, ...(replyToId ? { replyToId } : {}), attachments }, message);
+			},
+			has: (id) => core.messages.some((m) => m.clientMsgId === id && m.status !== 'failed'),
+			changed: () => this.#refresh(),
+		});
+		const online = () => this.#uploads.resume();
+		window.addEventListener('online', online);
+		this.#stopUploads = () => window.removeEventListener('online', online);
 		core.subscribe({
 			change: () => this.#refresh(),
-			synced: () => this.#readsOf.send(),
+			synced: () => {
+				this.#readsOf.send();
+				this.#uploads.resume();
+			},
 			reads: (reads) => this.#readsOf.received(reads),
 			awareness: () => this.#presence.readPeers(),
 		});
@@ -168,6 +199,25 @@ export class RoomStore {
 			content: normaliseContent(text),
 			...(replyToId ? { replyToId } : {}),
 		});
+	}
+
+	/**
+	 * Sends `files` with an optional caption: shown at once (with previews and progress), uploaded when the device is
+	 * online, and written to the room once every file is stored. Resolves with its id; throws with a reason.
+	 */
+	sendFiles(files: File[], caption: string, replyToId?: string): Promise<string> {
+		if (this.readOnly || this.phase === 'removed') throw new Error('You cannot write in this room.');
+		return this.#uploads.add(files, caption, replyToId);
+	}
+
+	/** Takes back a message whose files are not all sent yet. */
+	cancelUpload(clientMsgId: string): Promise<void> {
+		return this.#uploads.cancel(clientMsgId);
+	}
+
+	/** Tries again a message whose files were refused. */
+	retryUpload(clientMsgId: string): Promise<void> {
+		return this.#uploads.retry(clientMsgId);
 	}
 
 	/** Replaces the text of an own message (an `edit` event; the original stays in the history). */
@@ -197,8 +247,8 @@ export class RoomStore {
 	}
 
 	/** Writes an event (`newEvent` makes it, with the content filter). Returns its id, or throws. */
-	#write(fields: NewEventFields): string {
-		const event = newEvent(fields, this.user.id);
+	#write(fields: NewEventFields, composed?: { clientMsgId: string; createdAt: string }): string {
+		const event = newEvent(fields, this.user.id, composed);
 		this.#core.write(event);
 		if (event.kind === 'message') this.#presence.setTyping(false);
 		return event.clientMsgId;
@@ -226,6 +276,9 @@ export class RoomStore {
 		this.#readsOf.close();
 		this.#screen.close();
 		this.#untrack();
+		this.#stopUploads();
+		this.#uploads.close();
+		await this.#outgoing.close().catch(() => undefined);
 		await this.#core.close();
 	}
 
@@ -257,7 +310,7 @@ export class RoomStore {
 		this.synced = core.synced;
 		this.readOnly = core.readOnly;
 		this.notice = core.notice;
-		this.pendingCount = core.pendingCount;
+		this.pendingCount = core.pendingCount + this.#uploads.count;
 		this.#history.hasOlder = core.hasOlder;
 		this.#history.loadingOlder = core.loadingOlder;
 		this.#events = core.messages;
@@ -265,8 +318,8 @@ export class RoomStore {
 		if (ready && !this.metaReady) {
 			this.metaReady = true;
 			// The room's own messages are ready: shown from now on (and kept for next time).
-			this.#screen.replace(() => this.messages);
-		} else if (ready) this.#screen.saveSoon(() => this.messages);
+			this.#screen.replace(() => this.#roomMessages);
+		} else if (ready) this.#screen.saveSoon(() => this.#roomMessages);
 	}
 
 	async #loadReads(): Promise<void> {
@@ -278,4 +331,18 @@ export class RoomStore {
 		this.#readsLoaded = true;
 		this.#refresh();
 	}
+}
+
+/** The room's messages with the own ones waiting for their files, in time order (those are few, and newest). */
+function withWaiting(messages: ChatMessage[], waiting: ChatMessage[]): ChatMessage[] {
+	if (waiting.length === 0) return messages;
+	const written = new Set(messages.slice(-200).map((m) => m.clientMsgId));
+	const merged = [...messages];
+	for (const message of waiting) {
+		if (written.has(message.clientMsgId)) continue;
+		let at = merged.length;
+		while (at > 0 && (merged[at - 1] as ChatMessage).at > message.at) at--;
+		merged.splice(at, 0, message);
+	}
+	return merged;
 }

@@ -27,6 +27,7 @@ import {
 	type LocalResult,
 	type RoomAccess,
 } from './room-list.ts';
+import { openWaitingRooms } from './outgoing-files.ts';
 import { serverConfig } from './server-config.svelte.ts';
 import { userChannel, type UserChannelSink } from './user-channel.svelte.ts';
 
@@ -379,6 +380,9 @@ class Rooms {
 	#openAll(): void {
 		const open = Math.min(MAX_OPEN_ROOMS, serverConfig.documentsPerConnection - 1);
 		for (const room of this.list.slice(0, open)) this.room(room.id);
+		// Rooms with files waiting to be sent are opened too: their messages go out without being looked at.
+		const meta = this.#meta;
+		if (this.#user) openWaitingRooms(this.#user.id, (id) => this.#meta === meta && this.room(id));
 	}
 }
 

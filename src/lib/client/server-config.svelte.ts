@@ -16,6 +16,8 @@ class ServerConfig {
 	filter: ContentFilter = $state.raw(compileFilter({ mode: 'off', words: [] }));
 	/** Rooms one socket may have open on the server (DOCUMENTS_PER_CONNECTION; 100 until it says). */
 	documentsPerConnection = $state(100);
+	/** The largest file the server takes (ATTACHMENT_MAX_BYTES; 25 MB until it says): checked before uploading. */
+	attachmentMaxBytes = $state(25 * 1024 * 1024);
 	/** Set when this app is older than the server accepts or speaks: the user should reload (UpdateBar). */
 	outdated = $state<string | null>(null);
 
@@ -58,6 +60,7 @@ class ServerConfig {
 	#apply(config: ServerConfigResponse): void {
 		this.filter = compileFilter(config.contentFilter);
 		this.documentsPerConnection = config.limits.documentsPerConnection ?? this.documentsPerConnection;
+		this.attachmentMaxBytes = config.limits.attachmentMaxBytes ?? this.attachmentMaxBytes;
 		if (config.protocolVersion > PROTOCOL_VERSION) this.outdated = 'A newer version of Chat is available';
 	}
 }

@@ -1,9 +1,10 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
 import { z } from '../protocol/zod.ts';
-import { roomEvent, type RoomEvent } from '../protocol/events.ts';
+import { attachmentRef, roomEvent, type RoomEvent } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
 import type { UserChannelMessage } from '../protocol/user-channel.ts';
 import type { ChatMessage, FailedMessage } from '../sync/model.ts';
+import { outgoingDatabaseName } from './outgoing-files.ts';
 import * as schemas from './schemas.ts';
 
 /**
@@ -73,6 +74,8 @@ const screenMessage = z.object({
 	editedAt: z.string().optional(),
 	deleted: z.object({ by: z.string(), at: z.string() }).optional(),
 	reactions: z.array(z.object({ emoji: z.string(), userIds: z.array(z.string()) })),
+	// Stored files only: a message still uploading is not kept as shown (its files are on the device).
+	attachments: z.array(attachmentRef).optional(),
 }) satisfies z.ZodType<ChatMessage>;
 
 /** Why the user is no longer in a room (the user channel's `room-removed` reasons). */
@@ -291,7 +294,7 @@ export class MetaStore {
  * found by name where the browser can list databases, and from `knownRoomIds` everywhere.
  */
 export async function wipeAccount(userId: string, knownRoomIds: Iterable<string>): Promise<void> {
-	const names = new Set<string>([metaDatabaseName(userId)]);
+	const names = new Set<string>([metaDatabaseName(userId), outgoingDatabaseName(userId)]);
 	for (const roomId of knownRoomIds) names.add(roomDatabaseName(userId, roomId));
 	if (typeof indexedDB.databases === 'function') {
 		for (const info of await indexedDB.databases()) {

@@ -8,7 +8,10 @@ import { z } from './zod.ts';
 export const serverConfigResponse = z.object({
 	/** Applied by the client before it writes (see moderation.ts); the server refuses what it would change. */
 	contentFilter: contentFilterConfig,
-	/** The shared limits (limits.ts), as this server has them, and `documentsPerConnection` (rooms per socket). */
+	/**
+	 * The shared limits (limits.ts), as this server has them, `documentsPerConnection` (rooms per socket) and
+	 * `attachmentMaxBytes` (the largest file it takes, ATTACHMENT_MAX_BYTES).
+	 */
 	limits: z.record(z.string(), z.number()),
 	/** The protocol version this server speaks (version.ts). */
 	protocolVersion: z.number().int().min(1),

@@ -1,4 +1,4 @@
-import type { FoldedMessage } from '../protocol/events.ts';
+import type { AttachmentRef, FoldedMessage } from '../protocol/events.ts';
 
 /*
  * What a room shows, and the small rules around it: shared by the sync core (this folder) and the app's stores.
@@ -37,6 +37,30 @@ export interface ChatMessage {
 	deleted?: { by: string; at: string };
 	/** Reactions in the order they were first given: emoji and who gave it. */
 	reactions: { emoji: string; userIds: string[] }[];
+	/** Files it carries, in the order shown. */
+	attachments?: ChatAttachment[];
+	/** An own message whose files are still on their way: it is written to the room once they are stored. */
+	upload?: ChatUpload;
+}
+
+/**
+ * A file a message carries, as shown: a stored file (`AttachmentRef`; its id is the upload's), or one on its way
+ * from this device (its id is local, and `localUrl` shows the file itself until it is stored).
+ */
+export interface ChatAttachment extends Omit<AttachmentRef, 'id'> {
+	id: string;
+	localUrl?: string;
+}
+
+/**
+ * Where an own message with files is: `waiting` for a connection, `uploading` (`progress` 0–1 of all its bytes),
+ * or `failed` with a reason (it may be retried or cancelled). Once every file is stored it is written to the room
+ * and has the usual message states.
+ */
+export interface ChatUpload {
+	state: 'waiting' | 'uploading' | 'failed';
+	progress: number;
+	reason?: string;
 }
 
 /** An own message the server refused for good; kept so that nothing disappears from its sender's view. */
@@ -77,6 +101,7 @@ export function toChatMessage(
 		editedAt,
 		deleted,
 		reactions: [...reactions].map(([emoji, userIds]) => ({ emoji, userIds })),
+		...(event.attachments && !deleted ? { attachments: event.attachments } : {}),
 	};
 }
 
