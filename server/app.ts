@@ -18,6 +18,7 @@ import { startTracing } from './tracing.ts';
 import { openBlobStore } from './files/open.ts';
 import { Uploads } from './files/uploads.ts';
 import type { BlobStore } from './files/blob-store.ts';
+import { FileCollector } from './files/collect.ts';
 
 export interface App {
 	readonly db: Db;
@@ -28,6 +29,8 @@ export interface App {
 	readonly url: string;
 	/** Every HTTP route the server answers (tests walk them all). */
 	readonly routes: readonly HttpRoute[];
+	/** Attachments' blob store, and their garbage collection (`collector.collect()` runs a pass now). */
+	readonly files: { readonly blobs: BlobStore; readonly collector: FileCollector };
 	/** Stops taking requests, flushes every document, closes the database. Idempotent. */
 	stop(): Promise<void>;
 }
@@ -81,7 +84,7 @@ export async function startApp(
 			documents: () => collab.hocuspocus.getDocumentsCount(),
 			redisUp: redis ? () => (redis as Redis).status === 'ready' : undefined,
 		});
-		const files = openFiles(config, db, log);
+		const files = openFiles(config, db, log, metrics);
 		const routes: HttpRoute[] = [];
 		const http = await buildHttp(
 			{
@@ -101,10 +104,11 @@ export async function startApp(
 		collab.attach(http.server as Server);
 		const url = await http.listen({ port: config.PORT, host: config.HOST });
 		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
+		files.collector.start();
 
 		let stopping: Promise<void> | undefined;
-		const running = { log, http, collab, bus, redis, db, stopTracing };
-		return { db, collab, push, url, routes, stop: () => (stopping ??= stop(running)) };
+		const running = { log, http, collab, bus, redis, db, stopTracing, files };
+		return { db, collab, push, url, routes, files, stop: () => (stopping ??= stop(running)) };
 	} catch (error) {
 		await bus?.close();
 		redis?.disconnect();
@@ -116,8 +120,13 @@ export async function startApp(
 	}
 }
 
-/** Attachments: the blob store (disk or S3) and the resumable uploads into it. */
-function openFiles(config: Config, db: Db, log: Logger): { blobs: BlobStore; uploads: Uploads } {
+/** Attachments: the blob store (disk or S3), the resumable uploads into it, and their garbage collection. */
+function openFiles(
+	config: Config,
+	db: Db,
+	log: Logger,
+	metrics: Metrics,
+): { blobs: BlobStore; uploads: Uploads; collector: FileCollector } {
 	const blobs = openBlobStore(config);
 	const uploads = new Uploads({
 		db,
@@ -127,7 +136,14 @@ function openFiles(config: Config, db: Db, log: Logger): { blobs: BlobStore; upl
 		maxBytes: config.ATTACHMENT_MAX_BYTES,
 		quotaBytes: config.ATTACHMENT_QUOTA_BYTES,
 	});
-	return { blobs, uploads };
+	const collector = new FileCollector(
+		{ db, blobs, partials: uploads.partials, log, metrics },
+		{
+			intervalMs: config.ATTACHMENT_GC_INTERVAL_MINUTES * 60_000,
+			graceMs: config.ATTACHMENT_GC_GRACE_HOURS * 3_600_000,
+		},
+	);
+	return { blobs, uploads, collector };
 }
 
 /** The node's own Redis client (devices, readiness), logging when Redis goes away and comes back, not every retry. */
@@ -163,6 +179,7 @@ async function stop(app: {
 	redis: Redis | undefined;
 	db: { close(): Promise<void> };
 	stopTracing: () => Promise<void>;
+	files: { collector: { stop(): Promise<void> } };
 }): Promise<void> {
 	app.log.info('shutting down: closing connections and flushing documents');
 	// A keep-alive connection whose request was still running when the close began (a download, an upload) goes
@@ -172,6 +189,8 @@ async function stop(app: {
 	const closed = app.http.close().finally(() => clearInterval(sweep));
 	await app.collab.close();
 	await closed;
+	// A pass under way stops at its next batch: it must not outlive the database.
+	await app.files.collector.stop();
 	await app.bus.close();
 	app.redis?.disconnect();
 	await app.db.close();

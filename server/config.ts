@@ -87,6 +87,16 @@ const schema = z
 		ATTACHMENT_MAX_BYTES: positiveInt(25 * 1024 * 1024),
 		ATTACHMENT_QUOTA_BYTES: positiveInt(1024 * 1024 * 1024),
 		/**
+		 * Garbage collection of attachments (server/files/collect.ts): minutes between passes (0: none), and the hours
+		 * an upload may stay unfinished, and a stored file unsent, before it is collected.
+		 */
+		ATTACHMENT_GC_INTERVAL_MINUTES: z.coerce
+			.number({ error: 'expected a whole number of minutes' })
+			.int('expected a whole number of minutes')
+			.min(0, 'expected 0 (no collection) or more minutes')
+			.default(60),
+		ATTACHMENT_GC_GRACE_HOURS: positiveInt(24),
+		/**
 		 * Attachments in an S3-compatible object store (every node of a cluster reads the same files) when
 		 * S3_BUCKET is set; else on the local disk under DATA_DIR/files (one node).
 		 */

@@ -107,6 +107,27 @@ export class Metrics {
 		registers: [this.registry],
 	});
 
+	readonly attachmentsCollected = new Counter({
+		name: 'chat_attachments_collected_total',
+		help: 'Attachments garbage-collected, by reason: abandoned (an upload never finished), unsent (stored and never sent in a message), deleted (every message that carried it was deleted).',
+		labelNames: ['reason'] as const,
+		registers: [this.registry],
+	});
+
+	readonly attachmentBytesFreed = new Counter({
+		name: 'chat_attachment_bytes_freed_total',
+		help: 'Bytes freed by garbage collection of attachments, by store: blobs (files and thumbnails deleted from the blob store) or uploads (partial uploads removed from DATA_DIR/uploads).',
+		labelNames: ['store'] as const,
+		registers: [this.registry],
+	});
+
+	readonly attachmentGcPasses = new Counter({
+		name: 'chat_attachment_gc_passes_total',
+		help: 'Garbage collection passes over attachments on this node, by result: ok, skipped (another node was collecting), failed.',
+		labelNames: ['result'] as const,
+		registers: [this.registry],
+	});
+
 	constructor() {
 		collectDefaultMetrics({ register: this.registry });
 	}

@@ -76,7 +76,10 @@ export async function bytesOf(db: Queryable, userId: string): Promise<number> {
 	return Number(rows[0]?.total ?? 0);
 }
 
-/** Every byte is in and stored as the blob `sha256` (an image's thumbnail as the blob `thumbSha256`). */
+/**
+ * Every byte is in and stored as the blob `sha256` (an image's thumbnail as the blob `thumbSha256`). False when
+ * the row is gone: the upload was collected as abandoned (or its room deleted) before its last byte came.
+ */
 export async function complete(
 	db: Queryable,
 	id: string,
@@ -89,13 +92,14 @@ export async function complete(
 		thumbSha256: string | null;
 		placeholder: string | null;
 	},
-): Promise<void> {
-	await db.query(
+): Promise<boolean> {
+	const { rowCount } = await db.query(
 		`UPDATE attachments SET sha256 = $2, size = $3, media_type = $4, width = $5, height = $6, thumb_sha256 = $7,
 		   placeholder = $8, completed_at = now()
 		 WHERE id = $1`,
 		[id, done.sha256, done.size, done.mediaType, done.width, done.height, done.thumbSha256, done.placeholder],
 	);
+	return rowCount > 0;
 }
 
 export async function remove(db: Queryable, id: string): Promise<void> {

@@ -4,15 +4,17 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { attachmentName, mediaType } from '#protocol/events.ts';
 import { uuid } from '#protocol/ids.ts';
-import { FileStore } from '@tus/file-store';
+import type { FileStore } from '@tus/file-store';
 import { Server as TusServer } from '@tus/server';
 import { fileTypeFromFile } from 'file-type';
 import type { Logger } from 'pino';
 import * as attachments from '../data/attachments.ts';
 import * as rooms from '../data/rooms.ts';
 import type { Db } from '../db/index.ts';
+import { recordStored } from './blob-locks.ts';
 import { hashStream, type BlobStore } from './blob-store.ts';
 import { cleanImage, previewImage, UNREADABLE } from './images.ts';
+import { PartialUploads } from './partials.ts';
 
 /** The header through which the HTTP route tells the upload server who is uploading (set by the route only). */
 export const UPLOADER_HEADER = 'x-chat-uploader';
@@ -51,6 +53,8 @@ export const UPLOADS_PATH = '/api/uploads';
 
 /** A refusal as tus carries it to the client (the route turns it into the API's error shape). */
 const refuse = (status_code: number, body: string) => ({ status_code, body });
+const isRefusal = (error: unknown): error is ReturnType<typeof refuse> =>
+	typeof error === 'object' && error !== null && 'status_code' in error;
 
 /**
  * Resumable uploads of attachments with the tus protocol (`@tus/server`): an upload is created with its length and
@@ -60,6 +64,8 @@ const refuse = (status_code: number, body: string) => ({ status_code, body });
  * its own) and the partial upload deleted.
  */
 export class Uploads {
+	/** The uploads in progress on this node (garbage collection removes the abandoned ones). */
+	readonly partials: PartialUploads;
 	readonly #tus: TusServer;
 	readonly #store: FileStore;
 	readonly #deps: { db: Db; blobs: BlobStore; log: Logger; maxBytes: number; quotaBytes: number };
@@ -73,8 +79,8 @@ export class Uploads {
 		quotaBytes: number;
 	}) {
 		this.#deps = deps;
-		fs.mkdirSync(deps.dir, { recursive: true });
-		this.#store = new FileStore({ directory: deps.dir });
+		this.partials = new PartialUploads(deps.dir);
+		this.#store = this.partials.store;
 		this.#tus = new TusServer({
 			path: UPLOADS_PATH,
 			datastore: this.#store,
@@ -152,18 +158,29 @@ export class Uploads {
 			const mediaType = cleaned === UNREADABLE ? 'application/octet-stream' : sniffed;
 			const image = cleaned === UNREADABLE ? null : cleaned;
 			const { hash, size } = await hashStream(fs.createReadStream(file));
-			await blobs.put(hash, () => fs.createReadStream(file));
+			const source = () => fs.createReadStream(file);
+			await blobs.put(hash, source);
 			const preview = image ? await this.#preview(id, file) : null;
-			await attachments.complete(db, id, {
-				sha256: hash,
-				size,
-				mediaType,
-				width: image?.width ?? null,
-				height: image?.height ?? null,
-				thumbSha256: preview?.thumbSha256 ?? null,
-				placeholder: preview?.placeholder ?? null,
-			});
-			await this.#store.remove(id);
+			// Recorded under the blobs' locks, so that garbage collection cannot delete them in between (blob-locks.ts).
+			const stored = [
+				{ hash, source },
+				...(preview ? [{ hash: preview.thumbSha256, source: preview.source }] : []),
+			];
+			const recorded = await recordStored(db, blobs, stored, (tx) =>
+				attachments.complete(tx, id, {
+					sha256: hash,
+					size,
+					mediaType,
+					width: image?.width ?? null,
+					height: image?.height ?? null,
+					thumbSha256: preview?.thumbSha256 ?? null,
+					placeholder: preview?.placeholder ?? null,
+				}),
+			);
+			await this.partials.remove(id);
+			// Its row was collected as abandoned while the last bytes came (or its room was deleted): the bytes
+			// just stored are unused, and go with the next collection.
+			if (!recorded) throw refuse(410, 'this upload was abandoned and discarded: send the file again');
 			return finishedUploadHeaders({
 				mediaType,
 				size,
@@ -172,6 +189,7 @@ export class Uploads {
 				placeholder: preview?.placeholder ?? null,
 			});
 		} catch (error) {
+			if (isRefusal(error)) throw error;
 			log.error({ err: error, upload: id }, 'cannot store a finished upload');
 			throw refuse(503, 'the file arrived but could not be stored; try again shortly');
 		}
@@ -181,14 +199,18 @@ export class Uploads {
 	 * A stored image's thumbnail, put in the blob store under its own SHA-256, and its placeholder. Null when they
 	 * cannot be made or stored: the image is stored without them (its messages show it whole, without a blur first).
 	 */
-	async #preview(id: string, file: string): Promise<{ thumbSha256: string; placeholder: string } | null> {
+	async #preview(
+		id: string,
+		file: string,
+	): Promise<{ thumbSha256: string; placeholder: string; source: () => Readable } | null> {
 		const { blobs, log } = this.#deps;
 		try {
 			const { thumbnail, placeholder } = await previewImage(file);
 			// A few dozen kilobytes at most (480×480 WebP): hashed and stored from memory.
 			const thumbSha256 = createHash('sha256').update(thumbnail).digest('hex');
-			await blobs.put(thumbSha256, () => Readable.from([thumbnail]));
-			return { thumbSha256, placeholder };
+			const source = () => Readable.from([thumbnail]);
+			await blobs.put(thumbSha256, source);
+			return { thumbSha256, placeholder, source };
 		} catch (error) {
 			log.warn({ err: error, upload: id }, 'cannot make a thumbnail: the image is stored without one');
 			return null;
