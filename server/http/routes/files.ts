@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ApiErrorCode } from '#protocol/errors.ts';
-import { uploadId } from '#protocol/events.ts';
+import { INLINE_IMAGE_TYPES, uploadId } from '#protocol/events.ts';
 import * as attachments from '../../data/attachments.ts';
 import * as rooms from '../../data/rooms.ts';
 import { AppError, forbidden, notFound } from '../../errors.ts';
@@ -9,9 +9,6 @@ import { BlobNotFound, type BlobStore } from '../../files/blob-store.ts';
 import { finishedUploadHeaders, megabytes, UPLOADER_HEADER } from '../../files/uploads.ts';
 import { requireUser } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
-
-/** Images a browser may show inline: raster formats that run nothing. Everything else is a download. */
-const INLINE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
 
 const codeByStatus: Record<number, ApiErrorCode> = {
 	400: 'bad_request',
@@ -125,7 +122,7 @@ function serveFile({ db, tokens, files }: HttpDeps) {
 					error: { code: 'bad_request', message: `the range asked for is outside the file's ${size} bytes` },
 				});
 		const type = file.mediaType ?? 'application/octet-stream';
-		const inline = INLINE_TYPES.has(type);
+		const inline = INLINE_IMAGE_TYPES.has(type);
 		const stream = await openBlob(files.blobs, file.sha256, range ?? undefined);
 		storedFileHeaders(reply.code(range ? 206 : 200), {
 			type: inline || type === 'application/pdf' ? type : 'application/octet-stream',

@@ -1,18 +1,16 @@
 import { thumbHashToDataURL } from 'thumbhash';
+import { INLINE_IMAGE_TYPES } from '../protocol/events.ts';
 import type { ChatAttachment } from './room-model.ts';
 
 /*
  * How a message's files are shown (issue 19): the rules the components share.
  */
 
-/** Images the server shows inline (the same list as server/http/routes/files.ts); every other file is a card. */
-const INLINE_IMAGES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/avif']);
-
 /** An image shown in the message (with its size known, so that it takes its place before it loads). */
 export function isInlineImage(a: ChatAttachment): boolean {
 	if (!a.width || !a.height) return false;
 	// A file on its way is previewed by the browser itself, whatever image type it reads.
-	return a.localUrl ? a.mediaType.startsWith('image/') : INLINE_IMAGES.has(a.mediaType);
+	return a.localUrl ? a.mediaType.startsWith('image/') : INLINE_IMAGE_TYPES.has(a.mediaType);
 }
 
 /** The largest box an image takes in a message; smaller images keep their size. */

@@ -1,5 +1,5 @@
 import { openDB, type DBSchema, type IDBPDatabase } from 'idb';
-import { attachmentRef, type AttachmentRef } from '../protocol/events.ts';
+import { attachmentRef, uploadId, type AttachmentRef } from '../protocol/events.ts';
 import { limits } from '../protocol/limits.ts';
 import { uuid } from '../protocol/ids.ts';
 import { z } from '../protocol/zod.ts';
@@ -114,7 +114,7 @@ export function storedFile(
 	file: OutgoingFile,
 	header: (name: string) => string | undefined,
 ): AttachmentRef | null {
-	const id = /\/api\/uploads\/([0-9a-f]{32})$/.exec(file.uploadUrl ?? '')?.[1];
+	const id = uploadId.safeParse(file.uploadUrl?.split('/').pop()).data;
 	const mediaType = header('x-chat-media-type');
 	const size = Number(header('x-chat-size'));
 	if (!id || !mediaType || !Number.isSafeInteger(size)) return null;

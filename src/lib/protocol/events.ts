@@ -34,6 +34,18 @@ const eventBase = { clientMsgId: uuid, senderId: uuid, createdAt: isoTimestamp }
 /** An upload's id, and so a stored file's (`/api/uploads`, `/api/files/:id`): 16 random bytes in hex. */
 export const uploadId = z.string().regex(/^[0-9a-f]{32}$/, 'expected an upload id (32 hex digits)');
 
+/**
+ * Images a browser may show inline (`/api/files/:id` serves them so, and clients show them in the message): raster
+ * formats that run nothing. Every other file, SVG and HTML included, is a download.
+ */
+export const INLINE_IMAGE_TYPES: ReadonlySet<string> = new Set([
+	'image/png',
+	'image/jpeg',
+	'image/gif',
+	'image/webp',
+	'image/avif',
+]);
+
 /** A file's name as shown: one line, no control characters, not a path. */
 export const attachmentName = z
 	.string()
