@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import SlowFirstSequencer from './tests/helpers/sequencer.ts';
 
 /**
  * Files whose figures are latency ratios (a p99 with and without an attack): they run after everything else, one
@@ -14,6 +15,7 @@ export default defineConfig({
 		pool: 'forks',
 		maxWorkers: 2,
 		reporters: ['default', './tests/helpers/summary-reporter.ts'],
+		sequence: { sequencer: SlowFirstSequencer },
 		projects: [
 			{
 				extends: true,

@@ -8,6 +8,7 @@ import {
 } from 'playwright-core';
 import { ensureClientBuild } from '../../scripts/build.ts';
 import { spawnServer, type ServerProcess } from './process.ts';
+import { seedPglite } from './pglite-template.ts';
 import { tmpDir } from './server.ts';
 
 /**
@@ -80,6 +81,7 @@ export async function startAppServer(
 	env: Record<string, string> = {},
 ): Promise<AppServer> {
 	const dataDir = tmpDir('e2e-data');
+	if (!env.DATABASE_URL) await seedPglite(dataDir);
 	const server = spawnServer({ PORT: '0', DATA_DIR: dataDir, STATIC_DIR: staticDir, ...env });
 	running.add(server);
 	let stopping: Promise<void> | undefined;

@@ -7,6 +7,7 @@ import { parseConfig } from '../../server/config.ts';
 import { createLogger } from '../../server/log.ts';
 import { createTestDatabase, type Backend } from './backends.ts';
 import { serverLogFile } from './log-audit.ts';
+import { seedPglite } from './pglite-template.ts';
 
 export interface TestServer {
 	backend: Backend;
@@ -34,6 +35,7 @@ export async function startTestServer(
 	options: { databaseUrl?: string } = {},
 ): Promise<TestServer> {
 	const dataDir = tmpDir('data');
+	if (backend === 'pglite' && !options.databaseUrl && !env.DATABASE_URL) await seedPglite(dataDir);
 	// A given databaseUrl belongs to the caller (another node of the same cluster): it is not dropped here.
 	const db = backend === 'postgres' && !options.databaseUrl ? await createTestDatabase() : undefined;
 	const databaseUrl = options.databaseUrl ?? db?.url;

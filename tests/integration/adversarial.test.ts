@@ -12,6 +12,7 @@ import { spawnServer, type ServerProcess } from '../helpers/process.ts';
 import { authFrame, frame, Msg, RawClient, type Outcome } from '../helpers/raw-ws.ts';
 import * as decoding from 'lib0/decoding';
 import { Api, tmpDir } from '../helpers/server.ts';
+import { seedPglite } from '../helpers/pglite-template.ts';
 
 /**
  * Hostile clients against a real server process. Each case must be refused, and Ana, a well-behaved
@@ -40,7 +41,7 @@ describe('a hostile client', () => {
 	};
 
 	beforeAll(async () => {
-		dataDir = tmpDir('adversarial');
+		dataDir = await seedPglite(tmpDir('adversarial'));
 		server = spawnServer({ DATA_DIR: dataDir, PORT: '0', WRITE_UPDATES_PER_10S: '20' });
 		url = await server.ready;
 		wsUrl = url.replace(/^http/, 'ws') + '/collab';
@@ -363,7 +364,7 @@ describe('a hostile client: the 2026-11 review', () => {
 	let roomId: string;
 
 	beforeAll(async () => {
-		dataDir = tmpDir('adversarial-review');
+		dataDir = await seedPglite(tmpDir('adversarial-review'));
 		server = spawnServer({ DATA_DIR: dataDir, PORT: '0' });
 		const url = await server.ready;
 		wsUrl = url.replace(/^http/, 'ws') + '/collab';

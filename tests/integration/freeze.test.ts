@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type TestClient } from '../helpers/collab.ts';
 import { spawnServer, type ServerProcess } from '../helpers/process.ts';
 import { Api, tmpDir } from '../helpers/server.ts';
+import { seedPglite } from '../helpers/pglite-template.ts';
 
 /** How long the node stays frozen (issue 17 saw acks never come after 40 s; FREEZE_SECONDS=20 for the short one). */
 const FREEZE_SECONDS = Number(process.env.FREEZE_SECONDS ?? 40);
@@ -21,7 +22,7 @@ describe('a node frozen for a while', () => {
 	const clients: TestClient[] = [];
 
 	beforeAll(async () => {
-		dataDir = tmpDir('freeze');
+		dataDir = await seedPglite(tmpDir('freeze'));
 		server = spawnServer({ DATA_DIR: dataDir, PORT: '0' });
 		const url = await server.ready;
 		wsUrl = url.replace(/^http/, 'ws') + '/collab';

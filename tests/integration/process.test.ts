@@ -7,6 +7,7 @@ import { ensureBuilt } from '../helpers/browser.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
 import { freePort, repoRoot, spawnServer, type ServerProcess } from '../helpers/process.ts';
 import { Api, tmpDir } from '../helpers/server.ts';
+import { seedPglite } from '../helpers/pglite-template.ts';
 
 const running: ServerProcess[] = [];
 afterAll(() => {
@@ -155,6 +156,7 @@ describeEachBackend('crash safety', (backend) => {
 	it('keeps every message a client saw acknowledged through a kill -9, exactly once', async () => {
 		const dataDir = tmpDir('crash');
 		const db = backend === 'postgres' ? await createTestDatabase() : undefined;
+		if (!db) await seedPglite(dataDir);
 		// The stream below is a load test, far above the default per-user write rate.
 		const env = {
 			DATA_DIR: dataDir,

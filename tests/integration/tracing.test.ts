@@ -4,6 +4,7 @@ import { connect, waitFor } from '../helpers/collab.ts';
 import { startOtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.ts';
 import { spawnServer } from '../helpers/process.ts';
 import { Api, startTestServer, tmpDir, type TestServer } from '../helpers/server.ts';
+import { seedPglite } from '../helpers/pglite-template.ts';
 
 /**
  * OpenTelemetry (issue 8): with an OTLP endpoint, one message is one connected trace from the connection to its
@@ -79,7 +80,7 @@ describe('traces, with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
 describe('traces, without an OTLP endpoint', () => {
 	/** Runs the real server with the connection recorder preloaded, and a short session against it. */
 	async function session(env: Record<string, string>) {
-		const dataDir = tmpDir('otel');
+		const dataDir = await seedPglite(tmpDir('otel'));
 		const server = spawnServer({ DATA_DIR: dataDir, PORT: '0', LOG_LEVEL: 'info', ...env }, [
 			process.execPath,
 			'--import',
