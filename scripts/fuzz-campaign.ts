@@ -61,7 +61,7 @@ function runOnce(n: number): Promise<Run> {
 			[path.join(root, 'node_modules/vitest/vitest.mjs'), 'run', values.file, '--maxWorkers=1'],
 			{
 				cwd: root,
-				env: { ...process.env, FUZZ_SEED: String(seed), FUZZ_ONLY_SEED: '1' },
+				env: { ...process.env, FUZZ_SEED: String(seed), FUZZ_ONLY_SEED: '1', TEST_LONG: '1' },
 				stdio: ['ignore', 'pipe', 'pipe'],
 			},
 		);

@@ -107,7 +107,7 @@ describe.skipIf(!chromiumAvailable)('scrolling back through a long history', () 
 						if ((await older.count()) > 0) await older.click().catch(() => undefined);
 						return (await contents()).length;
 					},
-					{ timeout: 60_000 },
+					{ timeout: 120_000 },
 				)
 				.toBe(expected.length);
 			expect(await contents()).toEqual(expected);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { describe, inject, it } from 'vitest';
+import { longRun } from './long-run.ts';
 
 export type Backend = 'pglite' | 'postgres';
 
@@ -21,10 +22,10 @@ export function describeEachBackend(name: string, suite: (backend: Backend) => v
 
 /**
  * For the long walks and fuzzes (minutes per backend): `npm test` runs them on `usual` only, to keep a CI run
- * within its time; `npm run test:all-backends` (ALL_BACKENDS=1) runs them on both, like the rest.
+ * within its time; `npm run test:long` runs them on both, like the rest.
  */
 export function describeLongOnBackends(name: string, usual: Backend, suite: (backend: Backend) => void) {
-	if (process.env.ALL_BACKENDS) return describeEachBackend(name, suite);
+	if (longRun) return describeEachBackend(name, suite);
 	describe(`${name} [${usual}]`, () => {
 		if (usual === 'postgres' && !inject('postgresAdminUrl')) {
 			describe.skip('needs Postgres (not reachable; see the warning at the start of the run)', () => {});
@@ -33,7 +34,7 @@ export function describeLongOnBackends(name: string, usual: Backend, suite: (bac
 		suite(usual);
 	});
 	describe(`${name} [${usual === 'pglite' ? 'postgres' : 'pglite'}]`, () => {
-		it.skip('runs with `npm run test:all-backends`', () => {});
+		it.skip('runs with `npm run test:long`', () => {});
 	});
 }
 

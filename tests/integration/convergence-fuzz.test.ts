@@ -3,11 +3,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MessageEvent } from '../../src/lib/protocol/events.ts';
 import { canRunCluster, expectRoomEverywhere, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor, type TestClient } from '../helpers/collab.ts';
+import { sized } from '../helpers/long-run.ts';
 
 /**
  * Randomised convergence: 20 devices in two rooms on two nodes write, go offline, reload (a new Y.Doc from the
- * device's stored state, acks forgotten) and reconnect, possibly to the other node, for 5,000 steps. At the end
- * every device, both nodes and the Postgres mirror must hold exactly the messages that were written.
+ * device's stored state, acks forgotten) and reconnect, possibly to the other node, for 1,500 steps per seed in
+ * `npm test` and 5,000 in `npm run test:long` (FUZZ_STEPS=<n> sets it). At the end every device, both nodes and the
+ * Postgres mirror must hold exactly the messages that were written.
  *
  * A run's seed is printed. Reproduce a run with FUZZ_SEED=<seed>; add a seed that failed to REGRESSION_SEEDS so
  * it runs on every `npm test` from then on.
@@ -23,7 +25,8 @@ const REGRESSION_SEEDS: number[] = [
 	// one above; the cause found for those is tested deterministically in durable-append.test.ts.
 	1830048380,
 ];
-const STEPS = Number(process.env.FUZZ_STEPS ?? 5_000);
+// A kept seed replays the first STEPS steps of the run that failed: the same writes, offline periods and moves.
+const STEPS = sized(1_500, 5_000, 'FUZZ_STEPS');
 
 /** mulberry32: a small, fast PRNG whose sequence is fixed by its seed. */
 function random(seed: number) {

@@ -19,6 +19,7 @@ import { exportQuery, messagesQuery, searchQuery, usersQuery } from '../../src/l
 import { apiErrorCodes } from '../../src/lib/protocol/errors.ts';
 import type { RoomEvent } from '../../src/lib/protocol/events.ts';
 import { describeLongOnBackends } from '../helpers/backends.ts';
+import { longRun, sized } from '../helpers/long-run.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 /** The password of a user registered through `Api.register`. */
@@ -153,15 +154,19 @@ function hostileValues(ids: { roomId: string; foreignRoomId: string; userId: str
 	];
 }
 
-/** One value of each category of `values`, a different one each time (for the sampled parts of the walk). */
-function sampler(): (values: Hostile[]) => Hostile[] {
-	let turn = 0;
-	return (values) => {
-		turn++;
-		return [...Map.groupBy(values, (v) => v.category).values()].map(
-			(list) => list[turn % list.length] as Hostile,
-		);
-	};
+/**
+ * `count` values of each category of `values`, different ones each time (for the sampled parts of the walk). The
+ * walk starts at `start`, so that runs with different starts together cover every value.
+ */
+function sampler(start: number): (values: Hostile[], count?: number) => Hostile[] {
+	let turn = start;
+	return (values, count = 1) =>
+		[...Map.groupBy(values, (v) => v.category).values()].flatMap((list) => {
+			turn++;
+			return list.length <= count
+				? list
+				: Array.from({ length: count }, (_, i) => list[(turn * count + i) % list.length] as Hostile);
+		});
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -522,6 +527,11 @@ describeLongOnBackends('hostile HTTP input', 'postgres', (backend) => {
 			'fixtures of routes the server no longer has',
 		).toEqual([]);
 
+		// Which sampled values this run sends; HOSTILE_SAMPLE=<n> replays a run's choice.
+		const sampleStart = sized(Math.floor(Math.random() * 10_000) + 1, 1, 'HOSTILE_SAMPLE');
+		console.info(
+			`[${backend}] hostile walk: sample ${sampleStart} (replay with HOSTILE_SAMPLE=${sampleStart})`,
+		);
 		const failures: string[] = [];
 		const coverage = new Map<string, Set<string>>();
 		let sent = 0;
@@ -578,7 +588,7 @@ describeLongOnBackends('hostile HTTP input', 'postgres', (backend) => {
 			const values = hostileValues({ roomId, foreignRoomId, userId: other.id });
 			const urlValues = values.filter((v) => v.url !== null);
 			const jsonValues = values.filter((v) => v.json !== null);
-			const sample = sampler();
+			const sample = sampler(sampleStart);
 			const hasBody = bodyMethods.has(route.method);
 
 			const params = [...route.url.matchAll(/:(\w+)|\*/g)].map((m) => m[1] ?? '*');
@@ -639,9 +649,11 @@ describeLongOnBackends('hostile HTTP input', 'postgres', (backend) => {
 
 			for (const actor of ['user', 'anonymous'] as const) {
 				const token = actor === 'user' ? user.token : undefined;
-				// Every hostile value as the user; as nobody, one of each category (a route that wants a user
-				// refuses before it reads anything, and one that does not want one ignores the token).
-				const pick = (list: Hostile[]) => (actor === 'user' ? list : sample(list));
+				// As the user, every hostile value in `npm run test:long` and three of each category in `npm test`;
+				// as nobody, one of each category (a route that wants a user refuses before it reads anything, and
+				// one that does not want one ignores the token).
+				const pick = (list: Hostile[]) =>
+					actor === 'user' ? (longRun ? list : sample(list, 3)) : sample(list);
 				const valid = () => ({ path: pathWith() + queryString(queryBaseline()), token, body: bodyText() });
 
 				add(`${actor} valid`, 'valid', () => ({ ...valid(), what: `${actor}: valid` }));

@@ -6,6 +6,13 @@ import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
 import { Api } from '../helpers/server.ts';
 import { TcpProxy } from '../helpers/tcp-proxy.ts';
 
+/**
+ * The design answers within 1 s (each test prints what it measured). The bound allows for a loaded 2-core machine,
+ * where a password change alone (scrypt) can take most of a second, yet still fails for anything but the push
+ * between nodes: without it, a socket would stay open until its token runs out, minutes later.
+ */
+const PROMPTLY = 5_000;
+
 type User = Awaited<ReturnType<Api['register']>>;
 
 /** Resolves with the close reason of a client's room connection, and when it came. */
@@ -75,7 +82,7 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		const ms = at - removedAt;
 		console.log(`removal → Ben's socket on the other node closed in ${ms.toFixed(0)} ms (${reason})`);
 		expect(reason).toBe('not-a-member');
-		expect(ms).toBeLessThan(1_000);
+		expect(ms).toBeLessThan(PROMPTLY);
 
 		// Ben writes after the removal (as a client that ignores what it was told), through his old connection and
 		// through a new one: neither is stored.
@@ -111,7 +118,7 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		const { reason, at } = await closed;
 		console.log(`role lowered → Ben's socket on the other node closed in ${(at - changedAt).toFixed(0)} ms`);
 		expect(reason).toBe('role-changed');
-		expect(at - changedAt).toBeLessThan(1_000);
+		expect(at - changedAt).toBeLessThan(PROMPTLY);
 
 		const term = word();
 		b.force({ kind: 'message', content: `old connection ${term}` });
@@ -144,7 +151,7 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 			`logout on node A → that session's socket on node B closed in ${(at - loggedOutAt).toFixed(0)} ms`,
 		);
 		expect(reason).toBe('session-ended: signed-out');
-		expect(at - loggedOutAt).toBeLessThan(1_000);
+		expect(at - loggedOutAt).toBeLessThan(PROMPTLY);
 
 		// The other session goes on; the ended one's still unexpired access token opens nothing, anywhere.
 		two.send('still here');
@@ -181,8 +188,9 @@ describe.skipIf(!canRunCluster)('continuous authorization on two nodes', () => {
 		);
 		expect(changed.status).toBe(204);
 		for (const { reason, at } of await Promise.all(closed)) {
+			console.log(`password changed → another session's socket closed in ${(at - changedAt).toFixed(0)} ms`);
 			expect(reason).toBe('session-ended: password-changed');
-			expect(at - changedAt).toBeLessThan(1_000);
+			expect(at - changedAt).toBeLessThan(PROMPTLY);
 		}
 		mine.send('the session that changed the password goes on');
 		await mine.synced();
@@ -239,7 +247,7 @@ describe.skipIf(!canRunCluster)('deleting an account', () => {
 			`account deleted on node A → its socket on node B closed in ${(at - deletedAt).toFixed(0)} ms`,
 		);
 		expect(reason).toBe('session-ended: account-deleted');
-		expect(at - deletedAt).toBeLessThan(1_000);
+		expect(at - deletedAt).toBeLessThan(PROMPTLY);
 		await waitFor(
 			() => benChannel.received.some((m) => m.type === 'session-ended' && m.reason === 'account-deleted'),
 			5_000,
