@@ -19,7 +19,13 @@ export default defineConfig({
 		projects: [
 			{
 				extends: true,
-				test: { name: 'suite', include: ['tests/**/*.test.ts'], exclude: timed, sequence: { groupOrder: 0 } },
+				test: {
+					name: 'suite',
+					include: ['tests/**/*.test.ts'],
+					exclude: timed,
+					isolate: false,
+					sequence: { groupOrder: 0 },
+				},
 			},
 			{
 				extends: true,
