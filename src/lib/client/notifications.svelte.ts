@@ -2,6 +2,7 @@ import { goto } from '$app/navigation';
 import type { NotifyLevel } from '../protocol/user-channel.ts';
 import { disablePush, enablePush, pushStatus, pushSupported } from './push.ts';
 import type { NotifyMessage } from './user-channel.svelte.ts';
+import { plainText } from './rich-text.ts';
 
 /** Device settings (not the account's): each browser decides whether it beeps. */
 const SOUND_KEY = 'chat-notify-sound';
@@ -32,8 +33,9 @@ export function notificationTitle(message: NotifyMessage): string {
 		: message.senderName;
 }
 
+/** A message as one line of text without its Markdown, cut to what a notification shows. */
 export function notificationBody(content: string): string {
-	const text = content.replace(/\s+/g, ' ').trim();
+	const text = plainText(content);
 	return text.length > BODY_MAX ? `${text.slice(0, BODY_MAX - 1)}…` : text;
 }
 
