@@ -1,4 +1,4 @@
-import type { ClientInit } from '@sveltejs/kit';
+import type { ClientInit, HandleClientError } from '@sveltejs/kit';
 import { afterPaint } from '$lib/client/frames.ts';
 
 /**
@@ -10,4 +10,13 @@ import { afterPaint } from '$lib/client/frames.ts';
  */
 export const init: ClientInit = async () => {
 	if (document.getElementById('boot-screen')) await afterPaint();
+};
+
+/**
+ * An unexpected error while loading a page: logged for whoever debugs it, shown by src/routes/+error.svelte. An
+ * address that matches no page is not an error of the app (the page says so), so it is not logged.
+ */
+export const handleError: HandleClientError = ({ error, status }) => {
+	if (status !== 404) console.error(error);
+	return { message: status === 404 ? 'Not found' : 'The page could not be shown.' };
 };

@@ -1,16 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-	chromiumAvailable,
-	ensureBuilt,
-	launchBrowser,
-	startAppServer,
-	waitForApp,
-	type AppServer,
-	type BrowserSession,
-	type SharedBrowser,
-} from '../helpers/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { chromiumAvailable, waitForApp, type BrowserSession } from '../helpers/browser.ts';
+import { appAndBrowser } from '../helpers/e2e-suite.ts';
 import { controlledByWorker } from '../helpers/live-ui.ts';
 
 /**
@@ -22,10 +14,7 @@ const PASSWORD = 'correct horse battery';
 /** How long a UI change may take to show up (a round trip through the server included). */
 const UI_TIMEOUT = 15_000;
 
-let server: AppServer;
-let browser: SharedBrowser;
-/** The sessions opened by the running test, closed after it. */
-const sessions: BrowserSession[] = [];
+const app = appAndBrowser();
 
 /** A short random suffix: names and texts are unique per run, so nothing is confused with another test's. */
 const unique = () => randomBytes(4).toString('hex');
@@ -37,8 +26,7 @@ interface User {
 }
 
 async function newUser(prefix: string): Promise<User> {
-	const session = await browser.newSession();
-	sessions.push(session);
+	const session = await app.session();
 	const page = await session.page();
 	return { name: `${prefix}-${unique()}`, session, page };
 }
@@ -46,7 +34,7 @@ async function newUser(prefix: string): Promise<User> {
 /** Registers through the form at /register and waits for the room list. */
 async function register(user: User): Promise<void> {
 	const { page } = user;
-	await page.goto(`${server.url}/register`);
+	await page.goto(`${app.url()}/register`);
 	await waitForApp(page);
 	await page.getByLabel('Name').fill(user.name);
 	await page.getByLabel('Password').fill(PASSWORD);
@@ -71,7 +59,7 @@ async function startChatWith(user: User, other: User): Promise<string> {
 }
 
 async function openRoom(user: User, roomId: string): Promise<void> {
-	await user.page.goto(`${server.url}/rooms/${roomId}`);
+	await user.page.goto(`${app.url()}/rooms/${roomId}`);
 	await waitForApp(user.page);
 	await user.page.getByTestId('composer').waitFor();
 }
@@ -130,21 +118,6 @@ function expectCleanConsoles(...users: User[]): void {
 }
 
 describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
-	beforeAll(async () => {
-		const client = await ensureBuilt();
-		server = await startAppServer(client);
-		browser = await launchBrowser();
-	}, 180_000);
-
-	afterEach(async () => {
-		while (sessions.length) await sessions.pop()?.close();
-	});
-
-	afterAll(async () => {
-		await browser?.close();
-		await server?.stop();
-	});
-
 	it('Ana and Ben chat live in a 1:1 room', async () => {
 		const { ana, ben, roomId } = await pairInRoom();
 		const tag = unique();
@@ -278,7 +251,7 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		// Ana's second device: another browser context, signed in as Ana, on the room list.
 		const tablet = await newUser('tablet');
 		tablet.name = ana.name;
-		await tablet.page.goto(`${server.url}/login`);
+		await tablet.page.goto(`${app.url()}/login`);
 		await waitForApp(tablet.page);
 		await tablet.page.getByLabel('Name').fill(ana.name);
 		await tablet.page.getByLabel('Password').fill(PASSWORD);
@@ -387,7 +360,7 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		// Offline: the same search runs on this device and says so.
 		await ana.session.context.setOffline(true);
 		await ana.page
-			.goto(`${server.url}/search?q=${encodeURIComponent(`quarterly ${word}`)}`)
+			.goto(`${app.url()}/search?q=${encodeURIComponent(`quarterly ${word}`)}`)
 			.catch(() => undefined);
 		await waitForApp(ana.page);
 		await ana.page.getByTestId('search-local').waitFor({ timeout: UI_TIMEOUT });
@@ -456,7 +429,7 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		await ana.page.close();
 		await ana.session.context.setOffline(true);
 		const tab = await ana.session.context.newPage();
-		const response = await tab.goto(`${server.url}/`);
+		const response = await tab.goto(`${app.url()}/`);
 		expect(response?.fromServiceWorker()).toBe(true);
 		await waitForApp(tab);
 		expect(await tab.evaluate(() => navigator.onLine)).toBe(false);
@@ -465,7 +438,7 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		await item.waitFor({ timeout: UI_TIMEOUT });
 		expect(await item.textContent()).toContain(ben.name);
 		await item.click();
-		await tab.waitForURL(`${server.url}/rooms/${roomId}`);
+		await tab.waitForURL(`${app.url()}/rooms/${roomId}`);
 		await message(tab, fromBen).waitFor({ timeout: UI_TIMEOUT });
 		expect((await contents(tab)).filter((text) => text.includes(tag))).toEqual([fromAna, fromBen]);
 		expect(await message(tab, fromAna).getAttribute('data-status')).toBe('synced');

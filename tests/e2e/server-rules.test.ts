@@ -1,15 +1,7 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
-import {
-	chromiumAvailable,
-	ensureBuilt,
-	launchBrowser,
-	startAppServer,
-	waitForApp,
-	type AppServer,
-	type BrowserSession,
-	type SharedBrowser,
-} from '../helpers/browser.ts';
+import { chromiumAvailable, waitForApp } from '../helpers/browser.ts';
+import { appAndBrowser } from '../helpers/e2e-suite.ts';
 import { PASSWORD, UI_TIMEOUT, api, signUp } from '../helpers/live-ui.ts';
 
 /**
@@ -17,36 +9,14 @@ import { PASSWORD, UI_TIMEOUT, api, signUp } from '../helpers/live-ui.ts';
  * applied on the device before it writes, and the protocol version, which tells an old app to reload.
  */
 
-let server: AppServer;
-let browser: SharedBrowser;
-const sessions: BrowserSession[] = [];
-
-async function newSession(): Promise<BrowserSession> {
-	const session = await browser.newSession();
-	sessions.push(session);
-	return session;
-}
+const app = appAndBrowser({ CONTENT_FILTER: 'mask', CONTENT_FILTER_WORDS: 'heck,darn' });
+const newSession = app.session;
 
 describe.skipIf(!chromiumAvailable)('rules the server sets for its clients', () => {
-	beforeAll(async () => {
-		const client = await ensureBuilt();
-		server = await startAppServer(client, { CONTENT_FILTER: 'mask', CONTENT_FILTER_WORDS: 'heck,darn' });
-		browser = await launchBrowser();
-	}, 180_000);
-
-	afterEach(async () => {
-		while (sessions.length) await sessions.pop()?.close();
-	});
-
-	afterAll(async () => {
-		await browser?.close();
-		await server?.stop();
-	});
-
 	it('masks a listed word on the device before sending: it arrives masked, with no refusal and no rebuild', async () => {
 		const [ana, ben] = [
-			await signUp(await newSession(), server.url, 'ana'),
-			await signUp(await newSession(), server.url, 'ben'),
+			await signUp(await newSession(), app.url(), 'ana'),
+			await signUp(await newSession(), app.url(), 'ben'),
 		];
 		const created = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
 		expect(created.status).toBe(201);
@@ -54,7 +24,7 @@ describe.skipIf(!chromiumAvailable)('rules the server sets for its clients', () 
 		const warnings: string[] = [];
 		ana.page.on('console', (message) => warnings.push(message.text()));
 		for (const user of [ana, ben]) {
-			await user.page.goto(`${server.url}/rooms/${roomId}`);
+			await user.page.goto(`${app.url()}/rooms/${roomId}`);
 			await waitForApp(user.page);
 		}
 
@@ -99,14 +69,14 @@ describe.skipIf(!chromiumAvailable)('rules the server sets for its clients', () 
 			[PROTOCOL_VERSION, OLDEST_CLIENT_PROTOCOL - 1],
 		);
 		const name = `old-${Date.now().toString(36)}`;
-		const registered = await fetch(`${server.url}/api/auth/register`, {
+		const registered = await fetch(`${app.url()}/api/auth/register`, {
 			method: 'POST',
 			headers: { 'content-type': 'application/json' },
 			body: JSON.stringify({ name, password: PASSWORD }),
 		});
 		expect(registered.status).toBe(201);
 		const page = await session.page();
-		await page.goto(`${server.url}/login`);
+		await page.goto(`${app.url()}/login`);
 		await waitForApp(page);
 		await page.getByLabel('Name').fill(name);
 		await page.getByLabel('Password').fill(PASSWORD);
@@ -126,7 +96,7 @@ describe.skipIf(!chromiumAvailable)('rules the server sets for its clients', () 
 			await route.fulfill({ response, json: { ...body, protocolVersion: PROTOCOL_VERSION + 1 } });
 		});
 		const page = await session.page();
-		await page.goto(`${server.url}/login`);
+		await page.goto(`${app.url()}/login`);
 		await waitForApp(page);
 		const bar = page.getByTestId('update-bar');
 		await bar.waitFor({ timeout: UI_TIMEOUT });

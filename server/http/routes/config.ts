@@ -12,6 +12,7 @@ export function configRoutes(app: FastifyInstance, deps: HttpDeps) {
 			...limits,
 			documentsPerConnection: deps.config.DOCUMENTS_PER_CONNECTION,
 			attachmentMaxBytes: deps.config.ATTACHMENT_MAX_BYTES,
+			roomWindowMessages: deps.config.ROOM_WINDOW_MESSAGES,
 		},
 		protocolVersion: PROTOCOL_VERSION,
 	}));

@@ -311,7 +311,7 @@ export class RoomStore {
 		this.readOnly = core.readOnly;
 		this.notice = core.notice;
 		this.pendingCount = core.pendingCount + this.#uploads.count;
-		this.#history.hasOlder = core.hasOlder;
+		this.#history.hasOlder = core.mayHaveOlder(serverConfig.roomWindowMessages);
 		this.#history.loadingOlder = core.loadingOlder;
 		this.#events = core.messages;
 		const ready = core.localReady && core.metaReady && this.#readsLoaded;

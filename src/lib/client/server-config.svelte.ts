@@ -18,6 +18,11 @@ class ServerConfig {
 	documentsPerConnection = $state(100);
 	/** The largest file the server takes (ATTACHMENT_MAX_BYTES; 25 MB until it says): checked before uploading. */
 	attachmentMaxBytes = $state(25 * 1024 * 1024);
+	/**
+	 * Messages a room's live document keeps before the server trims older ones into history (ROOM_WINDOW_MESSAGES;
+	 * until it says, its smallest allowed value, so that "Show earlier messages" is never hidden wrongly).
+	 */
+	roomWindowMessages = $state(100);
 	/** Set when this app is older than the server accepts or speaks: the user should reload (UpdateBar). */
 	outdated = $state<string | null>(null);
 
@@ -61,6 +66,7 @@ class ServerConfig {
 		this.filter = compileFilter(config.contentFilter);
 		this.documentsPerConnection = config.limits.documentsPerConnection ?? this.documentsPerConnection;
 		this.attachmentMaxBytes = config.limits.attachmentMaxBytes ?? this.attachmentMaxBytes;
+		this.roomWindowMessages = config.limits.roomWindowMessages ?? this.roomWindowMessages;
 		if (config.protocolVersion > PROTOCOL_VERSION) this.outdated = 'A newer version of Chat is available';
 	}
 }

@@ -3,6 +3,7 @@ import type { sessionEndReasons } from '../protocol/user-channel.ts';
 import { ApiError, accountApi, authApi, setTokenSource } from './api.ts';
 import * as schemas from './schemas.ts';
 import { forgetScreens } from './boot-screen.ts';
+import { forgetDrafts } from './drafts.ts';
 import * as store from './store.ts';
 
 /** Refresh this long before the access token expires. */
@@ -315,6 +316,7 @@ class Session {
 async function wipeLocalData(userId: string): Promise<void> {
 	try {
 		forgetScreens();
+		forgetDrafts(userId);
 		await store.clearProfile();
 		await store.wipeAccount(userId, []);
 	} catch (error) {

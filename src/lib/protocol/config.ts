@@ -10,7 +10,8 @@ export const serverConfigResponse = z.object({
 	contentFilter: contentFilterConfig,
 	/**
 	 * The shared limits (limits.ts), as this server has them, `documentsPerConnection` (rooms per socket) and
-	 * `attachmentMaxBytes` (the largest file it takes, ATTACHMENT_MAX_BYTES).
+	 * `attachmentMaxBytes` (the largest file it takes, ATTACHMENT_MAX_BYTES) and `roomWindowMessages` (the messages a
+	 * room's document keeps before older ones are trimmed into history, ROOM_WINDOW_MESSAGES).
 	 */
 	limits: z.record(z.string(), z.number()),
 	/** The protocol version this server speaks (version.ts). */

@@ -30,6 +30,14 @@ export class RoomHistory {
 		this.#host = host;
 	}
 
+	/**
+	 * Whether the server may hold messages older than the device shows: not once the room is synced with nothing in
+	 * history and `shown` messages fewer than the server's window (`windowMessages`): it never trimmed the room.
+	 */
+	mayHaveOlder(synced: boolean, shown: number, windowMessages: number): boolean {
+		return this.hasOlder && (!synced || this.events.size > 0 || shown >= windowMessages);
+	}
+
 	/** What the device kept from earlier sessions (events already known stay as they are). */
 	restore(events: RoomEvent[]): void {
 		const fresh = events.filter((e) => !this.events.has(e.clientMsgId));

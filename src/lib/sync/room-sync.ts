@@ -182,8 +182,9 @@ export class RoomSync {
 	events(): IterableIterator<RoomEvent> {
 		return this.#view.events();
 	}
-	get hasOlder(): boolean {
-		return this.#history.hasOlder;
+	/** Whether the server may hold older messages than the device shows (see `RoomHistory.mayHaveOlder`). */
+	mayHaveOlder(windowMessages: number): boolean {
+		return this.#history.mayHaveOlder(this.#synced, this.#view.list.length, windowMessages);
 	}
 	get loadingOlder(): boolean {
 		return this.#history.loadingOlder;
