@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from './db/index.ts';
+import * as documents from './data/documents.ts';
 import * as rooms from './data/rooms.ts';
 import * as users from './data/users.ts';
 import { AppError, forbidden, notFound } from './errors.ts';
@@ -109,8 +110,14 @@ export class RoomService {
 		return (await rooms.get(this.#db, roomId)) as Room;
 	}
 
-	/** Owners and admins remove others (admins only plain members); anyone may leave a group. */
+	/**
+	 * Owners and admins remove others (admins only plain members); anyone may leave a group. An owner who leaves
+	 * hands the group to its longest-standing admin, else member (as when an account is deleted); a group left by
+	 * its last member is deleted.
+	 */
 	async removeMember(callerId: string, roomId: string, userId: string): Promise<void> {
+		if (userId === callerId && (await rooms.roleOf(this.#db, roomId, callerId)) === 'owner')
+			return this.#ownerLeaves(callerId, roomId);
 		const { target, callerRole } = await this.#targetOf(callerId, roomId, userId, 'removed from the room');
 		if (userId !== callerId && !manages(callerRole, target.role))
 			throw forbidden('only the owner, or an admin for plain members, can remove members');
@@ -118,18 +125,60 @@ export class RoomService {
 		await this.#bus.publish({ type: 'membership', roomId, userId, role: null, by: callerId });
 	}
 
-	/**
-	 * Changes a member's role: the owner sets any role but owner; an admin only between `member` and `readonly`,
-	 * and only for plain members. Their open connections to the room close on every node and reopen with the new
-	 * rights.
-	 */
-	async changeRole(
+	async #ownerLeaves(ownerId: string, roomId: string): Promise<void> {
+		const { room } = await this.getFor(ownerId, roomId);
+		if (!room.isGroup) throw new AppError('bad_request', 'a 1:1 room cannot be left');
+		const handed = await this.#db.transaction(async (tx) => {
+			const result = await rooms.handOver(tx, ownerId, roomId);
+			if (result.deleted.includes(roomId)) await documents.remove(tx, `room:${roomId}`);
+			else await rooms.removeMember(tx, roomId, ownerId);
+			return result;
+		});
+		const roomGone = handed.deleted.includes(roomId);
+		await this.#bus.publish({
+			type: 'membership',
+			roomId,
+			userId: ownerId,
+			role: null,
+			by: ownerId,
+			roomGone,
+		});
+		for (const heir of handed.owners)
+			await this.#bus.publish({ type: 'membership', ...heir, role: 'owner', by: ownerId });
+	}
+
+	/** Renames a group or sets its topic: its owner and admins. */
+	async updateDetails(
 		callerId: string,
 		roomId: string,
-		userId: string,
-		role: Exclude<Role, 'owner'>,
+		details: { name?: string; topic?: string },
 	): Promise<Room> {
+		const { room, role } = await this.getFor(callerId, roomId);
+		if (!room.isGroup) throw new AppError('bad_request', 'a 1:1 room has no name or topic to change');
+		if (role !== 'owner' && role !== 'admin')
+			throw forbidden('only the owner or an admin can rename the group');
+		await rooms.setDetails(this.#db, roomId, details);
+		await this.#bus.publish({ type: 'room-details', roomId });
+		return (await rooms.get(this.#db, roomId)) as Room;
+	}
+
+	/**
+	 * Changes a member's role: the owner sets any role, and by making someone `owner` hands the group over (they
+	 * become an admin); an admin only between `member` and `readonly`, and only for plain members. Open connections
+	 * to the room close on every node and reopen with the new rights.
+	 */
+	async changeRole(callerId: string, roomId: string, userId: string, role: Role): Promise<Room> {
 		const { target, callerRole } = await this.#targetOf(callerId, roomId, userId, 'given another role');
+		if (role === 'owner') {
+			if (callerRole !== 'owner') throw forbidden('only the owner can hand the group over');
+			await this.#db.transaction(async (tx) => {
+				await rooms.setRole(tx, roomId, userId, 'owner');
+				await rooms.setRole(tx, roomId, callerId, 'admin');
+			});
+			await this.#bus.publish({ type: 'membership', roomId, userId, role: 'owner', by: callerId });
+			await this.#bus.publish({ type: 'membership', roomId, userId: callerId, role: 'admin', by: callerId });
+			return (await rooms.get(this.#db, roomId)) as Room;
+		}
 		if (!manages(callerRole, target.role) || (callerRole !== 'owner' && role === 'admin'))
 			throw forbidden('only the owner, or an admin for plain members, can change roles');
 		if (target.role !== role) {

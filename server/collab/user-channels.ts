@@ -116,6 +116,9 @@ export class UserChannels implements Extension {
 				this.#refreshMembers(event.roomId, event.userId);
 				return;
 			}
+			case 'room-details':
+				this.#refreshMembers(event.roomId, '');
+				return;
 			case 'notify-level': {
 				// At once, not after the re-read: a message right behind the change must already follow it.
 				const room = this.#channels.get(event.userId)?.rooms.get(event.roomId);

@@ -82,19 +82,20 @@ export async function exists(db: Queryable, roomId: string): Promise<boolean> {
 interface RoomRowWithMembers {
 	id: string;
 	name: string | null;
+	topic: string | null;
 	is_group: boolean;
 	members: RoomMember[] | string;
 }
 
 const roomSelect = `
-	SELECT r.id, r.name, r.is_group,
+	SELECT r.id, r.name, r.topic, r.is_group,
 		(SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'role', m.role, 'lastSeen', u.last_seen_at) ORDER BY m.joined_at, u.name), '[]')
 		 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.room_id = r.id) AS members
 	FROM rooms r`;
 
 function toRoom(row: RoomRowWithMembers): Room {
 	const members = typeof row.members === 'string' ? (JSON.parse(row.members) as RoomMember[]) : row.members;
-	return { id: row.id, name: row.name, isGroup: row.is_group, members };
+	return { id: row.id, name: row.name, topic: row.topic, isGroup: row.is_group, members };
 }
 
 export async function get(db: Queryable, roomId: string): Promise<Room | null> {
@@ -195,6 +196,19 @@ export async function setRole(db: Queryable, roomId: string, userId: string, rol
 	return rowCount > 0;
 }
 
+/** Sets a room's name and topic (each when given; an empty topic removes it). */
+export async function setDetails(
+	db: Queryable,
+	roomId: string,
+	details: { name?: string; topic?: string },
+): Promise<void> {
+	await db.query(
+		`UPDATE rooms SET name = coalesce($2, name), topic = CASE WHEN $3::text IS NULL THEN topic ELSE nullif($3, '') END
+		 WHERE id = $1`,
+		[roomId, details.name ?? null, details.topic ?? null],
+	);
+}
+
 /** Sets how a room notifies one member; false when they are not a member. */
 export async function setNotify(
 	db: Queryable,
@@ -237,12 +251,14 @@ export async function audience(
 }
 
 /**
- * Before an account is deleted: each group it owns passes to its longest-standing admin, else its
- * longest-standing member; a group with nobody else in it is deleted. Returns the new owners and the deleted rooms.
+ * Before an account is deleted, or its owner leaves a group (`roomId`): each group it owns passes to its
+ * longest-standing admin, else its longest-standing member; a group with nobody else in it is deleted. Returns the
+ * new owners and the deleted rooms.
  */
 export async function handOver(
 	db: Queryable,
 	userId: string,
+	roomId: string | null = null,
 ): Promise<{ owners: { roomId: string; userId: string }[]; deleted: string[] }> {
 	const { rows: owners } = await db.query<{ room_id: string; user_id: string }>(
 		`UPDATE memberships m SET role = 'owner'
@@ -250,19 +266,20 @@ export async function handOver(
 			SELECT DISTINCT ON (o.room_id) o.room_id, heir.user_id
 			FROM memberships o JOIN rooms r ON r.id = o.room_id AND r.is_group
 			JOIN memberships heir ON heir.room_id = o.room_id AND heir.user_id <> o.user_id
-			WHERE o.user_id = $1 AND o.role = 'owner'
+			WHERE o.user_id = $1 AND o.role = 'owner' AND ($2::uuid IS NULL OR o.room_id = $2)
 				AND NOT EXISTS (SELECT 1 FROM memberships other WHERE other.room_id = o.room_id AND other.role = 'owner' AND other.user_id <> o.user_id)
 			ORDER BY o.room_id, (heir.role = 'admin') DESC, (heir.role = 'member') DESC, heir.joined_at
 		 ) h
 		 WHERE m.room_id = h.room_id AND m.user_id = h.user_id
 		 RETURNING m.room_id, m.user_id`,
-		[userId],
+		[userId, roomId],
 	);
 	const { rows: deleted } = await db.query<{ id: string }>(
 		`DELETE FROM rooms r WHERE r.is_group AND EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id = $1)
 			AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.room_id = r.id AND m.user_id <> $1)
+			AND ($2::uuid IS NULL OR r.id = $2)
 		 RETURNING r.id`,
-		[userId],
+		[userId, roomId],
 	);
 	return {
 		owners: owners.map((o) => ({ roomId: o.room_id, userId: o.user_id })),

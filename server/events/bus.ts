@@ -21,6 +21,8 @@ export const clusterEvent = z.discriminatedUnion('type', [
 		by: uuid.nullable(),
 		roomGone: z.boolean().optional(),
 	}),
+	/** A group's name or topic changed (its members' room lists show the new ones). */
+	z.strictObject({ type: z.literal('room-details'), roomId: uuid }),
 	/** A member changed how the room notifies them. */
 	z.strictObject({ type: z.literal('notify-level'), roomId: uuid, userId: uuid, level: notifyLevel }),
 	/** New events in a room, durable. `mentions`: the ids of the members each message @mentions. */

@@ -152,8 +152,9 @@ describe.skipIf(!chromiumAvailable)('desktop notifications', () => {
 		const control = await group(ana, ben, 'Control');
 		await setLevel(ben, control, 'all');
 
-		// Ben mutes the room from its header, and goes back to his list.
+		// Ben mutes the room in its settings, and goes back to his list.
 		await ben.page.locator(`[data-room-id="${muted}"]`).click();
+		await ben.page.getByTestId('members-toggle').click();
 		await ben.page.getByTestId('notify-level').selectOption('none');
 		await ben.page.getByRole('link', { name: 'Back to rooms' }).click();
 		await ben.page.locator(`[data-room-id="${muted}"][data-notify="none"]`).waitFor({ timeout: UI_TIMEOUT });

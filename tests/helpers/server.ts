@@ -119,6 +119,8 @@ export class Api {
 	get = <T = any>(p: string, token?: string) => this.request<T>('GET', p, { token });
 	post = <T = any>(p: string, body?: unknown, token?: string) => this.request<T>('POST', p, { body, token });
 	delete = <T = any>(p: string, token?: string) => this.request<T>('DELETE', p, { token });
+	patch = <T = any>(p: string, body?: unknown, token?: string) =>
+		this.request<T>('PATCH', p, { body, token });
 
 	/** Registers a user with a unique name derived from `prefix`. */
 	async register(prefix = 'user') {

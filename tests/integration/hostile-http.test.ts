@@ -228,6 +228,7 @@ const fixtures: Record<string, RouteFixture> = {
 	},
 	'POST /api/rooms/:id/members': { body: (f) => ({ userId: f.third.id, role: 'member' }) },
 	'PATCH /api/rooms/:id/members/:userId': { body: () => ({ role: 'admin' }) },
+	'PATCH /api/rooms/:id': { body: () => ({ name: 'Hostile room', topic: 'A topic' }) },
 	'PUT /api/rooms/:id/notifications': { body: () => ({ level: 'mentions' }) },
 	'GET /api/rooms/:id/messages': { query: () => ({ before: '100', limit: '20' }) },
 	'GET /api/rooms/:id/export': {

@@ -1,6 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { addMemberBody, changeRoleBody, createRoomBody, messagesQuery } from '#protocol/api.ts';
+import {
+	addMemberBody,
+	changeRoleBody,
+	createRoomBody,
+	messagesQuery,
+	updateRoomBody,
+} from '#protocol/api.ts';
 import { uuid } from '#protocol/ids.ts';
 import { notifySettingsBody } from '#protocol/user-channel.ts';
 import * as messages from '../../data/messages.ts';
@@ -31,6 +37,13 @@ export function roomRoutes(app: FastifyInstance, deps: HttpDeps) {
 		const user = await requireUser(request, tokens);
 		const { id } = parse(roomParams, request.params, 'room id');
 		return (await deps.rooms.getFor(user.userId, id)).room;
+	});
+
+	app.patch('/api/rooms/:id', async (request) => {
+		const user = await requireUser(request, tokens);
+		const { id } = parse(roomParams, request.params, 'room id');
+		const body = parse(updateRoomBody, request.body);
+		return deps.rooms.updateDetails(user.userId, id, body);
 	});
 
 	app.post('/api/rooms/:id/members', async (request, reply) => {

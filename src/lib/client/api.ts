@@ -203,8 +203,14 @@ export const roomsApi = {
 	/** Removes a member, or leaves the room when `userId` is the caller. */
 	removeMember: (roomId: string, userId: string) =>
 		request(`/api/rooms/${roomId}/members/${userId}`, { method: 'DELETE' }),
-	setRole: (roomId: string, userId: string, role: Exclude<Role, 'owner'>) =>
-		request(`/api/rooms/${roomId}/members/${userId}`, { method: 'PATCH', body: { role } }),
+	setRole: (roomId: string, userId: string, role: Role) =>
+		request(`/api/rooms/${roomId}/members/${userId}`, {
+			method: 'PATCH',
+			body: { role },
+			schema: schemas.room,
+		}),
+	update: (roomId: string, body: { name?: string; topic?: string }) =>
+		request(`/api/rooms/${roomId}`, { method: 'PATCH', body, schema: schemas.room }),
 	/** When this room tells the caller about new messages; every device hears of it through the user channel. */
 	setNotify: (roomId: string, level: NotifyLevel) =>
 		request(`/api/rooms/${roomId}/notifications`, { method: 'PUT', body: { level } }),

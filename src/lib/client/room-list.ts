@@ -67,7 +67,13 @@ export function afterListState(
  * it (`existing`: activity, unread counts, settings) is kept; a room new to this device starts at the top.
  */
 export function summaryOf(
-	room: { id: string; name: string | null; isGroup: boolean; members: RoomSummary['members'] },
+	room: {
+		id: string;
+		name: string | null;
+		topic?: string | null;
+		isGroup: boolean;
+		members: RoomSummary['members'];
+	},
 	existing: RoomSummary | undefined,
 	userId: string | undefined,
 ): RoomSummary {
@@ -83,6 +89,7 @@ export function summaryOf(
 		...existing,
 		id: room.id,
 		name: room.name,
+		topic: room.topic !== undefined ? room.topic : (existing?.topic ?? null),
 		isGroup: room.isGroup,
 		members: room.members,
 		role: me?.role ?? existing?.role ?? 'member',

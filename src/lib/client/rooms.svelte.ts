@@ -262,11 +262,14 @@ class Rooms {
 		if (room) this.#upsert({ ...room, members: room.members.filter((m) => m.id !== userId) });
 	}
 
-	async setRole(roomId: string, userId: string, role: Exclude<Role, 'owner'>): Promise<void> {
-		await roomsApi.setRole(roomId, userId, role);
-		const room = this.summary(roomId);
-		if (room)
-			this.#upsert({ ...room, members: room.members.map((m) => (m.id === userId ? { ...m, role } : m)) });
+	/** Changes a member's role; `owner` hands the group over (the caller becomes an admin). */
+	async setRole(roomId: string, userId: string, role: Role): Promise<void> {
+		this.#adopt(await roomsApi.setRole(roomId, userId, role));
+	}
+
+	/** Renames a group or sets its topic (owner and admins); every member's list follows through the channel. */
+	async updateDetails(roomId: string, details: { name?: string; topic?: string }): Promise<void> {
+		this.#adopt(await roomsApi.update(roomId, details));
 	}
 
 	/** Leaves a group: this device lets go of the room at once (nothing of it is kept). */

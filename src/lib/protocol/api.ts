@@ -78,8 +78,21 @@ export const addMemberBody = z.strictObject({
 	role: z.enum(['admin', 'member', 'readonly']).default('member'),
 });
 
-/** A member's new role (`PATCH /api/rooms/:id/members/:userId`); nobody becomes owner this way. */
-export const changeRoleBody = z.strictObject({ role: z.enum(['admin', 'member', 'readonly']) });
+/**
+ * A member's new role (`PATCH /api/rooms/:id/members/:userId`). `owner` hands the group over: only its owner may,
+ * and becomes an admin.
+ */
+export const changeRoleBody = z.strictObject({ role: z.enum(['owner', 'admin', 'member', 'readonly']) });
+
+/** `PATCH /api/rooms/:id`: a group's new name or topic (an empty topic removes it); owner and admins only. */
+export const updateRoomBody = z
+	.strictObject({
+		name: z.string().trim().min(1).max(limits.roomNameMax).refine(noNul, noNulMessage).optional(),
+		topic: z.string().trim().max(limits.roomTopicMax).refine(noNul, noNulMessage).optional(),
+	})
+	.refine((body) => body.name !== undefined || body.topic !== undefined, {
+		message: 'give a name or a topic to change',
+	});
 
 /** `POST /api/auth/password`: the current password proves it is the account's owner. */
 export const changePasswordBody = z.strictObject({
@@ -151,6 +164,8 @@ export type RoomMember = z.infer<typeof roomMember>;
 export const room = z.object({
 	id: uuid,
 	name: z.string().nullable(),
+	/** A group's topic (null when none; absent from servers before it existed). */
+	topic: z.string().nullable().default(null),
 	isGroup: z.boolean(),
 	members: z.array(roomMember),
 });

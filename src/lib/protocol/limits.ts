@@ -10,6 +10,8 @@ export const limits = {
 	passwordMin: 8,
 	passwordMax: 128,
 	roomNameMax: 80,
+	/** A group's topic, in characters. */
+	roomTopicMax: 250,
 	roomMembersMax: 500,
 	pageSizeDefault: 50,
 	pageSizeMax: 500,

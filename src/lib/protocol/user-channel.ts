@@ -51,6 +51,8 @@ export type LastMessage = z.infer<typeof lastMessage>;
 export const roomState = z.object({
 	id: uuid,
 	name: z.string().nullable(),
+	/** A group's topic (null when none; absent from servers before it existed). */
+	topic: z.string().nullable().default(null),
 	isGroup: z.boolean(),
 	members: z.array(
 		z.object({ id: uuid, name: z.string(), role, lastSeen: timestamp.nullable().default(null) }),
