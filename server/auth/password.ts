@@ -1,5 +1,4 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { commonPasswords } from './common-passwords.ts';
 
 const scrypt = (password: string, salt: Buffer, keylen: number, options: ScryptOptions) =>
 	new Promise<Buffer>((resolve, reject) =>
@@ -45,10 +44,4 @@ let dummyHash: Promise<string> | undefined;
 export function dummyPasswordHash(): Promise<string> {
 	dummyHash ??= hashPassword(randomBytes(16).toString('hex'));
 	return dummyHash;
-}
-
-/** NIST 800-63B: no composition rules, but refuse passwords from a list of common ones. */
-export function isCommonPassword(password: string, name: string): boolean {
-	const lower = password.toLowerCase();
-	return commonPasswords.has(lower) || lower === name.toLowerCase() || /^(.)\1+$/.test(password);
 }

@@ -4,10 +4,11 @@ import * as rooms from '../data/rooms.ts';
 import * as sessions from '../data/sessions.ts';
 import * as users from '../data/users.ts';
 import type { EventBus } from '../events/bus.ts';
-import { AppError, authFailed } from '../errors.ts';
+import { AppError, authFailed, notFound } from '../errors.ts';
 import { RateLimiter } from '../rate-limiter.ts';
-import type { AuthResponse, PublicUser } from '#protocol/api.ts';
-import { dummyPasswordHash, hashPassword, isCommonPassword, verifyPassword } from './password.ts';
+import type { AuthResponse, PublicUser, SessionInfo } from '#protocol/api.ts';
+import { passwordProblem } from '#protocol/password-rules.ts';
+import { dummyPasswordHash, hashPassword, verifyPassword } from './password.ts';
 import { hashRefreshToken, newRefreshToken, type TokenService } from './tokens.ts';
 
 /** Raised when a revoked refresh token is presented again: its whole family is revoked. */
@@ -43,14 +44,9 @@ export class AuthService {
 		);
 	}
 
-	async register(name: string, password: string): Promise<AuthResponse> {
-		if (isCommonPassword(password, name)) {
-			throw new AppError(
-				'validation_failed',
-				'password is too common; choose a longer or less predictable one',
-				[{ path: 'password', message: 'password is too common' }],
-			);
-		}
+	async register(name: string, password: string, device: string | null = null): Promise<AuthResponse> {
+		const problem = passwordProblem(password, name);
+		if (problem) throw new AppError('validation_failed', problem, [{ path: 'password', message: problem }]);
 		const passwordHash = await hashPassword(password);
 		let user: PublicUser;
 		try {
@@ -59,11 +55,11 @@ export class AuthService {
 			if (error instanceof users.NameTakenError) throw new AppError('name_taken', error.message);
 			throw error;
 		}
-		return this.#issue(user);
+		return this.#issue(user, device);
 	}
 
 	/** An unknown name and a wrong password get the same answer after the same amount of work. */
-	async login(name: string, password: string): Promise<AuthResponse> {
+	async login(name: string, password: string, device: string | null = null): Promise<AuthResponse> {
 		const key = name.toLowerCase();
 		const wait = this.#failures.peek(key);
 		if (wait > 0) {
@@ -80,7 +76,7 @@ export class AuthService {
 			throw authFailed('wrong_credentials', 'invalid_credentials', 'wrong name or password');
 		}
 		this.#failures.reset(key);
-		return this.#issue({ id: record.id, name: record.name });
+		return this.#issue({ id: record.id, name: record.name }, device);
 	}
 
 	/**
@@ -154,13 +150,9 @@ export class AuthService {
 		const record = await users.findById(this.#db, userId);
 		await this.#checkPassword(userId, current, 'currentPassword');
 		if (!record) throw authFailed('account_gone', 'unauthorized', 'account no longer exists');
-		if (isCommonPassword(next, record.name)) {
-			throw new AppError(
-				'validation_failed',
-				'the new password is too common; choose a longer or less predictable one',
-				[{ path: 'newPassword', message: 'password is too common' }],
-			);
-		}
+		const problem = passwordProblem(next, record.name);
+		if (problem)
+			throw new AppError('validation_failed', problem, [{ path: 'newPassword', message: problem }]);
 		const hash = await hashPassword(next);
 		await this.#db.transaction(async (tx) => {
 			await users.setPasswordHash(tx, userId, hash);
@@ -227,12 +219,40 @@ export class AuthService {
 		}
 	}
 
-	async #issue(user: PublicUser): Promise<AuthResponse> {
+	/** The user's live sessions, the one asking (`currentId`) marked. */
+	async listSessions(userId: string, currentId: string | undefined): Promise<SessionInfo[]> {
+		const live = await sessions.listLive(this.#db, userId);
+		return live.map((s) => ({ ...s, current: s.id === currentId }));
+	}
+
+	/**
+	 * Ends the user's other sessions (`which: 'others'`), or one of them by id, on every node at once (their sockets
+	 * close, their refresh tokens stop working). Returns how many ended.
+	 */
+	async endSessions(userId: string, currentId: string | undefined, which: string): Promise<number> {
+		if (which === 'others') {
+			const ended = await sessions.revokeAllBut(this.#db, userId, currentId ?? null);
+			if (ended.length > 0)
+				await this.#bus.publish({
+					type: 'sessions-ended',
+					userId,
+					exceptSessionId: currentId,
+					reason: 'signed-out',
+				});
+			return ended.length;
+		}
+		if (!(await sessions.revokeOwnFamily(this.#db, userId, which))) throw notFound('session');
+		await this.#bus.publish({ type: 'sessions-ended', userId, sessionId: which, reason: 'signed-out' });
+		return 1;
+	}
+
+	async #issue(user: PublicUser, device: string | null = null): Promise<AuthResponse> {
 		const refresh = newRefreshToken();
 		const { familyId } = await sessions.insert(this.#db, {
 			userId: user.id,
 			tokenHash: refresh.hash,
 			ttlDays: this.#refreshTtlDays,
+			device,
 		});
 		return {
 			user,

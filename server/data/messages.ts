@@ -188,6 +188,27 @@ export async function batchAfter(
 	return rows.map(toRow);
 }
 
+/** What one user wrote, in every room (those they left too), after `afterSeq` in seq order: their own export. */
+export async function batchBySender(
+	db: Queryable,
+	q: { senderId: string; afterSeq: number; limit: number },
+): Promise<MessageRow[]> {
+	const { rows } = await db.query<DbRow>(
+		`${selectRows()} WHERE m.sender_id = $1 AND m.seq > $2 ORDER BY m.seq LIMIT $3`,
+		[q.senderId, q.afterSeq, q.limit],
+	);
+	return rows.map(toRow);
+}
+
+/** How many events one user wrote, in every room. */
+export async function countBySender(db: Queryable, senderId: string): Promise<number> {
+	const { rows } = await db.query<{ n: string | number }>(
+		'SELECT count(*) AS n FROM messages WHERE sender_id = $1',
+		[senderId],
+	);
+	return Number(rows[0]?.n ?? 0);
+}
+
 export async function count(
 	db: Queryable,
 	q: { roomId: string; since?: string; until?: string },

@@ -7,14 +7,14 @@ import type { Queryable } from '../db/index.ts';
  */
 export async function insert(
 	db: Queryable,
-	row: { familyId?: string; userId: string; tokenHash: string; ttlDays: number },
+	row: { familyId?: string; userId: string; tokenHash: string; ttlDays: number; device?: string | null },
 ): Promise<{ id: string; familyId: string }> {
 	const id = randomUUID();
 	const familyId = row.familyId ?? randomUUID();
 	await db.query(
-		`INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at)
-		 VALUES ($1, $2, $3, $4, now() + make_interval(days => $5::int))`,
-		[id, familyId, row.userId, row.tokenHash, row.ttlDays],
+		`INSERT INTO refresh_tokens (id, family_id, user_id, token_hash, expires_at, device)
+		 VALUES ($1, $2, $3, $4, now() + make_interval(days => $5::int), $6)`,
+		[id, familyId, row.userId, row.tokenHash, row.ttlDays, row.device ?? null],
 	);
 	return { id, familyId };
 }
@@ -82,4 +82,40 @@ export async function revokeAllBut(
 		[userId, exceptFamilyId],
 	);
 	return [...new Set(rows.map((r) => r.family_id))];
+}
+
+/** A user's live sessions, most recently used first: when each began, was last refreshed, and from what. */
+export async function listLive(
+	db: Queryable,
+	userId: string,
+): Promise<{ id: string; device: string | null; createdAt: string; lastUsedAt: string }[]> {
+	const { rows } = await db.query<{
+		family_id: string;
+		device: string | null;
+		created_at: Date | string;
+		last_used_at: Date | string;
+	}>(
+		`SELECT family_id, min(created_at) AS created_at, max(created_at) AS last_used_at,
+			(array_agg(device ORDER BY created_at) FILTER (WHERE device IS NOT NULL))[1] AS device
+		 FROM refresh_tokens WHERE user_id = $1
+		 GROUP BY family_id
+		 HAVING bool_or(revoked_at IS NULL AND expires_at > now())
+		 ORDER BY max(created_at) DESC`,
+		[userId],
+	);
+	return rows.map((r) => ({
+		id: r.family_id,
+		device: r.device,
+		createdAt: new Date(r.created_at).toISOString(),
+		lastUsedAt: new Date(r.last_used_at).toISOString(),
+	}));
+}
+
+/** Ends one session of a user; false when it is not theirs or not live. */
+export async function revokeOwnFamily(db: Queryable, userId: string, familyId: string): Promise<boolean> {
+	const { rowCount } = await db.query(
+		'UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL',
+		[familyId, userId],
+	);
+	return rowCount > 0;
 }

@@ -18,6 +18,7 @@ import { context, SpanKind, SpanStatusCode, trace, type Span } from '@openteleme
 import { tracer } from '../tracing.ts';
 import type { HttpDeps } from './deps.ts';
 import { authRoutes } from './routes/auth.ts';
+import { meRoutes } from './routes/me.ts';
 import { healthRoutes } from './routes/health.ts';
 import { pushRoutes } from './routes/push.ts';
 import { securityHeaders } from './security-headers.ts';
@@ -107,6 +108,7 @@ export async function buildHttp(
 	securityHeaders(app, staticDir);
 	healthRoutes(app, deps);
 	authRoutes(app, deps);
+	meRoutes(app, deps);
 	configRoutes(app, deps);
 	roomRoutes(app, deps);
 	exportRoutes(app, deps);

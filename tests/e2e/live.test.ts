@@ -244,6 +244,13 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 		await ben.page.waitForURL(`${ben.url}/login`, { timeout: UI_TIMEOUT });
 		expect(await ben.page.getByTestId('signed-out-reason').textContent()).toBe('This account was deleted.');
 		expect((await api(ben, 'GET', '/api/me')).status).toBe(401);
+		// …and the account cannot sign in again.
+		const login = await fetch(`${ben.url}/api/auth/login`, {
+			method: 'POST',
+			headers: { 'content-type': 'application/json' },
+			body: JSON.stringify({ name: ben.name, password: PASSWORD }),
+		});
+		expect(login.status).toBe(401);
 	});
 
 	it('asks for a reload when the server speaks a newer protocol, and the reload works in a tab no worker controls', async () => {

@@ -50,6 +50,7 @@ describeEachBackend('HTTP API', (backend) => {
 				{ name: 'carla', password: 'x'.repeat(129) },
 				{ name: 'carla', password: 'password123' },
 				{ name: 'carla', password: 'aaaaaaaaaa' },
+				{ name: 'carla', password: 'Carla-rocks-2026' },
 				{ name: 'ca', password: 'pineapple umbrella' },
 				{ name: 'c'.repeat(33), password: 'pineapple umbrella' },
 				{ name: 'carla la', password: 'pineapple umbrella' },

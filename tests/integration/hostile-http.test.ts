@@ -207,6 +207,10 @@ const fixtures: Record<string, RouteFixture> = {
 	'GET /metrics': {},
 	'GET /api/config': {},
 	'GET /api/me': {},
+	'GET /api/me/sessions': {},
+	'GET /api/me/export': {},
+	// `:id` is filled with a room's id: a session that is not the user's, 404 (never `others`).
+	'DELETE /api/me/sessions/:id': {},
 	'GET /api/rooms': {},
 	'GET /api/rooms/:id': {},
 	'GET /api/push/key': {},

@@ -1,22 +1,21 @@
 import type { FastifyInstance } from 'fastify';
-import {
-	changePasswordBody,
-	credentialsBody,
-	deleteAccountBody,
-	loginBody,
-	refreshBody,
-} from '#protocol/api.ts';
+import { changePasswordBody, credentialsBody, loginBody, refreshBody } from '#protocol/api.ts';
+import { deviceLabel } from '../../auth/device.ts';
 import { AppError, authFailed } from '../../errors.ts';
 import * as users from '../../data/users.ts';
 import { parse, readCookie, REFRESH_COOKIE, requireUser, setRefreshCookie } from '../auth.ts';
 import type { HttpDeps } from '../deps.ts';
 
-export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
-	const cookie = {
-		secure: deps.config.NODE_ENV === 'production',
-		maxAgeDays: deps.config.REFRESH_TOKEN_TTL_DAYS,
+/** The refresh cookie's settings, and the rate limit of the routes that take a password. */
+export function authOptions(deps: HttpDeps) {
+	return {
+		cookie: { secure: deps.config.NODE_ENV === 'production', maxAgeDays: deps.config.REFRESH_TOKEN_TTL_DAYS },
+		rateLimit: { rateLimit: { max: deps.config.AUTH_RATE_LIMIT_PER_MINUTE, timeWindow: '1 minute' } },
 	};
-	const rateLimit = { rateLimit: { max: deps.config.AUTH_RATE_LIMIT_PER_MINUTE, timeWindow: '1 minute' } };
+}
+
+export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
+	const { cookie, rateLimit } = authOptions(deps);
 
 	const refreshTokenOf = (request: Parameters<typeof readCookie>[0]) => {
 		const body = parse(refreshBody, request.body);
@@ -27,7 +26,7 @@ export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
 
 	app.post('/api/auth/register', { config: rateLimit }, async (request, reply) => {
 		const { name, password } = parse(credentialsBody, request.body);
-		const result = await deps.auth.register(name, password);
+		const result = await deps.auth.register(name, password, deviceLabel(request.headers['user-agent']));
 		setRefreshCookie(reply, result.refreshToken, cookie);
 		request.log.info({ userId: result.user.id }, 'user registered');
 		return reply.code(201).send(result);
@@ -36,7 +35,7 @@ export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
 	app.post('/api/auth/login', { config: rateLimit }, async (request, reply) => {
 		const { name, password } = parse(loginBody, request.body);
 		try {
-			const result = await deps.auth.login(name, password);
+			const result = await deps.auth.login(name, password, deviceLabel(request.headers['user-agent']));
 			setRefreshCookie(reply, result.refreshToken, cookie);
 			return result;
 		} catch (error) {
@@ -68,15 +67,6 @@ export function authRoutes(app: FastifyInstance, deps: HttpDeps) {
 		const body = parse(changePasswordBody, request.body);
 		await deps.auth.changePassword(claims.userId, claims.sessionId, body.currentPassword, body.newPassword);
 		request.log.info({ userId: claims.userId }, 'password changed; other sessions ended');
-		return reply.code(204).send();
-	});
-
-	app.delete('/api/me', { config: rateLimit }, async (request, reply) => {
-		const claims = await requireUser(request, deps.tokens);
-		const body = parse(deleteAccountBody, request.body);
-		await deps.auth.deleteAccount(claims.userId, body.password);
-		setRefreshCookie(reply, null, cookie);
-		request.log.info({ userId: claims.userId }, 'account deleted');
 		return reply.code(204).send();
 	});
 

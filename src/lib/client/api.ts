@@ -2,7 +2,7 @@ import { z } from '../protocol/zod.ts';
 import type { ApiErrorCode } from '../protocol/errors.ts';
 import { apiErrorCodes } from '../protocol/errors.ts';
 import { pushKeyResponse, type PushSubscriptionBody } from '../protocol/user-channel.ts';
-import type { Role } from '../protocol/api.ts';
+import { sessionList, type Role } from '../protocol/api.ts';
 import type { NotifyLevel } from '../protocol/user-channel.ts';
 import * as clock from './clock.ts';
 import * as schemas from './schemas.ts';
@@ -176,7 +176,19 @@ export const accountApi = {
 	changePassword: (currentPassword: string, newPassword: string) =>
 		request('/api/auth/password', { method: 'POST', body: { currentPassword, newPassword } }),
 	deleteAccount: (password: string) => request('/api/me', { method: 'DELETE', body: { password } }),
+	sessions: () => request('/api/me/sessions', { schema: sessionList }).then((r) => r.items),
+	/** Ends one session by its id, or `others`: every session but this one. */
+	endSessions: (id: string) => request(`/api/me/sessions/${id}`, { method: 'DELETE' }),
 };
+
+/** A GET read as a stream (a download): the answer itself once it is a 2xx; an error answer throws as `request`'s. */
+export async function download(path: string, signal?: AbortSignal): Promise<Response> {
+	let response = await send(path, { signal }, await requireTokens().token());
+	if (response.status === 401)
+		response = await send(path, { signal }, await requireTokens().refreshAfterUnauthorized());
+	if (!response.ok || !response.body) await read(response, undefined);
+	return response;
+}
 
 export const usersApi = {
 	search: (q: string, signal?: AbortSignal) =>

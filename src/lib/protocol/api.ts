@@ -224,3 +224,20 @@ export const userList = z.object({ items: z.array(userHit) });
 
 /** `GET /api/search`: matching events, each with a highlighted snippet. */
 export const searchResults = z.object({ items: z.array(messageRow.extend({ snippet: z.string() })) });
+
+/** One of the user's live sessions (`GET /api/me/sessions`): a sign-in on some device, until it ends. */
+export const sessionInfo = z.object({
+	id: uuid,
+	/** What it was started from ("Firefox on Windows"), or null when unknown. */
+	device: z.string().nullable(),
+	createdAt: answeredTimestamp,
+	/** When it last renewed its access (it does so while in use). */
+	lastUsedAt: answeredTimestamp,
+	/** The session asking. */
+	current: z.boolean(),
+});
+export type SessionInfo = z.infer<typeof sessionInfo>;
+export const sessionList = z.object({ items: z.array(sessionInfo) });
+
+/** `DELETE /api/me/sessions/:id`: `others` for every session but the one asking, or one session's id. */
+export const sessionParams = z.strictObject({ id: z.union([z.literal('others'), uuid]) });
