@@ -1,3 +1,4 @@
+import type { BrowserContextOptions } from 'playwright-core';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import {
 	chromiumAvailable,
@@ -18,7 +19,7 @@ export function appAndBrowser(env: Record<string, string> = {}): {
 	/** The server's base URL (once the file's tests run). */
 	url(): string;
 	/** A fresh incognito context (its own storage), closed after the test. */
-	session(): Promise<BrowserSession>;
+	session(options?: BrowserContextOptions): Promise<BrowserSession>;
 } {
 	let server: AppServer | undefined;
 	let browser: SharedBrowser | undefined;
@@ -43,8 +44,8 @@ export function appAndBrowser(env: Record<string, string> = {}): {
 
 	return {
 		url: () => server!.url,
-		async session() {
-			const session = await browser!.newSession();
+		async session(options?: BrowserContextOptions) {
+			const session = await browser!.newSession(options);
 			sessions.push(session);
 			return session;
 		},
