@@ -168,4 +168,56 @@ describe.skipIf(!chromiumAvailable)('everyday chat in the browser', () => {
 		await expect.poll(() => dialog.isVisible()).toBe(false);
 		expectCleanConsole(ana);
 	});
+
+	it('inserts emoji from the picker and by :shortcode:, reacts with any emoji, all from this server', async () => {
+		const [ana, ben] = await Promise.all([user('ana'), user('ben')]);
+		const room = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
+		const { page } = ana;
+		const requested: string[] = [];
+		page.on('request', (request) => requested.push(request.url()));
+		await openRoom(page, room.body.id);
+		const composer = page.getByTestId('composer');
+
+		// The picker: search, click, and the emoji is where the cursor was.
+		await composer.fill('Launch ');
+		await page.getByTestId('emoji-button').click();
+		const picker = page.getByTestId('emoji-picker');
+		await picker.locator('emoji-picker input').fill('rocket');
+		await picker
+			.locator('emoji-picker')
+			.getByRole('option', { name: /rocket/i })
+			.first()
+			.click();
+		await expect.poll(() => composer.inputValue()).toBe('Launch 🚀');
+		expect(await picker.count()).toBe(0);
+
+		// A shortcode completes like a mention.
+		await composer.pressSequentially(' :thumbsu');
+		const option = page.getByTestId('mention-option').first();
+		await expect.poll(() => option.textContent(), { timeout: UI_TIMEOUT }).toContain(':thumbsup:');
+		await composer.press('Enter');
+		// (The data writes thumbs-up with its emoji presentation selector, U+FE0F.)
+		await expect.poll(() => composer.inputValue()).toMatch(/^Launch 🚀 👍\uFE0F? $/u);
+		await composer.press('Enter');
+		await message(page, 'Launch 🚀 👍').waitFor({ timeout: UI_TIMEOUT });
+
+		// A reaction that is not one of the six quick ones.
+		await message(page, 'Launch').getByTestId('react-button').click();
+		await message(page, 'Launch').getByTestId('more-reactions').click();
+		await page.locator('[data-testid="emoji-picker"] emoji-picker input').fill('tada');
+		await page
+			.locator('[data-testid="emoji-picker"] emoji-picker')
+			.getByRole('option', { name: /party popper/i })
+			.first()
+			.click();
+		await message(page, 'Launch')
+			.locator('[data-testid="reaction"][data-emoji="🎉"]')
+			.waitFor({ timeout: UI_TIMEOUT });
+
+		// Everything came from this server; the service worker keeps the data for offline use.
+		expect(requested.filter((url) => !url.startsWith(app.url()))).toEqual([]);
+		const worker = await (await fetch(`${app.url()}/sw.js`)).text();
+		expect(worker).toMatch(/data[.-][\w-]+\.json/);
+		expectCleanConsole(ana);
+	});
 });
