@@ -79,6 +79,7 @@ async function main(): Promise<void> {
 			isGroup: true,
 			memberIds: [ben!.id, cleo!.id],
 		});
+		await call(url, ana!.token, 'PATCH', `/api/rooms/${launch.id}`, { topic: 'Release 2.4 ships Friday' });
 		const direct = await call(url, ana!.token, 'POST', '/api/rooms', {
 			isGroup: false,
 			memberIds: [ben!.id],
@@ -124,6 +125,9 @@ async function main(): Promise<void> {
 				const page = await session.page();
 				await signInThroughForm(page, url, 'ana', PASSWORD);
 				await page.getByTestId('room-item').nth(2).waitFor({ timeout: 15_000 });
+				await page
+					.locator('[data-testid="connection-status"][data-status="synced"]')
+					.waitFor({ timeout: 15_000 });
 				await page.screenshot({ path: path.join(OUT, `rooms-${suffix}.png`) });
 				await openRoom(page, url, launch.id);
 				await page.getByTestId('message').nth(3).waitFor({ timeout: 15_000 });
