@@ -27,23 +27,45 @@ export class Devices {
 			this.#timer = setInterval(() => void this.#renew([...this.#local.keys()]), RENEW_MS).unref();
 	}
 
-	connected(userId: string): void {
+	/** Counts a device; true when it is the user's first on this node (once Redis knows of it too). */
+	async connected(userId: string): Promise<boolean> {
 		const count = (this.#local.get(userId) ?? 0) + 1;
 		this.#local.set(userId, count);
-		if (count === 1) void this.#renew([userId]);
+		if (count === 1) await this.#renew([userId]);
+		return count === 1;
 	}
 
-	disconnected(userId: string): void {
+	/** Counts a device gone; true when it was the user's last on this node (once Redis knows that too). */
+	async disconnected(userId: string): Promise<boolean> {
 		const count = (this.#local.get(userId) ?? 1) - 1;
 		if (count > 0) {
 			this.#local.set(userId, count);
-			return;
+			return false;
 		}
 		this.#local.delete(userId);
-		this.#redis?.zrem(this.#key(userId), this.#node).catch((error: unknown) => {
+		await this.#redis?.zrem(this.#key(userId), this.#node).catch((error: unknown) => {
 			// The entry expires by itself within ENTRY_TTL_MS.
 			this.#log.debug({ err: error }, 'device entry not removed');
 		});
+		return true;
+	}
+
+	/** Which of `userIds` have a device connected anywhere (one Redis round trip for all of them). */
+	async onlineOf(userIds: string[]): Promise<Set<string>> {
+		const online = new Set(userIds.filter((id) => (this.#local.get(id) ?? 0) > 0));
+		const rest = userIds.filter((id) => !online.has(id));
+		if (!this.#redis || rest.length === 0) return online;
+		try {
+			const pipeline = this.#redis.pipeline();
+			for (const id of rest) pipeline.zcount(this.#key(id), Date.now(), '+inf');
+			const answers = (await pipeline.exec()) ?? [];
+			rest.forEach((id, i) => {
+				if (Number(answers[i]?.[1] ?? 0) > 0) online.add(id);
+			});
+		} catch (error) {
+			this.#log.debug({ err: error }, 'cannot ask redis who is online');
+		}
+		return online;
 	}
 
 	/**

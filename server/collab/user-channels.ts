@@ -15,8 +15,8 @@ const REFRESH_DELAY_MS = 50;
 /** What a node holds for a user with a channel open on it. */
 interface Channel {
 	connections: Set<Connection>;
-	/** The user's rooms as last sent: which rooms concern them, and how each notifies them. */
-	rooms: Map<string, { name: string | null; isGroup: boolean; notify: NotifyLevel }>;
+	/** The user's rooms as last sent: which rooms concern them, how each notifies them, and who is in each. */
+	rooms: Map<string, { name: string | null; isGroup: boolean; notify: NotifyLevel; members: string[] }>;
 	/** Rooms whose state is being re-read (coalesced per room). */
 	refreshing: Map<string, Promise<void>>;
 }
@@ -34,6 +34,7 @@ export class UserChannels implements Extension {
 	readonly #db: Db;
 	readonly #log: Logger;
 	readonly #devices: Devices;
+	readonly #bus: EventBus;
 	readonly #channels = new Map<string, Channel>();
 	readonly #byContext = new Map<CollabContext, Connection>();
 
@@ -41,6 +42,7 @@ export class UserChannels implements Extension {
 		this.#db = deps.db;
 		this.#log = deps.log.child({ component: 'user-channels' });
 		this.#devices = deps.devices;
+		this.#bus = deps.bus;
 		deps.bus.subscribe((event) => this.#onEvent(event));
 		deps.bus.onResync(() => {
 			for (const [userId, channel] of this.#channels) {
@@ -60,8 +62,9 @@ export class UserChannels implements Extension {
 		}
 		channel.connections.add(connection);
 		this.#byContext.set(context, connection);
-		this.#devices.connected(userId);
+		const first = this.#devices.connected(userId);
 		await this.#sendState(userId, connection);
+		if (await first) await this.#announce(userId);
 	}
 
 	async onDisconnect({ context }: onDisconnectPayload<CollabContext>): Promise<void> {
@@ -71,15 +74,30 @@ export class UserChannels implements Extension {
 		this.#byContext.delete(context);
 		const channel = this.#channels.get(context.user.id);
 		if (!channel?.connections.delete(connection)) return;
-		this.#devices.disconnected(context.user.id);
 		if (channel.connections.size === 0) this.#channels.delete(context.user.id);
+		if (await this.#devices.disconnected(context.user.id)) await this.#announce(context.user.id);
+	}
+
+	/** Tells the cluster a user's devices on this node changed from none to some or back (presence). */
+	async #announce(userId: string): Promise<void> {
+		await this.#bus.publish({ type: 'presence', userId });
+	}
+
+	/** Someone's presence may have changed: every channel here that shares a room with them hears which way. */
+	async #presence(userId: string): Promise<void> {
+		const audience = [...this.#channels.values()].filter((channel) =>
+			[...channel.rooms.values()].some((room) => room.members.includes(userId)),
+		);
+		if (audience.length === 0) return;
+		const online = (await this.#devices.onlineOf([userId])).has(userId);
+		for (const channel of audience) this.#broadcast(channel, { type: 'presence', userId, online });
 	}
 
 	/** Closes every channel (shutdown): their users count as disconnected here. */
 	close(): void {
 		for (const channel of this.#channels.values()) {
 			for (const connection of channel.connections)
-				this.#devices.disconnected((connection.context as CollabContext).user.id);
+				void this.#devices.disconnected((connection.context as CollabContext).user.id);
 		}
 		this.#channels.clear();
 		this.#byContext.clear();
@@ -90,10 +108,12 @@ export class UserChannels implements Extension {
 			const list = await rooms.listFor(this.#db, userId);
 			const channel = this.#channels.get(userId);
 			if (!channel?.connections.has(connection)) return;
-			channel.rooms = new Map(
-				list.map((r) => [r.id, { name: r.name, isGroup: r.isGroup, notify: r.notify }]),
-			);
-			send(connection, { type: 'state', protocolVersion: PROTOCOL_VERSION, rooms: list.map(toState) });
+			channel.rooms = new Map(list.map((r) => [r.id, entryOf(r)]));
+			const online = await this.#devices.onlineOf([
+				...new Set(list.flatMap((r) => r.members.map((m) => m.id))),
+			]);
+			const states = list.map((r) => toState(r, online));
+			send(connection, { type: 'state', protocolVersion: PROTOCOL_VERSION, rooms: states });
 		} catch (error) {
 			// Without its state the channel is useless: close it, and the client's reconnect asks again.
 			this.#log.warn({ err: error, userId }, 'user channel state could not be read; closing the channel');
@@ -116,6 +136,11 @@ export class UserChannels implements Extension {
 				this.#refreshMembers(event.roomId, event.userId);
 				return;
 			}
+			case 'presence':
+				void this.#presence(event.userId).catch((error: unknown) =>
+					this.#log.warn({ err: error }, 'presence not sent'),
+				);
+				return;
 			case 'room-details':
 				this.#refreshMembers(event.roomId, '');
 				return;
@@ -177,8 +202,9 @@ export class UserChannels implements Extension {
 			// deleted); saying "removed" here would race it and could be wrong (a refresh found the room gone
 			// right after the user left it). A node that missed that event sends a whole new state later.
 			if (!room) return;
-			channel.rooms.set(roomId, { name: room.name, isGroup: room.isGroup, notify: room.notify });
-			this.#broadcast(channel, { type: 'room', room: toState(room) });
+			channel.rooms.set(roomId, entryOf(room));
+			const online = await this.#devices.onlineOf(room.members.map((m) => m.id));
+			this.#broadcast(channel, { type: 'room', room: toState(room, online) });
 		})();
 		channel.refreshing.set(roomId, run);
 		run.catch((error: unknown) => {
@@ -196,10 +222,22 @@ function send(connection: Connection, message: UserChannelMessage): void {
 	connection.sendStateless(JSON.stringify(message));
 }
 
-function toState(room: rooms.RoomListItem): RoomState {
+/** What a channel keeps of one of its rooms. */
+function entryOf(room: rooms.RoomListItem) {
+	return {
+		name: room.name,
+		isGroup: room.isGroup,
+		notify: room.notify,
+		members: room.members.map((m) => m.id),
+	};
+}
+
+/** A room as the channel sends it: its newest message in short, and who of its members is online. */
+function toState(room: rooms.RoomListItem, online: ReadonlySet<string>): RoomState {
 	const last = room.lastMessage;
 	return {
 		...room,
+		members: room.members.map((m) => ({ ...m, online: online.has(m.id) })),
 		lastMessage: last
 			? {
 					clientMsgId: last.clientMsgId,

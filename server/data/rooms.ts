@@ -104,7 +104,11 @@ export async function get(db: Queryable, roomId: string): Promise<Room | null> {
 }
 
 /** A room as its member's channel and `GET /api/rooms` report it (`lastMessage` as a full mirrored row). */
-export type RoomListItem = Omit<RoomState, 'lastMessage'> & { lastMessage: MessageRow | null };
+export type RoomListItem = Omit<RoomState, 'lastMessage' | 'members'> & {
+	/** Who is online is the user channel's to say (server/collab/user-channels.ts), not the database's. */
+	members: RoomMember[];
+	lastMessage: MessageRow | null;
+};
 
 /** A member's level, or the default: every message of a 1:1 room, mentions in a group (`me`: the membership). */
 const effectiveNotify = `coalesce(me.notify, CASE WHEN r.is_group THEN 'mentions' ELSE 'all' END)`;

@@ -23,6 +23,8 @@ export const clusterEvent = z.discriminatedUnion('type', [
 	}),
 	/** A group's name or topic changed (its members' room lists show the new ones). */
 	z.strictObject({ type: z.literal('room-details'), roomId: uuid }),
+	/** A user's first device connected to a node, or their last one there left (the others ask who is online). */
+	z.strictObject({ type: z.literal('presence'), userId: uuid }),
 	/** A member changed how the room notifies them. */
 	z.strictObject({ type: z.literal('notify-level'), roomId: uuid, userId: uuid, level: notifyLevel }),
 	/** New events in a room, durable. `mentions`: the ids of the members each message @mentions. */

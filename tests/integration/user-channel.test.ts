@@ -101,6 +101,42 @@ describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
 		expect(b.room(quiet.id)?.mentions).toBe(0);
 	});
 
+	it('tells who is online: a device connected on any node, until the last one leaves', async () => {
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const stranger = await api.register('cara');
+		const group = await api.createGroup(ana.accessToken, [ben.user.id], 'Presence');
+		const b = channel(1, ben);
+		const c = channel(1, stranger);
+		await Promise.all([stateOf(b), stateOf(c)]);
+		const anaIn = (client: ChannelClient) =>
+			client.room(group.id)?.members.find((m) => m.id === ana.user.id)?.online;
+		expect(anaIn(b)).toBe(false);
+		const presenceOf = (client: ChannelClient, userId: string) =>
+			client.received.filter((m) => m.type === 'presence' && m.userId === userId);
+
+		// Ana opens the app on node A, on two devices: Ben, on node B, hears she is online once.
+		const phone = channel(0, ana);
+		const laptop = channel(0, ana);
+		await Promise.all([stateOf(phone), stateOf(laptop)]);
+		await waitFor(() => presenceOf(b, ana.user.id).length === 1, 5_000, 'Ana online at Ben');
+		expect(presenceOf(b, ana.user.id)[0]).toMatchObject({ online: true });
+		// A state sent now says so too.
+		const again = channel(1, ben);
+		await stateOf(again);
+		expect(anaIn(again)).toBe(true);
+
+		// One device leaves: she is still online. The last one leaves: Ben hears she is offline.
+		phone.destroy();
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		expect(presenceOf(b, ana.user.id)).toHaveLength(1);
+		laptop.destroy();
+		await waitFor(() => presenceOf(b, ana.user.id).length === 2, 5_000, 'Ana offline at Ben');
+		expect(presenceOf(b, ana.user.id)[1]).toMatchObject({ online: false });
+		// Someone who shares no room with her hears nothing about her.
+		expect(presenceOf(c, ana.user.id)).toEqual([]);
+	});
+
 	it('notifies by each room’s level, stored on the server for every device', async () => {
 		const ana = await api.register('ana');
 		const ben = await api.register('ben');

@@ -72,13 +72,20 @@ export function summaryOf(
 		name: string | null;
 		topic?: string | null;
 		isGroup: boolean;
-		members: RoomSummary['members'];
+		members: (Omit<RoomSummary['members'][number], 'online'> & { online?: boolean })[];
 	},
 	existing: RoomSummary | undefined,
 	userId: string | undefined,
 ): RoomSummary {
+	// The HTTP API does not say who is online: what the channel said last stays.
+	const online = (m: { id: string; online?: boolean }) =>
+		m.online ?? existing?.members.find((e) => e.id === m.id)?.online ?? false;
 	const full = roomState.safeParse(room);
-	if (full.success) return full.data;
+	if (full.success)
+		return {
+			...full.data,
+			members: full.data.members.map((m, i) => ({ ...m, online: online(room.members[i]!) })),
+		};
 	const me = room.members.find((m) => m.id === userId);
 	return {
 		lastMessage: null,
@@ -91,7 +98,7 @@ export function summaryOf(
 		name: room.name,
 		topic: room.topic !== undefined ? room.topic : (existing?.topic ?? null),
 		isGroup: room.isGroup,
-		members: room.members,
+		members: room.members.map((m) => ({ ...m, online: online(m) })),
 		role: me?.role ?? existing?.role ?? 'member',
 	};
 }
@@ -123,4 +130,13 @@ export function searchMessages(
 		}
 	}
 	return results.sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt)).slice(0, limit);
+}
+
+/** The list with one person's `online` set in every room they are in (a `presence` message of the channel). */
+export function withPresence(list: RoomSummary[], userId: string, online: boolean): RoomSummary[] {
+	return list.map((room) =>
+		room.members.some((m) => m.id === userId && m.online !== online)
+			? { ...room, members: room.members.map((m) => (m.id === userId ? { ...m, online } : m)) }
+			: room,
+	);
 }

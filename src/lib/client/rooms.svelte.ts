@@ -26,6 +26,7 @@ import {
 	summaryOf,
 	type LocalResult,
 	type RoomAccess,
+	withPresence,
 } from './room-list.ts';
 import { openWaitingRooms } from './outgoing-files.ts';
 import { serverConfig } from './server-config.svelte.ts';
@@ -172,6 +173,7 @@ class Rooms {
 			});
 		},
 		sessionEnded: (reason) => void session.end(reason),
+		presence: (userId, online) => (this.list = withPresence(this.list, userId, online)),
 	};
 
 	/**
@@ -224,10 +226,7 @@ class Rooms {
 		return this.removed.find((r) => r.room.id === roomId)?.reason ?? null;
 	}
 
-	/**
-	 * Search on this device: the messages of the rooms it holds that contain every word (deleted ones never),
-	 * newest first, with snippets marked like the server's.
-	 */
+	/** Search on this device: messages with every word (deleted ones never), newest first, marked as the server's. */
 	searchLocal(query: string, limit = 50): LocalResult[] {
 		return searchMessages(this.#stores.values(), query, limit);
 	}

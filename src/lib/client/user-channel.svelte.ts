@@ -33,6 +33,8 @@ export interface UserChannelSink {
 	room(room: RoomState): void;
 	removed(roomId: string, reason: RoomRemovedMessage['reason']): void;
 	notify(message: NotifyMessage): void;
+	/** Someone sharing a room came online or went offline. */
+	presence(userId: string, online: boolean): void;
 	/** This session is over; the server closes the socket next. */
 	sessionEnded(reason: SessionEndReason | 'unspecified'): void;
 }
@@ -50,6 +52,7 @@ const dispatch: Dispatch = {
 	room: (sink, m) => sink.room(m.room),
 	'room-removed': (sink, m) => sink.removed(m.roomId, m.reason),
 	notify: (sink, m) => sink.notify(m),
+	presence: (sink, m) => sink.presence(m.userId, m.online),
 	'session-ended': (sink, m) => sink.sessionEnded(m.reason),
 };
 

@@ -55,7 +55,14 @@ export const roomState = z.object({
 	topic: z.string().nullable().default(null),
 	isGroup: z.boolean(),
 	members: z.array(
-		z.object({ id: uuid, name: z.string(), role, lastSeen: timestamp.nullable().default(null) }),
+		z.object({
+			id: uuid,
+			name: z.string(),
+			role,
+			lastSeen: timestamp.nullable().default(null),
+			/** A device of theirs is connected (an app open anywhere), as the server knew when it sent this. */
+			online: z.boolean().default(false),
+		}),
 	),
 	/** The user's own role in the room. */
 	role,
@@ -104,6 +111,11 @@ export const userChannelMessage = z.discriminatedUnion('type', [
 		content: z.string(),
 		mention: z.boolean(),
 	}),
+	/**
+	 * Someone you share a room with came online (their first device connected) or went offline (their last one
+	 * left). Updates `online` of that member in every room of yours.
+	 */
+	z.strictObject({ type: z.literal('presence'), userId: uuid, online: z.boolean() }),
 	/** This session is over (signed out, password changed elsewhere, account deleted): the socket closes next. */
 	z.strictObject({ type: z.literal('session-ended'), reason: z.enum(sessionEndReasons) }),
 ]);
