@@ -52,9 +52,11 @@ describe.skipIf(!chromiumAvailable)('accessibility', () => {
 			const signedOut = await (await app.session(options)).page();
 			await signedOut.goto(`${app.url()}/login`);
 			await waitForApp(signedOut);
+			await signedOut.getByRole('heading', { level: 1 }).waitFor(); // past "Loading…"
 			await expectClean(signedOut, `login ${colorScheme}`);
 			await signedOut.goto(`${app.url()}/register`);
 			await waitForApp(signedOut);
+			await signedOut.getByRole('heading', { level: 1 }).waitFor();
 			await expectClean(signedOut, `register ${colorScheme}`);
 
 			const ana: BrowserUser = await signUp(await app.session(options), app.url(), 'ana');

@@ -180,8 +180,13 @@ describe.skipIf(!chromiumAvailable)('everyday chat in the browser', () => {
 
 		// The picker: search, click, and the emoji is where the cursor was.
 		await composer.fill('Launch ');
-		await page.getByTestId('emoji-button').click();
+		// Its button opens and closes it.
 		const picker = page.getByTestId('emoji-picker');
+		await page.getByTestId('emoji-button').click();
+		await picker.waitFor();
+		await page.getByTestId('emoji-button').click();
+		await expect.poll(() => picker.count()).toBe(0);
+		await page.getByTestId('emoji-button').click();
 		await picker.locator('emoji-picker input').fill('rocket');
 		await picker
 			.locator('emoji-picker')

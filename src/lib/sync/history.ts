@@ -31,11 +31,13 @@ export class RoomHistory {
 	}
 
 	/**
-	 * Whether the server may hold messages older than the device shows: not once the room is synced with nothing in
-	 * history and `shown` messages fewer than the server's window (`windowMessages`): it never trimmed the room.
+	 * Whether the server may hold messages older than the device shows: not once the room was synced with nothing in
+	 * history and `shown` messages fewer than the server's window (`windowMessages`): the server never trimmed it,
+	 * and what it trims later this device keeps. Once known, it stays known (a dropped connection changes nothing).
 	 */
 	mayHaveOlder(synced: boolean, shown: number, windowMessages: number): boolean {
-		return this.hasOlder && (!synced || this.events.size > 0 || shown >= windowMessages);
+		if (this.hasOlder && synced && this.events.size === 0 && shown < windowMessages) this.hasOlder = false;
+		return this.hasOlder;
 	}
 
 	/** What the device kept from earlier sessions (events already known stay as they are). */
