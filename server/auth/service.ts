@@ -20,6 +20,13 @@ export class RefreshReuseError extends AppError {
 }
 
 /** Register, login, refresh and logout: the account and session verbs behind /api/auth. */
+/**
+ * A token rotated this recently, into one nobody has used, may be presented again: the answer to its rotation was
+ * lost (a page reloaded or left while its refresh was in flight, a dropped connection), and the client still holds
+ * it. Later, or once the successor was used, presenting it is theft and ends the session.
+ */
+const REFRESH_RETRY_SECONDS = 30;
+
 export class AuthService {
 	readonly #db: Db;
 	readonly #tokens: TokenService;
@@ -85,9 +92,12 @@ export class AuthService {
 	 */
 	async refresh(token: string): Promise<AuthResponse> {
 		const outcome = await this.#db.transaction(async (tx) => {
-			const row = await sessions.findForUpdate(tx, hashRefreshToken(token));
+			const row = await sessions.findForUpdate(tx, hashRefreshToken(token), REFRESH_RETRY_SECONDS);
 			if (!row) return { error: authFailed('refresh_unknown', 'unauthorized', 'refresh token unknown') };
-			if (row.revoked) {
+			if (row.revoked && row.retry) {
+				// The same client again: its successor never arrived. It replaces that one.
+				await sessions.revokeSuccessor(tx, row.id);
+			} else if (row.revoked) {
 				await sessions.revokeFamily(tx, row.familyId);
 				return { error: new RefreshReuseError() };
 			}
@@ -123,7 +133,7 @@ export class AuthService {
 	/** Ends the session the refresh token belongs to: its tokens stop working and its sockets close on every node. */
 	async logout(token: string): Promise<void> {
 		const row = await this.#db.transaction(async (tx) => {
-			const found = await sessions.findForUpdate(tx, hashRefreshToken(token));
+			const found = await sessions.findForUpdate(tx, hashRefreshToken(token), REFRESH_RETRY_SECONDS);
 			if (found) await sessions.revokeFamily(tx, found.familyId);
 			return found;
 		});

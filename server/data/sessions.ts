@@ -25,25 +25,54 @@ export interface SessionRow {
 	userId: string;
 	expired: boolean;
 	revoked: boolean;
+	/**
+	 * Rotated less than `retrySeconds` ago into a token that was never used: the answer to that rotation was lost
+	 * (a page left while its refresh was in flight), and this is the same client asking again.
+	 */
+	retry: boolean;
 }
 
 /** Locks the token's row for the rest of the transaction, so two refreshes cannot both rotate it. */
-export async function findForUpdate(db: Queryable, tokenHash: string): Promise<SessionRow | null> {
+export async function findForUpdate(
+	db: Queryable,
+	tokenHash: string,
+	retrySeconds: number,
+): Promise<SessionRow | null> {
 	const { rows } = await db.query<{
 		id: string;
 		family_id: string;
 		user_id: string;
 		expired: boolean;
 		revoked: boolean;
+		retry: boolean;
 	}>(
-		`SELECT id, family_id, user_id, expires_at <= now() AS expired, revoked_at IS NOT NULL AS revoked
-		 FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE`,
-		[tokenHash],
+		`SELECT t.id, t.family_id, t.user_id, t.expires_at <= now() AS expired, t.revoked_at IS NOT NULL AS revoked,
+			(t.replaced_by IS NOT NULL AND t.revoked_at > now() - make_interval(secs => $2)
+				AND EXISTS (SELECT 1 FROM refresh_tokens s
+					WHERE s.id = t.replaced_by AND s.revoked_at IS NULL AND s.expires_at > now())) AS retry
+		 FROM refresh_tokens t WHERE t.token_hash = $1 FOR UPDATE`,
+		[tokenHash, retrySeconds],
 	);
 	const r = rows[0];
 	return r
-		? { id: r.id, familyId: r.family_id, userId: r.user_id, expired: r.expired, revoked: r.revoked }
+		? {
+				id: r.id,
+				familyId: r.family_id,
+				userId: r.user_id,
+				expired: r.expired,
+				revoked: r.revoked,
+				retry: r.retry === true,
+			}
 		: null;
+}
+
+/** Ends the unused successor of a token presented again (`findForUpdate`'s `retry`): its answer was lost. */
+export async function revokeSuccessor(db: Queryable, id: string): Promise<void> {
+	await db.query(
+		`UPDATE refresh_tokens SET revoked_at = now()
+		 WHERE id = (SELECT replaced_by FROM refresh_tokens WHERE id = $1) AND revoked_at IS NULL`,
+		[id],
+	);
 }
 
 export async function revoke(db: Queryable, id: string, replacedBy?: string): Promise<void> {

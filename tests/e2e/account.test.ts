@@ -121,4 +121,23 @@ describe.skipIf(!chromiumAvailable)('the account page', () => {
 		expect(message).toMatch(/^[A-Z].*\.$/);
 		expect(message).not.toMatch(/invalid request|body:|name_taken/);
 	});
+
+	it('stays signed in when a page is left while its token refresh is in flight', async () => {
+		const ana = await signUp(await app.session(), app.url(), 'ana');
+		const { page } = ana;
+		// Every page load renews the session; leaving at once can lose the answer (and the rotated cookie with it).
+		for (let i = 0; i < 8; i++) {
+			const refreshing = page.waitForRequest((r) => r.url().endsWith('/api/auth/refresh'));
+			await page.goto(`${app.url()}/`);
+			await refreshing;
+			await page.goto(`${app.url()}/search`);
+		}
+		await waitForApp(page);
+		await page.getByTestId('search-input').waitFor({ timeout: UI_TIMEOUT });
+		await expect
+			.poll(() => page.getByTestId('current-user').textContent(), { timeout: UI_TIMEOUT })
+			.toBe(ana.name);
+		expect(new URL(page.url()).pathname).toBe('/search');
+		expect((await api(ana, 'GET', '/api/me')).status).toBe(200);
+	});
 });

@@ -101,6 +101,35 @@ describeEachBackend('HTTP API', (backend) => {
 			expect(after.status).toBe(401);
 		});
 
+		it('lets a client whose refresh answer was lost ask again, once, and ends the session on a later replay', async () => {
+			const first = await server.api.register('lost');
+			// The server rotates the token, but the answer never reaches the page (it reloaded mid-request).
+			const lost = await server.api.post('/api/auth/refresh', { refreshToken: first.refreshToken });
+			expect(lost.status).toBe(200);
+			// The page presents the token it still holds: the session goes on, with a new token.
+			const retried = await server.api.post('/api/auth/refresh', { refreshToken: first.refreshToken });
+			expect(retried.status).toBe(200);
+			expect(retried.body.refreshToken).not.toBe(lost.body.refreshToken);
+			// The lost successor is dead; the new one works.
+			expect(
+				(await server.api.post('/api/auth/refresh', { refreshToken: lost.body.refreshToken })).status,
+			).toBe(401);
+			// (That was a replay of a rotated token whose successor was used: the family ended.)
+			const fresh = await server.api.register('lost2');
+			const a = await server.api.post('/api/auth/refresh', { refreshToken: fresh.refreshToken });
+			const b = await server.api.post('/api/auth/refresh', { refreshToken: fresh.refreshToken });
+			expect(b.status).toBe(200);
+			const c = await server.api.post('/api/auth/refresh', { refreshToken: b.body.refreshToken });
+			expect(c.status).toBe(200);
+			expect(a.status).toBe(200);
+			// Once the successor was used, the old token again is theft: the whole session ends.
+			const replay = await server.api.post('/api/auth/refresh', { refreshToken: fresh.refreshToken });
+			expect(replay.status).toBe(401);
+			expect((await server.api.post('/api/auth/refresh', { refreshToken: c.body.refreshToken })).status).toBe(
+				401,
+			);
+		});
+
 		it('refreshes from the cookie alone', async () => {
 			const reg = await server.api.post('/api/auth/register', {
 				name: 'Fynn',
