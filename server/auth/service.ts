@@ -19,7 +19,6 @@ export class RefreshReuseError extends AppError {
 	}
 }
 
-/** Register, login, refresh and logout: the account and session verbs behind /api/auth. */
 /**
  * A token rotated this recently, into one nobody has used, may be presented again: the answer to its rotation was
  * lost (a page reloaded or left while its refresh was in flight, a dropped connection), and the client still holds
@@ -27,6 +26,7 @@ export class RefreshReuseError extends AppError {
  */
 const REFRESH_RETRY_SECONDS = 30;
 
+/** Register, login, refresh and logout: the account and session verbs behind /api/auth. */
 export class AuthService {
 	readonly #db: Db;
 	readonly #tokens: TokenService;
@@ -133,7 +133,7 @@ export class AuthService {
 	/** Ends the session the refresh token belongs to: its tokens stop working and its sockets close on every node. */
 	async logout(token: string): Promise<void> {
 		const row = await this.#db.transaction(async (tx) => {
-			const found = await sessions.findForUpdate(tx, hashRefreshToken(token), REFRESH_RETRY_SECONDS);
+			const found = await sessions.findForUpdate(tx, hashRefreshToken(token));
 			if (found) await sessions.revokeFamily(tx, found.familyId);
 			return found;
 		});

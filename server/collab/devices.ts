@@ -50,7 +50,10 @@ export class Devices {
 		return true;
 	}
 
-	/** Which of `userIds` have a device connected anywhere (one Redis round trip for all of them). */
+	/**
+	 * Which of `userIds` have a device connected anywhere (one Redis round trip for all of them). When Redis cannot
+	 * answer, only this node's count: a user connected elsewhere reads as offline (see `anyConnected`).
+	 */
 	async onlineOf(userIds: string[]): Promise<Set<string>> {
 		const online = new Set(userIds.filter((id) => (this.#local.get(id) ?? 0) > 0));
 		const rest = userIds.filter((id) => !online.has(id));
@@ -73,15 +76,7 @@ export class Devices {
 	 * who is online after all is better than a mention nobody hears of.
 	 */
 	async anyConnected(userId: string): Promise<boolean> {
-		if ((this.#local.get(userId) ?? 0) > 0) return true;
-		if (!this.#redis) return false;
-		try {
-			const live = await this.#redis.zcount(this.#key(userId), Date.now(), '+inf');
-			return live > 0;
-		} catch (error) {
-			this.#log.debug({ err: error }, 'cannot ask redis who is connected');
-			return false;
-		}
+		return (await this.onlineOf([userId])).has(userId);
 	}
 
 	close(): void {

@@ -16,7 +16,7 @@ const REFRESH_DELAY_MS = 50;
 interface Channel {
 	connections: Set<Connection>;
 	/** The user's rooms as last sent: which rooms concern them, how each notifies them, and who is in each. */
-	rooms: Map<string, { name: string | null; isGroup: boolean; notify: NotifyLevel; members: string[] }>;
+	rooms: Map<string, { name: string | null; isGroup: boolean; notify: NotifyLevel; members: Set<string> }>;
 	/** Rooms whose state is being re-read (coalesced per room). */
 	refreshing: Map<string, Promise<void>>;
 }
@@ -86,10 +86,10 @@ export class UserChannels implements Extension {
 	/** Someone's presence may have changed: every channel here that shares a room with them hears which way. */
 	async #presence(userId: string): Promise<void> {
 		const audience = [...this.#channels.values()].filter((channel) =>
-			[...channel.rooms.values()].some((room) => room.members.includes(userId)),
+			[...channel.rooms.values()].some((room) => room.members.has(userId)),
 		);
 		if (audience.length === 0) return;
-		const online = (await this.#devices.onlineOf([userId])).has(userId);
+		const online = await this.#devices.anyConnected(userId);
 		for (const channel of audience) this.#broadcast(channel, { type: 'presence', userId, online });
 	}
 
@@ -228,7 +228,7 @@ function entryOf(room: rooms.RoomListItem) {
 		name: room.name,
 		isGroup: room.isGroup,
 		notify: room.notify,
-		members: room.members.map((m) => m.id),
+		members: new Set(room.members.map((m) => m.id)),
 	};
 }
 

@@ -36,7 +36,8 @@ export interface SessionRow {
 export async function findForUpdate(
 	db: Queryable,
 	tokenHash: string,
-	retrySeconds: number,
+	/** How long after its rotation a token may be presented again (`retry`); 0: never. */
+	retrySeconds = 0,
 ): Promise<SessionRow | null> {
 	const { rows } = await db.query<{
 		id: string;

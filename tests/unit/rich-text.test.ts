@@ -123,6 +123,13 @@ describe('rich text', () => {
 		expect(fast).toBeGreaterThan(1000);
 	});
 
+	it('parses a message once for a room whose set of names is rebuilt with the same names', () => {
+		const text = '**cached** for @ana';
+		const first = richText(text, new Set(['ana', 'bob']));
+		expect(richText(text, new Set(['bob', 'ana']))).toBe(first);
+		expect(richText(text, new Set(['bob']))).not.toBe(first);
+	});
+
 	it('gives previews and notifications the words without the markup', () => {
 		expect(plainText('**Deploy** done:\n- `api` ok\n- [logs](https://x.y)')).toBe('Deploy done: api ok logs');
 		expect(plainText('   ')).toBe('');

@@ -68,14 +68,20 @@ export async function request<S extends z.ZodType>(
 	path: string,
 	options: RequestOptions<S> = {},
 ): Promise<z.infer<S>> {
-	const auth = options.auth ?? true;
-	let response = await send(path, options, auth ? await requireTokens().token() : null);
-	// A 401 about the token is retried once with a fresh one; a wrong password (a re-authenticated action such
-	// as changing it) is an answer, and sending it again would count as a second failed attempt.
-	if (auth && response.status === 401 && !(await isWrongCredentials(response))) {
-		response = await send(path, options, await requireTokens().refreshAfterUnauthorized());
-	}
+	const response =
+		options.auth === false ? await send(path, options, null) : await sendAuthorized(path, options);
 	return read(response, options.schema);
+}
+
+/**
+ * Sends with the access token. A 401 about the token is retried once with a fresh one; a wrong password (a
+ * re-authenticated action such as changing it) is an answer, and sending it again would count as a second failed
+ * attempt.
+ */
+async function sendAuthorized(path: string, options: RequestOptions<z.ZodType>): Promise<Response> {
+	const response = await send(path, options, await requireTokens().token());
+	if (response.status !== 401 || (await isWrongCredentials(response))) return response;
+	return send(path, options, await requireTokens().refreshAfterUnauthorized());
 }
 
 async function isWrongCredentials(response: Response): Promise<boolean> {
@@ -183,9 +189,7 @@ export const accountApi = {
 
 /** A GET read as a stream (a download): the answer itself once it is a 2xx; an error answer throws as `request`'s. */
 export async function download(path: string, signal?: AbortSignal): Promise<Response> {
-	let response = await send(path, { signal }, await requireTokens().token());
-	if (response.status === 401)
-		response = await send(path, { signal }, await requireTokens().refreshAfterUnauthorized());
+	const response = await sendAuthorized(path, { signal });
 	if (!response.ok || !response.body) await read(response, undefined);
 	return response;
 }

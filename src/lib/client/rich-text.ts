@@ -61,20 +61,37 @@ md.linkify.set({ fuzzyLink: false, fuzzyEmail: true });
  */
 const MARKUP = /[*_~`[\]\\<\n]|:\/\/|mailto:|^\s*(?:[-+>]|\d+[.)])|\S@[^\s@]+\.\w/i;
 
-const cache = new Map<string, Block[]>();
+/**
+ * Parsed messages per list of member names (the last CACHE_ROOMS lists), each the last CACHE_SIZE contents used.
+ * A room's page builds a new set of names whenever its summary changes; the key of a set is worked out once, not
+ * once per message rendered.
+ */
+const caches = new Map<string, Map<string, Block[]>>();
+const keys = new WeakMap<ReadonlySet<string>, string>();
+const CACHE_ROOMS = 20;
 const CACHE_SIZE = 500;
 
-/** `content` as blocks to render; mentions are the members' names in lower case. Cached by content and names. */
+function cacheFor(memberNames: ReadonlySet<string>): Map<string, Block[]> {
+	let key = keys.get(memberNames);
+	if (key === undefined) keys.set(memberNames, (key = [...memberNames].sort().join('\n')));
+	let cache = caches.get(key);
+	if (cache) caches.delete(key);
+	caches.set(key, (cache ??= new Map()));
+	if (caches.size > CACHE_ROOMS) caches.delete(caches.keys().next().value as string);
+	return cache;
+}
+
+/** `content` as blocks to render; mentions are the members' names in lower case. Cached by names and content. */
 export function richText(content: string, memberNames: ReadonlySet<string>): Block[] {
-	const key = `${[...memberNames].join('\n')}\u0000${content}`;
-	const hit = cache.get(key);
+	const cache = cacheFor(memberNames);
+	const hit = cache.get(content);
 	if (hit) {
-		cache.delete(key);
-		cache.set(key, hit);
+		cache.delete(content);
+		cache.set(content, hit);
 		return hit;
 	}
 	const blocks = parse(content, memberNames);
-	cache.set(key, blocks);
+	cache.set(content, blocks);
 	if (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string);
 	return blocks;
 }
