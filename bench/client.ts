@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { HocuspocusProvider, HocuspocusProviderWebsocket } from '@hocuspocus/provider';
 import type { Awareness } from 'y-protocols/awareness';
 import { WebsocketProvider } from 'y-websocket';
+import { io } from 'socket.io-client';
 import * as Y from 'yjs';
 import type { Target } from './harness.ts';
 
@@ -21,11 +22,23 @@ export interface ClientSpec {
 	token: string;
 }
 
+/** A message as the load writes it (the room document's `message` event). */
+export interface BenchMessage {
+	kind: 'message';
+	clientMsgId: string;
+	senderId: string;
+	content: string;
+	createdAt: string;
+}
+
 export interface Client {
-	doc: Y.Doc;
 	index: number;
 	roomIndex: number;
 	userId: string;
+	/** Writes `message` as the client would (one new key in the room document, or one Socket.IO emit). */
+	write(message: BenchMessage): void;
+	/** Calls `listener` with the id of every message another member wrote, as it arrives. */
+	onMessage(listener: (clientMsgId: string) => void): void;
 	synced(): boolean;
 	/** True while the client holds local changes the server has not confirmed (Hocuspocus providers only). */
 	unsynced(): boolean;
@@ -34,7 +47,71 @@ export interface Client {
 	destroy(): void;
 }
 
+/** A client of the Yjs targets: its room document is in `doc`. */
+export interface DocClient extends Client {
+	doc: Y.Doc;
+}
+
+interface DocClientParts {
+	doc: Y.Doc;
+	index: number;
+	roomIndex: number;
+	userId: string;
+	synced(): boolean;
+	unsynced(): boolean;
+	backdatePresence(at: number): void;
+	destroy(): void;
+}
+
+/** Adds the message operations every Yjs client shares: a message is one new key in `messages`. */
+function docClient(parts: DocClientParts): DocClient {
+	const messages = parts.doc.getMap('messages');
+	return {
+		...parts,
+		write: (message) => parts.doc.transact(() => messages.set(message.clientMsgId, message)),
+		onMessage: (listener) =>
+			messages.observe((event, tx) => {
+				if (tx.local) return;
+				// Trimming (soak) removes old keys: only an added key is a delivery.
+				for (const [key, change] of event.changes.keys) if (change.action === 'add') listener(key);
+			}),
+	};
+}
+
+/** A client of the `seed` target (bench/targets/seed-socketio.ts): Socket.IO, one emit per message. */
+function seedClient(spec: ClientSpec): Client {
+	const socket = io(spec.url, {
+		transports: ['websocket'],
+		auth: { token: spec.token, room: spec.room },
+		reconnection: false,
+	});
+	let connected = false;
+	let pending = 0;
+	socket.on('connect', () => (connected = true));
+	return {
+		index: spec.index,
+		roomIndex: spec.roomIndex,
+		userId: spec.userId,
+		write: (message) => {
+			pending++;
+			socket.emit('message', message, () => pending--);
+		},
+		onMessage: (listener) => socket.on('message', (m: BenchMessage) => listener(m.clientMsgId)),
+		synced: () => connected,
+		unsynced: () => pending > 0,
+		backdatePresence: () => {},
+		destroy: () => socket.disconnect(),
+	};
+}
+
+/** Connects one simulated client of `spec.target`. */
 export function connectClient(spec: ClientSpec): Client {
+	return spec.target === 'seed' ? seedClient(spec) : connectDocClient(spec);
+}
+
+/** Connects one client of a Yjs target (every one but `seed`), whose room document the caller may read. */
+export function connectDocClient(spec: ClientSpec): DocClient {
+	if (spec.target === 'seed') throw new Error('the seed target has no room document');
 	const { index, roomIndex, room, url, userId, token } = spec;
 	const doc = new Y.Doc();
 	const backdate = (awareness: Awareness | null) => (at: number) => {
@@ -43,7 +120,7 @@ export function connectClient(spec: ClientSpec): Client {
 	};
 	if (spec.target === 'yws') {
 		const provider = new WebsocketProvider(url, `room:${room}`, doc, { disableBc: true });
-		return {
+		return docClient({
 			doc,
 			index,
 			roomIndex,
@@ -52,7 +129,7 @@ export function connectClient(spec: ClientSpec): Client {
 			unsynced: () => false,
 			backdatePresence: backdate(provider.awareness),
 			destroy: () => provider.destroy(),
-		};
+		});
 	}
 	const socket = new HocuspocusProviderWebsocket({ url });
 	const provider = new HocuspocusProvider({
@@ -62,7 +139,7 @@ export function connectClient(spec: ClientSpec): Client {
 		token,
 	});
 	provider.attach();
-	return {
+	return docClient({
 		doc,
 		index,
 		roomIndex,
@@ -74,7 +151,7 @@ export function connectClient(spec: ClientSpec): Client {
 			provider.destroy();
 			socket.destroy();
 		},
-	};
+	});
 }
 
 /**

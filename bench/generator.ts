@@ -79,18 +79,13 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] });
 
 function observe(client: Client) {
-	client.doc.getMap('messages').observe((event, tx) => {
-		if (tx.local) return;
+	client.onMessage((key) => {
+		const at = sentAtUs(key);
+		if (at === null) return;
 		const now = nowUs();
-		for (const [key, change] of event.changes.keys) {
-			// Trimming (soak) removes old keys: only an added key is a delivery.
-			if (change.action !== 'add') continue;
-			const at = sentAtUs(key);
-			if (at === null) continue;
-			observed++;
-			lastDeliveryUs = now;
-			recording?.latencies.push((now - at) / 1_000);
-		}
+		observed++;
+		lastDeliveryUs = now;
+		recording?.latencies.push((now - at) / 1_000);
 	});
 }
 
@@ -122,12 +117,11 @@ async function connect(message: Extract<ToGenerator, { type: 'connect' }>) {
 function start(intervalMs: number) {
 	stop();
 	for (const c of clients) {
-		const map = c.doc.getMap('messages');
 		const others = (members[c.roomIndex] ?? 1) - 1;
 		const tick = () => {
 			const clientMsgId = stampedId(nowUs());
-			const event = {
-				kind: 'message',
+			const message = {
+				kind: 'message' as const,
 				clientMsgId,
 				senderId: c.userId,
 				content: 'bench message',
@@ -135,7 +129,7 @@ function start(intervalMs: number) {
 			};
 			sent++;
 			due += others;
-			c.doc.transact(() => map.set(clientMsgId, event));
+			c.write(message);
 			timers.set(c.index, setTimeout(tick, intervalMs));
 		};
 		timers.set(c.index, setTimeout(tick, Math.random() * intervalMs));

@@ -6,6 +6,8 @@
  * Targets:
  * - `bare`: @hocuspocus/server with no extensions (bench/targets/bare-hocuspocus.ts);
  * - `yws`: the reference @y/websocket-server 0.1.1 (y-websocket as its client);
+ * - `seed`: the design this product grew out of: Socket.IO 4, JWT at the handshake, one INSERT before the
+ *   broadcast and the ack (bench/targets/seed-socketio.ts), on a throwaway database;
  * - `ours`: the real server (auth, validation, durable append to Postgres, mirror, relay) on a throwaway
  *   database with the users, rooms and tokens seeded straight into it;
  * - `ours-relay-first`: the same, relaying before the commit (an experiment; see docs/benchmarks.md);
@@ -17,9 +19,11 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fork, type ChildProcess } from 'node:child_process';
+import { execFileSync, fork, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { TokenService } from '../server/auth/tokens.ts';
 import { parseConfig } from '../server/config.ts';
 import { openDb } from '../server/db/index.ts';
@@ -27,24 +31,61 @@ import { migrate } from '../server/db/migrate.ts';
 import { createLogger } from '../server/log.ts';
 import { freePort, repoRoot, spawnServer, type ServerProcess } from '../tests/helpers/process.ts';
 import { admin, adminUrl } from './common.ts';
-import { connectClient, type Client, type ClientSpec } from './client.ts';
+import { connectDocClient, type Client, type ClientSpec, type DocClient } from './client.ts';
 import type { FromGenerator, ToGenerator } from './generator.ts';
 
-export { connectClient, type Client, type ClientSpec };
+export { type Client, type ClientSpec, type DocClient };
 
-export type Target = 'bare' | 'yws' | 'ours' | 'ours-relay-first' | 'bare-2node' | 'ours-2node';
-export const targets: Target[] = ['bare', 'yws', 'ours', 'ours-relay-first', 'bare-2node', 'ours-2node'];
+export type Target = 'bare' | 'yws' | 'seed' | 'ours' | 'ours-relay-first' | 'bare-2node' | 'ours-2node';
+export const targets: Target[] = [
+	'bare',
+	'yws',
+	'seed',
+	'ours',
+	'ours-relay-first',
+	'bare-2node',
+	'ours-2node',
+];
 
 const JWT_SECRET = 'bench-secret-0123456789-abcdefghijklmnop';
 const TICK_MS = 1000 / 100; // USER_HZ
 const redisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const targetArgs = [
-	'--expose-gc',
-	'--import',
-	'./bench/targets/gc-on-signal.ts',
-	// CPU_PROF=<dir>: every target writes a V8 CPU profile there when it stops (open it in Chrome DevTools).
-	...(process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []),
-];
+const targetArgs = ['--expose-gc', '--import', './bench/targets/gc-on-signal.ts'];
+
+/**
+ * PIN (on by default where `taskset` and two or more cores exist; PIN=off turns it off): each target's processes
+ * run on core 0 and the load generator's on the others, so the server under test never competes with the clients
+ * measuring it for a core (the rows of issue 21 were measured so). Postgres and Redis run where the kernel puts them.
+ */
+export const pinning = (() => {
+	const setting = process.env.PIN ?? 'auto';
+	if (!['auto', 'on', 'off'].includes(setting))
+		throw new Error(`PIN must be on, off or auto, got "${setting}"`);
+	const possible = os.availableParallelism() >= 2 && fs.existsSync('/usr/bin/taskset');
+	if (setting === 'on' && !possible) throw new Error('PIN=on needs taskset and at least two cores');
+	return setting !== 'off' && possible;
+})();
+const cores = { server: '0', generator: `1-${os.availableParallelism() - 1}` };
+
+/** The command prefix that runs a process of `role` on its cores (nothing when not pinning). */
+export function pinned(role: keyof typeof cores): string[] {
+	return pinning ? ['/usr/bin/taskset', '-c', cores[role]] : [];
+}
+
+/** Moves a running process, every thread of it, to the cores of `role` (nothing when not pinning). */
+export function pin(pid: number, role: keyof typeof cores): void {
+	if (pinning)
+		execFileSync('/usr/bin/taskset', ['-a', '-p', '-c', cores[role], String(pid)], { stdio: 'ignore' });
+}
+
+/**
+ * CPU_PROF=<dir>: every target process writes a V8 CPU profile of the measured windows there
+ * (`<target>-<pid>.cpuprofile`; see `RunningTarget.profile`): `npm run bench:profile` summarizes them, Chrome
+ * DevTools opens them.
+ */
+const profileDir = process.env.CPU_PROF ? path.resolve(process.env.CPU_PROF) : undefined;
+const profileEnv = (target: Target): Record<string, string> =>
+	profileDir ? { BENCH_CPU_PROF: profileDir, BENCH_TARGET: target } : {};
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -129,7 +170,14 @@ export interface RunningTarget {
 		externalMb: number;
 		loopDelayP99Ms: number;
 		loopDelayMaxMs: number;
+		/** The longest garbage-collection pause since the previous call (any process), ms. */
+		gcMaxMs: number;
 	}>;
+	/**
+	 * With CPU_PROF set, `start` starts each process's CPU profiler and `stop` stops it and waits until every
+	 * process wrote its profile; without it, nothing. Returns the files written (on `stop`).
+	 */
+	profile(action: 'start' | 'stop'): Promise<string[]>;
 	/** Lines the target logged at level warn or above (ours), or on stderr. */
 	problems(): string[];
 	stop(): Promise<void>;
@@ -168,7 +216,38 @@ export async function startTarget(
 		if (keys.length > 0) await redis.del(...keys);
 		redis.disconnect();
 	};
-	if (target === 'bare' || target === 'yws' || target === 'bare-2node') {
+	if (target === 'seed') {
+		const dbName = `bench_seed_${randomUUID().slice(0, 8)}`;
+		await admin(`CREATE DATABASE ${dbName}`);
+		cleanup = () => admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+		const url = new URL(adminUrl);
+		url.pathname = `/${dbName}`;
+		// The seed's table: a message per row, its id the key that makes a resend a no-op, and the index its
+		// history query needs.
+		const db = new pg.Client({ connectionString: url.toString() });
+		await db.connect();
+		await db.query(`CREATE TABLE messages (
+			client_msg_id uuid PRIMARY KEY, room_id uuid NOT NULL, sender_id uuid NOT NULL, content text NOT NULL,
+			created_at timestamptz NOT NULL DEFAULT now())`);
+		await db.query('CREATE INDEX messages_room ON messages (room_id, created_at)');
+		await db.end();
+		const tokens = new TokenService(parseConfig({ DATABASE_URL: url.toString(), JWT_SECRET }));
+		for (const [i, u] of users.entries())
+			u.token = await tokens.signAccess({ userId: u.id, name: `bench${i}` });
+		const port = await freePort();
+		ports.push(port);
+		const server = spawnServer(
+			{ PORT: String(port), DATABASE_URL: url.toString(), JWT_SECRET, ...profileEnv(target) },
+			[...pinned('server'), process.execPath, ...targetArgs, 'bench/targets/seed-socketio.ts'],
+		);
+		servers.push(server);
+		try {
+			await ready(server, /bench target listening/);
+		} catch (error) {
+			await cleanup();
+			throw error;
+		}
+	} else if (target === 'bare' || target === 'yws' || target === 'bare-2node') {
 		const script =
 			target === 'yws'
 				? path.join(repoRoot, 'node_modules/@y/websocket-server/src/server.js')
@@ -180,9 +259,10 @@ export async function startTarget(
 				{
 					PORT: String(port),
 					HOST: '127.0.0.1',
+					...profileEnv(target),
 					...(twoNodes ? { REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}),
 				},
-				[process.execPath, ...targetArgs, script],
+				[...pinned('server'), process.execPath, ...targetArgs, script],
 			);
 			servers.push(server);
 			await ready(server, target === 'yws' ? /running at/ : /bench target listening/);
@@ -241,10 +321,11 @@ export async function startTarget(
 						DATA_DIR: path.join(repoRoot, 'node_modules', '.cache', `bench-${dbName}`),
 						...(target === 'ours-relay-first' ? { BENCH_RELAY: 'before-commit' } : {}),
 						...(target === 'ours-2node' ? { REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}),
+						...profileEnv(target),
 						...serverEnv(),
 						...env,
 					},
-					[process.execPath, ...targetArgs, 'bench/bench-server.ts'],
+					[...pinned('server'), process.execPath, ...targetArgs, 'bench/bench-server.ts'],
 				),
 			);
 		}
@@ -266,6 +347,7 @@ export async function startTarget(
 		databaseUrl,
 		urlFor: (i) => {
 			const port = ports[Math.floor(i / roomCount) % ports.length];
+			if (target === 'seed') return `http://127.0.0.1:${port}`;
 			return target.startsWith('ours') ? `ws://127.0.0.1:${port}/collab` : `ws://127.0.0.1:${port}`;
 		},
 		stats: () =>
@@ -292,6 +374,7 @@ export async function startTarget(
 					externalMb: number;
 					loopDelayP99Ms: number;
 					loopDelayMaxMs: number;
+					gcMaxMs: number;
 				};
 			});
 			return {
@@ -300,7 +383,34 @@ export async function startTarget(
 				externalMb: last.reduce((a, l) => a + l.externalMb, 0),
 				loopDelayP99Ms: Math.max(...last.map((l) => l.loopDelayP99Ms)),
 				loopDelayMaxMs: Math.max(...last.map((l) => l.loopDelayMaxMs)),
+				gcMaxMs: Math.max(...last.map((l) => l.gcMaxMs)),
 			};
+		},
+		profile: async (action) => {
+			if (!profileDir) return [];
+			const line = action === 'start' ? 'bench profile started' : 'bench profile written';
+			const count = () => servers.map((s) => s.output().split(line).length);
+			const before = count();
+			for (const pid of pids) process.kill(pid, 'SIGWINCH');
+			const deadline = Date.now() + 30_000;
+			while (count().some((n, i) => n <= (before[i] as number))) {
+				if (Date.now() > deadline) throw new Error(`${target}: no answer to SIGWINCH (profile ${action})`);
+				await sleep(50);
+			}
+			return servers.flatMap((s) =>
+				action === 'stop'
+					? [
+							(
+								JSON.parse(
+									s
+										.output()
+										.split('\n')
+										.findLast((l) => l.includes(line)) ?? '{}',
+								) as { file: string }
+							).file,
+						]
+					: [],
+			);
 		},
 		problems: () =>
 			servers.flatMap((s) =>
@@ -332,9 +442,9 @@ function clientSpec(running: RunningTarget, index: number): ClientSpec {
 }
 
 /** Connects clients `0 … count-1` in this process, all at once, and waits until every one has synced. */
-export async function connectAll(running: RunningTarget, count: number): Promise<Client[]> {
+export async function connectAll(running: RunningTarget, count: number): Promise<DocClient[]> {
 	process.setMaxListeners(Math.max(process.getMaxListeners(), count + 20));
-	const clients = Array.from({ length: count }, (_, i) => connectClient(clientSpec(running, i)));
+	const clients = Array.from({ length: count }, (_, i) => connectDocClient(clientSpec(running, i)));
 	const deadline = Date.now() + 120_000;
 	while (!clients.every((c) => c.synced())) {
 		if (Date.now() > deadline)
@@ -402,6 +512,7 @@ export class Fleet {
 				stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
 			}),
 		);
+		for (const worker of workers) pin(worker.pid as number, 'generator');
 		const fleet = new Fleet(running, workers);
 		try {
 			const members = running.rooms.map(

@@ -19,6 +19,7 @@ import {
 	Fleet,
 	fmt,
 	parseTargets,
+	pinning,
 	sleep,
 	startTarget,
 	summarize,
@@ -39,7 +40,7 @@ const WINDOW_S = envNumber('WINDOW_S', smoke ? 0.5 : 5);
 const SOAK_S = envNumber('SOAK_S', smoke ? 6 : 600);
 /** The soak's rooms keep this many messages (ROOM_WINDOW_MESSAGES): see bench/soak.ts. */
 const ROOM_WINDOW = envNumber('ROOM_WINDOW', 100);
-const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,ours,bare-2node,ours-2node');
+const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,seed,ours,bare-2node,ours-2node');
 
 async function run(target: Target): Promise<{ result: ReturnType<typeof figures>; soak?: SoakResult }> {
 	const soaking = withSoak && target === 'ours';
@@ -61,13 +62,19 @@ async function run(target: Target): Promise<{ result: ReturnType<typeof figures>
 		await sleep(WARMUP_S * 1_000);
 		await running.gc(); // resets the event-loop delay histograms: what the next call reports is the windows'
 		const windows: Window[] = [];
+		await running.profile('start');
 		for (let i = 0; i < WINDOWS; i++) windows.push(await load.measure(WINDOW_S));
+		const profiles = await running.profile('stop');
 		const loop = await running.gc();
 		const result = figures(target, windows, {
 			rssPerIdleConnectionKb: ((idle.rssMb - base.rssMb) * 1024) / CLIENTS,
 			heapPerIdleConnectionKb: ((idleHeap.heapUsedMb - baseHeap.heapUsedMb) * 1024) / CLIENTS,
 			loopDelayP99Ms: loop.loopDelayP99Ms,
 			loopDelayMaxMs: loop.loopDelayMaxMs,
+			gcMaxMs: loop.gcMaxMs,
+			heapAfterMb: loop.heapUsedMb,
+			deliveries: windows.reduce((a, w) => a + w.deliveries, 0),
+			profiles,
 			problems: running.problems().slice(0, 20),
 		});
 		console.log(`${target}: ${JSON.stringify(result)}`);
@@ -112,11 +119,16 @@ function figures(target: Target, windows: Window[], extra: Record<string, unknow
 			heapPerIdleConnectionKb: number;
 			loopDelayP99Ms: number;
 			loopDelayMaxMs: number;
+			gcMaxMs: number;
+			heapAfterMb: number;
+			deliveries: number;
+			profiles: string[];
 			problems: string[];
 		}),
 	};
 }
 
+const pinnedNote = pinning ? '; each server on core 0, the load generator on the others' : '';
 const results = [];
 let soakResult: SoakResult | undefined;
 for (const target of TARGETS) {
@@ -125,18 +137,34 @@ for (const target of TARGETS) {
 	soakResult ??= r.soak;
 }
 const bare = results.find((r) => r.target === 'bare');
+const seed = results.find((r) => r.target === 'seed');
+/** `value` against the same figure of `base` ("1.23×"), or a dash without that baseline in the run. */
+const ratio = (value: number, base: number | undefined) =>
+	base === undefined ? '–' : `${fmt(value / base, 2)}×`;
 const lines = [
-	`${CLIENTS} clients in ${ROOMS} rooms, one message per client every ${INTERVAL_MS / 1000} s; after ${WARMUP_S} s, ${WINDOWS} windows of ${WINDOW_S} s (medians over the windows):`,
+	`${CLIENTS} clients in ${ROOMS} rooms, one message per client every ${INTERVAL_MS / 1000} s; after ${WARMUP_S} s, ${WINDOWS} windows of ${WINDOW_S} s (medians over the windows)${pinnedNote}:`,
 	'',
-	'| Target | deliveries/s | p50 ms | p95 ms | p99 ms (range) | p99 ×bare | server event-loop delay p99 / max ms | server CPU µs/delivery | cores: server / generator / machine | server RSS MB | RSS KB/idle connection | ×bare | heap KB/idle connection |',
-	'| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+	'| Target | deliveries/s | p50 ms | ×bare | ×seed | p95 ms | p99 ms (range) | ×bare | ×seed | server event-loop delay p99 / max ms | longest GC pause ms |',
+	'| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
 	...results.map(
 		(r) =>
-			`| ${r.target} | ${fmt(r.deliveriesPerSecond, 0)} | ${fmt(r.p50Ms)} | ${fmt(r.p95Ms)} | ${fmt(r.p99Ms)} (${fmt(r.p99RangeMs[0] as number)}–${fmt(r.p99RangeMs[1] as number)}) | ${bare ? fmt(r.p99Ms / bare.p99Ms, 2) : '–'} | ${fmt(r.loopDelayP99Ms)} / ${fmt(r.loopDelayMaxMs)} | ${fmt(r.serverCpuPerDeliveryUs, 0)} | ${fmt(r.serverCores, 2)} / ${fmt(r.generatorCores, 2)} / ${fmt(r.machineCores, 2)} | ${fmt(r.rssMb, 0)} | ${fmt(r.rssPerIdleConnectionKb, 0)} | ${bare ? fmt(r.rssPerIdleConnectionKb / bare.rssPerIdleConnectionKb, 2) : '–'} | ${fmt(r.heapPerIdleConnectionKb, 0)} |`,
+			`| ${r.target} | ${fmt(r.deliveriesPerSecond, 0)} | ${fmt(r.p50Ms)} | ${ratio(r.p50Ms, bare?.p50Ms)} | ${ratio(r.p50Ms, seed?.p50Ms)} | ${fmt(r.p95Ms)} | ${fmt(r.p99Ms)} (${fmt(r.p99RangeMs[0] as number)}–${fmt(r.p99RangeMs[1] as number)}) | ${ratio(r.p99Ms, bare?.p99Ms)} | ${ratio(r.p99Ms, seed?.p99Ms)} | ${fmt(r.loopDelayP99Ms)} / ${fmt(r.loopDelayMaxMs)} | ${fmt(r.gcMaxMs)} |`,
+	),
+	'',
+	'| Target | server CPU µs/delivery | ×bare | ×seed | cores: server / generator / machine | server RSS MB | RSS KB/idle connection | ×bare | ×seed | heap KB/idle connection |',
+	'| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+	...results.map(
+		(r) =>
+			`| ${r.target} | ${fmt(r.serverCpuPerDeliveryUs, 0)} | ${ratio(r.serverCpuPerDeliveryUs, bare?.serverCpuPerDeliveryUs)} | ${ratio(r.serverCpuPerDeliveryUs, seed?.serverCpuPerDeliveryUs)} | ${fmt(r.serverCores, 2)} / ${fmt(r.generatorCores, 2)} / ${fmt(r.machineCores, 2)} | ${fmt(r.rssMb, 0)} | ${fmt(r.rssPerIdleConnectionKb, 0)} | ${ratio(r.rssPerIdleConnectionKb, bare?.rssPerIdleConnectionKb)} | ${ratio(r.rssPerIdleConnectionKb, seed?.rssPerIdleConnectionKb)} | ${fmt(r.heapPerIdleConnectionKb, 0)} |`,
 	),
 ];
 const table = lines.join('\n');
 console.log(`\n${table}`);
+const profiled = results.filter((r) => r.profiles.length > 0);
+if (profiled.length > 0)
+	console.log(
+		`\nCPU profiles of the windows, per delivery:\nnpm run bench:profile -- ${profiled.map((r) => r.profiles.join(' ')).join(' ')} --per=${profiled.flatMap((r) => r.profiles.map(() => r.deliveries)).join(',')}`,
+	);
 writeResult(smoke ? 'load-smoke' : 'load', {
 	smoke,
 	clients: CLIENTS,

@@ -1,6 +1,6 @@
 /**
  * `npm run bench:max-rate` (part of `npm run bench`): the highest delivery rate at which p99 latency stays under
- * 250 ms (issue 7, goal 2), for bare Hocuspocus and our server, in one run.
+ * 250 ms (issue 7, goal 2), for bare Hocuspocus, the seed's design and our server, in one run.
  *
  * CLIENTS clients in ROOMS rooms (the goal-1 shape). The rate goes up in steps of ×1.5 from START deliveries/s;
  * each step runs STEP_S seconds (4) after 1.5 s of warm-up, then waits for the backlog to drain. A step passes when p99
@@ -29,7 +29,7 @@ const STEP_S = envNumber('STEP_S', smoke ? 1 : 4);
 const WARMUP_S = smoke ? 0.5 : 1.5;
 const MAX_STEPS = envNumber('MAX_STEPS', smoke ? 1 : 8);
 const P99_LIMIT_MS = 250;
-const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,ours');
+const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,seed,ours');
 
 async function run(target: Target) {
 	const running = await startTarget(target, { clients: CLIENTS, rooms: ROOMS });
@@ -86,14 +86,15 @@ async function run(target: Target) {
 const results = [];
 for (const target of TARGETS) results.push(await run(target));
 const bare = results.find((r) => r.target === 'bare');
+const seed = results.find((r) => r.target === 'seed');
 const table = [
 	`${CLIENTS} clients in ${ROOMS} rooms; steps of ${STEP_S} s; highest rate with p99 under ${P99_LIMIT_MS} ms:`,
 	'',
-	'| Target | max deliveries/s | ×bare | p99 there, ms | steps (offered/s → p99 ms) | limit |',
-	'| --- | --- | --- | --- | --- | --- |',
+	'| Target | max deliveries/s | ×bare | ×seed | p99 there, ms | steps (offered/s → p99 ms) | limit |',
+	'| --- | --- | --- | --- | --- | --- | --- |',
 	...results.map(
 		(r) =>
-			`| ${r.target} | ${fmt(r.maxDeliveriesPerSecond, 0)} | ${bare ? fmt(r.maxDeliveriesPerSecond / bare.maxDeliveriesPerSecond, 2) : '–'} | ${fmt(r.p99AtMaxMs)} | ${r.steps.map((s) => `${fmt(s.offered, 0)} → ${fmt(s.p99Ms, 0)}`).join(', ')} | ${r.reachedLastStep ? 'not reached' : r.serverBound ? 'server (a full core)' : r.machineBound ? 'machine (2 cores busy)' : 'neither: latency'} |`,
+			`| ${r.target} | ${fmt(r.maxDeliveriesPerSecond, 0)} | ${bare ? fmt(r.maxDeliveriesPerSecond / bare.maxDeliveriesPerSecond, 2) : '–'} | ${seed ? fmt(r.maxDeliveriesPerSecond / seed.maxDeliveriesPerSecond, 2) : '–'} | ${fmt(r.p99AtMaxMs)} | ${r.steps.map((s) => `${fmt(s.offered, 0)} → ${fmt(s.p99Ms, 0)}`).join(', ')} | ${r.reachedLastStep ? 'not reached' : r.serverBound ? 'server (a full core)' : r.machineBound ? 'machine (2 cores busy)' : 'neither: latency'} |`,
 	),
 ].join('\n');
 console.log(`\n${table}`);

@@ -16,7 +16,7 @@ import {
 	sleep,
 	startTarget,
 	writeResult,
-	type Client,
+	type DocClient,
 	type Target,
 } from './harness.ts';
 
@@ -28,7 +28,7 @@ const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,ours');
 
 async function once(target: Target): Promise<{ rssKb: number; heapKb: number }> {
 	const running = await startTarget(target, { clients: ROOMS, rooms: ROOMS });
-	let clients: Client[] = [];
+	let clients: DocClient[] = [];
 	try {
 		clients = await connectAll(running, ROOMS);
 		await sleep(500);

@@ -1,15 +1,30 @@
 /**
- * Preloaded into every benchmark target (`node --expose-gc --import ./bench/targets/gc-on-signal.ts …`): on
- * SIGUSR2 it runs a full garbage collection and prints one line with the heap in use after it (and the heap V8
- * holds, and the external memory), and how late the
- * event loop ran since the previous line (p99 and max), so memory is read without garbage in it and a stalled
- * server shows as such.
+ * Preloaded into every benchmark target (`node --expose-gc --import ./bench/targets/gc-on-signal.ts …`):
+ * - on SIGUSR2 it runs a full garbage collection and prints one line with the heap in use after it (and the heap
+ *   V8 holds, and the external memory), how late the event loop ran since the previous line (p99 and max) and the
+ *   longest garbage-collection pause in that time, so memory is read without garbage in it and a stalled server
+ *   shows as such, told apart from a collector's pause;
+ * - with BENCH_CPU_PROF=<dir>, SIGWINCH starts V8's CPU profiler and the next SIGWINCH stops it and writes
+ *   `<dir>/<BENCH_TARGET>-<pid>.cpuprofile`, so a profile covers the measured windows only, not the start or the
+ *   connecting (bench/harness.ts `profile`).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 
 const delay = monitorEventLoopDelay({ resolution: 10 });
 delay.enable();
+let gcMaxMs = 0;
+new PerformanceObserver((list) => {
+	for (const entry of list.getEntries()) gcMaxMs = Math.max(gcMaxMs, entry.duration);
+}).observe({ entryTypes: ['gc'] });
+
 process.on('SIGUSR2', () => {
+	// Read before the collection this asks for, and reset a little after it: its own pause is not the server's.
+	const loopDelayP99Ms = delay.percentile(99) / 1e6;
+	const loopDelayMaxMs = delay.max / 1e6;
+	const gcMax = gcMaxMs;
 	(globalThis as { gc?: () => void }).gc?.();
 	const memory = process.memoryUsage();
 	console.log(
@@ -20,9 +35,36 @@ process.on('SIGUSR2', () => {
 			// the heap in use, they tell what of a process's RSS is the JavaScript heap's and what is native.
 			heapTotalMb: memory.heapTotal / 2 ** 20,
 			externalMb: memory.external / 2 ** 20,
-			loopDelayP99Ms: delay.percentile(99) / 1e6,
-			loopDelayMaxMs: delay.max / 1e6,
+			loopDelayP99Ms,
+			loopDelayMaxMs,
+			gcMaxMs: gcMax,
 		}),
 	);
-	delay.reset();
+	setTimeout(() => {
+		delay.reset();
+		gcMaxMs = 0;
+	}, 50);
 });
+
+const profileDir = process.env.BENCH_CPU_PROF;
+if (profileDir) {
+	const session = new Session();
+	session.connect();
+	let running = false;
+	process.on('SIGWINCH', () => {
+		running = !running;
+		void (async () => {
+			if (running) {
+				await session.post('Profiler.enable');
+				await session.post('Profiler.start');
+				console.log(JSON.stringify({ msg: 'bench profile started' }));
+				return;
+			}
+			const { profile } = await session.post('Profiler.stop');
+			const file = path.join(profileDir, `${process.env.BENCH_TARGET ?? 'target'}-${process.pid}.cpuprofile`);
+			fs.mkdirSync(profileDir, { recursive: true });
+			fs.writeFileSync(file, JSON.stringify(profile));
+			console.log(JSON.stringify({ msg: 'bench profile written', file }));
+		})();
+	});
+}

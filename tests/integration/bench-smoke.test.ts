@@ -34,7 +34,14 @@ describe.skipIf(!inject('postgresAdminUrl') || !inject('redisUrl'))('npm run ben
 		const load = read<{
 			results: { target: string; deliveriesPerSecond: number; p99Ms: number; rssMb: number }[];
 		}>('load-smoke.json');
-		expect(load.results.map((r) => r.target)).toEqual(['bare', 'yws', 'ours', 'bare-2node', 'ours-2node']);
+		expect(load.results.map((r) => r.target)).toEqual([
+			'bare',
+			'yws',
+			'seed',
+			'ours',
+			'bare-2node',
+			'ours-2node',
+		]);
 		for (const r of load.results) {
 			expect(r.deliveriesPerSecond, r.target).toBeGreaterThan(0);
 			expect(Number.isFinite(r.p99Ms), r.target).toBe(true);
@@ -44,7 +51,7 @@ describe.skipIf(!inject('postgresAdminUrl') || !inject('redisUrl'))('npm run ben
 		const maxRate = read<{ results: { target: string; steps: { deliveriesPerSecond: number }[] }[] }>(
 			'max-rate-smoke.json',
 		);
-		expect(maxRate.results.map((r) => r.target)).toEqual(['bare', 'ours']);
+		expect(maxRate.results.map((r) => r.target)).toEqual(['bare', 'seed', 'ours']);
 		for (const r of maxRate.results) expect(r.steps[0]?.deliveriesPerSecond, r.target).toBeGreaterThan(0);
 
 		const rooms = read<{ results: { target: string; kbPerRoom: number }[] }>('room-memory-smoke.json');

@@ -1,0 +1,58 @@
+/**
+ * Target `seed` of the load benchmark: the design this product grew out of (issue 21), as small as it is. A
+ * Socket.IO 4 server verifies the JWT at the handshake (HS256, the same tokens ours gets), puts the socket in the
+ * room named by the handshake, and for each `message` writes one row with `INSERT … ON CONFLICT DO NOTHING` (a
+ * resend is a no-op), then broadcasts it to the room's other sockets and acknowledges it to the writer. Nothing
+ * else: no membership check, no validation of the event, no presence.
+ */
+import { createServer } from 'node:http';
+import { jwtVerify } from 'jose';
+import pg from 'pg';
+import { Server } from 'socket.io';
+
+const secret = new TextEncoder().encode(process.env.JWT_SECRET);
+const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
+const http = createServer();
+const io = new Server(http, { transports: ['websocket'], serveClient: false });
+
+io.use((socket, next) => {
+	jwtVerify(String(socket.handshake.auth.token), secret, {
+		algorithms: ['HS256'],
+		issuer: 'chat',
+		audience: 'chat:access',
+	}).then(
+		({ payload }) => {
+			socket.data.userId = payload.sub;
+			next();
+		},
+		() => next(new Error('unauthorized')),
+	);
+});
+
+io.on('connection', (socket) => {
+	const room = String(socket.handshake.auth.room);
+	void socket.join(room);
+	socket.on('message', (m: { clientMsgId: string; content: string }, ack: (ok: boolean) => void) => {
+		pool
+			.query(
+				`INSERT INTO messages (client_msg_id, room_id, sender_id, content) VALUES ($1, $2, $3, $4)
+				 ON CONFLICT (client_msg_id) DO NOTHING`,
+				[m.clientMsgId, room, socket.data.userId, m.content],
+			)
+			.then(
+				() => {
+					socket.to(room).emit('message', m);
+					ack(true);
+				},
+				() => ack(false),
+			);
+	});
+});
+
+http.listen(Number(process.env.PORT), '127.0.0.1', () =>
+	console.log(JSON.stringify({ msg: 'bench target listening', port: process.env.PORT })),
+);
+process.once('SIGTERM', () => {
+	void io.close();
+	void pool.end().then(() => process.exit(0));
+});
