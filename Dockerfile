@@ -2,6 +2,8 @@
 FROM node:24-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# `postinstall` applies patches/ (patch-package) to the installed packages.
+COPY patches ./patches
 RUN npm ci --no-audit --no-fund
 COPY . .
 # `build` is a symlink to the versioned build in .builds/ (scripts/build.ts); the image takes the files.
@@ -13,6 +15,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` (svelte-kit sync) is a build-time step and its tools are dev dependencies.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+# The packages patches/ changes, as the build stage patched them (patch-package is a dev dependency).
+COPY --from=build /app/node_modules/@hocuspocus/server ./node_modules/@hocuspocus/server
 COPY --from=build /client ./build
 COPY server ./server
 COPY migrations ./migrations

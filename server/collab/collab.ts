@@ -177,6 +177,8 @@ export class Collab {
 			debounce: 2_000,
 			maxDebounce: 10_000,
 			unloadImmediately: true,
+			// A writer holds its own update: it is relayed to the others only (patches/@hocuspocus+server*.patch).
+			echoUpdates: false,
 			// Room logins waiting for their answer: the frame budget bounds them, and each gets an answer from
 			// Authentication (accepted, or refused with a reason) instead of the whole socket being reset.
 			maxPendingDocuments: config.WS_FRAMES_PER_10S,

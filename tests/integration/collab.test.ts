@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { SignJWT } from 'jose';
+import * as decoding from 'lib0/decoding';
 import * as Y from 'yjs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { compareEvents } from '../../src/lib/protocol/events.ts';
@@ -9,6 +10,7 @@ import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_VERSION } from '../../src/lib/protocol
 import { describeEachBackend } from '../helpers/backends.ts';
 import { jsonlFields } from '../helpers/export-fixtures.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
+import { Msg, RawClient } from '../helpers/raw-ws.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 const contentsOf = (client: TestClient) =>
@@ -92,6 +94,49 @@ describeEachBackend('collaboration', (backend) => {
 		expect(list.body.items.find((r: { id: string }) => r.id === room.id).lastMessage.clientMsgId).toBe(
 			rows[2]?.client_msg_id,
 		);
+	});
+
+	it('relays an update to the other members, not back to the writer, who holds it already', async () => {
+		const { ana, ben, room } = await roomWithTwoMembers();
+		const name = `room:${room.id}`;
+		const [writer, other] = await Promise.all([
+			RawClient.open(server.wsUrl, name, ana.accessToken),
+			RawClient.open(server.wsUrl, name, ben.accessToken),
+		]);
+		try {
+			await Promise.all([writer.authenticated, other.authenticated]);
+			/** The document updates (sync messages of type "update") a raw client receives from now on. */
+			const updatesTo = (client: RawClient) => {
+				const received: number[] = [];
+				client.ws.addEventListener('message', (event) => {
+					const bytes = new Uint8Array(event.data as ArrayBuffer);
+					const decoder = decoding.createDecoder(bytes);
+					decoding.readVarString(decoder);
+					if (decoding.readVarUint(decoder) === Msg.Sync && decoding.readVarUint(decoder) === 2)
+						received.push(bytes.length);
+				});
+				return received;
+			};
+			const [toWriter, toOther] = [updatesTo(writer), updatesTo(other)];
+			const doc = new Y.Doc();
+			const clientMsgId = crypto.randomUUID();
+			doc.getMap('messages').set(clientMsgId, {
+				kind: 'message',
+				clientMsgId,
+				senderId: ana.user.id,
+				content: 'sent once, relayed once',
+				createdAt: new Date().toISOString(),
+			});
+			writer.sendUpdate(Y.encodeStateAsUpdate(doc));
+			await waitFor(() => toOther.length === 1, 10_000, 'the other member to receive the update');
+			// One flush sends to every connection at once: a copy for the writer would have gone out with ben's.
+			await new Promise((resolve) => setTimeout(resolve, 300));
+			expect(toWriter).toEqual([]);
+			expect(toOther).toHaveLength(1);
+		} finally {
+			writer.close();
+			other.close();
+		}
 	});
 
 	it('acks on reconnect the own messages the server holds but never acked (a node died in between)', async () => {
