@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { PGlite } from '@electric-sql/pglite';
+import type { PGlite } from '@electric-sql/pglite';
 import type { Db, Queryable, QueryResult } from './types.ts';
 import { isRunning } from '../pid.ts';
 
@@ -45,6 +45,8 @@ export async function openPglite(dataDir: string): Promise<Db> {
 	const unlock = lockDataDir(dataDir);
 	let db: PGlite;
 	try {
+		// Loaded here, not at start: a node on Postgres never holds the embedded database's code (7 MB of RSS).
+		const { PGlite } = await import('@electric-sql/pglite');
 		db = await PGlite.create(path.join(dataDir, 'pglite'));
 	} catch (error) {
 		unlock();

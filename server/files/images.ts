@@ -1,7 +1,18 @@
 import fs from 'node:fs';
 import { attachmentRef } from '#protocol/events.ts';
-import sharp from 'sharp';
+import type Sharp from 'sharp';
 import { rgbaToThumbHash } from 'thumbhash';
+
+let sharpModule: Promise<typeof Sharp> | undefined;
+/**
+ * sharp (and libvips, 22 MB of RSS), loaded by the first image a node receives rather than at start (issue 21).
+ * Outside the callers' error handling: a sharp that cannot load fails the upload loudly, it does not make every
+ * image "unreadable".
+ */
+function loadSharp(): Promise<typeof Sharp> {
+	sharpModule ??= import('sharp').then((m) => m.default);
+	return sharpModule;
+}
 
 /** Images the server looks into: their size in pixels, and metadata that can tell where a photo was taken. */
 const READ = new Set(['image/jpeg', 'image/png', 'image/webp', 'image/avif', 'image/gif']);
@@ -37,6 +48,7 @@ export async function cleanImage(
 ): Promise<ImageFacts | typeof UNREADABLE | null> {
 	if (!READ.has(mediaType)) return null;
 	const cleaned = `${file}.clean`;
+	const sharp = await loadSharp();
 	try {
 		const meta = await sharp(file).metadata();
 		const turned = (meta.orientation ?? 1) >= 5;
@@ -78,6 +90,7 @@ export interface ImagePreview {
  * The placeholder is made from the thumbnail, so the image is decoded once. Throws when sharp cannot read it.
  */
 export async function previewImage(file: string): Promise<ImagePreview> {
+	const sharp = await loadSharp();
 	const thumbnail = await sharp(file)
 		.rotate()
 		.resize(THUMB_SIZE, THUMB_SIZE, { fit: 'inside', withoutEnlargement: true })
@@ -88,6 +101,7 @@ export async function previewImage(file: string): Promise<ImagePreview> {
 
 /** An image's ThumbHash, in base64 as a message's attachment carries it (`attachmentRef` says what it may be). */
 async function placeholderOf(image: Buffer): Promise<string> {
+	const sharp = await loadSharp();
 	const { data, info } = await sharp(image)
 		.resize(PLACEHOLDER_SIZE, PLACEHOLDER_SIZE, { fit: 'inside', withoutEnlargement: true })
 		.ensureAlpha()
