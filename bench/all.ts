@@ -18,12 +18,16 @@ const suites = {
 	'max-rate': { script: 'bench/max-rate.ts', args: [], env: {}, results: ['max-rate'] },
 	'room-memory': { script: 'bench/room-memory.ts', args: [], env: {}, results: ['room-memory'] },
 	cold: { script: 'bench/cold-paths.ts', args: [], env: {}, results: ['cold-paths'] },
+	// Concurrent users per server core with a team chat's mix, bare, the seed's design and ours (issue 21).
+	capacity: { script: 'bench/capacity.ts', args: [], env: {}, results: ['capacity'] },
 	// The soak alone (part of `load` above).
 	soak: { script: 'bench/load.ts', args: ['--soak'], env: { TARGETS: 'ours' }, results: ['soak'] },
 } as const;
 type Suite = keyof typeof suites;
 const smoke = process.argv.includes('--smoke');
-const names = (process.env.SUITES ?? 'load,max-rate,room-memory,cold').split(',').map((s) => s.trim());
+const names = (process.env.SUITES ?? 'load,max-rate,room-memory,cold,capacity')
+	.split(',')
+	.map((s) => s.trim());
 const unknown = names.filter((n) => !(n in suites));
 if (unknown.length > 0) {
 	console.error(`unknown suite ${unknown.join(', ')}: expected ${Object.keys(suites).join(', ')}`);

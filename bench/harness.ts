@@ -137,7 +137,7 @@ function procStats(pid: number): { cpuMs: number; rssMb: number } {
 }
 
 /** CPU time the whole machine spent busy (all cores, every process), ms. */
-function machineBusyMs(): number {
+export function machineBusyMs(): number {
 	const cpu =
 		fs.readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
 	// user nice system idle iowait irq softirq steal
@@ -156,6 +156,8 @@ export interface RunningTarget {
 	urlFor(clientIndex: number): string;
 	users: BenchUser[];
 	rooms: string[];
+	/** The index (in `rooms`) of client `i`'s room. */
+	roomOf(clientIndex: number): number;
 	/** Our targets' database (a throwaway one, dropped by `stop`). */
 	databaseUrl?: string;
 	/** CPU time and RSS summed over the target's processes. */
@@ -198,8 +200,21 @@ async function ready(server: ServerProcess, line: RegExp): Promise<void> {
  */
 export async function startTarget(
 	target: Target,
-	{ clients, rooms: roomCount, env = {} }: { clients: number; rooms: number; env?: Record<string, string> },
+	{
+		clients,
+		rooms: roomCount,
+		env = {},
+		grouped = false,
+	}: {
+		clients: number;
+		rooms: number;
+		env?: Record<string, string>;
+		/** Clients fill the rooms one after another (client `i` in room `i ÷ (clients ÷ rooms)`), not in turn. */
+		grouped?: boolean;
+	},
 ): Promise<RunningTarget> {
+	const perRoom = Math.ceil(clients / roomCount);
+	const roomOf = (i: number) => (grouped ? Math.floor(i / perRoom) : i % roomCount);
 	const users: BenchUser[] = Array.from({ length: clients }, () => ({ id: randomUUID(), token: 'bench' }));
 	const rooms = Array.from({ length: roomCount }, () => randomUUID());
 	const servers: ServerProcess[] = [];
@@ -296,7 +311,7 @@ export async function startTarget(
 			await db.query(
 				`INSERT INTO memberships (room_id, user_id, role) SELECT r, u, 'member'
 				 FROM unnest($1::uuid[], $2::uuid[]) AS t (r, u)`,
-				[users.map((_, i) => rooms[i % roomCount]), users.map((u) => u.id)],
+				[users.map((_, i) => rooms[roomOf(i)]), users.map((u) => u.id)],
 			);
 		} finally {
 			await db.close();
@@ -344,6 +359,7 @@ export async function startTarget(
 		target,
 		users,
 		rooms,
+		roomOf,
 		databaseUrl,
 		urlFor: (i) => {
 			const port = ports[Math.floor(i / roomCount) % ports.length];
@@ -427,8 +443,8 @@ export async function startTarget(
 	};
 }
 
-function clientSpec(running: RunningTarget, index: number): ClientSpec {
-	const roomIndex = index % running.rooms.length;
+export function clientSpec(running: RunningTarget, index: number): ClientSpec {
+	const roomIndex = running.roomOf(index);
 	const user = running.users[index] as BenchUser;
 	return {
 		target: running.target,
@@ -516,8 +532,7 @@ export class Fleet {
 		const fleet = new Fleet(running, workers);
 		try {
 			const members = running.rooms.map(
-				(_, r) =>
-					Array.from({ length: count }, (_, i) => i).filter((i) => i % running.rooms.length === r).length,
+				(_, r) => Array.from({ length: count }, (_, i) => i).filter((i) => running.roomOf(i) === r).length,
 			);
 			// The first client connects a little after every generator has received its share.
 			const connectAtUs = Number(process.hrtime.bigint() - fleet.#epoch) / 1_000 + 500_000;

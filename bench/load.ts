@@ -38,12 +38,16 @@ const WARMUP_S = envNumber('WARMUP_S', smoke ? 0.3 : 3);
 const WINDOWS = envNumber('WINDOWS', 3);
 const WINDOW_S = envNumber('WINDOW_S', smoke ? 0.5 : 5);
 const SOAK_S = envNumber('SOAK_S', smoke ? 6 : 600);
+const REPEATS = envNumber('REPEATS', 1);
 /** The soak's rooms keep this many messages (ROOM_WINDOW_MESSAGES): see bench/soak.ts. */
 const ROOM_WINDOW = envNumber('ROOM_WINDOW', 100);
 const TARGETS = parseTargets(process.env.TARGETS ?? 'bare,yws,seed,ours,bare-2node,ours-2node');
 
-async function run(target: Target): Promise<{ result: ReturnType<typeof figures>; soak?: SoakResult }> {
-	const soaking = withSoak && target === 'ours';
+async function run(
+	target: Target,
+	repetition: number,
+): Promise<{ result: ReturnType<typeof figures>; soak?: SoakResult }> {
+	const soaking = withSoak && target === 'ours' && repetition === 0;
 	const running = await startTarget(target, {
 		clients: CLIENTS,
 		rooms: ROOMS,
@@ -76,6 +80,7 @@ async function run(target: Target): Promise<{ result: ReturnType<typeof figures>
 			deliveries: windows.reduce((a, w) => a + w.deliveries, 0),
 			profiles,
 			problems: running.problems().slice(0, 20),
+			repetitions: 1,
 		});
 		console.log(`${target}: ${JSON.stringify(result)}`);
 		if (!soaking) return { result };
@@ -124,25 +129,70 @@ function figures(target: Target, windows: Window[], extra: Record<string, unknow
 			deliveries: number;
 			profiles: string[];
 			problems: string[];
+			repetitions: number;
 		}),
 	};
 }
 
 const pinnedNote = pinning ? '; each server on core 0, the load generator on the others' : '';
-const results = [];
-let soakResult: SoakResult | undefined;
-for (const target of TARGETS) {
-	const r = await run(target);
-	results.push(r.result);
-	soakResult ??= r.soak;
+type Row = ReturnType<typeof figures>;
+
+/**
+ * One row per target from its repetitions: the median of each figure (the soak runs in the first only). With one
+ * repetition, that repetition's row.
+ */
+function medianRow(rows: Row[]): Row {
+	const first = rows[0] as Row;
+	if (rows.length === 1) return first;
+	const mid = (f: (r: Row) => number) => median(rows.map(f));
+	return {
+		...first,
+		deliveriesPerSecond: mid((r) => r.deliveriesPerSecond),
+		p50Ms: mid((r) => r.p50Ms),
+		p95Ms: mid((r) => r.p95Ms),
+		p99Ms: mid((r) => r.p99Ms),
+		p99RangeMs: [
+			Math.min(...rows.map((r) => r.p99RangeMs[0] as number)),
+			Math.max(...rows.map((r) => r.p99RangeMs[1] as number)),
+		],
+		serverCpuPerDeliveryUs: mid((r) => r.serverCpuPerDeliveryUs),
+		serverCores: mid((r) => r.serverCores),
+		generatorCores: mid((r) => r.generatorCores),
+		machineCores: mid((r) => r.machineCores),
+		generatorLoopDelayMaxMs: Math.max(...rows.map((r) => r.generatorLoopDelayMaxMs)),
+		rssMb: mid((r) => r.rssMb),
+		rssPerIdleConnectionKb: mid((r) => r.rssPerIdleConnectionKb),
+		heapPerIdleConnectionKb: mid((r) => r.heapPerIdleConnectionKb),
+		loopDelayP99Ms: mid((r) => r.loopDelayP99Ms),
+		loopDelayMaxMs: mid((r) => r.loopDelayMaxMs),
+		gcMaxMs: mid((r) => r.gcMaxMs),
+		heapAfterMb: mid((r) => r.heapAfterMb),
+		deliveries: rows.reduce((a, r) => a + r.deliveries, 0),
+		profiles: rows.flatMap((r) => r.profiles),
+		problems: rows.flatMap((r) => r.problems).slice(0, 20),
+		repetitions: rows.length,
+	};
 }
+
+// REPEATS=n runs the whole list of targets n times, alternating (bare, seed, ours, bare, seed, ours, …), so a
+// noisy minute of the shared machine weighs on every target alike; each row is then the median of its repetitions.
+const each: Row[] = [];
+let soakResult: SoakResult | undefined;
+for (let rep = 0; rep < REPEATS; rep++) {
+	for (const target of TARGETS) {
+		const r = await run(target, rep);
+		each.push(r.result);
+		soakResult ??= r.soak;
+	}
+}
+const results = TARGETS.map((target) => medianRow(each.filter((r) => r.target === target)));
 const bare = results.find((r) => r.target === 'bare');
 const seed = results.find((r) => r.target === 'seed');
 /** `value` against the same figure of `base` ("1.23×"), or a dash without that baseline in the run. */
 const ratio = (value: number, base: number | undefined) =>
 	base === undefined ? '–' : `${fmt(value / base, 2)}×`;
 const lines = [
-	`${CLIENTS} clients in ${ROOMS} rooms, one message per client every ${INTERVAL_MS / 1000} s; after ${WARMUP_S} s, ${WINDOWS} windows of ${WINDOW_S} s (medians over the windows)${pinnedNote}:`,
+	`${CLIENTS} clients in ${ROOMS} rooms, one message per client every ${INTERVAL_MS / 1000} s; after ${WARMUP_S} s, ${WINDOWS} windows of ${WINDOW_S} s (medians over the windows${REPEATS > 1 ? ` and over ${REPEATS} alternating repetitions` : ''})${pinnedNote}:`,
 	'',
 	'| Target | deliveries/s | p50 ms | ×bare | ×seed | p95 ms | p99 ms (range) | ×bare | ×seed | server event-loop delay p99 / max ms | longest GC pause ms |',
 	'| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
@@ -173,6 +223,8 @@ writeResult(smoke ? 'load-smoke' : 'load', {
 	warmupS: WARMUP_S,
 	windows: WINDOWS,
 	windowS: WINDOW_S,
+	repeats: REPEATS,
+	each,
 	results,
 	table,
 });

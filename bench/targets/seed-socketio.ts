@@ -2,8 +2,9 @@
  * Target `seed` of the load benchmark: the design this product grew out of (issue 21), as small as it is. A
  * Socket.IO 4 server verifies the JWT at the handshake (HS256, the same tokens ours gets), puts the socket in the
  * room named by the handshake, and for each `message` writes one row with `INSERT … ON CONFLICT DO NOTHING` (a
- * resend is a no-op), then broadcasts it to the room's other sockets and acknowledges it to the writer. Nothing
- * else: no membership check, no validation of the event, no presence.
+ * resend is a no-op), then broadcasts it to the room's other sockets and acknowledges it to the writer. For
+ * `bench:capacity` it also answers `history` (the last 50 messages, what its client asks when it opens a room) and
+ * relays `typing`. Nothing else: no membership check, no validation of the event, no presence.
  */
 import { createServer } from 'node:http';
 import { jwtVerify } from 'jose';
@@ -32,6 +33,16 @@ io.use((socket, next) => {
 io.on('connection', (socket) => {
 	const room = String(socket.handshake.auth.room);
 	void socket.join(room);
+	// What a client of this design asks when it opens a room, and its typing indicator (bench:capacity).
+	socket.on('history', (ack: (rows: unknown[]) => void) => {
+		pool.query('SELECT * FROM messages WHERE room_id = $1 ORDER BY created_at DESC LIMIT 50', [room]).then(
+			({ rows }) => ack(rows),
+			() => ack([]),
+		);
+	});
+	socket.on('typing', (typing: boolean) =>
+		socket.to(room).emit('typing', { userId: socket.data.userId, typing: typing === true }),
+	);
 	socket.on('message', (m: { clientMsgId: string; content: string }, ack: (ok: boolean) => void) => {
 		pool
 			.query(

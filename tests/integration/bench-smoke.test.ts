@@ -80,9 +80,28 @@ describe.skipIf(!inject('postgresAdminUrl') || !inject('redisUrl'))('npm run ben
 		expect(soak.problems).toEqual([]);
 		expect(soak.minutes.length).toBeGreaterThanOrEqual(2);
 
+		// Capacity: tiny steps with the whole mix (reconnects included). Its timing is not judged here, but every
+		// step must deliver and have no error: a user who cannot connect, or a message never acknowledged (the
+		// thin clients re-send on reconnect, as devices do), is a harness or server fault.
+		const capacity = read<{
+			results: { target: string; steps: { deliveriesPerSecond: number; errors: string[] }[] }[];
+		}>('capacity-smoke.json');
+		expect(capacity.results.map((r) => r.target)).toEqual(['bare', 'seed', 'ours']);
+		for (const r of capacity.results) {
+			expect(r.steps.length, r.target).toBeGreaterThan(0);
+			expect(
+				r.steps.flatMap((s) => s.errors),
+				r.target,
+			).toEqual([]);
+			expect(
+				r.steps.every((s) => s.deliveriesPerSecond > 0),
+				r.target,
+			).toBe(true);
+		}
+
 		const summary = fs.readFileSync(path.join(results, 'summary-smoke.md'), 'utf8');
-		for (const suite of ['load', 'max-rate', 'room-memory', 'cold'])
+		for (const suite of ['load', 'max-rate', 'room-memory', 'cold', 'capacity'])
 			expect(summary).toContain(`## ${suite}:`);
 		expect(summary).toContain('| Target | deliveries/s |');
-	}, 180_000);
+	}, 300_000);
 });

@@ -1,0 +1,289 @@
+/**
+ * One process of `npm run bench:capacity`'s load generator (bench/capacity.ts drives it over IPC). It holds its
+ * share of the users, each with the mix a team chat sees (see bench/capacity.ts): a message a minute, typed for a
+ * moment first; presence renewed every 15 s; a read position reported when others' messages arrive (at most every
+ * 10 s, on our server, the one that tracks reads); and now and then the room opened again (a reconnect: login,
+ * and the room's content fetched again). Users of the Yjs targets are thin clients (bench/thin-client.ts); the
+ * seed's are Socket.IO clients, as its own client would be.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { io, type Socket } from 'socket.io-client';
+import type { BenchMessage, ClientSpec } from './client.ts';
+import { sentAtUs, stampedId } from './client.ts';
+import { ThinClient } from './thin-client.ts';
+import * as Y from 'yjs';
+
+export interface Mix {
+	/** Every user writes one message this often (ms), starting at a random moment. */
+	messageMs: number;
+	/** Typing shows this long (ms) before the message goes. */
+	typingMs: number;
+	/** Presence renewal (Yjs targets). */
+	presenceMs: number;
+	/** At most one read report per user this often (ours). */
+	readMs: number;
+	/** Each user opens its room again (reconnects) after an exponentially distributed time of this mean (ms). */
+	reopenMeanMs: number;
+	/** A message not acknowledged this long after it was written counts as an error (ms). */
+	ackTimeoutMs: number;
+}
+
+export type ToCapacityGenerator =
+	| { type: 'start'; epoch: string; mix: Mix }
+	| { type: 'add'; users: ClientSpec[]; spreadMs: number }
+	| { type: 'begin' }
+	| { type: 'end' }
+	| { type: 'close' };
+
+export type FromCapacityGenerator =
+	| { type: 'added'; connected: number; failed: number }
+	| {
+			type: 'window';
+			latencies: Float64Array;
+			errors: string[];
+			sent: number;
+			reopened: number;
+			cpuMs: number;
+			loopDelayMaxMs: number;
+	  };
+
+/** One user's connection: a thin client or a Socket.IO client. */
+interface Connection {
+	synced(): boolean;
+	write(message: BenchMessage): void;
+	typing(on: boolean): void;
+	renew(): void;
+	read(clientMsgId: string): void;
+	close(): void;
+}
+
+let epoch = 0n;
+const nowUs = () => Number(process.hrtime.bigint() - epoch) / 1_000;
+let mix: Mix;
+let recording: {
+	latencies: number[];
+	errors: string[];
+	sent: number;
+	reopened: number;
+	cpu: NodeJS.CpuUsage;
+} | null = null;
+const loop = monitorEventLoopDelay({ resolution: 10 });
+const users: User[] = [];
+/** Messages written and not yet acknowledged: id → when written (ms). */
+const unacked = new Map<string, number>();
+
+function error(reason: string): void {
+	recording?.errors.push(reason);
+}
+
+class User {
+	readonly spec: ClientSpec;
+	/** What this user wrote, kept across reconnects as a device keeps it (Yjs targets). */
+	readonly doc = new Y.Doc();
+	/** This user's messages not acknowledged yet: re-sent when the room is opened again. */
+	readonly unacked = new Map<string, BenchMessage>();
+	connection: Connection;
+	lastRead = 0;
+	readonly timers: NodeJS.Timeout[] = [];
+
+	constructor(spec: ClientSpec) {
+		this.spec = spec;
+		this.connection = this.#connect();
+		const every = (ms: number, phase: number, fn: () => void) => {
+			const first = setTimeout(() => {
+				fn();
+				this.timers.push(setInterval(fn, ms));
+			}, phase);
+			this.timers.push(first);
+		};
+		every(mix.messageMs, Math.random() * mix.messageMs, () => this.#type());
+		if (spec.target !== 'seed')
+			every(mix.presenceMs, Math.random() * mix.presenceMs, () => this.connection.renew());
+		this.#scheduleReopen();
+	}
+
+	#connect(): Connection {
+		const onMessage = (id: string) => {
+			const at = sentAtUs(id);
+			if (at === null) return;
+			recording?.latencies.push((nowUs() - at) / 1_000);
+			if (this.spec.target.startsWith('ours') && Date.now() - this.lastRead >= mix.readMs) {
+				this.lastRead = Date.now();
+				this.connection.read(id);
+			}
+		};
+		const acked = (ids: string[]) =>
+			ids.forEach((id) => {
+				unacked.delete(id);
+				this.unacked.delete(id);
+			});
+		return this.spec.target === 'seed'
+			? seedConnection(this, onMessage, acked)
+			: thinConnection(this, onMessage, acked);
+	}
+
+	#type(): void {
+		if (!this.connection.synced()) return;
+		this.connection.typing(true);
+		this.timers.push(
+			setTimeout(() => {
+				const clientMsgId = stampedId(nowUs());
+				const message: BenchMessage = {
+					kind: 'message',
+					clientMsgId,
+					senderId: this.spec.userId,
+					content: 'a message of about the length people write in a team chat',
+					createdAt: new Date().toISOString(),
+				};
+				unacked.set(clientMsgId, Date.now());
+				this.unacked.set(clientMsgId, message);
+				if (recording) recording.sent++;
+				this.connection.write(message);
+				this.connection.typing(false);
+			}, mix.typingMs),
+		);
+	}
+
+	#scheduleReopen(): void {
+		const wait = -Math.log(1 - Math.random()) * mix.reopenMeanMs;
+		this.timers.push(
+			setTimeout(() => {
+				this.connection.close();
+				this.connection = this.#connect();
+				if (recording) recording.reopened++;
+				this.#scheduleReopen();
+			}, wait),
+		);
+	}
+
+	close(): void {
+		for (const t of this.timers) clearTimeout(t);
+		this.connection.close();
+	}
+}
+
+function thinConnection(
+	user: User,
+	onMessage: (id: string) => void,
+	acked: (ids: string[]) => void,
+): Connection {
+	const { spec } = user;
+	const client = new ThinClient(
+		spec.url,
+		`room:${spec.room}`,
+		spec.token,
+		{ message: onMessage, acked, failed: (reason) => error(`${spec.target} user ${spec.index}: ${reason}`) },
+		{ doc: user.doc, unconfirmed: new Set(user.unacked.keys()) },
+	);
+	return {
+		synced: () => client.synced,
+		write: (message) => client.write(message),
+		typing: (on) => client.presence(on),
+		renew: () => client.presence(false),
+		read: (id) => client.read(id),
+		close: () => client.close(),
+	};
+}
+
+function seedConnection(
+	user: User,
+	onMessage: (id: string) => void,
+	acked: (ids: string[]) => void,
+): Connection {
+	const { spec } = user;
+	const socket: Socket = io(spec.url, {
+		transports: ['websocket'],
+		auth: { token: spec.token, room: spec.room },
+		reconnection: false,
+	});
+	let closing = false;
+	let synced = false;
+	const write = (message: BenchMessage) =>
+		socket.emit('message', message, () => acked([message.clientMsgId]));
+	socket.on('connect', () => {
+		// What its client does on (re)connecting: send what was not acknowledged, then fetch the room.
+		for (const message of user.unacked.values()) write(message);
+		socket.emit('history', () => (synced = true));
+	});
+	socket.on('connect_error', (e) => error(`seed user ${spec.index}: ${e.message}`));
+	socket.on('disconnect', (reason) => {
+		if (!closing) error(`seed user ${spec.index}: disconnected (${reason})`);
+	});
+	socket.on('message', (m: BenchMessage) => onMessage(m.clientMsgId));
+	return {
+		synced: () => synced,
+		write,
+		typing: (on) => socket.emit('typing', on),
+		renew: () => {},
+		read: () => {},
+		close: () => {
+			closing = true;
+			socket.disconnect();
+		},
+	};
+}
+
+function send(message: FromCapacityGenerator) {
+	process.send?.(message);
+}
+
+/** Connects `specs` evenly over `spreadMs`; answers once each one synced (or a minute passed). */
+async function add(specs: ClientSpec[], spreadMs: number): Promise<void> {
+	process.setMaxListeners(process.getMaxListeners() + specs.length);
+	const added: User[] = [];
+	const started = Date.now();
+	for (const [i, spec] of specs.entries()) {
+		const wait = started + ((i + 1) * spreadMs) / specs.length - Date.now();
+		if (wait >= 2) await new Promise((r) => setTimeout(r, wait));
+		added.push(new User(spec));
+	}
+	users.push(...added);
+	const deadline = Date.now() + 60_000;
+	while (added.some((u) => !u.connection.synced()) && Date.now() < deadline)
+		await new Promise((r) => setTimeout(r, 100));
+	const connected = added.filter((u) => u.connection.synced()).length;
+	send({ type: 'added', connected, failed: added.length - connected });
+}
+
+process.on('message', (message: ToCapacityGenerator) => {
+	switch (message.type) {
+		case 'start':
+			epoch = BigInt(message.epoch);
+			mix = message.mix;
+			break;
+		case 'add':
+			void add(message.users, message.spreadMs);
+			break;
+		case 'begin':
+			loop.reset();
+			loop.enable();
+			recording = { latencies: [], errors: [], sent: 0, reopened: 0, cpu: process.cpuUsage() };
+			break;
+		case 'end': {
+			if (!recording) throw new Error('end without begin');
+			const { latencies, errors, sent, reopened, cpu } = recording;
+			recording = null;
+			loop.disable();
+			const late = [...unacked].filter(([, at]) => Date.now() - at > mix.ackTimeoutMs);
+			for (const [id] of late) unacked.delete(id);
+			if (late.length > 0)
+				errors.push(`${late.length} messages not acknowledged within ${mix.ackTimeoutMs} ms`);
+			const used = process.cpuUsage(cpu);
+			send({
+				type: 'window',
+				latencies: Float64Array.from(latencies),
+				errors,
+				sent,
+				reopened,
+				cpuMs: (used.user + used.system) / 1_000,
+				loopDelayMaxMs: loop.max / 1e6,
+			});
+			break;
+		}
+		case 'close':
+			for (const u of users) u.close();
+			setTimeout(() => process.exit(0), 200);
+			break;
+	}
+});
+process.on('disconnect', () => process.exit(0));
