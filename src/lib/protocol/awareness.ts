@@ -21,6 +21,23 @@ export type AwarenessState = z.infer<typeof awarenessState>;
  * 65 % saturation and the lightness (45 % or darker) that gives white text at least 4.5:1 (WCAG AA).
  */
 export function colorFor(userId: string): string {
+	let color = colors.get(userId);
+	if (color === undefined) {
+		// Bounded: a server sees every user of every room it serves; past this, it starts again.
+		if (colors.size >= 10_000) colors.clear();
+		color = computeColor(userId);
+		colors.set(userId, color);
+	}
+	return color;
+}
+
+/**
+ * Colours already worked out, by user id: each avatar a page draws and each presence renewal without a colour asks
+ * again, and the search for an accessible lightness takes a few dozen powers.
+ */
+const colors = new Map<string, string>();
+
+function computeColor(userId: string): string {
 	let hash = 0;
 	for (const ch of userId) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
 	const hue = hash % 360;
