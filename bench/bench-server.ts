@@ -2,7 +2,9 @@
  * The real server as the benchmarks start it: `bench/validation-server.ts` with validation on (the shipped
  * validator) or off (BENCH_VALIDATION=off: events are read from the update for the mirror and nothing is
  * checked), and `bench/load.ts` with BENCH_RELAY=before-commit (the relay-before-commit experiment: see
- * docs/benchmarks.md). Only the benchmarks start it; `npm start` always validates and relays after the commit.
+ * docs/benchmarks.md). BENCH_HOCUSPOCUS='{"option":value}' overrides Hocuspocus options before any room opens
+ * (`{"scratchAwareness":true}` measures the server without that patch's option: see docs/benchmarks.md). Only the
+ * benchmarks start it; `npm start` always validates and relays after the commit.
  */
 import * as Y from 'yjs';
 import { startApp } from '../server/app.ts';
@@ -38,4 +40,6 @@ const updatePath: UpdatePath = (parts) => [
 
 const config = parseConfig(process.env);
 const app = await startApp(config, createLogger(config.LOG_LEVEL), { updatePath });
+if (process.env.BENCH_HOCUSPOCUS)
+	Object.assign(app.collab.hocuspocus.configuration, JSON.parse(process.env.BENCH_HOCUSPOCUS) as object);
 process.once('SIGTERM', () => void app.stop().then(() => process.exit(0)));

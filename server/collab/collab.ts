@@ -179,6 +179,9 @@ export class Collab {
 			unloadImmediately: true,
 			// A writer holds its own update: it is relayed to the others only (patches/@hocuspocus+server*.patch).
 			echoUpdates: false,
+			// An awareness update reaches Presence decoded into its states, without a scratch Y.Doc and Awareness
+			// per update (a random guid and a timer each; the same patch).
+			scratchAwareness: false,
 			// Room logins waiting for their answer: the frame budget bounds them, and each gets an answer from
 			// Authentication (accepted, or refused with a reason) instead of the whole socket being reset.
 			maxPendingDocuments: config.WS_FRAMES_PER_10S,

@@ -59,8 +59,9 @@ export class Presence implements Extension {
 			if (other !== connection) for (const id of entry.clients) ownedElsewhere.add(id);
 		}
 		// One presence per connection: the client id it first spoke for, or the first one of this frame. A frame
-		// of 20,000 client ids would otherwise go out to every member (and node) as 20,000 states. (`states` also
-		// holds the local state of the scratch Awareness Hocuspocus decodes into: never one the client sent.)
+		// of 20,000 client ids would otherwise go out to every member (and node) as 20,000 states. (Without our
+		// `scratchAwareness: false`, `states` also holds the local state of the scratch Awareness Hocuspocus decodes
+		// into: never one the client sent.)
 		const frame = this.#frames.get(connection);
 		const sent = frame?.clients ?? [];
 		this.#frames.delete(connection);

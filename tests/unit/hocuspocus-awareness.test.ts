@@ -1,0 +1,101 @@
+import { Server, type beforeHandleAwarenessPayload } from '@hocuspocus/server';
+import * as encoding from 'lib0/encoding';
+import { afterEach, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/collab.ts';
+import { freePort } from '../helpers/process.ts';
+import { Msg, RawClient } from '../helpers/raw-ws.ts';
+
+/**
+ * Our Hocuspocus patch (patches/@hocuspocus+server+4.7.0.patch), option `scratchAwareness: false`: an inbound
+ * awareness update reaches `beforeHandleAwareness` decoded straight into its map of states, without the scratch
+ * Y.Doc and Awareness Hocuspocus 4.7 builds for every one (a random guid, a timer, and the scratch's own empty local
+ * state, which 4.7 then sends on as if a client had said it). The hooks must see, change and drop states as before.
+ */
+const servers: Server[] = [];
+afterEach(async () => {
+	for (const server of servers.splice(0)) await server.destroy();
+});
+
+async function start(beforeHandleAwareness: (payload: beforeHandleAwarenessPayload) => void) {
+	const port = await freePort();
+	const server = new Server({
+		port,
+		address: '127.0.0.1',
+		quiet: true,
+		scratchAwareness: false,
+		extensions: [{ beforeHandleAwareness: async (payload) => beforeHandleAwareness(payload) }],
+	});
+	servers.push(server);
+	await server.listen();
+	return { server, url: `ws://127.0.0.1:${port}` };
+}
+
+/** One awareness frame: [clientId, clock, state] each (y-protocols' encoding). */
+function awareness(client: RawClient, entries: [number, number, unknown][]): void {
+	client.send(
+		client.frame(Msg.Awareness, (e) => {
+			const body = encoding.createEncoder();
+			encoding.writeVarUint(body, entries.length);
+			for (const [clientId, clock, state] of entries) {
+				encoding.writeVarUint(body, clientId);
+				encoding.writeVarUint(body, clock);
+				encoding.writeVarString(body, JSON.stringify(state));
+			}
+			encoding.writeVarUint8Array(e, encoding.toUint8Array(body));
+		}),
+	);
+}
+
+describe('Hocuspocus with scratchAwareness: false', () => {
+	it('hands the hooks exactly the states the client sent, and holds only those', async () => {
+		const seen: Map<number, unknown>[] = [];
+		const { server, url } = await start(({ states }) => void seen.push(new Map(states)));
+		const client = await RawClient.open(url, 'room', 'token');
+		try {
+			await client.authenticated;
+			awareness(client, [[101, 1, { user: { name: 'Ana' } }]]);
+			await waitFor(() => seen.length === 1, 5_000, 'the hook to run');
+			// Hocuspocus 4.7's scratch Awareness adds its own client id with state {} here.
+			expect([...(seen[0] as Map<number, unknown>)]).toEqual([[101, { user: { name: 'Ana' } }]]);
+			const held = server.hocuspocus.documents.get('room')?.awareness;
+			await waitFor(() => held?.getStates().has(101) === true, 5_000, 'the state to be applied');
+			expect([...(held?.getStates().keys() ?? [])]).toEqual([101]);
+			expect(held?.meta.get(101)?.clock).toBe(1);
+		} finally {
+			client.close();
+		}
+	});
+
+	it('applies what the hooks changed and dropped, with the clocks the client sent', async () => {
+		const seen: Map<number, unknown>[] = [];
+		const { server, url } = await start(({ states }) => {
+			seen.push(new Map(states));
+			states.delete(102);
+			states.set(101, { rewritten: true });
+		});
+		const client = await RawClient.open(url, 'room', 'token');
+		try {
+			await client.authenticated;
+			// A null state (leaving) and a clock of 0 are not states a fresh Awareness holds; of two entries for
+			// one client id, the later clock wins.
+			awareness(client, [
+				[101, 3, { first: true }],
+				[101, 4, { second: true }],
+				[102, 1, { dropped: true }],
+				[103, 1, null],
+				[104, 0, { stale: true }],
+			]);
+			await waitFor(() => seen.length === 1, 5_000, 'the hook to run');
+			expect([...(seen[0] as Map<number, unknown>)]).toEqual([
+				[101, { second: true }],
+				[102, { dropped: true }],
+			]);
+			const held = server.hocuspocus.documents.get('room')?.awareness;
+			await waitFor(() => held?.getStates().has(101) === true, 5_000, 'the state to be applied');
+			expect([...(held?.getStates() ?? [])]).toEqual([[101, { rewritten: true }]]);
+			expect(held?.meta.get(101)?.clock).toBe(4);
+		} finally {
+			client.close();
+		}
+	});
+});
