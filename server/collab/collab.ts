@@ -221,6 +221,10 @@ export class Collab {
 	#websocket(): ReturnType<typeof crossws> {
 		return crossws({
 			serverOptions: { maxPayload: limits.updateBytesMax + 64 * 1024 },
+			// No ping sweep: it pings every socket in one turn every 30 s (a 40-ms stall at 4,000 sockets), and
+			// Hocuspocus already closes a socket that sent nothing for 30 s (`timeout`); clients renew their presence
+			// every 15 s, and the server's answer keeps proxies' idle timers from firing.
+			idleTimeout: 0,
 			hooks: {
 				open: (peer) => {
 					const p = peer as unknown as Peer;
