@@ -51,7 +51,7 @@ const mix: Mix = {
 	messageMs: envNumber('MESSAGE_MS', smoke ? 1_000 : 60_000),
 	typingMs: smoke ? 100 : 1_500,
 	presenceMs: 15_000,
-	readMs: 10_000,
+	readMs: envNumber('READ_MS', 10_000),
 	reopenMeanMs: envNumber('REOPEN_MEAN_MS', smoke ? 3_000 : 600_000),
 	ackTimeoutMs: 10_000,
 };
@@ -70,7 +70,13 @@ interface Step {
 	/** The whole machine's busy cores (of 2): the server's, the generator's, Postgres's. */
 	machineCores: number;
 	generatorLoopDelayMaxMs: number;
+	/** The server's event-loop delay in the window, and its longest GC pause. */
+	serverLoopDelayP99Ms: number;
+	serverLoopDelayMaxMs: number;
+	serverGcMaxMs: number;
 	rssMb: number;
+	/** With CPU_PROF: the server's profiles of this step's window. */
+	profiles: string[];
 	pass: boolean;
 }
 
@@ -134,12 +140,20 @@ async function step(
 	const before = running.stats();
 	const machine0 = machineBusyMs();
 	const windows = workers.map((w) => next(w, 'window', WINDOW_S * 1_000 + 60_000));
+	await running.pinDatabase();
+	// Resets the server's event-loop histogram and longest GC pause; the window starts once the backlog of the
+	// collection it forces has drained.
+	await running.gc();
+	await sleep(2_000);
+	await running.profile('start');
 	const t0 = performance.now();
 	for (const w of workers) w.send({ type: 'begin' } satisfies ToCapacityGenerator);
 	await sleep(WINDOW_S * 1_000);
 	for (const w of workers) w.send({ type: 'end' } satisfies ToCapacityGenerator);
 	const seconds = (performance.now() - t0) / 1_000;
 	const after = running.stats();
+	const profiles = await running.profile('stop');
+	const loop = await running.gc();
 	const machineCores = (machineBusyMs() - machine0) / 1_000 / seconds;
 	const parts = await Promise.all(windows);
 	const latencies = parts.flatMap((p) => [...p.latencies]).sort((a, b) => a - b);
@@ -162,7 +176,11 @@ async function step(
 		generatorCores: parts.reduce((a, p) => a + p.cpuMs, 0) / 1_000 / seconds,
 		machineCores,
 		generatorLoopDelayMaxMs: Math.max(...parts.map((p) => p.loopDelayMaxMs)),
+		serverLoopDelayP99Ms: loop.loopDelayP99Ms,
+		serverLoopDelayMaxMs: loop.loopDelayMaxMs,
+		serverGcMaxMs: loop.gcMaxMs,
 		rssMb: after.rssMb,
+		profiles,
 		pass: latencies.length > 0 && p99Ms < P99_LIMIT_MS && errors.length === 0,
 	};
 }
@@ -186,7 +204,7 @@ async function run(target: Target) {
 			console.log(
 				`${target} ${s.users} users: ${fmt(s.messagesPerSecond, 0)} messages/s, ${fmt(s.deliveriesPerSecond, 0)} deliveries/s, ` +
 					`p50 ${fmt(s.p50Ms)} ms, p99 ${fmt(s.p99Ms)} ms, errors ${s.errors.length}, cores: server ${fmt(s.serverCores, 2)}, ` +
-					`generator ${fmt(s.generatorCores, 2)}, machine ${fmt(s.machineCores, 2)}; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL ${s.errors.slice(0, 3).join('; ')}`}`,
+					`generator ${fmt(s.generatorCores, 2)}, machine ${fmt(s.machineCores, 2)}; server loop delay p99/max ${fmt(s.serverLoopDelayP99Ms)}/${fmt(s.serverLoopDelayMaxMs)} ms, longest GC ${fmt(s.serverGcMaxMs)} ms; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL ${s.errors.slice(0, 3).join('; ')}`}`,
 			);
 			if (!s.pass) break;
 		}

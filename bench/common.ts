@@ -5,11 +5,14 @@ import type { Page } from 'playwright-core';
 export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 /** Runs one statement as the admin (CREATE / DROP DATABASE). */
-export async function admin(sql: string): Promise<void> {
+export async function admin<T extends pg.QueryResultRow = pg.QueryResultRow>(
+	sql: string,
+	values: unknown[] = [],
+): Promise<T[]> {
 	const client = new pg.Client({ connectionString: adminUrl });
 	await client.connect();
 	try {
-		await client.query(sql);
+		return (await client.query<T>(sql, values)).rows;
 	} finally {
 		await client.end();
 	}

@@ -55,7 +55,10 @@ const targetArgs = ['--expose-gc', '--import', './bench/targets/gc-on-signal.ts'
 /**
  * PIN (on by default where `taskset` and two or more cores exist; PIN=off turns it off): each target's processes
  * run on core 0 and the load generator's on the others, so the server under test never competes with the clients
- * measuring it for a core (the rows of issue 21 were measured so). Postgres and Redis run where the kernel puts them.
+ * measuring it for a core (the rows of issue 21 were measured so). The Postgres backends that serve a target's
+ * database are moved to the generator's cores too before each measured window (`pinDatabase`): where the kernel put
+ * them, they took turns on the server's core, and the server's profile showed their time as its own socket writes.
+ * Redis runs where the kernel puts it.
  */
 export const pinning = (() => {
 	const setting = process.env.PIN ?? 'auto';
@@ -180,6 +183,12 @@ export interface RunningTarget {
 	 * process wrote its profile; without it, nothing. Returns the files written (on `stop`).
 	 */
 	profile(action: 'start' | 'stop'): Promise<string[]>;
+	/**
+	 * Moves the Postgres backends serving this target's database (the seed's design and ours) to the generator's
+	 * cores, so that only the server runs on its core; nothing when not pinning. Call it before each window: a
+	 * pool opens connections as it needs them.
+	 */
+	pinDatabase(): Promise<void>;
 	/** Lines the target logged at level warn or above (ours), or on stderr. */
 	problems(): string[];
 	stop(): Promise<void>;
@@ -231,10 +240,11 @@ export async function startTarget(
 		if (keys.length > 0) await redis.del(...keys);
 		redis.disconnect();
 	};
+	let dbName: string | undefined;
 	if (target === 'seed') {
-		const dbName = `bench_seed_${randomUUID().slice(0, 8)}`;
+		dbName = `bench_seed_${randomUUID().slice(0, 8)}`;
 		await admin(`CREATE DATABASE ${dbName}`);
-		cleanup = () => admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+		cleanup = async () => void (await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
 		const url = new URL(adminUrl);
 		url.pathname = `/${dbName}`;
 		// The seed's table: a message per row, its id the key that makes a resend a no-op, and the index its
@@ -284,7 +294,7 @@ export async function startTarget(
 		}
 		if (twoNodes) cleanup = dropRedisKeys;
 	} else {
-		const dbName = `bench_load_${randomUUID().slice(0, 8)}`;
+		dbName = `bench_load_${randomUUID().slice(0, 8)}`;
 		await admin(`CREATE DATABASE ${dbName}`);
 		cleanup = async () => {
 			await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
@@ -365,6 +375,19 @@ export async function startTarget(
 			const port = ports[Math.floor(i / roomCount) % ports.length];
 			if (target === 'seed') return `http://127.0.0.1:${port}`;
 			return target.startsWith('ours') ? `ws://127.0.0.1:${port}/collab` : `ws://127.0.0.1:${port}`;
+		},
+		pinDatabase: async () => {
+			if (!pinning || !dbName) return;
+			const backends = await admin<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [
+				dbName,
+			]);
+			for (const { pid } of backends) {
+				try {
+					pin(pid, 'generator');
+				} catch {
+					// The backend ended meanwhile (the pool closed an idle connection).
+				}
+			}
 		},
 		stats: () =>
 			pids.map(procStats).reduce((a, b) => ({ cpuMs: a.cpuMs + b.cpuMs, rssMb: a.rssMb + b.rssMb }), {

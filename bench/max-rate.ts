@@ -44,6 +44,7 @@ async function run(target: Target) {
 			const interval = (CLIENTS * deliveriesPerMessage * 1_000) / offered;
 			fleet.start(interval);
 			await sleep(WARMUP_S * 1_000);
+			await running.pinDatabase();
 			const s = summarize(await fleet.measure(STEP_S));
 			fleet.stop();
 			await fleet.settle();
