@@ -281,7 +281,10 @@ export class S3BlobStore implements BlobStore {
 	}
 
 	close(): void {
-		this.#client?.destroy();
+		if (this.#client) {
+			this.#client.destroy();
+			return;
+		}
 		// One still loading is destroyed as it arrives.
 		void this.#sdk.then(
 			({ s3 }) => s3.destroy(),
