@@ -7,7 +7,9 @@
  * internals, or V8's pseudo-frames (garbage collector, program). `--functions` lists the busiest functions too,
  * `--callers=<regexp>` the time spent inside (inclusive) functions whose name or file matches, by caller. Idle time
  * is left out of every share. `--per=<n>,<n>,…` divides each column by a count (deliveries in the window) to give
- * µs per delivery.
+ * µs per delivery. `--stalls[=<n>]` lists each profile's n (5) longest stretches without an idle sample (what held
+ * the event loop, and so the tail: a sweep over every socket, a GC, a backlog), with the call paths and functions
+ * most of their samples were in.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,10 +33,15 @@ const listFunctions = args.includes('--functions');
 const callers = option('callers');
 const per = option('per')?.split(',').map(Number);
 const TOP = Number(option('top') ?? 25);
+const stalls = args.includes('--stalls') ? 5 : option('stalls') === undefined ? 0 : Number(option('stalls'));
 if (files.length === 0) {
 	console.error(
-		'usage: npm run bench:profile -- <a.cpuprofile> [<b.cpuprofile> …] [--functions] [--callers=<regexp>] [--per=<n>,…] [--top=<n>]',
+		'usage: npm run bench:profile -- <a.cpuprofile> [<b.cpuprofile> …] [--functions] [--callers=<regexp>] [--per=<n>,…] [--top=<n>] [--stalls[=<n>]]',
 	);
+	process.exit(2);
+}
+if (!(stalls >= 0 && Number.isInteger(stalls))) {
+	console.error('--stalls=<n> needs a whole number');
 	process.exit(2);
 }
 if (per && (per.length !== files.length || per.some((n) => !(n > 0)))) {
@@ -98,8 +105,47 @@ const columns = files.map((file) => {
 		const key = `${label((byId.get(outer) as ProfileNode).callFrame)} ← ${up === undefined ? '(root)' : label((byId.get(up) as ProfileNode).callFrame)}`;
 		inside.set(key, (inside.get(key) ?? 0) + ms);
 	}
-	return { file, busy, places, functions, inside };
+	return { file, busy, places, functions, inside, stalls: longestStalls(profile, byId, parent) };
 });
+
+interface Stall {
+	startMs: number;
+	ms: number;
+	paths: Map<string, number>;
+	leaves: Map<string, number>;
+}
+
+/** The `stalls` longest runs of consecutive non-idle samples, with the call paths (outermost 4 frames) inside them. */
+function longestStalls(
+	profile: CpuProfile,
+	byId: Map<number, ProfileNode>,
+	parent: Map<number, number>,
+): Stall[] {
+	if (stalls === 0) return [];
+	const runs: Stall[] = [];
+	let current: Stall | undefined;
+	let at = 0;
+	for (let i = 0; i < profile.samples.length; i++) {
+		at += (profile.timeDeltas[i] ?? 0) / 1_000;
+		const node = byId.get(profile.samples[i] as number) as ProfileNode;
+		if (node.callFrame.functionName === '(idle)') {
+			if (current) runs.push(current);
+			current = undefined;
+			continue;
+		}
+		current ??= { startMs: at, ms: 0, paths: new Map(), leaves: new Map() };
+		current.ms = at - current.startMs + (profile.timeDeltas[i + 1] ?? 0) / 1_000;
+		const frames: string[] = [];
+		for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id))
+			frames.unshift(label((byId.get(id) as ProfileNode).callFrame));
+		const key = frames.slice(1, 5).join(' > ');
+		current.paths.set(key, (current.paths.get(key) ?? 0) + 1);
+		const leaf = label(node.callFrame);
+		current.leaves.set(leaf, (current.leaves.get(leaf) ?? 0) + 1);
+	}
+	if (current) runs.push(current);
+	return runs.sort((a, b) => b.ms - a.ms).slice(0, stalls);
+}
 
 const unit = per ? 'µs per count' : 'ms';
 const show = (ms: number, i: number) =>
@@ -125,3 +171,20 @@ console.log(`| busy (${unit}) | ${columns.map((c, i) => show(c.busy, i)).join(' 
 table('Self time by place', (c) => c.places);
 if (listFunctions) table('Self time by function', (c) => c.functions);
 if (callers) table(`Time inside /${callers}/, by caller`, (c) => c.inside);
+
+const topOf = (counts: Map<string, number>, n: number) =>
+	[...counts]
+		.sort((a, b) => b[1] - a[1])
+		.slice(0, n)
+		.map(([key, samples]) => `    ${String(samples).padStart(4)}  ${key}`)
+		.join('\n');
+for (const column of columns) {
+	if (column.stalls.length === 0) continue;
+	console.log(`\nLongest stretches without an idle sample, ${path.basename(column.file)} (samples per path)`);
+	for (const stall of column.stalls) {
+		console.log(`\n  ${stall.ms.toFixed(1)} ms, ${(stall.startMs / 1_000).toFixed(2)} s into the profile`);
+		console.log(topOf(stall.paths, 5));
+		console.log('  busiest functions:');
+		console.log(topOf(stall.leaves, 5));
+	}
+}
