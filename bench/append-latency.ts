@@ -4,11 +4,15 @@
  * append (`chat_durable_append`: the log entry and the mirror row), and our checked append (`chat_checked_append`:
  * the same, with the writer's membership locked and read first), alternating over ROUNDS rounds of N statements
  * each on a throwaway database. Reports p50/p90/p99 in ms: the share of the seed's p50 gap that is Postgres's.
+ * The checked append as migrations/0009 wrote it (the lock, then a second statement to read the memberships) runs
+ * too, under another name, as the baseline of migrations/0014.
  */
 import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 import * as messages from '../server/data/messages.ts';
 import { openPostgres } from '../server/db/postgres.ts';
-import { migrate } from '../server/db/migrate.ts';
+import { migrate, migrationsDir } from '../server/db/migrate.ts';
 import { createLogger } from '../server/log.ts';
 import { admin, adminUrl } from './common.ts';
 import { envNumber, fmt, percentile } from './harness.ts';
@@ -60,6 +64,23 @@ try {
 				[{ name: `room:${room}`, update, writer: { roomId: room, userId: user } }],
 			),
 	};
+	// migrations/0009's chat_checked_append under another name, for the comparison only.
+	const in0009 = fs.readFileSync(path.join(migrationsDir, '0009_message_attachments.sql'), 'utf8');
+	const previous = /CREATE FUNCTION chat_checked_append\([\s\S]*?\n\$\$;/.exec(in0009)?.[0];
+	if (!previous) throw new Error('migrations/0009 no longer holds chat_checked_append');
+	await db.query(previous.replace('chat_checked_append(', 'bench_checked_append_0009('));
+	const query = db.query.bind(db);
+	const as0009 = {
+		...db,
+		query: ((text: string, values?: unknown[]) =>
+			query(text.replace('chat_checked_append(', 'bench_checked_append_0009('), values)) as typeof db.query,
+	};
+	statements['our checked append, as in 0009'] = () =>
+		messages.durableAppend(
+			as0009,
+			[{ roomId: room, event: event() }],
+			[{ name: `room:${room}`, update, writer: { roomId: room, userId: user } }],
+		);
 	const latencies = new Map<string, number[]>();
 	for (let round = 0; round < ROUNDS; round++)
 		for (const [label, run] of Object.entries(statements)) {

@@ -452,11 +452,13 @@ describe.skipIf(!canRunCluster)('an access token that expires on an open socket'
 
 /**
  * The rule for an update in flight at the moment of removal (docs/security.md): it is stored if its durable append
- * commits before the removal, and written nowhere if after. Shown here against Postgres with the removal held open
- * in a transaction of its own while the append runs.
+ * commits before the removal, and written nowhere if after. Shown here against Postgres with the removal (or the
+ * role change) held open in a transaction of its own while the append runs: the append's row lock waits for it, and
+ * must then see the membership as the change left it (migrations/0014 reads it in the same statement as the lock).
  */
-describe.skipIf(!inject('postgresAdminUrl'))('an append racing a removal', () => {
-	it('waits for a removal in progress, then writes nothing of the update, neither mirror nor log', async () => {
+describe.skipIf(!inject('postgresAdminUrl'))('an append racing a membership change', () => {
+	/** Ana (owner) and Ben (member) in a room; `race` runs `change` in an open transaction, then Ben's append. */
+	async function racing(change: string): Promise<{ outcome: string; messages: number; log: number }> {
 		const { createTestDatabase } = await import('../helpers/backends.ts');
 		const { openPostgres } = await import('../../server/db/postgres.ts');
 		const { migrate } = await import('../../server/db/migrate.ts');
@@ -464,7 +466,7 @@ describe.skipIf(!inject('postgresAdminUrl'))('an append racing a removal', () =>
 		const { createLogger } = await import('../../server/log.ts');
 		const database = await createTestDatabase();
 		const db = await openPostgres(database.url, 4, createLogger('silent'));
-		const removal = new pg.Client({ connectionString: database.url });
+		const other = new pg.Client({ connectionString: database.url });
 		try {
 			await migrate(db);
 			const [ana, ben, room] = [crypto.randomUUID(), crypto.randomUUID(), crypto.randomUUID()];
@@ -481,43 +483,72 @@ describe.skipIf(!inject('postgresAdminUrl'))('an append racing a removal', () =>
 				`INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'owner'), ($1, $3, 'member')`,
 				[room, ana, ben],
 			);
-			const event = (content: string) => ({
-				kind: 'message' as const,
-				clientMsgId: crypto.randomUUID(),
-				senderId: ben,
-				content,
-				createdAt: new Date().toISOString(),
-			});
-			const append = (e: ReturnType<typeof event>) =>
-				messages.durableAppend(
+			// The change first (uncommitted): the append waits for it, then finds what it left.
+			await other.connect();
+			await other.query('BEGIN');
+			await other.query(change, [room, ben]);
+			const append = messages
+				.durableAppend(
 					db,
-					[{ roomId: room, event: e }],
+					[
+						{
+							roomId: room,
+							event: {
+								kind: 'message',
+								clientMsgId: crypto.randomUUID(),
+								senderId: ben,
+								content: 'sent as the change commits',
+								createdAt: new Date().toISOString(),
+							},
+						},
+					],
 					[{ name: `room:${room}`, update: new Uint8Array([1]), writer: { roomId: room, userId: ben } }],
+				)
+				.then(
+					() => 'stored',
+					(error: unknown) =>
+						error instanceof messages.WritersRefused
+							? `refused (${error.refused.get(`${room} ${ben}`) ?? 'not a member'})`
+							: String(error),
 				);
-
-			// Removal first (uncommitted): the append waits for it, then finds no membership and writes nothing.
-			await removal.connect();
-			await removal.query('BEGIN');
-			await removal.query('DELETE FROM memberships WHERE room_id = $1 AND user_id = $2', [room, ben]);
-			const late = event('sent as the removal commits');
-			const racing = append(late).then(
-				() => 'stored',
-				(error: unknown) => (error instanceof messages.WritersRefused ? 'refused' : String(error)),
-			);
 			await new Promise((resolve) => setTimeout(resolve, 300));
-			await removal.query('COMMIT');
-			expect(await racing).toBe('refused');
-			const { rows } = await db.query<{ n: number }>(
-				'SELECT count(*)::int AS n FROM messages WHERE room_id = $1',
-				[room],
-			);
-			expect(rows[0]?.n).toBe(0);
-			const log = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM document_updates');
-			expect(log.rows[0]?.n).toBe(0);
+			await other.query('COMMIT');
+			const outcome = await append;
+			const count = async (sql: string) => (await db.query<{ n: number }>(sql, [room])).rows[0]?.n;
+			return {
+				outcome,
+				messages: (await count('SELECT count(*)::int AS n FROM messages WHERE room_id = $1')) ?? -1,
+				log:
+					(await count(`SELECT count(*)::int AS n FROM document_updates WHERE name = 'room:' || $1`)) ?? -1,
+			};
 		} finally {
-			await removal.end().catch(() => undefined);
+			await other.end().catch(() => undefined);
 			await db.close();
 			await database.drop();
 		}
+	}
+
+	it('waits for a removal in progress, then writes nothing of the update, neither mirror nor log', async () => {
+		expect(await racing('DELETE FROM memberships WHERE room_id = $1 AND user_id = $2')).toEqual({
+			outcome: 'refused (not a member)',
+			messages: 0,
+			log: 0,
+		});
+	});
+
+	it('waits for a change to readonly in progress, then writes nothing of the update', async () => {
+		expect(
+			await racing(`UPDATE memberships SET role = 'readonly' WHERE room_id = $1 AND user_id = $2`),
+		).toEqual({ outcome: 'refused (readonly)', messages: 0, log: 0 });
+	});
+
+	it('stores the update once a change that keeps writing rights commits', async () => {
+		expect(await racing(`UPDATE memberships SET role = 'admin' WHERE room_id = $1 AND user_id = $2`)).toEqual(
+			{
+				outcome: 'stored',
+				messages: 1,
+				log: 1,
+			},
+		);
 	});
 });
