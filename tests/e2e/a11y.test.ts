@@ -122,6 +122,9 @@ describe.skipIf(!chromiumAvailable)('accessibility', () => {
 		await page.reload();
 		await waitForApp(page);
 		await page.getByTestId('message').nth(2).waitFor();
+		// Until the room knows it holds its whole history, "Show earlier messages" is a stop of its own in the list,
+		// before the messages (after a reload, until the sync and the server's window are in).
+		await page.getByTestId('history-start').waitFor({ timeout: UI_TIMEOUT });
 
 		const focused = () =>
 			page.evaluate(() => {
