@@ -69,8 +69,6 @@ let recording: {
 } | null = null;
 const loop = monitorEventLoopDelay({ resolution: 10 });
 const users: User[] = [];
-/** Messages written and not yet acknowledged: id → when written (ms). */
-const unacked = new Map<string, number>();
 
 function error(reason: string): void {
 	recording?.errors.push(reason);
@@ -80,8 +78,11 @@ class User {
 	readonly spec: ClientSpec;
 	/** What this user wrote, kept across reconnects as a device keeps it (Yjs targets). */
 	readonly doc = new Y.Doc();
-	/** This user's messages not acknowledged yet: re-sent when the room is opened again. */
-	readonly unacked = new Map<string, BenchMessage>();
+	/**
+	 * This user's messages not acknowledged yet, with when they were written (ms): re-sent when the room is opened
+	 * again, and counted once as an error (`late`) when still not acknowledged after `mix.ackTimeoutMs`.
+	 */
+	readonly unacked = new Map<string, { message: BenchMessage; at: number; late?: true }>();
 	connection: Connection;
 	lastRead = 0;
 	readonly timers: NodeJS.Timeout[] = [];
@@ -112,11 +113,7 @@ class User {
 				this.connection.read(id);
 			}
 		};
-		const acked = (ids: string[]) =>
-			ids.forEach((id) => {
-				unacked.delete(id);
-				this.unacked.delete(id);
-			});
+		const acked = (ids: string[]) => ids.forEach((id) => this.unacked.delete(id));
 		return this.spec.target === 'seed'
 			? seedConnection(this, onMessage, acked)
 			: thinConnection(this, onMessage, acked);
@@ -135,8 +132,7 @@ class User {
 					content: 'a message of about the length people write in a team chat',
 					createdAt: new Date().toISOString(),
 				};
-				unacked.set(clientMsgId, Date.now());
-				this.unacked.set(clientMsgId, message);
+				this.unacked.set(clientMsgId, { message, at: Date.now() });
 				if (recording) recording.sent++;
 				this.connection.write(message);
 				this.connection.typing(false);
@@ -202,7 +198,7 @@ function seedConnection(
 		socket.emit('message', message, () => acked([message.clientMsgId]));
 	socket.on('connect', () => {
 		// What its client does on (re)connecting: send what was not acknowledged, then fetch the room.
-		for (const message of user.unacked.values()) write(message);
+		for (const { message } of user.unacked.values()) write(message);
 		socket.emit('history', () => (synced = true));
 	});
 	socket.on('connect_error', (e) => error(`seed user ${spec.index}: ${e.message}`));
@@ -264,10 +260,14 @@ process.on('message', (message: ToCapacityGenerator) => {
 			const { latencies, errors, sent, reopened, cpu } = recording;
 			recording = null;
 			loop.disable();
-			const late = [...unacked].filter(([, at]) => Date.now() - at > mix.ackTimeoutMs);
-			for (const [id] of late) unacked.delete(id);
-			if (late.length > 0)
-				errors.push(`${late.length} messages not acknowledged within ${mix.ackTimeoutMs} ms`);
+			let late = 0;
+			for (const user of users)
+				for (const entry of user.unacked.values())
+					if (!entry.late && Date.now() - entry.at > mix.ackTimeoutMs) {
+						entry.late = true;
+						late++;
+					}
+			if (late > 0) errors.push(`${late} messages not acknowledged within ${mix.ackTimeoutMs} ms`);
 			const used = process.cpuUsage(cpu);
 			send({
 				type: 'window',
