@@ -13,6 +13,7 @@ import path from 'node:path';
 import * as messages from '../server/data/messages.ts';
 import { openPostgres } from '../server/db/postgres.ts';
 import { migrate, migrationsDir } from '../server/db/migrate.ts';
+import type { Queryable } from '../server/db/types.ts';
 import { createLogger } from '../server/log.ts';
 import { admin, adminUrl } from './common.ts';
 import { envNumber, fmt, percentile } from './harness.ts';
@@ -69,11 +70,11 @@ try {
 	const previous = /CREATE FUNCTION chat_checked_append\([\s\S]*?\n\$\$;/.exec(in0009)?.[0];
 	if (!previous) throw new Error('migrations/0009 no longer holds chat_checked_append');
 	await db.query(previous.replace('chat_checked_append(', 'bench_checked_append_0009('));
-	const query = db.query.bind(db);
-	const as0009 = {
-		...db,
-		query: ((text: string, values?: unknown[]) =>
-			query(text.replace('chat_checked_append(', 'bench_checked_append_0009('), values)) as typeof db.query,
+	// The same call as the server's, to that function: durableAppend needs nothing of the database but `query`.
+	const as0009: Queryable = {
+		query: <Row>(text: string, values?: unknown[]) =>
+			db.query<Row>(text.replace('chat_checked_append(', 'bench_checked_append_0009('), values),
+		exec: (sql) => db.exec(sql),
 	};
 	statements['our checked append, as in 0009'] = () =>
 		messages.durableAppend(

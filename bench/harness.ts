@@ -244,7 +244,9 @@ export async function startTarget(
 	if (target === 'seed') {
 		dbName = `bench_seed_${randomUUID().slice(0, 8)}`;
 		await admin(`CREATE DATABASE ${dbName}`);
-		cleanup = async () => void (await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`));
+		cleanup = async () => {
+			await admin(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+		};
 		const url = new URL(adminUrl);
 		url.pathname = `/${dbName}`;
 		// The seed's table: a message per row, its id the key that makes a resend a no-op, and the index its

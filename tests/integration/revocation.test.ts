@@ -457,7 +457,7 @@ describe.skipIf(!canRunCluster)('an access token that expires on an open socket'
  * must then see the membership as the change left it (migrations/0014 reads it in the same statement as the lock).
  */
 describe.skipIf(!inject('postgresAdminUrl'))('an append racing a membership change', () => {
-	/** Ana (owner) and Ben (member) in a room; `race` runs `change` in an open transaction, then Ben's append. */
+	/** Ana (owner) and Ben (member) in a room: runs `change` to Ben's membership in an open transaction, then Ben's append. */
 	async function racing(change: string): Promise<{ outcome: string; messages: number; log: number }> {
 		const { createTestDatabase } = await import('../helpers/backends.ts');
 		const { openPostgres } = await import('../../server/db/postgres.ts');
