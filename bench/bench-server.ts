@@ -3,7 +3,8 @@
  * validator) or off (BENCH_VALIDATION=off: events are read from the update for the mirror and nothing is
  * checked), and `bench/load.ts` with BENCH_RELAY=before-commit (the relay-before-commit experiment: see
  * docs/benchmarks.md). BENCH_HOCUSPOCUS='{"option":value}' overrides Hocuspocus options before any room opens
- * (`{"scratchAwareness":true}` measures the server without that patch's option: see docs/benchmarks.md). Only the
+ * (`{"scratchAwareness":true}` measures the server without that patch's option: see docs/benchmarks.md), and
+ * BENCH_STAGES=<dir> times each update through the server's stages (bench/stage-clock.ts). Only the
  * benchmarks start it; `npm start` always validates and relays after the commit.
  */
 import * as Y from 'yjs';
@@ -16,6 +17,7 @@ import { parseConfig } from '../server/config.ts';
 import { createLogger } from '../server/log.ts';
 import type { RoomEvent } from '../src/lib/protocol/events.ts';
 import { RelayFirstAppend } from './relay-first-append.ts';
+import { stageClock, writeStageReport } from './stage-clock.ts';
 
 const noValidation: typeof judgeUpdate = (update, { doc }) => {
 	const events: RoomEvent[] = [];
@@ -32,14 +34,26 @@ const noValidation: typeof judgeUpdate = (update, { doc }) => {
 	return { events, structIds, knownKeys, inFlightKeys: [], clients: [] };
 };
 
+const stagesDir = process.env.BENCH_STAGES;
+
 /** The standard update path with the validator or the append swapped as the benchmark asks. */
-const updatePath: UpdatePath = (parts) => [
-	configuredValidation(parts, process.env.BENCH_VALIDATION === 'off' ? noValidation : undefined),
-	process.env.BENCH_RELAY === 'before-commit' ? new RelayFirstAppend(parts) : new DurableAppend(parts),
-];
+const updatePath: UpdatePath = (parts) => {
+	const validation = configuredValidation(
+		parts,
+		process.env.BENCH_VALIDATION === 'off' ? noValidation : undefined,
+	);
+	const append =
+		process.env.BENCH_RELAY === 'before-commit' ? new RelayFirstAppend(parts) : new DurableAppend(parts);
+	if (!stagesDir) return [validation, append];
+	const clock = stageClock(parts);
+	return [clock.first, validation, clock.afterValidation, append, clock.last];
+};
 
 const config = parseConfig(process.env);
 const app = await startApp(config, createLogger(config.LOG_LEVEL), { updatePath });
 if (process.env.BENCH_HOCUSPOCUS)
 	Object.assign(app.collab.hocuspocus.configuration, JSON.parse(process.env.BENCH_HOCUSPOCUS) as object);
-process.once('SIGTERM', () => void app.stop().then(() => process.exit(0)));
+process.once('SIGTERM', () => {
+	if (stagesDir) writeStageReport(stagesDir);
+	void app.stop().then(() => process.exit(0));
+});

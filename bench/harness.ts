@@ -87,8 +87,16 @@ export function pin(pid: number, role: keyof typeof cores): void {
  * DevTools opens them.
  */
 const profileDir = process.env.CPU_PROF ? path.resolve(process.env.CPU_PROF) : undefined;
-const profileEnv = (target: Target): Record<string, string> =>
-	profileDir ? { BENCH_CPU_PROF: profileDir, BENCH_TARGET: target } : {};
+/**
+ * BENCH_STAGES=<dir>: our server times every update through its stages (bench/stage-clock.ts) and the seed's design
+ * its INSERT; each writes `<target>-<pid>.stages.json` there when it stops (`npm run bench:stages` prints them).
+ */
+const stagesDir = process.env.BENCH_STAGES ? path.resolve(process.env.BENCH_STAGES) : undefined;
+const profileEnv = (target: Target): Record<string, string> => ({
+	...(profileDir || stagesDir ? { BENCH_TARGET: target } : {}),
+	...(profileDir ? { BENCH_CPU_PROF: profileDir } : {}),
+	...(stagesDir && (target === 'seed' || target.startsWith('ours')) ? { BENCH_STAGES: stagesDir } : {}),
+});
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -4,14 +4,18 @@
  * room named by the handshake, and for each `message` writes one row with `INSERT … ON CONFLICT DO NOTHING` (a
  * resend is a no-op), then broadcasts it to the room's other sockets and acknowledges it to the writer. For
  * `bench:capacity` it also answers `history` (the last 50 messages, what its client asks when it opens a room) and
- * relays `typing`. Nothing else: no membership check, no validation of the event, no presence.
+ * relays `typing`. Nothing else: no membership check, no validation of the event, no presence. With BENCH_STAGES
+ * (bench/harness.ts) it times its INSERTs, as our server times its append (bench/stage-clock.ts).
  */
 import { createServer } from 'node:http';
 import { jwtVerify } from 'jose';
 import pg from 'pg';
 import { Server } from 'socket.io';
+import { writeStages } from '../stages.ts';
 
 const secret = new TextEncoder().encode(process.env.JWT_SECRET);
+const stagesDir = process.env.BENCH_STAGES;
+const inserts: number[] = [];
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
 const http = createServer();
 const io = new Server(http, { transports: ['websocket'], serveClient: false });
@@ -44,6 +48,7 @@ io.on('connection', (socket) => {
 		socket.to(room).emit('typing', { userId: socket.data.userId, typing: typing === true }),
 	);
 	socket.on('message', (m: { clientMsgId: string; content: string }, ack: (ok: boolean) => void) => {
+		const sent = performance.now();
 		pool
 			.query(
 				`INSERT INTO messages (client_msg_id, room_id, sender_id, content) VALUES ($1, $2, $3, $4)
@@ -52,6 +57,7 @@ io.on('connection', (socket) => {
 			)
 			.then(
 				() => {
+					if (stagesDir) inserts.push(performance.now() - sent);
 					socket.to(room).emit('message', m);
 					ack(true);
 				},
@@ -64,6 +70,7 @@ http.listen(Number(process.env.PORT), '127.0.0.1', () =>
 	console.log(JSON.stringify({ msg: 'bench target listening', port: process.env.PORT })),
 );
 process.once('SIGTERM', () => {
+	if (stagesDir) writeStages(stagesDir, { 'sql → sqlDone': inserts });
 	void io.close();
 	void pool.end().then(() => process.exit(0));
 });
