@@ -69,7 +69,9 @@ function roomExtensions(deps: {
 }): { loader: RoomLoader; compaction: Compaction; extensions: Extension[] } {
 	const { db, log, config, metrics, onAccepted } = deps;
 	const rooms = new LiveRooms();
-	const durable = new DurableLog(db, log, metrics);
+	// Appends commit side by side on Postgres (half the pool, up to 4); PGlite runs one statement at a time anyway.
+	const commitsInFlight = db.kind === 'postgres' ? Math.min(4, Math.floor(config.DATABASE_POOL_SIZE / 2)) : 1;
+	const durable = new DurableLog(db, log, metrics, { commitsInFlight });
 	const loader = new RoomLoader(db, log, rooms);
 	const compactAfterUpdates = config.COMPACT_AFTER_UPDATES;
 	const compaction = new Compaction({ db, log, rooms, durable, compactAfterUpdates, metrics });

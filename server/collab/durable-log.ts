@@ -33,18 +33,33 @@ interface Pending extends AppendEntry {
 /**
  * The durable write path of accepted updates: each update is appended to `document_updates` and its
  * events mirrored into `messages` in the same transaction (one statement), before the update is applied in memory or
- * acknowledged. Appends from all connections are grouped: while one commit is in flight the next
- * batch gathers, so throughput grows with load while a lone write waits for one commit only.
+ * acknowledged. Appends from all connections are grouped: what arrives in one turn of the event loop goes as one
+ * batch, and up to `commitsInFlight` batches commit at once, each on its own connection; with all of them under
+ * way, the next batch gathers until one finishes. So a lone write waits for its own commit only, one slow commit
+ * holds up no one else's, and throughput still grows with load.
+ *
+ * Batches that commit at once may commit in any order; nothing depends on their order. An update that builds on
+ * another's structs waits for that append first (DurableAppend), so it is logged after it; a client's updates
+ * are appended one at a time (Hocuspocus handles a connection's frames in order); compaction deletes exactly the
+ * rows it folded, and loads read the whole log: as with several nodes writing one room.
  */
 export class DurableLog {
 	readonly #db: Db;
 	readonly #log: Logger;
 	readonly #failures: FloodLog;
 	#queue: Pending[] = [];
-	#flushing: Promise<void> | null = null;
+	/** A batch is gathering (its turn is not over yet). */
+	#gathering = false;
+	readonly #committing = new Set<Promise<void>>();
+	readonly #commitsInFlight: number;
 	readonly #metrics: Metrics | undefined;
 
-	constructor(db: Db, log: Logger, metrics?: Metrics) {
+	constructor(
+		db: Db,
+		log: Logger,
+		metrics?: Metrics,
+		{ commitsInFlight = 1 }: { commitsInFlight?: number } = {},
+	) {
 		this.#db = db;
 		this.#log = log;
 		this.#failures = new FloodLog(log, {
@@ -52,18 +67,53 @@ export class DurableLog {
 			summary: 'more failed appends than are logged one by one; counted by error code',
 		});
 		this.#metrics = metrics;
+		this.#commitsInFlight = Math.max(1, Math.floor(commitsInFlight));
 	}
 
 	append(entry: AppendEntry): Promise<void> {
 		return new Promise<void>((resolve, reject) => {
 			this.#queue.push({ ...entry, resolve, reject });
-			this.#flushing ??= this.#flushLoop();
+			this.#gather();
 		});
 	}
 
 	/** Resolves once everything appended so far is committed (or failed). */
 	async drain(): Promise<void> {
-		while (this.#flushing) await this.#flushing;
+		while (this.#committing.size > 0 || this.#gathering) {
+			if (this.#committing.size > 0) await Promise.all(this.#committing);
+			else await new Promise((resolve) => setImmediate(resolve));
+		}
+	}
+
+	/** Starts a batch at the end of this turn, when a commit may start: the other appends of the turn join it. */
+	#gather(): void {
+		if (this.#gathering || this.#committing.size >= this.#commitsInFlight) return;
+		this.#gathering = true;
+		setImmediate(() => {
+			this.#gathering = false;
+			this.#start();
+		});
+	}
+
+	/** Commits what is queued as one batch, then, when it is done, what gathered meanwhile. */
+	#start(): void {
+		if (this.#queue.length === 0 || this.#committing.size >= this.#commitsInFlight) return;
+		let batch = this.#queue;
+		this.#queue = [];
+		const committing = (async () => {
+			try {
+				while (batch.length > 0) batch = await this.#commit(batch);
+			} catch (error) {
+				// #commit settles its entries itself; this is for a bug in it, which must not leave them waiting.
+				this.#log.error({ err: error }, 'durable append failed unexpectedly');
+				for (const entry of batch) entry.reject(error);
+			}
+		})().finally(() => {
+			this.#committing.delete(committing);
+			// What queued while every commit was under way has had its turns to gather: it goes now.
+			this.#start();
+		});
+		this.#committing.add(committing);
 	}
 
 	/**
@@ -168,20 +218,6 @@ export class DurableLog {
 	async #commitAlone(entry: Pending): Promise<void> {
 		let rest = [entry];
 		while (rest.length > 0) rest = await this.#commit(rest);
-	}
-
-	async #flushLoop(): Promise<void> {
-		// Let the other connections' messages of this tick join the first batch.
-		await new Promise<void>((resolve) => setImmediate(resolve));
-		try {
-			while (this.#queue.length > 0) {
-				let batch = this.#queue;
-				this.#queue = [];
-				while (batch.length > 0) batch = await this.#commit(batch);
-			}
-		} finally {
-			this.#flushing = null;
-		}
 	}
 }
 

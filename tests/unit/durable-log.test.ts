@@ -57,6 +57,43 @@ describe('the durable log', () => {
 		expect(done).toEqual([1, 2, 3, 4]);
 	});
 
+	it('with several commits in flight, a batch waits for a free one only, not for the commits before it', async () => {
+		const { db, open } = fakeDb();
+		const log = new DurableLog(db, createLogger('silent'), undefined, { commitsInFlight: 2 });
+		const done: number[] = [];
+		const append = (n: number) => log.append(entry(n)).then(() => done.push(n));
+
+		void append(1);
+		await tick();
+		// The next turn's appends go at once, beside the first commit.
+		void append(2);
+		void append(3);
+		await tick();
+		expect(open.map((c) => c.size)).toEqual([1, 2]);
+
+		// Both under way: the next ones gather until one of them finishes, whichever it is.
+		void append(4);
+		void append(5);
+		await tick();
+		expect(open).toHaveLength(2);
+		open[1]?.finish();
+		await tick();
+		await tick();
+		expect(done).toEqual([2, 3]);
+		expect(open.map((c) => c.size)).toEqual([1, 2, 2]);
+
+		let drained = false;
+		const draining = log.drain().then(() => (drained = true));
+		open[2]?.finish();
+		await tick();
+		await tick();
+		expect(done).toEqual([2, 3, 4, 5]);
+		expect(drained).toBe(false);
+		open[0]?.finish();
+		await draining;
+		expect(done).toEqual([2, 3, 4, 5, 1]);
+	});
+
 	it('refuses the updates of a failed commit, and only those', async () => {
 		const { db, open } = fakeDb();
 		const log = new DurableLog(db, createLogger('silent'));
