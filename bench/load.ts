@@ -66,6 +66,9 @@ async function run(
 		await sleep(WARMUP_S * 1_000);
 		await running.pinDatabase();
 		await running.gc(); // resets the event-loop delay histograms: what the next call reports is the windows'
+		// The forced collection stops the server for as long as its heap takes (ours: 80 ms, bare's less): the
+		// messages it held up are delivered before the first window starts, not counted in it (as bench:capacity).
+		await sleep(smoke ? 50 : 1_000);
 		const windows: Window[] = [];
 		await running.profile('start');
 		for (let i = 0; i < WINDOWS; i++) windows.push(await load.measure(WINDOW_S));

@@ -6,12 +6,17 @@
  *   shows as such, told apart from a collector's pause;
  * - with BENCH_CPU_PROF=<dir>, SIGWINCH starts V8's CPU profiler and the next SIGWINCH stops it and writes
  *   `<dir>/<BENCH_TARGET>-<pid>.cpuprofile`, so a profile covers the measured windows only, not the start or the
- *   connecting (bench/harness.ts `profile`).
+ *   connecting (bench/harness.ts `profile`);
+ * - with BENCH_TRACE_GC set (through SERVER_ENV for ours), V8 prints a line per collection (`--trace-gc`) into the
+ *   target's output, which `TEST_SERVER_LOG_DIR=<dir>` keeps in a file per process.
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import v8 from 'node:v8';
+
+if (process.env.BENCH_TRACE_GC) v8.setFlagsFromString('--trace-gc');
 
 const delay = monitorEventLoopDelay({ resolution: 10 });
 delay.enable();
