@@ -197,6 +197,14 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('attachments in the browse
 		// Exactly once, on both sides, after a reload of Ben's page too.
 		await ben.page.reload();
 		await waitForApp(ben.page);
+		// The picture of the room kept for the next start names no image by a URL of the page before (blob:).
+		const kept = await ben.page.evaluate(() =>
+			Object.keys(localStorage)
+				.filter((key) => key.startsWith('chat-boot-screen:'))
+				.map((key) => localStorage.getItem(key) ?? ''),
+		);
+		expect(kept.some((page) => page.includes('beach.png'))).toBe(true);
+		expect(kept.filter((page) => page.includes('blob:'))).toEqual([]);
 		await tagged(ben.page, tag).first().waitFor({ timeout: UI_TIMEOUT });
 		expect(await tagged(ben.page, tag).count()).toBe(1);
 		expect(await tagged(ana.page, tag).count()).toBe(1);

@@ -57,7 +57,11 @@ function index(): { user: string; order: string[] } | null {
 /** Pages with a picture: the list and a room. */
 export const isPictured = (path: string): boolean => KEPT_PATH.test(path);
 
-/** The attributes a picture keeps: what styles and lays it out, never a handler or a test hook. */
+/**
+ * The attributes a picture keeps: what styles and lays it out, never a handler or a test hook. A `blob:` URL (an
+ * image shown from the device) dies with its page: the next start would ask for it in vain, so it is left out too
+ * (the box keeps its size).
+ */
 function keepAttribute(name: string): boolean {
 	return !name.startsWith('on') && name !== 'id' && name !== 'data-testid' && name !== 'autofocus';
 }
@@ -85,7 +89,8 @@ function picture(root: HTMLElement): SavedPage | null {
 	const ids: string[] = [];
 	const rooms: string[] = [];
 	for (const el of clone.querySelectorAll('*')) {
-		for (const { name } of [...el.attributes]) if (!keepAttribute(name)) el.removeAttribute(name);
+		for (const { name, value } of [...el.attributes])
+			if (!keepAttribute(name) || value.startsWith('blob:')) el.removeAttribute(name);
 		if (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) el.removeAttribute('value');
 		const id = el.getAttribute('data-client-msg-id');
 		if (id) ids.push(id);
