@@ -37,6 +37,9 @@ import type { Metrics } from '../metrics.ts';
 
 export const COLLAB_PATH = '/collab';
 
+/** How long a presence renewal may wait to go out with others (docs/protocol.md, section 9). */
+export const AWARENESS_RENEWAL_DELAY_MS = 5_000;
+
 /** What the extensions of the update path are built from. */
 export interface UpdatePathParts {
 	db: Db;
@@ -104,6 +107,24 @@ export const standardUpdatePath: UpdatePath = (parts) => [
 	configuredValidation(parts),
 	new DurableAppend(parts),
 ];
+
+/** Hocuspocus's settings that depend on nothing configured. */
+const hocuspocusSettings = {
+	name: 'chat',
+	quiet: true,
+	debounce: 2_000,
+	maxDebounce: 10_000,
+	unloadImmediately: true,
+	// A writer holds its own update: it is relayed to the others only (patches/@hocuspocus+server*.patch).
+	echoUpdates: false,
+	// An awareness update reaches Presence decoded into its states, without a scratch Y.Doc and Awareness per
+	// update (a random guid and a timer each; the same patch).
+	scratchAwareness: false,
+	// A presence renewal (a state sent again unchanged, every 15 s per provider) waits up to 5 s and goes out with
+	// the room's other renewals, or with its next change: one frame per member for many renewals (the same patch).
+	// Changes, arrivals and leaves go out at once; y-protocols drops a state it has not heard from for 30 s.
+	awarenessRenewalDelay: AWARENESS_RENEWAL_DELAY_MS,
+} as const;
 
 interface Peer {
 	id: string;
@@ -174,16 +195,7 @@ export class Collab {
 		this.#compaction = rooms.compaction;
 		const readReceipts = new ReadReceipts(deps.db, deps.log, deps.bus);
 		this.hocuspocus = new Hocuspocus<CollabContext>({
-			name: 'chat',
-			quiet: true,
-			debounce: 2_000,
-			maxDebounce: 10_000,
-			unloadImmediately: true,
-			// A writer holds its own update: it is relayed to the others only (patches/@hocuspocus+server*.patch).
-			echoUpdates: false,
-			// An awareness update reaches Presence decoded into its states, without a scratch Y.Doc and Awareness
-			// per update (a random guid and a timer each; the same patch).
-			scratchAwareness: false,
+			...hocuspocusSettings,
 			// Room logins waiting for their answer: the frame budget bounds them, and each gets an answer from
 			// Authentication (accepted, or refused with a reason) instead of the whole socket being reset.
 			maxPendingDocuments: config.WS_FRAMES_PER_10S,
