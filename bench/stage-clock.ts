@@ -4,8 +4,10 @@
  * when it stops, writes the percentiles of each stretch between two stages into <dir> (bench/stages.ts;
  * `BENCH_STAGES=<dir> npm run bench:load`, then `npm run bench:stages -- <dir>/*`). Only the benchmarks load this
  * file: the stamps are monkey patches on Hocuspocus's `Connection` and `Document`, the durable log and the database
- * client, and extensions around the standard update path. The report covers the whole run (the seconds before
- * the measured windows too), and only updates that carried events (those that reached the database).
+ * client, and extensions around the standard update path. The report covers the updates between the last two
+ * SIGUSR2 (the GC the load and capacity benchmarks ask for before their windows and after them: the windows, and
+ * capacity's last step), or the whole run without them; only updates that carried events (that reached the
+ * database) are counted.
  *
  * The stages, in order:
  * - `arrive`: the frame reaches Hocuspocus (`Connection.handleMessage`);
@@ -45,8 +47,10 @@ type Stamps = Partial<Record<Stage, number>>;
 const arrivals = new WeakMap<Uint8Array, number>();
 /** The frame each connection is handling now (a connection handles its frames one at a time). */
 const current = new WeakMap<object, Stamps>();
-/** Every stamped update that reached the database, in order. */
-const done: Stamps[] = [];
+/** Every stamped update that reached the database since the last SIGUSR2 (the benchmarks' GC signal), in order. */
+let done: Stamps[] = [];
+/** Those of the stretch between the last two signals: the measured windows (load, capacity). */
+let measured: Stamps[] | null = null;
 /** Updates integrated into each document, not yet relayed (a flush relays all of them, merged). */
 const unsent = new WeakMap<object, Stamps[]>();
 /** Appends taken by the durable log, not yet sent to the database. */
@@ -62,6 +66,11 @@ export function stageClock(parts: UpdatePathParts): {
 } {
 	if (!installed) {
 		installed = true;
+		// The benchmarks signal a GC right before their windows and right after: what came between is theirs.
+		process.on('SIGUSR2', () => {
+			measured = done;
+			done = [];
+		});
 		const handle = Connection.prototype.handleMessage;
 		Connection.prototype.handleMessage = function (this: Connection, data: Uint8Array) {
 			arrivals.set(data, performance.now());
@@ -161,8 +170,9 @@ const spanStamps = new WeakMap<object, Stamps>();
 export function writeStageReport(dir: string): string {
 	const pairs: [Stage, Stage][] = stages.slice(1).map((s, i) => [stages[i] as Stage, s]);
 	pairs.push(['arrive', 'relayed']);
+	const updates = measured ?? done;
 	const stretches = Object.fromEntries(
-		pairs.map(([from, to]) => [`${from} → ${to}`, done.map((s) => (s[to] ?? NaN) - (s[from] ?? NaN))]),
+		pairs.map(([from, to]) => [`${from} → ${to}`, updates.map((s) => (s[to] ?? NaN) - (s[from] ?? NaN))]),
 	);
 	return writeStages(dir, stretches);
 }

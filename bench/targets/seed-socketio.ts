@@ -15,7 +15,14 @@ import { writeStages } from '../stages.ts';
 
 const secret = new TextEncoder().encode(process.env.JWT_SECRET);
 const stagesDir = process.env.BENCH_STAGES;
-const inserts: number[] = [];
+let inserts: number[] = [];
+// Those between the benchmarks' last two GC signals: the measured windows (bench/stage-clock.ts does the same).
+let measured: number[] | null = null;
+if (stagesDir)
+	process.on('SIGUSR2', () => {
+		measured = inserts;
+		inserts = [];
+	});
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
 const http = createServer();
 const io = new Server(http, { transports: ['websocket'], serveClient: false });
@@ -70,7 +77,7 @@ http.listen(Number(process.env.PORT), '127.0.0.1', () =>
 	console.log(JSON.stringify({ msg: 'bench target listening', port: process.env.PORT })),
 );
 process.once('SIGTERM', () => {
-	if (stagesDir) writeStages(stagesDir, { 'sql → sqlDone': inserts });
+	if (stagesDir) writeStages(stagesDir, { 'sql → sqlDone': measured ?? inserts });
 	void io.close();
 	void pool.end().then(() => process.exit(0));
 });
