@@ -28,7 +28,12 @@ export interface AppendEntry {
 interface Pending extends AppendEntry {
 	resolve(): void;
 	reject(error: unknown): void;
+	/** Times its batch's statement was rolled back by a conflict with another commit (see #failed). */
+	conflicts?: number;
 }
+
+/** How often a batch goes again after a deadlock or a serialization failure before it is refused. */
+const CONFLICT_RETRIES = 3;
 
 /**
  * The durable write path of accepted updates: each update is appended to `document_updates` and its
@@ -41,7 +46,9 @@ interface Pending extends AppendEntry {
  * Batches that commit at once may commit in any order; nothing depends on their order. An update that builds on
  * another's structs waits for that append first (DurableAppend), so it is logged after it; a client's updates
  * are appended one at a time (Hocuspocus handles a connection's frames in order); compaction deletes exactly the
- * rows it folded, and loads read the whole log: as with several nodes writing one room.
+ * rows it folded, and loads read the whole log: as with several nodes writing one room. Two commits that update the
+ * same rows in opposite orders (two deletes of the same messages) can deadlock; Postgres rolls one back, and its
+ * batch goes again (CONFLICT_RETRIES).
  */
 export class DurableLog {
 	readonly #db: Db;
@@ -174,6 +181,11 @@ export class DurableLog {
 
 	/** What is left to commit of a batch whose statement failed (see #commit); the rest is settled here. */
 	async #failed(batch: Pending[], error: unknown): Promise<Pending[]> {
+		if (conflicts(error) && batch.every((e) => (e.conflicts = (e.conflicts ?? 0) + 1) <= CONFLICT_RETRIES)) {
+			// Postgres rolled the statement back to break a deadlock with another commit (another batch of this
+			// node's, or another node's): nothing of it was written, and it goes again as it is.
+			return batch;
+		}
 		if (error instanceof messages.WritersRefused) {
 			// Removed (or made read-only) while the update waited: it is written nowhere (docs/security.md).
 			const refused = (e: Pending) => e.writerId && error.refused.has(`${e.roomId} ${e.writerId}`);
@@ -219,6 +231,12 @@ export class DurableLog {
 		let rest = [entry];
 		while (rest.length > 0) rest = await this.#commit(rest);
 	}
+}
+
+/** A deadlock (40P01) or a serialization failure (40001): the statement may simply run again. */
+function conflicts(error: unknown): boolean {
+	const code = (error as { code?: unknown })?.code;
+	return code === '40P01' || code === '40001';
 }
 
 /**

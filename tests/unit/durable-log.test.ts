@@ -25,6 +25,13 @@ const entry = (n: number) => ({
 	events: [],
 });
 
+/** What becomes of an append: 'stored', or the error it was refused with. */
+const outcomes = (log: DurableLog) => (n: number) =>
+	log.append(entry(n)).then(
+		() => 'stored',
+		(error: Error) => error.message,
+	);
+
 describe('the durable log', () => {
 	it('commits a lone update at once, and groups what arrives while a commit is under way', async () => {
 		const { db, open } = fakeDb();
@@ -94,6 +101,28 @@ describe('the durable log', () => {
 		expect(done).toEqual([2, 3, 4, 5, 1]);
 	});
 
+	it('commits a batch again after a deadlock, and refuses it after a few in a row', async () => {
+		const { db, open } = fakeDb();
+		const log = new DurableLog(db, createLogger('silent'));
+		const deadlock = () => Object.assign(new Error('deadlock detected'), { code: '40P01' });
+		const outcome = outcomes(log);
+		const first = outcome(1);
+		await tick();
+		open[0]?.finish(deadlock());
+		await tick();
+		expect(open.map((c) => c.size)).toEqual([1, 1]);
+		open[1]?.finish();
+		expect(await first).toBe('stored');
+
+		const second = outcome(2);
+		for (let i = 0; i < 4; i++) {
+			await tick();
+			open.at(-1)?.finish(deadlock());
+		}
+		expect(await second).toBe('deadlock detected');
+		expect(open).toHaveLength(6);
+	});
+
 	it('refuses the updates of a failed commit, and only those', async () => {
 		const { db, open } = fakeDb();
 		const log = new DurableLog(db, createLogger('silent'));
@@ -111,11 +140,7 @@ describe('the durable log', () => {
 	it('splits a batch the database refuses for one value, and refuses that update alone', async () => {
 		const { db, open } = fakeDb();
 		const log = new DurableLog(db, createLogger('silent'));
-		const outcome = (n: number) =>
-			log.append(entry(n)).then(
-				() => 'stored',
-				(error: Error) => error.message,
-			);
+		const outcome = outcomes(log);
 		const first = outcome(1);
 		await tick();
 		const rest = [outcome(2), outcome(3), outcome(4)];
