@@ -53,6 +53,8 @@ let done: Stamps[] = [];
 let measured: Stamps[] | null = null;
 /** Updates integrated into each document, not yet relayed (a flush relays all of them, merged). */
 const unsent = new WeakMap<object, Stamps[]>();
+/** Each update's stamps by its span (`chat.update`), which the durable log's entry carries. */
+const spanStamps = new WeakMap<object, Stamps>();
 /** Appends taken by the durable log, not yet sent to the database. */
 let queued: Stamps[] = [];
 
@@ -163,8 +165,6 @@ export function stageClock(parts: UpdatePathParts): {
 		last: { extensionName: 'stage-clock-last', beforeSync: stamp('hooks') },
 	};
 }
-
-const spanStamps = new WeakMap<object, Stamps>();
 
 /** Writes what each update spent between consecutive stages, and in all, into `dir` (bench/stages.ts). */
 export function writeStageReport(dir: string): string {

@@ -17,7 +17,7 @@ export interface StretchSummary {
 export interface StagesReport {
 	target: string;
 	pid: number;
-	/** What one update spent between two stages, in ms, over the whole run of the process. */
+	/** What one update spent between two stages, in ms: over the measured windows, or the whole run without them. */
 	stretches: Record<string, StretchSummary>;
 }
 
