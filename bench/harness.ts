@@ -29,6 +29,7 @@ import { parseConfig } from '../server/config.ts';
 import { openDb } from '../server/db/index.ts';
 import { migrate } from '../server/db/migrate.ts';
 import { createLogger } from '../server/log.ts';
+import { nodeFlags } from '../server/node-flags.ts';
 import { freePort, repoRoot, spawnServer, type ServerProcess } from '../tests/helpers/process.ts';
 import { admin, adminUrl } from './common.ts';
 import { connectDocClient, type Client, type ClientSpec, type DocClient } from './client.ts';
@@ -128,6 +129,19 @@ function serverEnv(): Record<string, string> {
 			return [match[1] as string, match[2] as string];
 		}),
 	);
+}
+
+/**
+ * Node's flags for our server: the ones it ships with (server/node-flags.ts; the peers run with Node's defaults), or
+ * OURS_NODE_FLAGS="--flag --other" instead of them (empty: none, for a before/after of a flag in one run each).
+ */
+function oursNodeFlags(): string[] {
+	const raw = process.env.OURS_NODE_FLAGS;
+	if (raw === undefined) return [...nodeFlags];
+	const flags = raw.split(/\s+/).filter(Boolean);
+	const bad = flags.find((f) => !f.startsWith('--'));
+	if (bad) throw new Error(`OURS_NODE_FLAGS: expected flags like --max-semi-space-size=8, got "${bad}"`);
+	return flags;
 }
 
 /** Reads a positive number from the environment, failing loudly on anything else. */
@@ -360,7 +374,7 @@ export async function startTarget(
 						...serverEnv(),
 						...env,
 					},
-					[...pinned('server'), process.execPath, ...targetArgs, 'bench/bench-server.ts'],
+					[...pinned('server'), process.execPath, ...oursNodeFlags(), ...targetArgs, 'bench/bench-server.ts'],
 				),
 			);
 		}

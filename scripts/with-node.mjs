@@ -58,7 +58,9 @@ function loadEnvFile() {
 function runOnProvisionedNode() {
 	if (!fs.existsSync(nodeBin)) provision();
 	// In a process group of its own, so that a Ctrl-C in a terminal reaches it once (from us), not twice.
-	const child = spawn(nodeBin, [fileURLToPath(import.meta.url), file, ...args], {
+	// Node's own flags given to us (`node --max-semi-space-size=16 scripts/with-node.mjs …`, as `npm start` does) are
+	// meant for the Node that runs the file.
+	const child = spawn(nodeBin, [...process.execArgv, fileURLToPath(import.meta.url), file, ...args], {
 		stdio: 'inherit',
 		detached: process.platform !== 'win32',
 	});

@@ -8,7 +8,9 @@
  *   `<dir>/<BENCH_TARGET>-<pid>.cpuprofile`, so a profile covers the measured windows only, not the start or the
  *   connecting (bench/harness.ts `profile`);
  * - with BENCH_TRACE_GC set (through SERVER_ENV for ours), V8 prints a line per collection (`--trace-gc`) into the
- *   target's output, which `TEST_SERVER_LOG_DIR=<dir>` keeps in a file per process.
+ *   target's output, which `TEST_SERVER_LOG_DIR=<dir>` keeps in a file per process;
+ * - BENCH_V8_FLAGS="--flag --other" sets V8 flags that Node refuses in NODE_OPTIONS (`--no-parallel-scavenge`),
+ *   for an experiment with the collector.
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -17,6 +19,8 @@ import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import v8 from 'node:v8';
 
 if (process.env.BENCH_TRACE_GC) v8.setFlagsFromString('--trace-gc');
+for (const flag of process.env.BENCH_V8_FLAGS?.split(/\s+/).filter(Boolean) ?? [])
+	v8.setFlagsFromString(flag);
 
 const delay = monitorEventLoopDelay({ resolution: 10 });
 delay.enable();
