@@ -4,7 +4,9 @@
  * checked), and `bench/load.ts` with BENCH_RELAY=before-commit (the relay-before-commit experiment: see
  * docs/benchmarks.md). BENCH_HOCUSPOCUS='{"option":value}' overrides Hocuspocus options before any room opens
  * (`{"scratchAwareness":true}` measures the server without that patch's option: see docs/benchmarks.md), and
- * BENCH_STAGES=<dir> times each update through the server's stages (bench/stage-clock.ts). Only the
+ * BENCH_STAGES=<dir> times each update through the server's stages (bench/stage-clock.ts), and BENCH_SQL runs one
+ * statement after the migrations (`ALTER INDEX messages_tsv_idx SET (fastupdate = on)` measures the database as it
+ * was before migrations/0015). Only the
  * benchmarks start it; `npm start` always validates and relays after the commit.
  */
 import * as Y from 'yjs';
@@ -51,6 +53,7 @@ const updatePath: UpdatePath = (parts) => {
 
 const config = parseConfig(process.env);
 const app = await startApp(config, createLogger(config.LOG_LEVEL), { updatePath });
+if (process.env.BENCH_SQL) await app.db.query(process.env.BENCH_SQL);
 if (process.env.BENCH_HOCUSPOCUS)
 	Object.assign(app.collab.hocuspocus.configuration, JSON.parse(process.env.BENCH_HOCUSPOCUS) as object);
 process.once('SIGTERM', () => {

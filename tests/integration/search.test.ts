@@ -74,6 +74,13 @@ describe.skipIf(!inject('postgresAdminUrl'))(
 			expect(await messages.search(db, { userId: randomUUID(), query: WORD, limit: 50 })).toEqual([]);
 		});
 
+		it("takes each message's words into the index as it is written, not into a pending list (migrations/0015)", async () => {
+			const { rows } = await db.query<{ reloptions: string[] | null }>(
+				`SELECT reloptions FROM pg_class WHERE relname = 'messages_tsv_idx'`,
+			);
+			expect(rows[0]?.reloptions).toContain('fastupdate=off');
+		});
+
 		it('uses the GIN index on the tsvector (asserted on the query plan, not on time)', async () => {
 			const { rows } = await db.query<{ 'QUERY PLAN': unknown }>(
 				`EXPLAIN (FORMAT JSON) ${messages.searchSql}`,
