@@ -6,8 +6,8 @@
  * (`{"scratchAwareness":true}` measures the server without that patch's option: see docs/benchmarks.md), and
  * BENCH_STAGES=<dir> times each update through the server's stages (bench/stage-clock.ts), and BENCH_SQL runs one
  * statement after the migrations (`ALTER INDEX messages_tsv_idx SET (fastupdate = on)` measures the database as it
- * was before migrations/0015). Only the
- * benchmarks start it; `npm start` always validates and relays after the commit.
+ * was before migrations/0015). Only the benchmarks start it; `npm start` always validates and relays after the
+ * commit.
  */
 import * as Y from 'yjs';
 import { startApp } from '../server/app.ts';
