@@ -25,7 +25,7 @@
 import { Connection, Document, type Extension, type beforeSyncPayload } from '@hocuspocus/server';
 import type { UpdatePathParts } from '../server/collab/collab.ts';
 import { carriesUpdate } from '../server/collab/live-rooms.ts';
-import { writeStages } from './stages.ts';
+import { WindowedSamples, writeStages } from './stages.ts';
 
 const stages = [
 	'arrive',
@@ -47,10 +47,8 @@ type Stamps = Partial<Record<Stage, number>>;
 const arrivals = new WeakMap<Uint8Array, number>();
 /** The frame each connection is handling now (a connection handles its frames one at a time). */
 const current = new WeakMap<object, Stamps>();
-/** Every stamped update that reached the database since the last SIGUSR2 (the benchmarks' GC signal), in order. */
-let done: Stamps[] = [];
-/** Those of the stretch between the last two signals: the measured windows (load, capacity). */
-let measured: Stamps[] | null = null;
+/** Every stamped update that reached the database, in order, kept by the benchmarks' windows. */
+let done: WindowedSamples<Stamps> | undefined;
 /** Updates integrated into each document, not yet relayed (a flush relays all of them, merged). */
 const unsent = new WeakMap<object, Stamps[]>();
 /** Each update's stamps by its span (`chat.update`), which the durable log's entry carries. */
@@ -68,11 +66,7 @@ export function stageClock(parts: UpdatePathParts): {
 } {
 	if (!installed) {
 		installed = true;
-		// The benchmarks signal a GC right before their windows and right after: what came between is theirs.
-		process.on('SIGUSR2', () => {
-			measured = done;
-			done = [];
-		});
+		done = new WindowedSamples();
 		const handle = Connection.prototype.handleMessage;
 		Connection.prototype.handleMessage = function (this: Connection, data: Uint8Array) {
 			arrivals.set(data, performance.now());
@@ -103,7 +97,7 @@ export function stageClock(parts: UpdatePathParts): {
 			const sent = performance.now();
 			for (const stamps of unsent.get(this) ?? []) {
 				stamps.relayed = sent;
-				if (stamps.sqlDone !== undefined) done.push(stamps);
+				if (stamps.sqlDone !== undefined) done?.push(stamps);
 			}
 			unsent.delete(this);
 		};
@@ -170,7 +164,7 @@ export function stageClock(parts: UpdatePathParts): {
 export function writeStageReport(dir: string): string {
 	const pairs: [Stage, Stage][] = stages.slice(1).map((s, i) => [stages[i] as Stage, s]);
 	pairs.push(['arrive', 'relayed']);
-	const updates = measured ?? done;
+	const updates = done?.samples() ?? [];
 	const stretches = Object.fromEntries(
 		pairs.map(([from, to]) => [`${from} → ${to}`, updates.map((s) => (s[to] ?? NaN) - (s[from] ?? NaN))]),
 	);

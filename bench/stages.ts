@@ -21,6 +21,30 @@ export interface StagesReport {
 	stretches: Record<string, StretchSummary>;
 }
 
+/**
+ * Samples kept apart by the benchmarks' GC signal (SIGUSR2, sent right before the measured windows and right after
+ * them): `samples()` gives what came between the last two signals, or everything without two.
+ */
+export class WindowedSamples<T> {
+	#current: T[] = [];
+	#measured: T[] | null = null;
+
+	constructor() {
+		process.on('SIGUSR2', () => {
+			this.#measured = this.#current;
+			this.#current = [];
+		});
+	}
+
+	push(sample: T): void {
+		this.#current.push(sample);
+	}
+
+	samples(): T[] {
+		return this.#measured ?? this.#current;
+	}
+}
+
 const round = (ms: number) => Math.round(ms * 1000) / 1000;
 
 export function summarize(values: number[]): StretchSummary {

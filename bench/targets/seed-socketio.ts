@@ -11,18 +11,11 @@ import { createServer } from 'node:http';
 import { jwtVerify } from 'jose';
 import pg from 'pg';
 import { Server } from 'socket.io';
-import { writeStages } from '../stages.ts';
+import { WindowedSamples, writeStages } from '../stages.ts';
 
 const secret = new TextEncoder().encode(process.env.JWT_SECRET);
 const stagesDir = process.env.BENCH_STAGES;
-let inserts: number[] = [];
-// Those between the benchmarks' last two GC signals: the measured windows (bench/stage-clock.ts does the same).
-let measured: number[] | null = null;
-if (stagesDir)
-	process.on('SIGUSR2', () => {
-		measured = inserts;
-		inserts = [];
-	});
+const inserts = stagesDir ? new WindowedSamples<number>() : undefined;
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 });
 const http = createServer();
 const io = new Server(http, { transports: ['websocket'], serveClient: false });
@@ -64,7 +57,7 @@ io.on('connection', (socket) => {
 			)
 			.then(
 				() => {
-					if (stagesDir) inserts.push(performance.now() - sent);
+					inserts?.push(performance.now() - sent);
 					socket.to(room).emit('message', m);
 					ack(true);
 				},
@@ -77,7 +70,7 @@ http.listen(Number(process.env.PORT), '127.0.0.1', () =>
 	console.log(JSON.stringify({ msg: 'bench target listening', port: process.env.PORT })),
 );
 process.once('SIGTERM', () => {
-	if (stagesDir) writeStages(stagesDir, { 'sql → sqlDone': measured ?? inserts });
+	if (stagesDir && inserts) writeStages(stagesDir, { 'sql → sqlDone': inserts.samples() });
 	void io.close();
 	void pool.end().then(() => process.exit(0));
 });

@@ -38,7 +38,7 @@ import type { Metrics } from '../metrics.ts';
 export const COLLAB_PATH = '/collab';
 
 /** How long a presence renewal may wait to go out with others (docs/protocol.md, section 9). */
-export const AWARENESS_RENEWAL_DELAY_MS = 5_000;
+const AWARENESS_RENEWAL_DELAY_MS = 5_000;
 
 /** What the extensions of the update path are built from. */
 export interface UpdatePathParts {

@@ -181,10 +181,11 @@ export class DurableLog {
 
 	/** What is left to commit of a batch whose statement failed (see #commit); the rest is settled here. */
 	async #failed(batch: Pending[], error: unknown): Promise<Pending[]> {
-		if (conflicts(error) && batch.every((e) => (e.conflicts = (e.conflicts ?? 0) + 1) <= CONFLICT_RETRIES)) {
+		if (conflicts(error)) {
 			// Postgres rolled the statement back to break a deadlock with another commit (another batch of this
-			// node's, or another node's): nothing of it was written, and it goes again as it is.
-			return batch;
+			// node's, or another node's): nothing of it was written, and it goes again as it is, a few times.
+			for (const entry of batch) entry.conflicts = (entry.conflicts ?? 0) + 1;
+			if (batch.every((entry) => (entry.conflicts ?? 0) <= CONFLICT_RETRIES)) return batch;
 		}
 		if (error instanceof messages.WritersRefused) {
 			// Removed (or made read-only) while the update waited: it is written nowhere (docs/security.md).

@@ -62,8 +62,14 @@ export const isPictured = (path: string): boolean => KEPT_PATH.test(path);
  * image shown from the device) dies with its page: the next start would ask for it in vain, so it is left out too
  * (the box keeps its size).
  */
-function keepAttribute(name: string): boolean {
-	return !name.startsWith('on') && name !== 'id' && name !== 'data-testid' && name !== 'autofocus';
+function keepAttribute(name: string, value: string): boolean {
+	return (
+		!name.startsWith('on') &&
+		name !== 'id' &&
+		name !== 'data-testid' &&
+		name !== 'autofocus' &&
+		!value.startsWith('blob:')
+	);
 }
 
 /** The app's markup of this page, as a picture to paint at the next start. */
@@ -90,7 +96,7 @@ function picture(root: HTMLElement): SavedPage | null {
 	const rooms: string[] = [];
 	for (const el of clone.querySelectorAll('*')) {
 		for (const { name, value } of [...el.attributes])
-			if (!keepAttribute(name) || value.startsWith('blob:')) el.removeAttribute(name);
+			if (!keepAttribute(name, value)) el.removeAttribute(name);
 		if (el instanceof HTMLInputElement || el instanceof HTMLTextAreaElement) el.removeAttribute('value');
 		const id = el.getAttribute('data-client-msg-id');
 		if (id) ids.push(id);
