@@ -3,9 +3,10 @@
  * statement, as at a low rate): the seed design's `INSERT … ON CONFLICT (client_msg_id) DO NOTHING`, our durable
  * append (`chat_durable_append`: the log entry and the mirror row), and our checked append (`chat_checked_append`:
  * the same, with the writer's membership locked and read first), alternating over ROUNDS rounds of N statements
- * each on a throwaway database. Reports p50/p90/p99 in ms: the share of the seed's p50 gap that is Postgres's.
- * The checked append as migrations/0009 wrote it (the lock, then a second statement to read the memberships) runs
- * too, under another name, as the baseline of migrations/0014.
+ * each (in a new order each round) on a throwaway database. Reports p50/p90/p99 in ms: the share of the seed's p50 gap that is Postgres's.
+ * ROOMS (100) rooms of ten members each fill the memberships table as at the goal-1 load.
+ * SYNCHRONOUS_COMMIT=off leaves out the wait for the commit's flush: Postgres's own work per statement.
+ * The checked append as migrations/0014 wrote it runs too, under another name, as the baseline of 0016.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -20,73 +21,91 @@ import { envNumber, fmt, percentile } from './harness.ts';
 
 const N = envNumber('N', 400);
 const ROUNDS = envNumber('ROUNDS', 5);
+const ROOMS = envNumber('ROOMS', 100);
+/** off: Postgres's work alone, without the wait for the commit's flush (the disk's share, which the seed pays too). */
+const SYNC = process.env.SYNCHRONOUS_COMMIT ?? 'on';
 const CONTENT = 'a message of about the length people write in a team chat';
 
 const name = `bench_append_${randomUUID().replaceAll('-', '').slice(0, 12)}`;
+if (!['on', 'off'].includes(SYNC)) throw new Error(`SYNCHRONOUS_COMMIT: expected on or off, got "${SYNC}"`);
 await admin(`CREATE DATABASE ${name}`);
+await admin(`ALTER DATABASE ${name} SET synchronous_commit = ${SYNC}`);
 const url = new URL(adminUrl);
 url.pathname = `/${name}`;
 const db = await openPostgres(url.toString(), 1, createLogger('silent'));
 try {
 	await migrate(db);
-	const room = randomUUID();
-	const user = randomUUID();
-	await db.query(`INSERT INTO users (id, name, password_hash) VALUES ($1, 'u', 'x')`, [user]);
-	await db.query(`INSERT INTO rooms (id, name, is_group, created_by) VALUES ($1, 'r', true, $2)`, [
-		room,
-		user,
-	]);
-	await db.query(`INSERT INTO memberships (room_id, user_id, role) VALUES ($1, $2, 'member')`, [room, user]);
+	// ROOMS rooms of ten members, as at the goal-1 load (1,000 memberships by default): each statement is the next
+	// member's of the first room. The size of the memberships table is part of what a membership check costs.
+	const members = Array.from({ length: ROOMS * 10 }, () => randomUUID());
+	const roomIds = Array.from({ length: ROOMS }, () => randomUUID());
+	const room = roomIds[0] as string;
+	let turn = 0;
+	const nextMember = () => members[turn++ % 10] as string;
+	await db.query(
+		`INSERT INTO users (id, name, password_hash)
+		 SELECT id, 'u' || i, 'x' FROM unnest($1::uuid[]) WITH ORDINALITY AS t (id, i)`,
+		[members],
+	);
+	await db.query(
+		`INSERT INTO rooms (id, name, is_group, created_by) SELECT id, 'r', true, $2 FROM unnest($1::uuid[]) id`,
+		[roomIds, members[0]],
+	);
+	await db.query(
+		`INSERT INTO memberships (room_id, user_id, role)
+		 SELECT ($1::uuid[])[1 + (i - 1) / 10], id, 'member' FROM unnest($2::uuid[]) WITH ORDINALITY AS t (id, i)`,
+		[roomIds, members],
+	);
+	await db.query('ANALYZE');
 	// The seed's table, as bench/targets/seed-socketio.ts creates it.
 	await db.query(`CREATE TABLE seed_messages (
 		client_msg_id uuid PRIMARY KEY, room_id uuid NOT NULL, sender_id uuid NOT NULL, content text NOT NULL,
 		created_at timestamptz NOT NULL DEFAULT now())`);
 	const update = new Uint8Array(120).fill(7);
-	const event = () => ({
-		kind: 'message' as const,
-		clientMsgId: randomUUID(),
-		senderId: user,
-		content: CONTENT,
-		createdAt: new Date().toISOString(),
-	});
+	/** One message of the next member, as the server appends it: with its writer to check, or without. */
+	const append = (q: Queryable, checked: boolean) => {
+		const member = nextMember();
+		const event = {
+			kind: 'message' as const,
+			clientMsgId: randomUUID(),
+			senderId: member,
+			content: CONTENT,
+			createdAt: new Date().toISOString(),
+		};
+		const writer = checked ? { writer: { roomId: room, userId: member } } : {};
+		return messages.durableAppend(
+			q,
+			[{ roomId: room, event }],
+			[{ name: `room:${room}`, update, ...writer }],
+		);
+	};
 	const statements: Record<string, () => Promise<unknown>> = {
 		'seed INSERT': () =>
 			db.query(
 				`INSERT INTO seed_messages (client_msg_id, room_id, sender_id, content) VALUES ($1, $2, $3, $4)
 				 ON CONFLICT (client_msg_id) DO NOTHING`,
-				[randomUUID(), room, user, CONTENT],
+				[randomUUID(), room, nextMember(), CONTENT],
 			),
-		'our append': () =>
-			messages.durableAppend(db, [{ roomId: room, event: event() }], [{ name: `room:${room}`, update }]),
-		'our checked append': () =>
-			messages.durableAppend(
-				db,
-				[{ roomId: room, event: event() }],
-				[{ name: `room:${room}`, update, writer: { roomId: room, userId: user } }],
-			),
+		'our append': () => append(db, false),
+		'our checked append': () => append(db, true),
 	};
-	// migrations/0009's chat_checked_append under another name, for the comparison only.
-	const in0009 = fs.readFileSync(path.join(migrationsDir, '0009_message_attachments.sql'), 'utf8');
-	const previous = /CREATE FUNCTION chat_checked_append\([\s\S]*?\n\$\$;/.exec(in0009)?.[0];
-	if (!previous) throw new Error('migrations/0009 no longer holds chat_checked_append');
-	await db.query(previous.replace('chat_checked_append(', 'bench_checked_append_0009('));
+	// migrations/0014's chat_checked_append under another name, as the baseline of 0016.
+	const in0014 = fs.readFileSync(path.join(migrationsDir, '0014_checked_append_one_statement.sql'), 'utf8');
+	const previous = /CREATE OR REPLACE FUNCTION chat_checked_append\([\s\S]*?\n\$\$;/.exec(in0014)?.[0];
+	if (!previous) throw new Error('migrations/0014 no longer holds chat_checked_append');
+	await db.query(previous.replace('chat_checked_append(', 'bench_checked_append_0014('));
 	// The same call as the server's, to that function: durableAppend needs nothing of the database but `query`.
-	const as0009: Queryable = {
+	const as0014: Queryable = {
 		query: <Row>(text: string, values?: unknown[]) =>
-			db.query<Row>(text.replace('chat_checked_append(', 'bench_checked_append_0009('), values),
+			db.query<Row>(text.replace('chat_checked_append(', 'bench_checked_append_0014('), values),
 		exec: (sql) => db.exec(sql),
 	};
-	statements['our checked append, as in 0009'] = () =>
-		messages.durableAppend(
-			as0009,
-			[{ roomId: room, event: event() }],
-			[{ name: `room:${room}`, update, writer: { roomId: room, userId: user } }],
-		);
-	const latencies = new Map<string, number[]>();
+	statements['our checked append, as in 0014'] = () => append(as0014, true);
+	const latencies = new Map(Object.keys(statements).map((label) => [label, [] as number[]]));
 	for (let round = 0; round < ROUNDS; round++)
-		for (const [label, run] of Object.entries(statements)) {
-			const list = latencies.get(label) ?? [];
-			latencies.set(label, list);
+		// A new order each round: the statement that runs right after another is not always the same one.
+		for (const [label, run] of Object.entries(statements).sort(() => Math.random() - 0.5)) {
+			const list = latencies.get(label) as number[];
 			for (let i = 0; i < N; i++) {
 				const started = performance.now();
 				await run();
@@ -97,7 +116,9 @@ try {
 		(latencies.get('seed INSERT') ?? []).sort((a, b) => a - b),
 		50,
 	);
-	console.log(`${ROUNDS} alternating rounds of ${N} statements each, one connection:\n`);
+	console.log(
+		`${ROUNDS} alternating rounds of ${N} statements each, one connection, synchronous_commit ${SYNC}:\n`,
+	);
 	console.log('| statement | p50 ms | ×seed | p90 ms | p99 ms |\n| --- | --- | --- | --- | --- |');
 	for (const [label, list] of latencies) {
 		list.sort((a, b) => a - b);

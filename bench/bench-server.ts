@@ -6,9 +6,11 @@
  * (`{"scratchAwareness":true}` measures the server without that patch's option: see docs/benchmarks.md), and
  * BENCH_STAGES=<dir> times each update through the server's stages (bench/stage-clock.ts), and BENCH_SQL runs one
  * statement after the migrations (`ALTER INDEX messages_tsv_idx SET (fastupdate = on)` measures the database as it
- * was before migrations/0015). Only the benchmarks start it; `npm start` always validates and relays after the
- * commit.
+ * was before migrations/0015), or with `@<file>` the statement in that file
+ * (`@migrations/0014_checked_append_one_statement.sql`: the checked append as it was before 0016). Only the
+ * benchmarks start it; `npm start` always validates and relays after the commit.
  */
+import fs from 'node:fs';
 import * as Y from 'yjs';
 import { startApp } from '../server/app.ts';
 import { configuredValidation, type UpdatePath } from '../server/collab/collab.ts';
@@ -53,7 +55,10 @@ const updatePath: UpdatePath = (parts) => {
 
 const config = parseConfig(process.env);
 const app = await startApp(config, createLogger(config.LOG_LEVEL), { updatePath });
-if (process.env.BENCH_SQL) await app.db.query(process.env.BENCH_SQL);
+const benchSql = process.env.BENCH_SQL?.startsWith('@')
+	? fs.readFileSync(process.env.BENCH_SQL.slice(1), 'utf8')
+	: process.env.BENCH_SQL;
+if (benchSql) await app.db.query(benchSql);
 if (process.env.BENCH_HOCUSPOCUS)
 	Object.assign(app.collab.hocuspocus.configuration, JSON.parse(process.env.BENCH_HOCUSPOCUS) as object);
 process.once('SIGTERM', () => {

@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../../server/config.ts';
 import * as documents from '../../server/data/documents.ts';
 import * as messages from '../../server/data/messages.ts';
+import * as rooms from '../../server/data/rooms.ts';
+import * as users from '../../server/data/users.ts';
 import { openDb, type Db, type Queryable } from '../../server/db/index.ts';
 import { migrate } from '../../server/db/migrate.ts';
 import { createLogger } from '../../server/log.ts';
@@ -83,6 +85,93 @@ describeEachBackend('the durable append of a batch', (backend) => {
 		expect(taken).toEqual(new Set([`${room.roomId} ${owned!.client_msg_id}`]));
 		expect(await rowsOf()).toEqual(before.rows);
 		expect(await logged()).toEqual(before.log);
+	});
+
+	it('takes one message alone: a re-send is logged without a second row, its id is refused to another', async () => {
+		const alone = message('alone in its batch');
+		const append = (event: RoomEvent, update: number) =>
+			messages.durableAppend(
+				db,
+				[{ roomId: room.roomId, event }],
+				[
+					{
+						name: name(),
+						update: new Uint8Array([update]),
+						writer: { roomId: room.roomId, userId: room.userId },
+					},
+				],
+			);
+		const before = { rows: await rowsOf(), log: await logged() };
+		expect(await append(alone, 5)).toEqual(new Set());
+		// A re-send: logged again, no second row.
+		expect(await append(alone, 6)).toEqual(new Set());
+		expect(await rowsOf()).toEqual([...before.rows, { client_msg_id: alone.clientMsgId, deleted_at: null }]);
+		expect(await logged()).toEqual([...before.log, [5], [6]]);
+
+		// The same id as another kind of event, or from another sender: refused, nothing written.
+		const reaction: RoomEvent = {
+			kind: 'reaction',
+			clientMsgId: alone.clientMsgId,
+			senderId: room.userId,
+			targetId: alone.clientMsgId,
+			emoji: '+1',
+			createdAt: new Date().toISOString(),
+		};
+		const other = await users.create(db, `other_${randomUUID().slice(0, 8)}`, 'x');
+		await rooms.addMembers(db, room.roomId, [{ userId: other.id, role: 'member' }]);
+		const stolen = { ...message('not the original', other.id), clientMsgId: alone.clientMsgId };
+		const taken = new Set([`${room.roomId} ${alone.clientMsgId}`]);
+		expect(await append(reaction, 7)).toEqual(taken);
+		expect(
+			await messages.durableAppend(
+				db,
+				[{ roomId: room.roomId, event: stolen }],
+				[{ name: name(), update: new Uint8Array([8]), writer: { roomId: room.roomId, userId: other.id } }],
+			),
+		).toEqual(taken);
+		expect(await rowsOf()).toHaveLength(before.rows.length + 1);
+		expect(await logged()).toEqual([...before.log, [5], [6]]);
+	});
+
+	it('writes nothing for a writer without a writing membership, alone or beside others, and names them', async () => {
+		const member = await users.create(db, `member_${randomUUID().slice(0, 8)}`, 'x');
+		const reader = await users.create(db, `reader_${randomUUID().slice(0, 8)}`, 'x');
+		const stranger = await users.create(db, `stranger_${randomUUID().slice(0, 8)}`, 'x');
+		await rooms.addMembers(db, room.roomId, [
+			{ userId: member.id, role: 'member' },
+			{ userId: reader.id, role: 'readonly' },
+		]);
+		const before = { rows: await rowsOf(), log: await logged() };
+		const append = (...writers: string[]) =>
+			messages.durableAppend(
+				db,
+				writers.map((userId) => ({ roomId: room.roomId, event: message(`from ${userId}`, userId) })),
+				writers.map((userId, i) => ({
+					name: name(),
+					update: new Uint8Array([20 + i]),
+					writer: { roomId: room.roomId, userId },
+				})),
+			);
+		const refusal = (...writers: string[]) =>
+			append(...writers).then(
+				() => 'stored',
+				(error: unknown) => (error instanceof messages.WritersRefused ? error.refused : error),
+			);
+		const key = (userId: string) => `${room.roomId} ${userId}`;
+		expect(await refusal(stranger.id)).toEqual(new Map([[key(stranger.id), null]]));
+		expect(await refusal(reader.id)).toEqual(new Map([[key(reader.id), 'readonly']]));
+		expect(await refusal(member.id, reader.id, stranger.id)).toEqual(
+			new Map([
+				[key(reader.id), 'readonly'],
+				[key(stranger.id), null],
+			]),
+		);
+		expect(await rowsOf()).toEqual(before.rows);
+		expect(await logged()).toEqual(before.log);
+		// Several updates of one writer in a batch: that writer is checked once, and all of it is written.
+		expect(await append(member.id, member.id)).toEqual(new Set());
+		expect(await rowsOf()).toHaveLength(before.rows.length + 2);
+		expect(await logged()).toEqual([...before.log, [20], [21]]);
 	});
 
 	it('marks a deleted message and its edits, also an edit that arrives after the delete', async () => {

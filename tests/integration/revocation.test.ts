@@ -454,7 +454,7 @@ describe.skipIf(!canRunCluster)('an access token that expires on an open socket'
  * The rule for an update in flight at the moment of removal (docs/security.md): it is stored if its durable append
  * commits before the removal, and written nowhere if after. Shown here against Postgres with the removal (or the
  * role change) held open in a transaction of its own while the append runs: the append's row lock waits for it, and
- * must then see the membership as the change left it (migrations/0014 reads it in the same statement as the lock).
+ * must then see the membership as the change left it (migrations/0016 reads it with the lock, in one statement).
  */
 describe.skipIf(!inject('postgresAdminUrl'))('an append racing a membership change', () => {
 	/** Ana (owner) and Ben (member) in a room: runs `change` to Ben's membership in an open transaction, then Ben's append. */
