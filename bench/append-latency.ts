@@ -14,7 +14,7 @@ import path from 'node:path';
 import * as messages from '../server/data/messages.ts';
 import { openPostgres } from '../server/db/postgres.ts';
 import { migrate, migrationsDir } from '../server/db/migrate.ts';
-import type { Queryable } from '../server/db/types.ts';
+import type { Queryable, QueryOptions } from '../server/db/types.ts';
 import { createLogger } from '../server/log.ts';
 import { admin, adminUrl } from './common.ts';
 import { envNumber, fmt, percentile } from './harness.ts';
@@ -96,8 +96,10 @@ try {
 	await db.query(previous.replace('chat_checked_append(', 'bench_checked_append_0014('));
 	// The same call as the server's, to that function: durableAppend needs nothing of the database but `query`.
 	const as0014: Queryable = {
-		query: <Row>(text: string, values?: unknown[]) =>
-			db.query<Row>(text.replace('chat_checked_append(', 'bench_checked_append_0014('), values),
+		query: <Row>(text: string, values?: unknown[], options?: QueryOptions) =>
+			db.query<Row>(text.replace('chat_checked_append(', 'bench_checked_append_0014('), values, {
+				prepared: options?.prepared && `${options.prepared}_0014`,
+			}),
 		exec: (sql) => db.exec(sql),
 	};
 	statements['our checked append, as in 0014'] = () => append(as0014, true);

@@ -59,13 +59,15 @@ export async function durableAppend(
 	];
 	try {
 		if (writers.length === 0) {
-			await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args);
+			await db.query(`SELECT chat_durable_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args, {
+				prepared: 'chat_durable_append',
+			});
 		} else {
-			await db.query(`SELECT chat_checked_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, [
-				writers.map((w) => w.roomId),
-				writers.map((w) => w.userId),
-				...args,
-			]);
+			await db.query(
+				`SELECT chat_checked_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+				[writers.map((w) => w.roomId), writers.map((w) => w.userId), ...args],
+				{ prepared: 'chat_checked_append' },
+			);
 		}
 		return new Set();
 	} catch (error) {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import type { Db, Queryable, QueryResult } from './types.ts';
+import type { Db, Queryable, QueryOptions, QueryResult } from './types.ts';
 
 /**
  * Bounds on every round trip to Postgres (docs/operations.md, "Timeouts"). A node cut off from its database (a
@@ -26,15 +26,22 @@ function connectionBroken(error: unknown): boolean {
 	return /Query read timeout|Connection terminated|timeout exceeded when trying to connect/i.test(message);
 }
 
-async function query<Row>(client: pg.Pool | pg.ClientBase, sql: string, params?: unknown[]) {
-	const result = await client.query(sql, params as unknown[]);
+async function query<Row>(
+	client: pg.Pool | pg.ClientBase,
+	sql: string,
+	params?: unknown[],
+	options?: QueryOptions,
+) {
+	const result = await (options?.prepared
+		? client.query({ name: options.prepared, text: sql, values: params })
+		: client.query(sql, params as unknown[]));
 	return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 } satisfies QueryResult<Row>;
 }
 
 /** One connection (in a transaction) as a Queryable. */
 function queryable(client: pg.ClientBase): Queryable {
 	return {
-		query: (sql, params) => query(client, sql, params),
+		query: (sql, params, options) => query(client, sql, params, options),
 		async exec(sql) {
 			await client.query(sql);
 		},
@@ -60,7 +67,7 @@ export function openPostgres(url: string, poolSize: number, log: Logger): Db {
 
 	return {
 		kind: 'postgres',
-		query: (sql, params) => query(pool, sql, params),
+		query: (sql, params, options) => query(pool, sql, params, options),
 		async exec(sql) {
 			await pool.query(sql);
 		},

@@ -4,8 +4,21 @@ export interface QueryResult<Row> {
 	rowCount: number;
 }
 
+export interface QueryOptions {
+	/**
+	 * Names the statement so that Postgres parses and plans it once per connection and later calls only bind and
+	 * run it (node-postgres keeps the name per connection). For the hot statements with a fixed text; PGlite runs
+	 * in-process and ignores it.
+	 */
+	prepared?: string;
+}
+
 export interface Queryable {
-	query<Row = Record<string, unknown>>(sql: string, params?: unknown[]): Promise<QueryResult<Row>>;
+	query<Row = Record<string, unknown>>(
+		sql: string,
+		params?: unknown[],
+		options?: QueryOptions,
+	): Promise<QueryResult<Row>>;
 	/** Runs a script of several statements without parameters (migrations). */
 	exec(sql: string): Promise<void>;
 }

@@ -258,3 +258,39 @@ describe.skipIf(!inject('postgresAdminUrl'))('compaction while another node appe
 		}
 	}, 60_000);
 });
+
+describe.skipIf(!inject('postgresAdminUrl'))('the append statement on Postgres', () => {
+	it('is prepared once per connection, so each message only binds and runs it', async () => {
+		const pgdb = await createTestDatabase();
+		const db = await openDb(
+			parseConfig({ DATABASE_URL: pgdb.url, DATABASE_POOL_SIZE: '1' }),
+			createLogger('silent'),
+		);
+		try {
+			await migrate(db);
+			const seeded = await seedRoom(db, 0);
+			const writer = { roomId: seeded.roomId, userId: seeded.userId };
+			for (const content of ['one', 'two']) {
+				const event: RoomEvent = {
+					kind: 'message',
+					clientMsgId: randomUUID(),
+					senderId: seeded.userId,
+					content,
+					createdAt: new Date().toISOString(),
+				};
+				await messages.durableAppend(
+					db,
+					[{ roomId: seeded.roomId, event }],
+					[{ name: `room:${seeded.roomId}`, update: new Uint8Array([1]), writer }],
+				);
+			}
+			// The pool's one connection: its prepared statements.
+			const { rows } = await db.query<{ name: string }>('SELECT name FROM pg_prepared_statements');
+			expect(rows.map((r) => r.name)).toContain('chat_checked_append');
+			expect((await db.query('SELECT 1 FROM messages WHERE room_id = $1', [seeded.roomId])).rowCount).toBe(2);
+		} finally {
+			await db.close();
+			await pgdb.drop();
+		}
+	}, 60_000);
+});
