@@ -148,6 +148,7 @@ export class Collab {
 	readonly #devices: Devices;
 	readonly #channels: UserChannels;
 	#closed = false;
+	readonly #readReceipts: ReadReceipts;
 
 	readonly #connectionsPerIp: RateLimiter;
 	/** Every frame a socket sends counts, whatever it is (finding 8 of docs/security.md). */
@@ -194,6 +195,7 @@ export class Collab {
 		const rooms = roomExtensions({ ...deps, onAccepted: (accepted) => activity.accepted(accepted) });
 		this.#compaction = rooms.compaction;
 		const readReceipts = new ReadReceipts(deps.db, deps.log, deps.bus);
+		this.#readReceipts = readReceipts;
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			...hocuspocusSettings,
 			// Room logins waiting for their answer: the frame budget bounds them, and each gets an answer from
@@ -326,6 +328,7 @@ export class Collab {
 			await new Promise((resolve) => setTimeout(resolve, 20));
 		}
 		await this.#compaction.flush();
+		await this.#readReceipts.flush();
 		this.#channels.close();
 		this.#devices.close();
 		this.#reclaim.close();

@@ -1,20 +1,43 @@
 import type { MemberReadPosition } from '#protocol/stateless.ts';
 import type { Queryable } from '../db/index.ts';
 
+/** A member's read position in a room, as `advanceAll` takes and returns it. */
+export interface RoomReadPosition extends MemberReadPosition {
+	roomId: string;
+}
+
 /**
- * Moves a member's read position forward; a position at or before the stored one changes nothing (another
- * device got further already). Returns whether it moved.
+ * Moves members' read positions forward, any number of rooms and members in one statement (one per room and
+ * member); a position at or before the stored one changes nothing (another device got further already). Returns
+ * the positions that moved.
  */
-export async function advance(db: Queryable, roomId: string, position: MemberReadPosition): Promise<boolean> {
-	const { rows } = await db.query(
-		`INSERT INTO read_positions (room_id, user_id, last_read_at, last_read_id) VALUES ($1, $2, $3, $4)
+export async function advanceAll(db: Queryable, positions: RoomReadPosition[]): Promise<RoomReadPosition[]> {
+	if (positions.length === 0) return [];
+	const { rows } = await db.query<{
+		room_id: string;
+		user_id: string;
+		last_read_at: Date;
+		last_read_id: string;
+	}>(
+		`INSERT INTO read_positions (room_id, user_id, last_read_at, last_read_id)
+		 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[])
 		 ON CONFLICT (room_id, user_id) DO UPDATE
 		   SET last_read_at = excluded.last_read_at, last_read_id = excluded.last_read_id, updated_at = now()
 		   WHERE (excluded.last_read_at, excluded.last_read_id) > (read_positions.last_read_at, read_positions.last_read_id)
-		 RETURNING 1`,
-		[roomId, position.userId, position.at, position.clientMsgId],
+		 RETURNING room_id, user_id, last_read_at, last_read_id`,
+		[
+			positions.map((p) => p.roomId),
+			positions.map((p) => p.userId),
+			positions.map((p) => p.at),
+			positions.map((p) => p.clientMsgId),
+		],
 	);
-	return rows.length > 0;
+	return rows.map((r) => ({
+		roomId: r.room_id,
+		userId: r.user_id,
+		at: new Date(r.last_read_at).toISOString(),
+		clientMsgId: r.last_read_id,
+	}));
 }
 
 /** The read positions of a room's current members. */

@@ -51,6 +51,8 @@ export interface TestClient {
 	ackedAt: Map<string, number>;
 	/** Members' read positions as the server last reported them, by user id. */
 	reads: Map<string, { at: string; clientMsgId: string }>;
+	/** Each `reads` message received, in order: the readers it named. */
+	readMessages: string[][];
 	/** Reports a read position (a `read` stateless message). */
 	read(position: { at: string; clientMsgId: string } | null): void;
 	destroy(): void;
@@ -78,6 +80,7 @@ export function connect(
 	const authFailure = new Promise<string>((resolve) => (failed = resolve));
 	let lastProvider: HocuspocusProvider | undefined;
 	const reads = new Map<string, { at: string; clientMsgId: string }>();
+	const readMessages: string[][] = [];
 	// The transport as a test sees it: refused logins and read positions are noted on the way through.
 	const transport: Transport = {
 		open(room, doc, events) {
@@ -89,8 +92,10 @@ export function connect(
 				},
 				stateless: (payload) => {
 					const message = serverStateless.safeParse(JSON.parse(payload));
-					if (message.success && message.data.type === 'reads')
+					if (message.success && message.data.type === 'reads') {
 						for (const { userId: reader, ...position } of message.data.reads) reads.set(reader, position);
+						readMessages.push(message.data.reads.map((r) => r.userId));
+					}
 					events.stateless(payload);
 				},
 			});
@@ -158,6 +163,7 @@ export function connect(
 		acked: sync.acked,
 		ackedAt,
 		reads,
+		readMessages,
 		read: (position) => sync.link?.sendStateless(JSON.stringify({ type: 'read', position })),
 		synced: (timeoutMs = 10_000) =>
 			waitFor(

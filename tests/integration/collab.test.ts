@@ -449,6 +449,8 @@ describeEachBackend('collaboration', (backend) => {
 			10_000,
 			'Ana to hear Ben read',
 		);
+		// Ben hears his own position once it is stored, with the room.
+		await waitFor(() => b.reads.get(ben.user.id)?.clientMsgId === sent[1]!.clientMsgId, 10_000, 'Ben');
 		expect(b.reads.get(ben.user.id)).toEqual(at(sent[1]!));
 		// Going back changes nothing; a second device of Ben's gets his position on its first `read`.
 		b.read(at(sent[0]!));
@@ -462,6 +464,34 @@ describeEachBackend('collaboration', (backend) => {
 			[room.id, ben.user.id],
 		);
 		expect(stored.rows.map((r) => r.last_read_id)).toEqual([sent[1]!.clientMsgId]);
+	});
+
+	it('writes the positions reported together in one go, and tells the room in one message', async () => {
+		const ana = await server.api.register('ana');
+		const readers = await Promise.all(['ben', 'cy', 'dee'].map((name) => server.api.register(name)));
+		const room = await server.api.createGroup(
+			ana.accessToken,
+			readers.map((r) => r.user.id),
+		);
+		const a = open(room.id, ana.accessToken, ana.user.id);
+		const message = a.send('read by everyone at once');
+		const others = readers.map((r) => open(room.id, r.accessToken, r.user.id));
+		await Promise.all([a, ...others].map((c) => c.synced()));
+		// Ana's first read is answered with every position (none yet); what follows is what moved.
+		a.read(null);
+		await waitFor(() => a.readMessages.length === 1, 10_000, 'the positions for Ana');
+		for (const c of others) c.read({ at: message.createdAt, clientMsgId: message.clientMsgId });
+		await waitFor(() => a.reads.size === readers.length, 10_000, 'Ana to hear all three read');
+		// One message per batch instead of one per reader: three reads within a quarter second are one batch (two
+		// if the machine stalled in between).
+		const told = a.readMessages.slice(1);
+		expect(told.flat().sort()).toEqual(readers.map((r) => r.user.id).sort());
+		expect(told.length).toBeLessThan(readers.length);
+		const stored = await server.app.db.query<{ user_id: string }>(
+			'SELECT user_id FROM read_positions WHERE room_id = $1 AND last_read_id = $2',
+			[room.id, message.clientMsgId],
+		);
+		expect(stored.rows.map((r) => r.user_id).sort()).toEqual(readers.map((r) => r.user.id).sort());
 	});
 
 	it('exports a room as JSONL and RFC 4180 CSV, to members only', async () => {
