@@ -101,7 +101,8 @@ export class ReadReceipts implements Extension, HandlesStateless {
 		clearTimeout(this.#timer);
 		this.#timer = undefined;
 		if (this.#pending.size === 0) return;
-		const batch = [...this.#pending.values()];
+		// In key order: two batches in flight at once lock their rows in the same order, so never deadlock.
+		const batch = [...this.#pending.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([, read]) => read);
 		this.#pending.clear();
 		try {
 			const moved = await reads.advanceAll(
