@@ -3,10 +3,10 @@
  * statement, as at a low rate): the seed design's `INSERT … ON CONFLICT (client_msg_id) DO NOTHING`, our durable
  * append (`chat_durable_append`: the log entry and the mirror row), and our checked append (`chat_checked_append`:
  * the same, with the writer's membership locked and read first), alternating over ROUNDS rounds of N statements
- * each (in a new order each round) on a throwaway database. Reports p50/p90/p99 in ms: the share of the seed's p50 gap that is Postgres's.
- * ROOMS (100) rooms of ten members each fill the memberships table as at the goal-1 load.
- * SYNCHRONOUS_COMMIT=off leaves out the wait for the commit's flush: Postgres's own work per statement.
- * The checked append as migrations/0014 wrote it runs too, under another name, as the baseline of 0016.
+ * each, in a new order each round, on a throwaway database. Reports p50/p90/p99 in ms: the share of the seed's p50
+ * gap that is Postgres's. ROOMS (100) rooms of ten members each fill the memberships table as at the goal-1 load;
+ * SYNCHRONOUS_COMMIT=off leaves out the wait for the commit's flush (Postgres's own work per statement). The checked
+ * append as migrations/0014 wrote it runs too, under another name, as the baseline of 0016.
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -106,7 +106,7 @@ try {
 	const latencies = new Map(Object.keys(statements).map((label) => [label, [] as number[]]));
 	for (let round = 0; round < ROUNDS; round++)
 		// A new order each round: the statement that runs right after another is not always the same one.
-		for (const [label, run] of Object.entries(statements).sort(() => Math.random() - 0.5)) {
+		for (const [label, run] of shuffled(Object.entries(statements))) {
 			const list = latencies.get(label) as number[];
 			for (let i = 0; i < N; i++) {
 				const started = performance.now();
@@ -132,4 +132,14 @@ try {
 } finally {
 	await db.close();
 	await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
+/** A uniformly random order of `items` (Fisher–Yates). */
+function shuffled<T>(items: T[]): T[] {
+	const out = [...items];
+	for (let i = out.length - 1; i > 0; i--) {
+		const j = Math.floor(Math.random() * (i + 1));
+		[out[i], out[j]] = [out[j] as T, out[i] as T];
+	}
+	return out;
 }
