@@ -26,6 +26,8 @@ export interface Mix {
 	reopenMeanMs: number;
 	/** A message not acknowledged this long after it was written counts as an error (ms). */
 	ackTimeoutMs: number;
+	/** Each user also opens their user channel on the same socket, as the web client does (ours). */
+	userChannels: boolean;
 }
 
 export type ToCapacityGenerator =
@@ -43,6 +45,8 @@ export type FromCapacityGenerator =
 			errors: string[];
 			sent: number;
 			reopened: number;
+			/** Messages the user channels received in the window, by type. */
+			channel: Record<string, number>;
 			cpuMs: number;
 			loopDelayMaxMs: number;
 	  };
@@ -65,6 +69,7 @@ let recording: {
 	errors: string[];
 	sent: number;
 	reopened: number;
+	channel: Record<string, number>;
 	cpu: NodeJS.CpuUsage;
 } | null = null;
 const loop = monitorEventLoopDelay({ resolution: 10 });
@@ -168,8 +173,19 @@ function thinConnection(
 		spec.url,
 		`room:${spec.room}`,
 		spec.token,
-		{ message: onMessage, acked, failed: (reason) => error(`${spec.target} user ${spec.index}: ${reason}`) },
-		{ doc: user.doc, unconfirmed: new Set(user.unacked.keys()) },
+		{
+			message: onMessage,
+			acked,
+			failed: (reason) => error(`${spec.target} user ${spec.index}: ${reason}`),
+			channel: (type) => {
+				if (recording) recording.channel[type] = (recording.channel[type] ?? 0) + 1;
+			},
+		},
+		{
+			doc: user.doc,
+			unconfirmed: new Set(user.unacked.keys()),
+			...(mix.userChannels && spec.target.startsWith('ours') ? { userChannel: spec.userId } : {}),
+		},
 	);
 	return {
 		synced: () => client.synced,
@@ -253,11 +269,11 @@ process.on('message', (message: ToCapacityGenerator) => {
 		case 'begin':
 			loop.reset();
 			loop.enable();
-			recording = { latencies: [], errors: [], sent: 0, reopened: 0, cpu: process.cpuUsage() };
+			recording = { latencies: [], errors: [], sent: 0, reopened: 0, channel: {}, cpu: process.cpuUsage() };
 			break;
 		case 'end': {
 			if (!recording) throw new Error('end without begin');
-			const { latencies, errors, sent, reopened, cpu } = recording;
+			const { latencies, errors, sent, reopened, channel, cpu } = recording;
 			recording = null;
 			loop.disable();
 			let late = 0;
@@ -275,6 +291,7 @@ process.on('message', (message: ToCapacityGenerator) => {
 				errors,
 				sent,
 				reopened,
+				channel,
 				cpuMs: (used.user + used.system) / 1_000,
 				loopDelayMaxMs: loop.max / 1e6,
 			});

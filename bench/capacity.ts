@@ -4,9 +4,10 @@
  * pins it), the load generator on the other.
  *
  * Users are added in steps (START_USERS, then STEP_USERS more each step, up to MAX_USERS), in rooms of
- * ROOM_MEMBERS, each with the mix of bench/capacity-generator.ts: a message a minute (typed for 1.5 s first), presence
- * renewed every 15 s, read positions reported (ours), and the room opened again after 10 minutes on average (a
- * reconnect: login and the room's content fetched again). After each step's users connected and WARMUP_S passed,
+ * ROOM_MEMBERS, each with the mix of bench/capacity-generator.ts: a message a minute (typed for 1.5 s first),
+ * presence renewed every 15 s, read positions reported (ours), the user channel open beside the room (ours, as
+ * every signed-in web client has it; USER_CHANNELS=0 leaves it out), and the room opened again after 10 minutes on
+ * average (a reconnect: login and the room's content fetched again). After each step's users connected and WARMUP_S passed,
  * a window of WINDOW_S measures the latency of every delivery (from the writer's send to another member's receipt)
  * and counts errors: a user who could not connect or was disconnected, a message not acknowledged within 10 s.
  * The run of a target ends at the first step whose p99 passes 250 ms or that has an error; its capacity is the
@@ -54,6 +55,8 @@ const mix: Mix = {
 	readMs: envNumber('READ_MS', 10_000),
 	reopenMeanMs: envNumber('REOPEN_MEAN_MS', smoke ? 3_000 : 600_000),
 	ackTimeoutMs: 10_000,
+	// USER_CHANNELS=0 leaves out the user channel that every signed-in web client opens (to compare).
+	userChannels: process.env.USER_CHANNELS !== '0',
 };
 
 interface Step {
@@ -62,6 +65,8 @@ interface Step {
 	deliveriesPerSecond: number;
 	messagesPerSecond: number;
 	reopenedPerSecond: number;
+	/** Messages on the user channels per second, by type (ours). */
+	channelPerSecond: Record<string, number>;
 	p50Ms: number;
 	p99Ms: number;
 	errors: string[];
@@ -169,6 +174,10 @@ async function step(
 		deliveriesPerSecond: latencies.length / seconds,
 		messagesPerSecond: parts.reduce((a, p) => a + p.sent, 0) / seconds,
 		reopenedPerSecond: parts.reduce((a, p) => a + p.reopened, 0) / seconds,
+		channelPerSecond: perSecond(
+			parts.map((p) => p.channel),
+			seconds,
+		),
 		p50Ms: percentile(latencies, 50),
 		p99Ms,
 		errors: errors.slice(0, 20),
@@ -183,6 +192,14 @@ async function step(
 		profiles,
 		pass: latencies.length > 0 && p99Ms < P99_LIMIT_MS && errors.length === 0,
 	};
+}
+
+/** Sums counts by type over the generators, per second. */
+function perSecond(counts: Record<string, number>[], seconds: number): Record<string, number> {
+	const sum: Record<string, number> = {};
+	for (const c of counts)
+		for (const [type, n] of Object.entries(c)) sum[type] = (sum[type] ?? 0) + n / seconds;
+	return sum;
 }
 
 async function run(target: Target) {
@@ -203,6 +220,11 @@ async function run(target: Target) {
 			steps.push(s);
 			console.log(
 				`${target} ${s.users} users: ${fmt(s.messagesPerSecond, 0)} messages/s, ${fmt(s.deliveriesPerSecond, 0)} deliveries/s, ` +
+					(Object.keys(s.channelPerSecond).length > 0
+						? `user channels ${Object.entries(s.channelPerSecond)
+								.map(([type, n]) => `${type} ${fmt(n, 0)}/s`)
+								.join(' ')}, `
+						: '') +
 					`p50 ${fmt(s.p50Ms)} ms, p99 ${fmt(s.p99Ms)} ms, errors ${s.errors.length}, cores: server ${fmt(s.serverCores, 2)}, ` +
 					`generator ${fmt(s.generatorCores, 2)}, machine ${fmt(s.machineCores, 2)}; server loop delay p99/max ${fmt(s.serverLoopDelayP99Ms)}/${fmt(s.serverLoopDelayMaxMs)} ms, longest GC ${fmt(s.serverGcMaxMs)} ms; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL ${s.errors.slice(0, 3).join('; ')}`}`,
 			);
@@ -246,7 +268,7 @@ const seed = results.find((r) => r.target === 'seed');
 const bare = results.find((r) => r.target === 'bare');
 const ratio = (v: number, base: number | undefined) => (base ? `${fmt(v / base, 2)}×` : '–');
 const table = [
-	`Users added ${START_USERS} then ${STEP_USERS} a step up to ${MAX_USERS}, ${ROOM_MEMBERS} per room; each writes a message every ${mix.messageMs / 1000} s (typed first), renews presence every 15 s, reports reads, reopens its room every ${mix.reopenMeanMs / 60_000} min on average; ${WARMUP_S} s then a ${WINDOW_S}-s window per step; a step passes with p99 < ${P99_LIMIT_MS} ms and no error${pinning ? '; the server on one core, the generator on the other' : ' (not pinned: PIN=off)'}:`,
+	`Users added ${START_USERS} then ${STEP_USERS} a step up to ${MAX_USERS}, ${ROOM_MEMBERS} per room; each writes a message every ${mix.messageMs / 1000} s (typed first), renews presence every 15 s, reports reads${mix.userChannels ? ', has its user channel open (ours)' : ''}, reopens its room every ${mix.reopenMeanMs / 60_000} min on average; ${WARMUP_S} s then a ${WINDOW_S}-s window per step; a step passes with p99 < ${P99_LIMIT_MS} ms and no error${pinning ? '; the server on one core, the generator on the other' : ' (not pinned: PIN=off)'}:`,
 	'',
 	'| Target | users per core | ×bare | ×seed | users per GB of RSS | server cores used there | RSS MB there | p99 ms there | what ended it |',
 	'| --- | --- | --- | --- | --- | --- | --- | --- | --- |',

@@ -4,6 +4,9 @@
  * it asks for the room on connect (sync step 1 with an empty state vector), finds the ids of the messages in each
  * update the server relays, and writes its own messages from a private document that holds only what it wrote, so
  * each update it sends depends on nothing of anyone else's, as a real client's new message does.
+ *
+ * With `userChannel`, it also opens the user's channel (`user:<id>`, docs/protocol.md section 10) on the same
+ * socket, as every signed-in web client does, and counts what the server says there.
  */
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
@@ -28,10 +31,14 @@ export interface ThinEvents {
 	acked(clientMsgIds: string[]): void;
 	/** The connection was refused, or closed without being asked to. */
 	failed(reason: string): void;
+	/** A message on the user channel (its `type`: state, room, notify, presence…). */
+	channel?(type: string): void;
 }
 
 export class ThinClient {
 	readonly #name: string;
+	/** The user channel's document name, when this client opened one. */
+	readonly #channel: string | null;
 	readonly #ws: WebSocket;
 	readonly #doc: Y.Doc;
 	readonly #events: ThinEvents;
@@ -54,21 +61,29 @@ export class ThinClient {
 		documentName: string,
 		token: string,
 		events: ThinEvents,
-		{ doc, unconfirmed }: { doc: Y.Doc; unconfirmed: Set<string> },
+		{ doc, unconfirmed, userChannel }: { doc: Y.Doc; unconfirmed: Set<string>; userChannel?: string },
 	) {
+		this.#channel = userChannel ? `user:${userChannel}` : null;
 		this.#doc = doc;
 		this.#unconfirmed = unconfirmed;
 		this.#name = documentName;
 		this.#events = events;
 		this.#ws = new WebSocket(url);
 		this.#ws.binaryType = 'arraybuffer';
-		this.#ws.addEventListener('open', () =>
-			this.#send(Msg.Auth, (e) => {
-				encoding.writeVarUint(e, AUTH_TOKEN);
-				encoding.writeVarString(e, token);
-				encoding.writeVarString(e, '4.8.0');
-			}),
-		);
+		this.#ws.addEventListener('open', () => {
+			for (const name of [this.#name, this.#channel]) {
+				if (name === null) continue;
+				this.#send(
+					Msg.Auth,
+					(e) => {
+						encoding.writeVarUint(e, AUTH_TOKEN);
+						encoding.writeVarString(e, token);
+						encoding.writeVarString(e, '4.8.0');
+					},
+					name,
+				);
+			}
+		});
 		this.#ws.addEventListener('message', (event) => this.#receive(new Uint8Array(event.data as ArrayBuffer)));
 		this.#ws.addEventListener('close', (event) => {
 			if (!this.#closing) events.failed(`closed ${event.code} ${event.reason}`);
@@ -114,10 +129,10 @@ export class ThinClient {
 		this.#ws.close();
 	}
 
-	#send(type: number, body: (encoder: encoding.Encoder) => void): void {
+	#send(type: number, body: (encoder: encoding.Encoder) => void, name = this.#name): void {
 		if (this.#ws.readyState !== WebSocket.OPEN) return;
 		const encoder = encoding.createEncoder();
-		encoding.writeVarString(encoder, this.#name);
+		encoding.writeVarString(encoder, name);
 		encoding.writeVarUint(encoder, type);
 		body(encoder);
 		this.#ws.send(encoding.toUint8Array(encoder));
@@ -125,9 +140,10 @@ export class ThinClient {
 
 	#receive(frame: Uint8Array): void {
 		const decoder = decoding.createDecoder(frame);
-		decoding.readVarString(decoder);
+		const name = decoding.readVarString(decoder);
 		const type = decoding.readVarUint(decoder);
-		if (type === Msg.Sync) {
+		if (name === this.#channel) this.#receiveOnChannel(type, decoder);
+		else if (type === Msg.Sync) {
 			const step = decoding.readVarUint(decoder);
 			if (step === SYNC_UPDATE) {
 				const ids = new Set(latin1.decode(frame).match(STAMPED_ID));
@@ -169,6 +185,27 @@ export class ThinClient {
 			if (decoding.readVarUint(decoder) !== 1) return;
 			const confirms = this.#statuses.shift() ?? [];
 			if (!this.#acksById) this.#confirm(confirms);
+		}
+	}
+
+	/** The user channel: an empty read-only document; the server speaks on it in stateless messages. */
+	#receiveOnChannel(type: number, decoder: decoding.Decoder): void {
+		const name = this.#channel as string;
+		if (type === Msg.Auth) {
+			if (decoding.readVarUint(decoder) === AUTH_AUTHENTICATED) {
+				// What the web client's provider sends on any document it opens.
+				this.#send(
+					Msg.Sync,
+					(e) => {
+						encoding.writeVarUint(e, SYNC_STEP_1);
+						encoding.writeVarUint8Array(e, Y.encodeStateVector(new Y.Doc()));
+					},
+					name,
+				);
+			} else this.#events.failed(`user channel refused: ${decoding.readVarString(decoder)}`);
+		} else if (type === Msg.Stateless) {
+			const payload = JSON.parse(decoding.readVarString(decoder)) as { type?: string };
+			this.#events.channel?.(String(payload.type));
 		}
 	}
 
