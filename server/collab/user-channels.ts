@@ -9,16 +9,27 @@ import { notifies } from './activity.ts';
 import type { CollabContext } from './authentication.ts';
 import type { Devices } from './devices.ts';
 
-/** Changes to one room of one user within this window go out as one `room` message (a burst of messages). */
+/** Changes to one room within this window go out as one `room` message per user (a burst of messages). */
 const REFRESH_DELAY_MS = 50;
+
+/** What a channel keeps of one of its rooms (its members are the node's, in `RoomWatch`). */
+interface RoomEntry {
+	name: string | null;
+	isGroup: boolean;
+	notify: NotifyLevel;
+}
 
 /** What a node holds for a user with a channel open on it. */
 interface Channel {
 	connections: Set<Connection>;
-	/** The user's rooms as last sent: which rooms concern them, how each notifies them, and who is in each. */
-	rooms: Map<string, { name: string | null; isGroup: boolean; notify: NotifyLevel; members: Set<string> }>;
-	/** Rooms whose state is being re-read (coalesced per room). */
-	refreshing: Map<string, Promise<void>>;
+	/** The user's rooms as last sent: which rooms concern them and how each notifies them. */
+	rooms: Map<string, RoomEntry>;
+}
+
+/** A room that channels on this node show: who shows it, and who is in it (as last read). */
+interface RoomWatch {
+	watchers: Set<string>;
+	members: Set<string>;
 }
 
 /**
@@ -28,6 +39,9 @@ interface Channel {
  * Counts and summaries are always read from the database (the events only say which room to re-read), so a
  * missed or repeated event cannot make a count drift; the first message on every connection, and after this node
  * may have missed events, is the whole state. Only `notify` is driven by the event itself, once per message.
+ *
+ * The node indexes its channels by room and by member, so an event costs the channels it concerns, not every
+ * channel here; and the users of one room it must tell of a change are re-read together, in one statement.
  */
 export class UserChannels implements Extension {
 	readonly extensionName = 'user-channels';
@@ -37,6 +51,12 @@ export class UserChannels implements Extension {
 	readonly #bus: EventBus;
 	readonly #channels = new Map<string, Channel>();
 	readonly #byContext = new Map<CollabContext, Connection>();
+	/** The rooms the channels here show, by room id. */
+	readonly #rooms = new Map<string, RoomWatch>();
+	/** The rooms in `#rooms` each user is a member of, by user id (for presence). */
+	readonly #memberOf = new Map<string, Set<string>>();
+	/** Users whose view of a room is to be re-read, by room id, and the timer that will. */
+	readonly #pending = new Map<string, { users: Set<string>; timer: NodeJS.Timeout }>();
 
 	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
 		this.#db = deps.db;
@@ -57,7 +77,7 @@ export class UserChannels implements Extension {
 		const userId = context.user.id;
 		let channel = this.#channels.get(userId);
 		if (!channel) {
-			channel = { connections: new Set(), rooms: new Map(), refreshing: new Map() };
+			channel = { connections: new Set(), rooms: new Map() };
 			this.#channels.set(userId, channel);
 		}
 		channel.connections.add(connection);
@@ -74,7 +94,10 @@ export class UserChannels implements Extension {
 		this.#byContext.delete(context);
 		const channel = this.#channels.get(context.user.id);
 		if (!channel?.connections.delete(connection)) return;
-		if (channel.connections.size === 0) this.#channels.delete(context.user.id);
+		if (channel.connections.size === 0) {
+			this.#channels.delete(context.user.id);
+			for (const roomId of channel.rooms.keys()) this.#unwatch(roomId, context.user.id);
+		}
 		if (await this.#devices.disconnected(context.user.id)) await this.#announce(context.user.id);
 	}
 
@@ -85,10 +108,14 @@ export class UserChannels implements Extension {
 
 	/** Someone's presence may have changed: every channel here that shares a room with them hears which way. */
 	async #presence(userId: string): Promise<void> {
-		const audience = [...this.#channels.values()].filter((channel) =>
-			[...channel.rooms.values()].some((room) => room.members.has(userId)),
-		);
-		if (audience.length === 0) return;
+		const audience = new Set<Channel>();
+		for (const roomId of this.#memberOf.get(userId) ?? []) {
+			for (const watcher of this.#rooms.get(roomId)?.watchers ?? []) {
+				const channel = this.#channels.get(watcher);
+				if (channel) audience.add(channel);
+			}
+		}
+		if (audience.size === 0) return;
 		const online = await this.#devices.anyConnected(userId);
 		for (const channel of audience) this.#broadcast(channel, { type: 'presence', userId, online });
 	}
@@ -101,6 +128,47 @@ export class UserChannels implements Extension {
 		}
 		this.#channels.clear();
 		this.#byContext.clear();
+		for (const { timer } of this.#pending.values()) clearTimeout(timer);
+		this.#pending.clear();
+		this.#rooms.clear();
+		this.#memberOf.clear();
+	}
+
+	/** Who shows a room here: its watchers, and the room's members as just read. */
+	#watch(userId: string, room: rooms.RoomListItem): void {
+		let watch = this.#rooms.get(room.id);
+		if (!watch) {
+			watch = { watchers: new Set(), members: new Set() };
+			this.#rooms.set(room.id, watch);
+		}
+		watch.watchers.add(userId);
+		this.#setMembers(room.id, watch, new Set(room.members.map((m) => m.id)));
+	}
+
+	#unwatch(roomId: string, userId: string): void {
+		const watch = this.#rooms.get(roomId);
+		if (!watch?.watchers.delete(userId) || watch.watchers.size > 0) return;
+		this.#setMembers(roomId, watch, new Set());
+		this.#rooms.delete(roomId);
+	}
+
+	#setMembers(roomId: string, watch: RoomWatch, members: Set<string>): void {
+		for (const member of watch.members) {
+			if (members.has(member)) continue;
+			const of = this.#memberOf.get(member);
+			of?.delete(roomId);
+			if (of?.size === 0) this.#memberOf.delete(member);
+		}
+		for (const member of members) {
+			if (watch.members.has(member)) continue;
+			let of = this.#memberOf.get(member);
+			if (!of) {
+				of = new Set();
+				this.#memberOf.set(member, of);
+			}
+			of.add(roomId);
+		}
+		watch.members = members;
 	}
 
 	async #sendState(userId: string, connection: Connection): Promise<void> {
@@ -108,7 +176,10 @@ export class UserChannels implements Extension {
 			const list = await rooms.listFor(this.#db, userId);
 			const channel = this.#channels.get(userId);
 			if (!channel?.connections.has(connection)) return;
+			const shown = new Set(list.map((r) => r.id));
+			for (const roomId of channel.rooms.keys()) if (!shown.has(roomId)) this.#unwatch(roomId, userId);
 			channel.rooms = new Map(list.map((r) => [r.id, entryOf(r)]));
+			for (const room of list) this.#watch(userId, room);
 			const online = await this.#devices.onlineOf([
 				...new Set(list.flatMap((r) => r.members.map((m) => m.id))),
 			]);
@@ -126,7 +197,7 @@ export class UserChannels implements Extension {
 			case 'membership': {
 				const own = this.#channels.get(event.userId);
 				if (own && event.role === null) {
-					own.rooms.delete(event.roomId);
+					if (own.rooms.delete(event.roomId)) this.#unwatch(event.roomId, event.userId);
 					const reason = event.roomGone ? 'deleted' : event.by === event.userId ? 'left' : 'removed';
 					this.#broadcast(own, { type: 'room-removed', roomId: event.roomId, reason });
 				} else if (own) {
@@ -156,9 +227,10 @@ export class UserChannels implements Extension {
 					this.#refresh(event.userId, event.roomId);
 				return;
 			case 'activity':
-				for (const [userId, channel] of this.#channels) {
-					const room = channel.rooms.get(event.roomId);
-					if (!room) continue;
+				for (const userId of this.#rooms.get(event.roomId)?.watchers ?? []) {
+					const channel = this.#channels.get(userId);
+					const room = channel?.rooms.get(event.roomId);
+					if (!channel || !room) continue;
 					this.#refresh(userId, event.roomId);
 					if (userId === event.writer.id) continue;
 					for (const message of event.messages) {
@@ -183,34 +255,55 @@ export class UserChannels implements Extension {
 	}
 
 	#refreshMembers(roomId: string, except: string): void {
-		for (const [userId, channel] of this.#channels) {
-			if (userId !== except && channel.rooms.has(roomId)) this.#refresh(userId, roomId);
+		for (const userId of this.#rooms.get(roomId)?.watchers ?? []) {
+			if (userId !== except) this.#refresh(userId, roomId);
 		}
 	}
 
-	/** Re-reads one room for one user and sends it, at most once per REFRESH_DELAY_MS. */
+	/**
+	 * Re-reads one room for one user and sends it, at most once per REFRESH_DELAY_MS: the users of the room whose
+	 * refresh falls in the same window are read together.
+	 */
 	#refresh(userId: string, roomId: string): void {
-		const channel = this.#channels.get(userId);
-		if (!channel || channel.refreshing.has(roomId)) return;
-		const run = (async () => {
-			await new Promise((resolve) => setTimeout(resolve, REFRESH_DELAY_MS));
+		if (!this.#channels.has(userId)) return;
+		const pending = this.#pending.get(roomId);
+		if (pending) {
+			pending.users.add(userId);
+			return;
+		}
+		const users = new Set([userId]);
+		const timer = setTimeout(() => {
 			// Changes from here on start a new refresh.
-			channel.refreshing.delete(roomId);
-			const [room] = await rooms.listFor(this.#db, userId, roomId);
-			if (this.#channels.get(userId) !== channel) return;
-			// Gone: the membership event that removed it tells the channel, with the reason (left, removed,
-			// deleted); saying "removed" here would race it and could be wrong (a refresh found the room gone
-			// right after the user left it). A node that missed that event sends a whole new state later.
-			if (!room) return;
+			this.#pending.delete(roomId);
+			this.#reread(roomId, users).catch((error: unknown) => {
+				// The next change of the room, or the next connect, brings the state.
+				this.#log.warn({ err: error, roomId, users: users.size }, 'room state for user channels not read');
+			});
+		}, REFRESH_DELAY_MS);
+		this.#pending.set(roomId, { users, timer });
+	}
+
+	async #reread(roomId: string, users: Set<string>): Promise<void> {
+		const channels = new Map<string, Channel>();
+		for (const userId of users) {
+			const channel = this.#channels.get(userId);
+			if (channel) channels.set(userId, channel);
+		}
+		if (channels.size === 0) return;
+		const views = await rooms.roomForMembers(this.#db, roomId, [...channels.keys()]);
+		const [first] = views.values();
+		// Gone: the membership event that removed it tells the channel, with the reason (left, removed,
+		// deleted); saying "removed" here would race it and could be wrong (a refresh found the room gone
+		// right after the user left it). A node that missed that event sends a whole new state later.
+		if (!first) return;
+		const online = await this.#devices.onlineOf(first.members.map((m) => m.id));
+		for (const [userId, room] of views) {
+			const channel = channels.get(userId);
+			if (!channel || this.#channels.get(userId) !== channel) continue;
 			channel.rooms.set(roomId, entryOf(room));
-			const online = await this.#devices.onlineOf(room.members.map((m) => m.id));
+			this.#watch(userId, room);
 			this.#broadcast(channel, { type: 'room', room: toState(room, online) });
-		})();
-		channel.refreshing.set(roomId, run);
-		run.catch((error: unknown) => {
-			// The next change of the room, or the next connect, brings the state.
-			this.#log.warn({ err: error, userId, roomId }, 'room state for a user channel not read');
-		});
+		}
 	}
 
 	#broadcast(channel: Channel, message: UserChannelMessage): void {
@@ -223,13 +316,8 @@ function send(connection: Connection, message: UserChannelMessage): void {
 }
 
 /** What a channel keeps of one of its rooms. */
-function entryOf(room: rooms.RoomListItem) {
-	return {
-		name: room.name,
-		isGroup: room.isGroup,
-		notify: room.notify,
-		members: new Set(room.members.map((m) => m.id)),
-	};
+function entryOf(room: rooms.RoomListItem): RoomEntry {
+	return { name: room.name, isGroup: room.isGroup, notify: room.notify };
 }
 
 /** A room as the channel sends it: its newest message in short, and who of its members is online. */

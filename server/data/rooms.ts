@@ -87,10 +87,12 @@ interface RoomRowWithMembers {
 	members: RoomMember[] | string;
 }
 
+/** A room's members as JSON, in the order they joined (`r`: the room). */
+const membersOf = `(SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'role', m.role, 'lastSeen', u.last_seen_at) ORDER BY m.joined_at, u.name), '[]')
+		 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.room_id = r.id)`;
+
 const roomSelect = `
-	SELECT r.id, r.name, r.topic, r.is_group,
-		(SELECT coalesce(json_agg(json_build_object('id', u.id, 'name', u.name, 'role', m.role, 'lastSeen', u.last_seen_at) ORDER BY m.joined_at, u.name), '[]')
-		 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.room_id = r.id) AS members
+	SELECT r.id, r.name, r.topic, r.is_group, ${membersOf} AS members
 	FROM rooms r`;
 
 function toRoom(row: RoomRowWithMembers): Room {
@@ -128,67 +130,115 @@ const mentionOfMe = `'(^|[^A-Za-z0-9_@])@' || replace(mu.name, '.', '\\.') || '[
  * level, the newest message, and the caller's unread and mention counts after their read position.
  */
 export async function listFor(db: Queryable, userId: string, roomId?: string): Promise<RoomListItem[]> {
-	const { rows } = await db.query<
-		RoomRowWithMembers & {
-			role: Role;
-			notify: NotifyLevel;
-			last: Record<string, unknown> | string | null;
-			activity_at: Date | string;
-			unread: number | string;
-			mentions: number | string;
-		}
-	>(
-		`${roomSelect.replace('AS members', `AS members, me.role, ${effectiveNotify} AS notify, lm.last, coalesce(lm.received_at, greatest(r.created_at, me.joined_at)) AS activity_at, coalesce(n.unread, 0) AS unread, coalesce(n.mentions, 0) AS mentions`)}
-		 JOIN memberships me ON me.room_id = r.id AND me.user_id = $1
+	return (await listForMembers(db, [userId], roomId)).map(({ item }) => item);
+}
+
+/**
+ * One room as each of several of its members sees it (their role, level and counts), in one statement: what the
+ * user channels of one node re-read after a message, instead of one read per member. Members who are not (or no
+ * longer) in the room are missing from the answer.
+ */
+export async function roomForMembers(
+	db: Queryable,
+	roomId: string,
+	userIds: string[],
+): Promise<Map<string, RoomListItem>> {
+	const rows = await listForMembers(db, userIds, roomId);
+	return new Map(rows.map(({ userId, item }) => [userId, item]));
+}
+
+async function listForMembers(
+	db: Queryable,
+	userIds: string[],
+	roomId: string | undefined,
+): Promise<{ userId: string; item: RoomListItem }[]> {
+	const { rows } = await db.query<RoomListRow>(
+		roomId === undefined ? roomsOfUserSql : roomOfMembersSql,
+		roomId === undefined ? [userIds] : [userIds, roomId],
+		// Run on every connect and after every message: planning it each time cost as much as running it.
+		{ prepared: roomId === undefined ? 'rooms_of_user' : 'room_of_members' },
+	);
+	return rows.map((row) => ({ userId: row.for_user, item: toListItem(row) }));
+}
+
+type RoomListRow = RoomRowWithMembers & {
+	for_user: string;
+	role: Role;
+	notify: NotifyLevel;
+	last: Record<string, unknown> | string | null;
+	activity_at: Date | string;
+	unread: number | string;
+	mentions: number | string;
+};
+
+/**
+ * Rooms as members see them (`$1`: the members): the room's own parts (members, newest message) once per room,
+ * then each member's role, level and counts. Unread messages are found from the read position on, through
+ * (room_id, created_at), not by scanning the room's history. One text for a room (`$2`) and one for all of a
+ * user's rooms, each with its own plan.
+ */
+function roomListSql(oneRoom: boolean): string {
+	return `WITH r AS MATERIALIZED (
+			SELECT r.id, r.name, r.topic, r.is_group, r.created_at, ${membersOf} AS members, lm.last, lm.received_at
+			FROM rooms r
+			LEFT JOIN LATERAL (
+				SELECT json_build_object(
+					'seq', msg.seq, 'roomId', msg.room_id, 'clientMsgId', msg.client_msg_id, 'kind', msg.kind,
+					'senderId', msg.sender_id, 'senderName', su.name,
+					'content', CASE WHEN msg.deleted_at IS NULL THEN msg.content END, 'replyToId', msg.reply_to,
+					'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at,
+					'attachments', CASE WHEN msg.deleted_at IS NULL THEN msg.attachments END) AS last,
+					msg.received_at
+				FROM messages msg LEFT JOIN users su ON su.id = msg.sender_id
+				WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
+			) lm ON true
+			WHERE ${oneRoom ? 'r.id = $2' : 'r.id IN (SELECT room_id FROM memberships WHERE user_id = ANY($1::uuid[]))'}
+		 )
+		 SELECT r.id, r.name, r.topic, r.is_group, r.members, me.user_id AS for_user, me.role,
+			${effectiveNotify} AS notify, r.last, coalesce(r.received_at, greatest(r.created_at, me.joined_at)) AS activity_at,
+			coalesce(n.unread, 0) AS unread, coalesce(n.mentions, 0) AS mentions
+		 FROM r
+		 JOIN memberships me ON me.room_id = r.id AND me.user_id = ANY($1::uuid[])
 		 JOIN users mu ON mu.id = me.user_id
-		 LEFT JOIN LATERAL (
-			SELECT json_build_object(
-				'seq', msg.seq, 'roomId', msg.room_id, 'clientMsgId', msg.client_msg_id, 'kind', msg.kind,
-				'senderId', msg.sender_id, 'senderName', su.name,
-				'content', CASE WHEN msg.deleted_at IS NULL THEN msg.content END, 'replyToId', msg.reply_to,
-				'targetId', msg.target_id, 'createdAt', msg.created_at, 'receivedAt', msg.received_at,
-				'attachments', CASE WHEN msg.deleted_at IS NULL THEN msg.attachments END) AS last,
-				msg.received_at
-			FROM messages msg LEFT JOIN users su ON su.id = msg.sender_id
-			WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
-		 ) lm ON true
+		 LEFT JOIN read_positions rp ON rp.room_id = r.id AND rp.user_id = me.user_id
 		 LEFT JOIN LATERAL (
 			SELECT count(*) AS unread, count(*) FILTER (WHERE u.content ~* (${mentionOfMe})) AS mentions FROM (
 				SELECT msg.content FROM messages msg
-				LEFT JOIN read_positions rp ON rp.room_id = msg.room_id AND rp.user_id = me.user_id
-				WHERE msg.room_id = r.id AND msg.kind = 'message' AND msg.deleted_at IS NULL AND msg.sender_id <> me.user_id
+				WHERE msg.room_id = r.id AND msg.created_at >= coalesce(rp.last_read_at, '-infinity')
+					AND msg.kind = 'message' AND msg.deleted_at IS NULL AND msg.sender_id <> me.user_id
 					AND (rp.room_id IS NULL OR (msg.created_at, msg.client_msg_id) > (rp.last_read_at, rp.last_read_id))
 				LIMIT ${UNREAD_CAP}
 			) u
 		 ) n ON true
-		 WHERE $2::uuid IS NULL OR r.id = $2
-		 ORDER BY activity_at DESC`,
-		[userId, roomId ?? null],
-	);
-	return rows.map((row) => {
-		const last = typeof row.last === 'string' ? (JSON.parse(row.last) as Record<string, unknown>) : row.last;
-		// A message's files, like the history API's rows: absent when there are none.
-		const { attachments, ...lastFields } = last ?? {};
-		return {
-			...toRoom(row),
-			role: row.role,
-			notify: row.notify,
-			activityAt: new Date(row.activity_at).toISOString(),
-			unread: Number(row.unread),
-			mentions: Number(row.mentions),
-			lastMessage: last
-				? ({
-						...lastFields,
-						...(Array.isArray(attachments) && attachments.length > 0
-							? { attachments: storedRefs(attachments as AttachmentRef[]) }
-							: {}),
-						seq: Number(last.seq),
-						createdAt: new Date(String(last.createdAt)).toISOString(),
-						receivedAt: new Date(String(last.receivedAt)).toISOString(),
-					} as MessageRow)
-				: null,
-		};
-	});
+		 ORDER BY activity_at DESC`;
+}
+
+const roomsOfUserSql = roomListSql(false);
+const roomOfMembersSql = roomListSql(true);
+
+function toListItem(row: RoomListRow): RoomListItem {
+	const last = typeof row.last === 'string' ? (JSON.parse(row.last) as Record<string, unknown>) : row.last;
+	// A message's files, like the history API's rows: absent when there are none.
+	const { attachments, ...lastFields } = last ?? {};
+	return {
+		...toRoom(row),
+		role: row.role,
+		notify: row.notify,
+		activityAt: new Date(row.activity_at).toISOString(),
+		unread: Number(row.unread),
+		mentions: Number(row.mentions),
+		lastMessage: last
+			? ({
+					...lastFields,
+					...(Array.isArray(attachments) && attachments.length > 0
+						? { attachments: storedRefs(attachments as AttachmentRef[]) }
+						: {}),
+					seq: Number(last.seq),
+					createdAt: new Date(String(last.createdAt)).toISOString(),
+					receivedAt: new Date(String(last.receivedAt)).toISOString(),
+				} as MessageRow)
+			: null,
+	};
 }
 
 /** Changes a member's role; false when they are not a member. */

@@ -1,0 +1,191 @@
+import { randomUUID } from 'node:crypto';
+import type { Connection, connectedPayload, onDisconnectPayload } from '@hocuspocus/server';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { parseConfig } from '../../server/config.ts';
+import type { CollabContext } from '../../server/collab/authentication.ts';
+import { Devices } from '../../server/collab/devices.ts';
+import { UserChannels } from '../../server/collab/user-channels.ts';
+import * as rooms from '../../server/data/rooms.ts';
+import * as users from '../../server/data/users.ts';
+import { openDb, type Db } from '../../server/db/index.ts';
+import { migrate } from '../../server/db/migrate.ts';
+import { LocalBus } from '../../server/events/bus.ts';
+import { createLogger } from '../../server/log.ts';
+import type { UserChannelMessage } from '../../src/lib/protocol/user-channel.ts';
+import { createTestDatabase, describeEachBackend } from '../helpers/backends.ts';
+import { waitFor } from '../helpers/collab.ts';
+import { tmpDir } from '../helpers/server.ts';
+
+/**
+ * What one node does for its user channels when the cluster says a room changed (server/collab/user-channels.ts),
+ * with a real database and fake connections: the channels of a room are re-read together, in one statement, and
+ * an event reaches only the channels it concerns.
+ */
+describeEachBackend('the user channels of one node', (backend) => {
+	let db: Db;
+	let drop = async () => {};
+	/** The statements that read a room as its members see it (rooms.listFor / rooms.roomForMembers). */
+	const roomReads: unknown[][] = [];
+	const log = createLogger('silent');
+	const bus = new LocalBus(log);
+	const devices = new Devices({ prefix: 'test', node: 'test', log });
+	let channels: UserChannels;
+
+	beforeAll(async () => {
+		const pgdb = backend === 'postgres' ? await createTestDatabase() : undefined;
+		const real = await openDb(
+			parseConfig({ DATA_DIR: tmpDir('channels'), ...(pgdb ? { DATABASE_URL: pgdb.url } : {}) }),
+			log,
+		);
+		drop = async () => {
+			await real.close();
+			await pgdb?.drop();
+		};
+		await migrate(real);
+		db = new Proxy(real, {
+			get(target, key) {
+				const value = Reflect.get(target, key) as unknown;
+				if (key === 'query')
+					return (sql: string, params?: unknown[]) => {
+						if (sql.includes('JOIN memberships me')) roomReads.push(params ?? []);
+						return target.query(sql, params);
+					};
+				return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+			},
+		});
+		channels = new UserChannels({ db, log, bus, devices });
+	}, 60_000);
+	afterAll(async () => {
+		channels?.close();
+		await drop();
+	});
+
+	/** A user with their channel open here: what it received. */
+	const open = async (userId: string) => {
+		const received: UserChannelMessage[] = [];
+		const context = { user: { id: userId, name: userId }, userChannel: true } as CollabContext;
+		const connection = {
+			context,
+			sendStateless: (payload: string) => received.push(JSON.parse(payload) as UserChannelMessage),
+			close: () => {},
+		} as unknown as Connection;
+		await channels.connected({ connection } as connectedPayload<CollabContext>);
+		expect(received[0]?.type).toBe('state');
+		return {
+			received,
+			of: <T extends UserChannelMessage['type']>(type: T) =>
+				received.filter((m): m is Extract<UserChannelMessage, { type: T }> => m.type === type),
+			close: () => channels.onDisconnect({ context } as onDisconnectPayload<CollabContext>),
+		};
+	};
+	const user = async (name: string) =>
+		(await users.create(db, `${name}_${randomUUID().slice(0, 8)}`, 'not-a-password-hash')).id;
+	const group = async (members: string[]) => {
+		const id = randomUUID();
+		await rooms.insert(db, {
+			id,
+			name: 'g',
+			isGroup: true,
+			directKey: null,
+			createdBy: members[0] as string,
+		});
+		await rooms.addMembers(
+			db,
+			id,
+			members.map((userId) => ({ userId, role: 'member' as const })),
+		);
+		return id;
+	};
+	const say = async (roomId: string, senderId: string, content: string) => {
+		const clientMsgId = randomUUID();
+		await db.query(
+			`INSERT INTO messages (room_id, client_msg_id, kind, sender_id, content, created_at)
+			 VALUES ($1, $2, 'message', $3, $4, now())`,
+			[roomId, clientMsgId, senderId, content],
+		);
+		await bus.publish({
+			type: 'activity',
+			roomId,
+			writer: { id: senderId, name: 'writer' },
+			messages: [
+				{
+					clientMsgId,
+					content,
+					createdAt: new Date().toISOString(),
+					receivedAt: new Date().toISOString(),
+					mentions: [],
+				},
+			],
+			others: 0,
+		});
+	};
+
+	it('re-reads a room for all its members here in one statement after a message, each with their own counts', async () => {
+		const members = await Promise.all(['ana', 'ben', 'cy', 'dee', 'eve'].map(user));
+		const roomId = await group(members);
+		const open5 = await Promise.all(members.map(open));
+		roomReads.length = 0;
+
+		await say(roomId, members[0] as string, 'hello all');
+		await waitFor(() => open5.every((c) => c.of('room').length === 1), 5_000, 'the room on every channel');
+		expect(roomReads).toHaveLength(1);
+		expect(new Set((roomReads[0]?.[0] as string[]) ?? [])).toEqual(new Set(members));
+		for (const [i, c] of open5.entries()) {
+			const room = c.of('room')[0]?.room;
+			expect(room?.id).toBe(roomId);
+			// The writer has nothing unread; everyone else has the one message.
+			expect(room?.unread).toBe(i === 0 ? 0 : 1);
+			expect(room?.lastMessage).toMatchObject({ content: 'hello all', senderId: members[0] });
+		}
+
+		// A member whose channel closed is not read for any more.
+		await open5[4]?.close();
+		roomReads.length = 0;
+		await say(roomId, members[1] as string, 'again');
+		await waitFor(
+			() => open5.slice(0, 4).every((c) => c.of('room').length === 2),
+			5_000,
+			'the second message',
+		);
+		expect(roomReads).toHaveLength(1);
+		expect(new Set((roomReads[0]?.[0] as string[]) ?? [])).toEqual(new Set(members.slice(0, 4)));
+		for (const c of open5.slice(0, 4)) await c.close();
+	});
+
+	it('tells of a member’s presence only the channels that share a room with them, and after a member left, no more', async () => {
+		const [ana, ben, fay] = await Promise.all(['ana', 'ben', 'fay'].map(user));
+		const withFay = await group([ana as string, fay as string]);
+		await group([ana as string, ben as string]);
+		const [a, b] = await Promise.all([open(ana as string), open(ben as string)]);
+
+		await bus.publish({ type: 'presence', userId: fay as string });
+		const fays = (c: { of: typeof a.of }) => c.of('presence').filter((p) => p.userId === fay);
+		await waitFor(() => fays(a).length === 1, 5_000, 'Fay’s presence on Ana’s channel');
+		expect(fays(a)[0]).toMatchObject({ userId: fay, online: false });
+		// Ben's own presence, announced when he connected, reached him and Ana: presence does flow to him.
+		await waitFor(() => b.of('presence').some((p) => p.userId === ben), 5_000, 'Ben’s own presence');
+		expect(fays(b)).toHaveLength(0);
+
+		// Ana leaves the room she shares with Fay: Fay's presence concerns her no more.
+		await rooms.removeMember(db, withFay, ana as string);
+		await bus.publish({
+			type: 'membership',
+			roomId: withFay,
+			userId: ana as string,
+			role: null,
+			by: ana as string,
+		});
+		await waitFor(() => a.of('room-removed').length === 1, 5_000, 'the room removed');
+		await bus.publish({ type: 'presence', userId: fay as string });
+		// Ben's presence is the control: sent after Fay's, it arrives on Ana's channel after Fay's would have.
+		await bus.publish({ type: 'presence', userId: ben as string });
+		await waitFor(
+			() => a.of('presence').some((p) => p.userId === ben),
+			5_000,
+			'Ben’s presence on Ana’s channel',
+		);
+		expect(a.of('presence').filter((p) => p.userId === fay)).toHaveLength(1);
+		await a.close();
+		await b.close();
+	});
+});
