@@ -98,7 +98,12 @@ export class UserChannels implements Extension {
 			this.#channels.delete(context.user.id);
 			for (const roomId of channel.rooms.keys()) this.#unwatch(roomId, context.user.id);
 		}
-		if (await this.#devices.disconnected(context.user.id)) await this.#announce(context.user.id);
+		// Announced only once the grace for a reload or reconnect has passed (Devices); the hook does not wait.
+		const userId = context.user.id;
+		this.#devices
+			.disconnected(userId)
+			.then((gone) => (gone ? this.#announce(userId) : undefined))
+			.catch((error: unknown) => this.#log.warn({ err: error, userId }, 'presence not announced'));
 	}
 
 	/** Tells the cluster a user's devices on this node changed from none to some or back (presence). */

@@ -131,7 +131,8 @@ describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
 		await new Promise((resolve) => setTimeout(resolve, 300));
 		expect(presenceOf(b, ana.user.id)).toHaveLength(1);
 		laptop.destroy();
-		await waitFor(() => presenceOf(b, ana.user.id).length === 2, 5_000, 'Ana offline at Ben');
+		// (after the grace for a reload: server/collab/devices.ts)
+		await waitFor(() => presenceOf(b, ana.user.id).length === 2, 10_000, 'Ana offline at Ben');
 		expect(presenceOf(b, ana.user.id)[1]).toMatchObject({ online: false });
 		// Someone who shares no room with her hears nothing about her.
 		expect(presenceOf(c, ana.user.id)).toEqual([]);

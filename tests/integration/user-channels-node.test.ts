@@ -3,7 +3,7 @@ import type { Connection, connectedPayload, onDisconnectPayload } from '@hocuspo
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseConfig } from '../../server/config.ts';
 import type { CollabContext } from '../../server/collab/authentication.ts';
-import { Devices } from '../../server/collab/devices.ts';
+import { Devices, RECONNECT_GRACE_MS } from '../../server/collab/devices.ts';
 import { UserChannels } from '../../server/collab/user-channels.ts';
 import * as rooms from '../../server/data/rooms.ts';
 import * as users from '../../server/data/users.ts';
@@ -187,5 +187,29 @@ describeEachBackend('the user channels of one node', (backend) => {
 		expect(a.of('presence').filter((p) => p.userId === fay)).toHaveLength(1);
 		await a.close();
 		await b.close();
+	});
+
+	it('does not show a reload as offline and online again; a device gone for good shows offline after the grace', async () => {
+		const [ana, ben] = await Promise.all(['ana', 'ben'].map(user));
+		await group([ana as string, ben as string]);
+		const a = await open(ana as string);
+		const bensAt = () => a.of('presence').filter((p) => p.userId === ben);
+		let b = await open(ben as string);
+		await waitFor(() => bensAt().length === 1, 5_000, 'Ben online at Ana');
+		expect(bensAt()[0]).toMatchObject({ online: true });
+
+		// A reload: the channel closes and opens again at once.
+		await b.close();
+		b = await open(ben as string);
+		await new Promise((resolve) => setTimeout(resolve, RECONNECT_GRACE_MS + 500));
+		expect(bensAt()).toHaveLength(1);
+
+		// Gone for good: offline once the grace has passed, not before.
+		const closedAt = Date.now();
+		await b.close();
+		await waitFor(() => bensAt().length === 2, RECONNECT_GRACE_MS + 5_000, 'Ben offline at Ana');
+		expect(Date.now() - closedAt).toBeGreaterThanOrEqual(RECONNECT_GRACE_MS - 50);
+		expect(bensAt()[1]).toMatchObject({ online: false });
+		await a.close();
 	});
 });
