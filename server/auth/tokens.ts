@@ -35,6 +35,9 @@ const claimsSchema = z.object({
 	iat: z.number(),
 });
 
+/** How many verified tokens a node remembers (about 0.5 KB each). */
+const VERIFIED_TOKENS_MAX = 10_000;
+
 /** Clocks of the nodes that sign and verify may differ by this much. */
 const CLOCK_SKEW_S = 60;
 
@@ -80,6 +83,12 @@ export class TokenService {
 	readonly #current: Key;
 	readonly #byKid: Map<string, Key>;
 	readonly #ttlSeconds: number;
+	/**
+	 * Tokens whose signature and claims passed, by their exact text: a device presents the same token for every
+	 * document it opens on its socket and at each reconnect, and the HMAC check (about 0.1 ms) is the costliest
+	 * part of a login. The expiry is checked again at every use; failures are never kept.
+	 */
+	readonly #verified = new Map<string, AccessClaims>();
 	#sessionLive: ((sessionId: string, userId: string) => Promise<boolean>) | undefined;
 
 	constructor(config: Config) {
@@ -105,6 +114,23 @@ export class TokenService {
 
 	/** Verifies signature (HS256 only: `alg: none` and others are refused), issuer, audience and expiry. */
 	async verifyAccess(token: string): Promise<AccessClaims> {
+		const known = this.#verified.get(token);
+		if (known) {
+			if ((known.expiresAt ?? 0) > Date.now()) return { ...known };
+			this.#verified.delete(token);
+			throw new TokenError('token_expired', 'access token expired');
+		}
+		const claims = await this.#verifySignature(token);
+		if (this.#verified.size >= VERIFIED_TOKENS_MAX) {
+			// The oldest first: a token seen long ago is the least likely to come back.
+			const [oldest] = this.#verified.keys();
+			if (oldest !== undefined) this.#verified.delete(oldest);
+		}
+		this.#verified.set(token, claims);
+		return { ...claims };
+	}
+
+	async #verifySignature(token: string): Promise<AccessClaims> {
 		let payload: JWTPayload;
 		try {
 			({ payload } = await jwtVerify(

@@ -40,4 +40,35 @@ describe('access tokens', () => {
 		await new Promise((r) => setTimeout(r, 2100));
 		await expect(tokens.verifyAccess(token)).rejects.toMatchObject({ code: 'token_expired' });
 	});
+
+	it('checks the expiry again when a token it verified before comes back', async () => {
+		const tokens = service({ JWT_SECRET: secretA, ACCESS_TOKEN_TTL_SECONDS: '1' });
+		const token = await tokens.signAccess(claims);
+		expect(await tokens.verifyAccess(token)).toMatchObject(claims);
+		await new Promise((r) => setTimeout(r, 1100));
+		await expect(tokens.verifyAccess(token)).rejects.toMatchObject({ code: 'token_expired' });
+		await expect(tokens.verifyAccess(token)).rejects.toMatchObject({ code: 'token_expired' });
+	});
+
+	it('remembers a verified token by its exact text: one changed character is checked, and refused', async () => {
+		const tokens = service({ JWT_SECRET: secretA });
+		const token = await tokens.signAccess(claims);
+		expect(await tokens.verifyAccess(token)).toMatchObject(claims);
+		const [header, payload, signature] = token.split('.') as [string, string, string];
+		const middle = Math.floor(signature.length / 2);
+		const flipped = signature[middle] === 'A' ? 'B' : 'A';
+		const forged = `${header}.${payload}.${signature.slice(0, middle)}${flipped}${signature.slice(middle + 1)}`;
+		await expect(tokens.verifyAccess(forged)).rejects.toMatchObject({ code: 'token_invalid' });
+		// Another user's name in the same signature: refused as well.
+		const otherPayload = Buffer.from(
+			JSON.stringify({ ...JSON.parse(Buffer.from(payload, 'base64url').toString()), name: 'eve' }),
+		).toString('base64url');
+		await expect(tokens.verifyAccess(`${header}.${otherPayload}.${signature}`)).rejects.toMatchObject({
+			code: 'token_invalid',
+		});
+		// And a caller that changes what it was given does not change what the next one gets.
+		const first = await tokens.verifyAccess(token);
+		first.name = 'mallory';
+		expect((await tokens.verifyAccess(token)).name).toBe('ana');
+	});
 });
