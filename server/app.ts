@@ -20,6 +20,9 @@ import { Uploads } from './files/uploads.ts';
 import type { BlobStore } from './files/blob-store.ts';
 import { FileCollector } from './files/collect.ts';
 
+/** Connections the kernel may hold for the server before it accepts them (see `listen` below). */
+const LISTEN_BACKLOG = 4_096;
+
 export interface App {
 	readonly db: Db;
 	readonly collab: Collab;
@@ -102,7 +105,11 @@ export async function startApp(
 			(route) => routes.push(route),
 		);
 		collab.attach(http.server as Server);
-		const url = await http.listen({ port: config.PORT, host: config.HOST });
+		// After a restart or a network blip every client reconnects at once; while the event loop is busy the
+		// kernel holds the connections not accepted yet. Node's default queue (511) overflowed in a login burst
+		// of 400 users a second, and each dropped connection waited on TCP's retransmits (1, 3, 7, 15 s…).
+		// The kernel caps the length at net.core.somaxconn (docs/operations.md).
+		const url = await http.listen({ port: config.PORT, host: config.HOST, backlog: LISTEN_BACKLOG });
 		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
 		files.collector.start();
 

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, type TestClient } from '../helpers/collab.ts';
 import { spawnServer, type ServerProcess } from '../helpers/process.ts';
@@ -37,6 +38,34 @@ describe('a node frozen for a while', () => {
 			await server.exited;
 		}
 		fs.rmSync(dataDir, { recursive: true, force: true });
+	});
+
+	it('holds a burst of 1,500 connections while it cannot accept them (a login storm after a restart)', async () => {
+		// Node's default accept queue (511) drops the rest, and each dropped client waits on TCP's retransmits.
+		const somaxconn = Number(fs.readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+		expect(somaxconn, 'net.core.somaxconn caps the queue; this machine allows fewer').toBeGreaterThanOrEqual(
+			2_048,
+		);
+		const { port } = new URL(wsUrl);
+		server.proc.kill('SIGSTOP');
+		const sockets: net.Socket[] = [];
+		try {
+			const connected = await new Promise<number>((resolve) => {
+				let count = 0;
+				for (let i = 0; i < 1_500; i++) {
+					const socket = net.connect(Number(port), '127.0.0.1', () => count++);
+					socket.on('error', () => {});
+					sockets.push(socket);
+				}
+				setTimeout(() => resolve(count), 2_000);
+			});
+			expect(connected).toBe(1_500);
+		} finally {
+			for (const socket of sockets) socket.destroy();
+			server.proc.kill('SIGCONT');
+		}
+		// Thawed, it serves as before.
+		expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
 	});
 
 	it(`acknowledges every message written around a ${FREEZE_SECONDS} s freeze, each stored once`, async () => {

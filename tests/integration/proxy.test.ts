@@ -48,7 +48,7 @@ describe.skipIf(!nginx || !inject('postgresAdminUrl'))('the reverse proxy of doc
 			.readFileSync(path.join(repoRoot, 'deploy/nginx.conf'), 'utf8')
 			.replace('server app1:3000', `server 127.0.0.1:${new URL(nodes[0]?.url as string).port}`)
 			.replace('server app2:3000', `server 127.0.0.1:${new URL(nodes[1]?.url as string).port}`)
-			.replace('listen 8080;', `listen 127.0.0.1:${port};`);
+			.replace('listen 8080 ', `listen 127.0.0.1:${port} `);
 		expect(site).not.toMatch(/app[12]:3000|listen 8080/);
 		fs.writeFileSync(
 			path.join(dir, 'nginx.conf'),
