@@ -38,7 +38,7 @@ export type ToCapacityGenerator =
 	| { type: 'close' };
 
 export type FromCapacityGenerator =
-	| { type: 'added'; connected: number; failed: number }
+	| { type: 'added'; connected: number; failed: number; stuck: Record<string, number> }
 	| {
 			type: 'window';
 			latencies: Float64Array;
@@ -54,6 +54,8 @@ export type FromCapacityGenerator =
 /** One user's connection: a thin client or a Socket.IO client. */
 interface Connection {
 	synced(): boolean;
+	/** Where it is stuck when it has not synced (thin clients; the seed's say `connecting`). */
+	stage(): string;
 	write(message: BenchMessage): void;
 	typing(on: boolean): void;
 	renew(): void;
@@ -189,6 +191,7 @@ function thinConnection(
 	);
 	return {
 		synced: () => client.synced,
+		stage: () => client.stage,
 		write: (message) => client.write(message),
 		typing: (on) => client.presence(on),
 		renew: () => client.presence(false),
@@ -224,6 +227,7 @@ function seedConnection(
 	socket.on('message', (m: BenchMessage) => onMessage(m.clientMsgId));
 	return {
 		synced: () => synced,
+		stage: () => (synced ? 'synced' : socket.connected ? 'syncing' : 'connecting'),
 		write,
 		typing: (on) => socket.emit('typing', on),
 		renew: () => {},
@@ -254,7 +258,12 @@ async function add(specs: ClientSpec[], spreadMs: number): Promise<void> {
 	while (added.some((u) => !u.connection.synced()) && Date.now() < deadline)
 		await new Promise((r) => setTimeout(r, 100));
 	const connected = added.filter((u) => u.connection.synced()).length;
-	send({ type: 'added', connected, failed: added.length - connected });
+	const stuck: Record<string, number> = {};
+	for (const u of added) {
+		const stage = u.connection.stage();
+		if (stage !== 'synced') stuck[stage] = (stuck[stage] ?? 0) + 1;
+	}
+	send({ type: 'added', connected, failed: added.length - connected, stuck });
 }
 
 process.on('message', (message: ToCapacityGenerator) => {

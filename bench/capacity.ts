@@ -164,7 +164,9 @@ async function step(
 	const latencies = parts.flatMap((p) => [...p.latencies]).sort((a, b) => a - b);
 	const connectFailures = added.reduce((a, p) => a + p.failed, 0);
 	const errors = [
-		...(connectFailures > 0 ? [`${connectFailures} users did not connect within a minute`] : []),
+		...(connectFailures > 0
+			? [`${connectFailures} users did not connect within a minute (${stuckOf(added)})`]
+			: []),
 		...parts.flatMap((p) => p.errors),
 	];
 	const p99Ms = percentile(latencies, 99);
@@ -192,6 +194,15 @@ async function step(
 		profiles,
 		pass: latencies.length > 0 && p99Ms < P99_LIMIT_MS && errors.length === 0,
 	};
+}
+
+/** Where the users that did not connect were stuck, over the generators: `authenticating 800, syncing 72`. */
+function stuckOf(added: { stuck: Record<string, number> }[]): string {
+	const sum: Record<string, number> = {};
+	for (const a of added) for (const [stage, n] of Object.entries(a.stuck)) sum[stage] = (sum[stage] ?? 0) + n;
+	return Object.entries(sum)
+		.map(([stage, n]) => `${stage} ${n}`)
+		.join(', ');
 }
 
 /** Sums counts by type over the generators, per second. */

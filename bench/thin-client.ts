@@ -94,6 +94,16 @@ export class ThinClient {
 		return this.#synced;
 	}
 
+	/** Where a client that has not synced is stuck: for the report of users who did not connect. */
+	get stage(): 'connecting' | 'authenticating' | 'syncing' | 'synced' | 'closed' {
+		if (this.#synced) return 'synced';
+		if (this.#ws.readyState === WebSocket.CONNECTING) return 'connecting';
+		if (this.#ws.readyState !== WebSocket.OPEN) return 'closed';
+		return this.#authenticated ? 'syncing' : 'authenticating';
+	}
+
+	#authenticated = false;
+
 	/** Writes a message as one update (its own new key in `messages`). */
 	write(message: BenchMessage): void {
 		const before = Y.encodeStateVector(this.#doc);
@@ -159,6 +169,7 @@ export class ThinClient {
 			}
 		} else if (type === Msg.Auth) {
 			if (decoding.readVarUint(decoder) === AUTH_AUTHENTICATED) {
+				this.#authenticated = true;
 				// Ask for the room (what a client opening it without a local copy asks), and say who is here.
 				this.#send(Msg.Sync, (e) => {
 					encoding.writeVarUint(e, SYNC_STEP_1);
