@@ -106,9 +106,9 @@ export async function startApp(
 		);
 		collab.attach(http.server as Server);
 		// After a restart or a network blip every client reconnects at once; while the event loop is busy the
-		// kernel holds the connections not accepted yet. Node's default queue (511) overflowed in a login burst
-		// of 400 users a second, and each dropped connection waited on TCP's retransmits (1, 3, 7, 15 s…).
-		// The kernel caps the length at net.core.somaxconn (docs/operations.md).
+		// kernel holds the connections not accepted yet. With Node's default queue (511) the rest of a burst is
+		// dropped, and each dropped connection waits on TCP's retransmits (1, 3, 7, 15 s…). The kernel caps the
+		// length at net.core.somaxconn (docs/operations.md).
 		const url = await http.listen({ port: config.PORT, host: config.HOST, backlog: LISTEN_BACKLOG });
 		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
 		files.collector.start();

@@ -70,6 +70,8 @@ export class Devices {
 			return Promise.resolve(false);
 		}
 		this.#local.delete(userId);
+		// Already leaving (a second goodbye without a new device): the first one announces.
+		if (this.#leaving.has(userId)) return Promise.resolve(false);
 		return new Promise((resolve) => {
 			const timer = setTimeout(() => {
 				this.#leaving.delete(userId);
