@@ -20,7 +20,12 @@ import { Uploads } from './files/uploads.ts';
 import type { BlobStore } from './files/blob-store.ts';
 import { FileCollector } from './files/collect.ts';
 
-/** Connections the kernel may hold for the server before it accepts them (see `listen` below). */
+/**
+ * Connections the kernel may hold for the server before it accepts them. After a restart or a network blip every
+ * client reconnects at once; with Node's default queue (511) the rest of a burst the busy event loop has not
+ * accepted yet is dropped, and each dropped connection waits on TCP's retransmits (1, 3, 7, 15 s…). The kernel
+ * caps the length at net.core.somaxconn (docs/operations.md).
+ */
 const LISTEN_BACKLOG = 4_096;
 
 export interface App {
@@ -105,10 +110,6 @@ export async function startApp(
 			(route) => routes.push(route),
 		);
 		collab.attach(http.server as Server);
-		// After a restart or a network blip every client reconnects at once; while the event loop is busy the
-		// kernel holds the connections not accepted yet. With Node's default queue (511) the rest of a burst is
-		// dropped, and each dropped connection waits on TCP's retransmits (1, 3, 7, 15 s…). The kernel caps the
-		// length at net.core.somaxconn (docs/operations.md).
 		const url = await http.listen({ port: config.PORT, host: config.HOST, backlog: LISTEN_BACKLOG });
 		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
 		files.collector.start();
