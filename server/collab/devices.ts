@@ -75,10 +75,7 @@ export class Devices {
 		return new Promise((resolve) => {
 			const timer = setTimeout(() => {
 				this.#leaving.delete(userId);
-				this.#forget([userId]).then(
-					() => resolve(true),
-					() => resolve(true),
-				);
+				void this.#forget([userId]).then(() => resolve(true));
 			}, RECONNECT_GRACE_MS);
 			timer.unref();
 			this.#leaving.set(userId, { timer, gone: resolve });

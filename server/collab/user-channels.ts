@@ -140,13 +140,13 @@ export class UserChannels implements Extension {
 	}
 
 	/** Who shows a room here: its watchers, and the room's members as just read. */
-	#watch(userId: string, room: rooms.RoomListItem): void {
+	#watch(userIds: Iterable<string>, room: rooms.RoomListItem): void {
 		let watch = this.#rooms.get(room.id);
 		if (!watch) {
 			watch = { watchers: new Set(), members: new Set() };
 			this.#rooms.set(room.id, watch);
 		}
-		watch.watchers.add(userId);
+		for (const userId of userIds) watch.watchers.add(userId);
 		this.#setMembers(room.id, watch, new Set(room.members.map((m) => m.id)));
 	}
 
@@ -184,7 +184,7 @@ export class UserChannels implements Extension {
 			const shown = new Set(list.map((r) => r.id));
 			for (const roomId of channel.rooms.keys()) if (!shown.has(roomId)) this.#unwatch(roomId, userId);
 			channel.rooms = new Map(list.map((r) => [r.id, entryOf(r)]));
-			for (const room of list) this.#watch(userId, room);
+			for (const room of list) this.#watch([userId], room);
 			const online = await this.#devices.onlineOf([
 				...new Set(list.flatMap((r) => r.members.map((m) => m.id))),
 			]);
@@ -302,13 +302,16 @@ export class UserChannels implements Extension {
 		// right after the user left it). A node that missed that event sends a whole new state later.
 		if (!first) return;
 		const online = await this.#devices.onlineOf(first.members.map((m) => m.id));
+		const shown: string[] = [];
 		for (const [userId, room] of views) {
 			const channel = channels.get(userId);
 			if (!channel || this.#channels.get(userId) !== channel) continue;
 			channel.rooms.set(roomId, entryOf(room));
-			this.#watch(userId, room);
+			shown.push(userId);
 			this.#broadcast(channel, { type: 'room', room: toState(room, online) });
 		}
+		// The members are the room's, the same in every view: indexed once.
+		if (shown.length > 0) this.#watch(shown, first);
 	}
 
 	#broadcast(channel: Channel, message: UserChannelMessage): void {
