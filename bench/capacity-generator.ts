@@ -10,6 +10,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { io, type Socket } from 'socket.io-client';
 import type { BenchMessage, ClientSpec } from './client.ts';
 import { sentAtUs, stampedId } from './client.ts';
+import { PROTOCOL_PARAMETER } from '../src/lib/protocol/version.ts';
 import { ThinClient } from './thin-client.ts';
 import * as Y from 'yjs';
 
@@ -28,6 +29,8 @@ export interface Mix {
 	ackTimeoutMs: number;
 	/** Each user also opens their user channel on the same socket, as the web client does (ours). */
 	userChannels: boolean;
+	/** The protocol version users say they follow (`?protocol=`, ours), as the web client of this build does. */
+	clientProtocol: number;
 }
 
 export type ToCapacityGenerator =
@@ -38,7 +41,14 @@ export type ToCapacityGenerator =
 	| { type: 'close' };
 
 export type FromCapacityGenerator =
-	| { type: 'added'; connected: number; failed: number; stuck: Record<string, number> }
+	| {
+			type: 'added';
+			connected: number;
+			failed: number;
+			stuck: Record<string, number>;
+			/** Why connections failed while the step's users were added (reconnects of earlier users too). */
+			failures: Record<string, number>;
+	  }
 	| {
 			type: 'window';
 			latencies: Float64Array;
@@ -77,8 +87,13 @@ let recording: {
 const loop = monitorEventLoopDelay({ resolution: 10 });
 const users: User[] = [];
 
+/** Why connections failed since the last step was added, by reason (the window's errors list each one). */
+let failures: Record<string, number> = {};
+
 function error(reason: string): void {
 	recording?.errors.push(reason);
+	const why = reason.slice(reason.indexOf(': ') + 2);
+	failures[why] = (failures[why] ?? 0) + 1;
 }
 
 class User {
@@ -172,7 +187,7 @@ function thinConnection(
 ): Connection {
 	const { spec } = user;
 	const client = new ThinClient(
-		spec.url,
+		spec.target.startsWith('ours') ? `${spec.url}?${PROTOCOL_PARAMETER}=${mix.clientProtocol}` : spec.url,
 		`room:${spec.room}`,
 		spec.token,
 		{
@@ -263,7 +278,8 @@ async function add(specs: ClientSpec[], spreadMs: number): Promise<void> {
 		const stage = u.connection.stage();
 		if (stage !== 'synced') stuck[stage] = (stuck[stage] ?? 0) + 1;
 	}
-	send({ type: 'added', connected, failed: added.length - connected, stuck });
+	send({ type: 'added', connected, failed: added.length - connected, stuck, failures });
+	failures = {};
 }
 
 process.on('message', (message: ToCapacityGenerator) => {
