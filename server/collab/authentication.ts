@@ -37,6 +37,8 @@ export interface CollabContext {
 	connectionId: string;
 	/** The connection is the user's own channel (`user:<id>`), not a room. */
 	userChannel: boolean;
+	/** The protocol version the client said it follows (`?protocol=`); null for one that said none (a bot). */
+	protocol: number | null;
 	/** The session of the token it was opened (or last renewed) with; absent for tokens older than sessions. */
 	sessionId?: string;
 	/** When that token expires (ms since the epoch): its authority ends then unless a new token arrives. */
@@ -108,16 +110,22 @@ export class Authentication implements Extension {
 		socketId,
 		requestParameters,
 	}: onAuthenticatePayload): Promise<CollabContext> {
-		this.#checkProtocol(requestParameters.get(PROTOCOL_PARAMETER), socketId);
+		const protocol = this.#checkProtocol(requestParameters.get(PROTOCOL_PARAMETER), socketId);
 		const claims = await this.#claims(token ?? '', socketId, true);
-		return this.#inTurn(claims.userId, () => this.#admit(claims, documentName, connectionConfig, socketId));
+		const context = await this.#inTurn(claims.userId, () =>
+			this.#admit(claims, documentName, connectionConfig, socketId),
+		);
+		return { ...context, protocol };
 	}
 
-	/** A client that says its protocol version must speak one this server accepts; one that says none is a bot. */
-	#checkProtocol(given: string | null, socketId: string): void {
-		if (given === null) return;
+	/**
+	 * A client that says its protocol version must speak one this server accepts (its version is returned); one
+	 * that says none is a bot (null).
+	 */
+	#checkProtocol(given: string | null, socketId: string): number | null {
+		if (given === null) return null;
 		const version = /^[1-9][0-9]{0,5}$/.test(given) ? Number(given) : 0;
-		if (version >= OLDEST_CLIENT_PROTOCOL) return;
+		if (version >= OLDEST_CLIENT_PROTOCOL) return version;
 		const reason = `${collabRejections.outdatedClient.reason}: this app speaks protocol ${version || 'unknown'}, the server needs ${OLDEST_CLIENT_PROTOCOL} or later; reload to update`;
 		this.#refusals.info(
 			{ socketId, reason: collabRejections.outdatedClient.reason },
@@ -131,7 +139,7 @@ export class Authentication implements Extension {
 		documentName: string,
 		connectionConfig: onAuthenticatePayload['connectionConfig'],
 		socketId: string,
-	): Promise<CollabContext> {
+	): Promise<Omit<CollabContext, 'protocol'>> {
 		await this.#live(user, socketId);
 		const channelOf = userIdFromDocumentName(documentName);
 		if (channelOf) {

@@ -1,5 +1,5 @@
 import type { Connection, connectedPayload, Extension, onDisconnectPayload } from '@hocuspocus/server';
-import { PROTOCOL_VERSION } from '#protocol/version.ts';
+import { PROTOCOL_VERSION, ROOM_ACTIVITY_PROTOCOL } from '#protocol/version.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
@@ -55,8 +55,11 @@ export class UserChannels implements Extension {
 	readonly #rooms = new Map<string, RoomWatch>();
 	/** The rooms in `#rooms` each user is a member of, by user id (for presence). */
 	readonly #memberOf = new Map<string, Set<string>>();
-	/** Users whose view of a room is to be re-read, by room id, and the timer that will. */
-	readonly #pending = new Map<string, { users: Set<string>; timer: NodeJS.Timeout }>();
+	/**
+	 * Users whose view of a room is to be re-read, by room id, and the timer that will: each user with whether
+	 * the whole room is due (true) or only its activity, its newest message and their counts (false).
+	 */
+	readonly #pending = new Map<string, { users: Map<string, boolean>; timer: NodeJS.Timeout }>();
 
 	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
 		this.#db = deps.db;
@@ -229,14 +232,14 @@ export class UserChannels implements Extension {
 			}
 			case 'read':
 				if (this.#channels.get(event.userId)?.rooms.has(event.roomId))
-					this.#refresh(event.userId, event.roomId);
+					this.#refresh(event.userId, event.roomId, false);
 				return;
 			case 'activity':
 				for (const userId of this.#rooms.get(event.roomId)?.watchers ?? []) {
 					const channel = this.#channels.get(userId);
 					const room = channel?.rooms.get(event.roomId);
 					if (!channel || !room) continue;
-					this.#refresh(userId, event.roomId);
+					this.#refresh(userId, event.roomId, false);
 					if (userId === event.writer.id) continue;
 					for (const message of event.messages) {
 						const mention = message.mentions.includes(userId);
@@ -267,16 +270,17 @@ export class UserChannels implements Extension {
 
 	/**
 	 * Re-reads one room for one user and sends it, at most once per REFRESH_DELAY_MS: the users of the room whose
-	 * refresh falls in the same window are read together.
+	 * refresh falls in the same window are read together. `whole`: more than the room's activity (its newest
+	 * message, the user's counts) may have changed: its members, name, topic, the user's role or level.
 	 */
-	#refresh(userId: string, roomId: string): void {
+	#refresh(userId: string, roomId: string, whole = true): void {
 		if (!this.#channels.has(userId)) return;
 		const pending = this.#pending.get(roomId);
 		if (pending) {
-			pending.users.add(userId);
+			pending.users.set(userId, whole || pending.users.get(userId) === true);
 			return;
 		}
-		const users = new Set([userId]);
+		const users = new Map([[userId, whole]]);
 		const timer = setTimeout(() => {
 			// Changes from here on start a new refresh.
 			this.#pending.delete(roomId);
@@ -288,13 +292,24 @@ export class UserChannels implements Extension {
 		this.#pending.set(roomId, { users, timer });
 	}
 
-	async #reread(roomId: string, users: Set<string>): Promise<void> {
-		const channels = new Map<string, Channel>();
-		for (const userId of users) {
+	async #reread(roomId: string, users: Map<string, boolean>): Promise<void> {
+		const whole = new Map<string, Channel>();
+		const activity = new Map<string, Channel>();
+		for (const [userId, wholeDue] of users) {
 			const channel = this.#channels.get(userId);
-			if (channel) channels.set(userId, channel);
+			if (!channel) continue;
+			// A device of theirs that does not know `room-activity` gets the whole room, as before it existed.
+			const old = [...channel.connections].some((c) => !knowsActivity(c.context as CollabContext));
+			(wholeDue || old ? whole : activity).set(userId, channel);
 		}
-		if (channels.size === 0) return;
+		await Promise.all([
+			whole.size > 0 ? this.#sendRooms(roomId, whole) : undefined,
+			activity.size > 0 ? this.#sendActivity(roomId, activity) : undefined,
+		]);
+	}
+
+	/** Sends each user the whole room as they see it (`room`). */
+	async #sendRooms(roomId: string, channels: Map<string, Channel>): Promise<void> {
 		const views = await rooms.roomForMembers(this.#db, roomId, [...channels.keys()]);
 		const [first] = views.values();
 		// Gone: the membership event that removed it tells the channel, with the reason (left, removed,
@@ -314,6 +329,28 @@ export class UserChannels implements Extension {
 		if (shown.length > 0) this.#watch(shown, first);
 	}
 
+	/**
+	 * Sends each user the room's newest message and their counts (`room-activity`): after a message or a read,
+	 * nothing else of the room changed, and its members are most of a `room`'s size and of its statement's work.
+	 */
+	async #sendActivity(roomId: string, channels: Map<string, Channel>): Promise<void> {
+		const views = await rooms.activityForMembers(this.#db, roomId, [...channels.keys()]);
+		for (const [userId, room] of views) {
+			const channel = channels.get(userId);
+			// Not (or no longer) in their list: a membership event or the next `state` brings the whole room.
+			if (!channel || this.#channels.get(userId) !== channel || !channel.rooms.has(roomId)) continue;
+			channel.rooms.set(roomId, entryOf(room));
+			this.#broadcast(channel, {
+				type: 'room-activity',
+				roomId,
+				lastMessage: lastMessageOf(room),
+				activityAt: room.activityAt,
+				unread: room.unread,
+				mentions: room.mentions,
+			});
+		}
+	}
+
 	#broadcast(channel: Channel, message: UserChannelMessage): void {
 		for (const connection of channel.connections) send(connection, message);
 	}
@@ -328,20 +365,30 @@ function entryOf(room: rooms.RoomListItem): RoomEntry {
 	return { name: room.name, isGroup: room.isGroup, notify: room.notify };
 }
 
+/** Whether a connection's client understands `room-activity` (bots that say no version get `room`). */
+function knowsActivity(context: CollabContext): boolean {
+	return context.protocol !== null && context.protocol >= ROOM_ACTIVITY_PROTOCOL;
+}
+
+/** A room's newest message in short, as the channel sends it. */
+function lastMessageOf(room: rooms.RoomListItem): RoomState['lastMessage'] {
+	const last = room.lastMessage;
+	return last
+		? {
+				clientMsgId: last.clientMsgId,
+				senderId: last.senderId,
+				senderName: last.senderName,
+				content: last.content,
+				createdAt: last.createdAt,
+			}
+		: null;
+}
+
 /** A room as the channel sends it: its newest message in short, and who of its members is online. */
 function toState(room: rooms.RoomListItem, online: ReadonlySet<string>): RoomState {
-	const last = room.lastMessage;
 	return {
 		...room,
 		members: room.members.map((m) => ({ ...m, online: online.has(m.id) })),
-		lastMessage: last
-			? {
-					clientMsgId: last.clientMsgId,
-					senderId: last.senderId,
-					senderName: last.senderName,
-					content: last.content,
-					createdAt: last.createdAt,
-				}
-			: null,
+		lastMessage: lastMessageOf(room),
 	};
 }

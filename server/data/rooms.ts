@@ -147,16 +147,36 @@ export async function roomForMembers(
 	return new Map(rows.map(({ userId, item }) => [userId, item]));
 }
 
+/**
+ * `roomForMembers` without the room's members (`members` is empty): what a `room-activity` needs after a message
+ * or a read, when nothing but the newest message and the counts changed.
+ */
+export async function activityForMembers(
+	db: Queryable,
+	roomId: string,
+	userIds: string[],
+): Promise<Map<string, RoomListItem>> {
+	const rows = await listForMembers(db, userIds, roomId, false);
+	return new Map(rows.map(({ userId, item }) => [userId, item]));
+}
+
 async function listForMembers(
 	db: Queryable,
 	userIds: string[],
 	roomId: string | undefined,
+	withMembers = true,
 ): Promise<{ userId: string; item: RoomListItem }[]> {
+	const [sql, prepared] =
+		roomId === undefined
+			? [roomsOfUserSql, 'rooms_of_user']
+			: withMembers
+				? [roomOfMembersSql, 'room_of_members']
+				: [activityOfMembersSql, 'activity_of_members'];
 	const { rows } = await db.query<RoomListRow>(
-		roomId === undefined ? roomsOfUserSql : roomOfMembersSql,
+		sql,
 		roomId === undefined ? [userIds] : [userIds, roomId],
 		// Run on every connect and after every message: planning it each time cost as much as running it.
-		{ prepared: roomId === undefined ? 'rooms_of_user' : 'room_of_members' },
+		{ prepared },
 	);
 	return rows.map((row) => ({ userId: row.for_user, item: toListItem(row) }));
 }
@@ -177,9 +197,10 @@ type RoomListRow = RoomRowWithMembers & {
  * (room_id, created_at), not by scanning the room's history. One text for a room (`$2`) and one for all of a
  * user's rooms, each with its own plan.
  */
-function roomListSql(oneRoom: boolean): string {
+function roomListSql(oneRoom: boolean, withMembers = true): string {
 	return `WITH r AS MATERIALIZED (
-			SELECT r.id, r.name, r.topic, r.is_group, r.created_at, ${membersOf} AS members, lm.last, lm.received_at
+			SELECT r.id, r.name, r.topic, r.is_group, r.created_at, ${withMembers ? membersOf : `'[]'::json`} AS members,
+				lm.last, lm.received_at
 			FROM rooms r
 			LEFT JOIN LATERAL (
 				SELECT json_build_object(
@@ -215,6 +236,7 @@ function roomListSql(oneRoom: boolean): string {
 
 const roomsOfUserSql = roomListSql(false);
 const roomOfMembersSql = roomListSql(true);
+const activityOfMembersSql = roomListSql(true, false);
 
 function toListItem(row: RoomListRow): RoomListItem {
 	const last = typeof row.last === 'string' ? (JSON.parse(row.last) as Record<string, unknown>) : row.last;

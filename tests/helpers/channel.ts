@@ -6,6 +6,7 @@ import {
 	type RoomState,
 	type UserChannelMessage,
 } from '../../src/lib/protocol/user-channel.ts';
+import { PROTOCOL_PARAMETER, PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
 
 export interface ChannelClient {
 	provider: HocuspocusProvider;
@@ -21,13 +22,18 @@ export interface ChannelClient {
 	destroy(): void;
 }
 
-/** A client of the user channel `user:<userId>`, as the app opens it, that applies what the server says. */
+/**
+ * A client of the user channel `user:<userId>`, as the app opens it, that applies what the server says.
+ * `protocol`: the version it says it follows (`?protocol=`), as the app does; null says none, as a bot may.
+ */
 export function openChannel(
 	wsUrl: string,
 	userId: string,
 	token: string | (() => Promise<string>),
+	protocol: number | null = PROTOCOL_VERSION,
 ): ChannelClient {
-	const socket = new HocuspocusProviderWebsocket({ url: wsUrl, delay: 100, maxDelay: 1_000, minDelay: 100 });
+	const url = protocol === null ? wsUrl : `${wsUrl}?${PROTOCOL_PARAMETER}=${protocol}`;
+	const socket = new HocuspocusProviderWebsocket({ url, delay: 100, maxDelay: 1_000, minDelay: 100 });
 	let failed!: (reason: string) => void;
 	const authFailure = new Promise<string>((resolve) => (failed = resolve));
 	const provider = new HocuspocusProvider({
@@ -46,7 +52,11 @@ export function openChannel(
 			state.clear();
 			for (const room of message.rooms) state.set(room.id, room);
 		} else if (message.type === 'room') state.set(message.room.id, message.room);
-		else if (message.type === 'room-removed') state.delete(message.roomId);
+		else if (message.type === 'room-activity') {
+			const { roomId, lastMessage, activityAt, unread, mentions } = message;
+			const room = state.get(roomId);
+			if (room) state.set(roomId, { ...room, lastMessage, activityAt, unread, mentions });
+		} else if (message.type === 'room-removed') state.delete(message.roomId);
 	});
 	provider.attach();
 	return {

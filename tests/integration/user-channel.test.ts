@@ -28,8 +28,8 @@ describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
 		await receiver?.close();
 	});
 
-	const channel = (node: number, user: User) => {
-		const client = openChannel(cluster.ws(node), user.user.id, user.accessToken);
+	const channel = (node: number, user: User, protocol: number | null = PROTOCOL_VERSION) => {
+		const client = openChannel(cluster.ws(node), user.user.id, user.accessToken, protocol);
 		clients.push(client);
 		return client;
 	};
@@ -67,39 +67,59 @@ describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
 		expect(b.room(direct.body.id)).toMatchObject({ isGroup: false, notify: 'all', role: 'owner' });
 	});
 
-	it('moves a room with a new message to the top, counts unread and mentions, and resets them on read', async () => {
-		const ana = await api.register('ana');
-		const ben = await api.register('ben');
-		const quiet = await api.createGroup(ana.accessToken, [ben.user.id], 'Quiet');
-		const busy = await api.createGroup(ana.accessToken, [ben.user.id], 'Busy');
-		const b = channel(1, ben);
-		await stateOf(b);
-		expect(b.rooms().map((r) => r.id)).toEqual([busy.id, quiet.id]);
+	// Clients of this version hear `room-activity`; bots that say no version, and older clients, the whole `room`.
+	it.each([
+		['this version', PROTOCOL_VERSION, 'room-activity'],
+		['no version (a bot)', null, 'room'],
+		['version 4', 4, 'room'],
+	] as const)(
+		'moves a room with a new message to the top, counts unread and mentions, and resets them on read: %s',
+		async (_, protocol, type) => {
+			const ana = await api.register('ana');
+			const ben = await api.register('ben');
+			const quiet = await api.createGroup(ana.accessToken, [ben.user.id], 'Quiet');
+			const busy = await api.createGroup(ana.accessToken, [ben.user.id], 'Busy');
+			const b = channel(1, ben, protocol);
+			await stateOf(b);
+			expect(b.rooms().map((r) => r.id)).toEqual([busy.id, quiet.id]);
 
-		const a = room(0, quiet.id, ana);
-		a.send('plain news');
-		a.send(`hey @${ben.user.name}, look`);
-		await a.synced();
-		await waitFor(() => b.room(quiet.id)?.unread === 2, 5_000, 'two unread');
-		expect(b.rooms()[0]?.id).toBe(quiet.id);
-		expect(b.room(quiet.id)).toMatchObject({ unread: 2, mentions: 1 });
-		expect(b.room(quiet.id)?.lastMessage?.content).toBe(`hey @${ben.user.name}, look`);
-		// Groups tell mentions only, by default.
-		await waitFor(() => b.notifications().length === 1, 5_000, 'one notification');
-		expect(b.notifications()[0]).toMatchObject({
-			roomId: quiet.id,
-			mention: true,
-			senderName: ana.user.name,
-		});
+			const a = room(0, quiet.id, ana);
+			a.send('plain news');
+			a.send(`hey @${ben.user.name}, look`);
+			await a.synced();
+			await waitFor(() => b.room(quiet.id)?.unread === 2, 5_000, 'two unread');
+			expect(b.rooms()[0]?.id).toBe(quiet.id);
+			expect(b.room(quiet.id)).toMatchObject({ unread: 2, mentions: 1 });
+			expect(b.room(quiet.id)?.lastMessage?.content).toBe(`hey @${ben.user.name}, look`);
+			// Groups tell mentions only, by default.
+			await waitFor(() => b.notifications().length === 1, 5_000, 'one notification');
+			expect(b.notifications()[0]).toMatchObject({
+				roomId: quiet.id,
+				mention: true,
+				senderName: ana.user.name,
+			});
 
-		const reader = room(1, quiet.id, ben);
-		await reader.synced();
-		// Display order: two messages of one transaction may share a millisecond; the id breaks the tie.
-		const newest = reader.messages().sort(compareEvents).at(-1)!;
-		reader.read({ at: newest.createdAt, clientMsgId: newest.clientMsgId });
-		await waitFor(() => b.room(quiet.id)?.unread === 0, 5_000, 'read on another device');
-		expect(b.room(quiet.id)?.mentions).toBe(0);
-	});
+			const reader = room(1, quiet.id, ben);
+			await reader.synced();
+			// Display order: two messages of one transaction may share a millisecond; the id breaks the tie.
+			const newest = reader.messages().sort(compareEvents).at(-1)!;
+			reader.read({ at: newest.createdAt, clientMsgId: newest.clientMsgId });
+			await waitFor(() => b.room(quiet.id)?.unread === 0, 5_000, 'read on another device');
+			expect(b.room(quiet.id)?.mentions).toBe(0);
+			// Every change after the state was said one way: the short one to clients that know it.
+			const changes = b.received.filter((m) => m.type === 'room' || m.type === 'room-activity');
+			expect(changes.length).toBeGreaterThanOrEqual(2);
+			expect(new Set(changes.map((m) => m.type))).toEqual(new Set([type]));
+			// What was left out of the short form is as the state said it.
+			expect(b.room(quiet.id)).toMatchObject({ name: 'Quiet', isGroup: true, role: 'member' });
+			expect(
+				b
+					.room(quiet.id)
+					?.members.map((m) => m.id)
+					.sort(),
+			).toEqual([ana.user.id, ben.user.id].sort());
+		},
+	);
 
 	it('tells who is online: a device connected on any node, until the last one leaves', async () => {
 		const ana = await api.register('ana');

@@ -12,6 +12,7 @@ import { migrate } from '../../server/db/migrate.ts';
 import { LocalBus } from '../../server/events/bus.ts';
 import { createLogger } from '../../server/log.ts';
 import type { UserChannelMessage } from '../../src/lib/protocol/user-channel.ts';
+import { PROTOCOL_VERSION, ROOM_ACTIVITY_PROTOCOL } from '../../src/lib/protocol/version.ts';
 import { createTestDatabase, describeEachBackend } from '../helpers/backends.ts';
 import { waitFor } from '../helpers/collab.ts';
 import { tmpDir } from '../helpers/server.ts';
@@ -60,10 +61,10 @@ describeEachBackend('the user channels of one node', (backend) => {
 		await drop();
 	});
 
-	/** A user with their channel open here: what it received. */
-	const open = async (userId: string) => {
+	/** A user with their channel open here (a device that says `protocol`, or none): what it received. */
+	const open = async (userId: string, protocol: number | null = null) => {
 		const received: UserChannelMessage[] = [];
-		const context = { user: { id: userId, name: userId }, userChannel: true } as CollabContext;
+		const context = { user: { id: userId, name: userId }, userChannel: true, protocol } as CollabContext;
 		const connection = {
 			context,
 			sendStateless: (payload: string) => received.push(JSON.parse(payload) as UserChannelMessage),
@@ -150,6 +151,53 @@ describeEachBackend('the user channels of one node', (backend) => {
 		expect(roomReads).toHaveLength(1);
 		expect(new Set((roomReads[0]?.[0] as string[]) ?? [])).toEqual(new Set(members.slice(0, 4)));
 		for (const c of open5.slice(0, 4)) await c.close();
+	});
+
+	it('tells devices that know it only a room’s activity after a message or a read, and the whole room after other changes', async () => {
+		const [ana, ben, cy] = await Promise.all(['ana', 'ben', 'cy'].map(user));
+		const roomId = await group([ana as string, ben as string, cy as string]);
+		const a = await open(ana as string, PROTOCOL_VERSION);
+		const b = await open(ben as string, PROTOCOL_VERSION);
+		// Cy has two devices: one of this version, one of before `room-activity`.
+		const cNew = await open(cy as string, PROTOCOL_VERSION);
+		const cOld = await open(cy as string, ROOM_ACTIVITY_PROTOCOL - 1);
+
+		await say(roomId, ana as string, 'hello @nobody');
+		await waitFor(() => b.of('room-activity').length === 1, 5_000, 'the activity at Ben');
+		await waitFor(() => cOld.of('room').length === 1, 5_000, 'the room at Cy’s old device');
+		expect(b.of('room-activity')[0]).toMatchObject({
+			roomId,
+			unread: 1,
+			mentions: 0,
+			lastMessage: { content: 'hello @nobody', senderId: ana },
+		});
+		expect(a.of('room-activity')[0]).toMatchObject({ roomId, unread: 0 });
+		expect(b.of('room')).toHaveLength(0);
+		// Both of Cy's devices get the whole room: one message per user, understood by either.
+		expect(cNew.of('room')).toHaveLength(1);
+		expect(cNew.of('room-activity')).toHaveLength(0);
+		expect(cOld.of('room')[0]?.room).toMatchObject({ id: roomId, unread: 1 });
+
+		// Ben reads: his counts go back to zero, in the short form.
+		await db.query(
+			`INSERT INTO read_positions (room_id, user_id, last_read_at, last_read_id)
+			 SELECT room_id, $2, created_at, client_msg_id FROM messages WHERE room_id = $1`,
+			[roomId, ben],
+		);
+		await bus.publish({ type: 'read', roomId, userId: ben as string });
+		await waitFor(() => b.of('room-activity').length === 2, 5_000, 'Ben’s read');
+		expect(b.of('room-activity')[1]).toMatchObject({ roomId, unread: 0 });
+
+		// A change of the room's details is not activity: everyone gets the whole room.
+		await bus.publish({ type: 'room-details', roomId });
+		await waitFor(() => b.of('room').length === 1, 5_000, 'the whole room at Ben');
+		expect(
+			b
+				.of('room')[0]
+				?.room.members.map((m) => m.id)
+				.sort(),
+		).toEqual([ana, ben, cy].sort());
+		for (const c of [a, b, cNew, cOld]) await c.close();
 	});
 
 	it('tells of a member’s presence only the channels that share a room with them, and after a member left, no more', async () => {

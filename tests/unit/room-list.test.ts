@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { RoomSummary } from '../../src/lib/client/schemas.ts';
-import { summaryOf, withPresence } from '../../src/lib/client/room-list.ts';
+import { summaryOf, withActivity, withPresence } from '../../src/lib/client/room-list.ts';
+import { readUserChannelMessage } from '../../src/lib/protocol/user-channel.ts';
 
 const ana = '00000000-0000-4000-8000-00000000000a';
 const ben = '00000000-0000-4000-8000-00000000000b';
@@ -46,5 +47,40 @@ describe('presence in the room list', () => {
 		};
 		const merged = summaryOf(fromApi, known, ben);
 		expect(merged.members.map((m) => m.online)).toEqual([true, false]);
+	});
+});
+
+describe('room activity in the room list', () => {
+	it('takes the newest message, the time and the counts of a `room-activity`, and keeps the rest', () => {
+		const before = room('00000000-0000-4000-8000-000000000001', { [ana]: true, [ben]: false });
+		const payload = JSON.stringify({
+			type: 'room-activity',
+			roomId: before.id,
+			lastMessage: {
+				clientMsgId: '00000000-0000-4000-8000-0000000000f1',
+				senderId: ben,
+				senderName: 'ben',
+				content: 'hi',
+				createdAt: '2026-12-02T10:00:00.000Z',
+			},
+			activityAt: '2026-12-02T10:00:00.010Z',
+			unread: 3,
+			mentions: 1,
+		});
+		const message = readUserChannelMessage(payload);
+		if (message?.type !== 'room-activity') throw new Error(`not read as room-activity: ${payload}`);
+		const change = message;
+		const after = withActivity([before], change);
+		expect(after).toEqual({
+			...before,
+			lastMessage: change.lastMessage,
+			activityAt: change.activityAt,
+			unread: 3,
+			mentions: 1,
+		});
+		expect(before.unread).toBe(0);
+		expect(withActivity([], change)).toBeUndefined();
+		// A malformed one is not a message of this version: ignored, not applied.
+		expect(readUserChannelMessage(JSON.stringify({ ...JSON.parse(payload), unread: -1 }))).toBeNull();
 	});
 });

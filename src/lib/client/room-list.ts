@@ -1,7 +1,7 @@
 import { localSnippet, searchWords } from './format.ts';
 import type { ChatMessage } from './room-model.ts';
 import type { RoomSummary } from './schemas.ts';
-import { roomState } from '../protocol/user-channel.ts';
+import { roomState, type RoomActivity } from '../protocol/user-channel.ts';
 import type { RemovalReason, RemovedRoom } from './store.ts';
 
 /*
@@ -60,6 +60,23 @@ export function afterListState(
 			...gone.map((room) => ({ room, reason: 'removed' as const })),
 		],
 	};
+}
+
+/**
+ * The room of `list` a `room-activity` is about, with its newest message and counts replaced and the rest as it
+ * was; undefined when the list does not hold it (a `room` or the next `state` brings it whole).
+ */
+export function withActivity(list: RoomSummary[], change: RoomActivity): RoomSummary | undefined {
+	const room = list.find((r) => r.id === change.roomId);
+	return (
+		room && {
+			...room,
+			lastMessage: change.lastMessage,
+			activityAt: change.activityAt,
+			unread: change.unread,
+			mentions: change.mentions,
+		}
+	);
 }
 
 /**

@@ -24,6 +24,7 @@ import {
 	searchMessages,
 	sortRooms,
 	summaryOf,
+	withActivity,
 	type LocalResult,
 	type RoomAccess,
 	withPresence,
@@ -45,8 +46,8 @@ export { removalText, type LocalResult, type RoomAccess } from './room-list.ts';
  * per room. Rooms are kept open while the app runs, so the list shows live last messages and presence, and
  * messages written offline in any room go out on reconnect without revisiting it.
  *
- * The user channel is the source of the list: its `state` replaces it after every (re)connect and `room` /
- * `room-removed` change one room. The API's list is only a fallback while the channel is not connected.
+ * The user channel is the source of the list: its `state` replaces it after every (re)connect and `room`,
+ * `room-activity` and `room-removed` change one room. The API's list is only a fallback while the channel is not connected.
  */
 class Rooms {
 	/** The rooms the user is in, most recently active first. */
@@ -82,13 +83,8 @@ class Rooms {
 	#listeners: AbortController | null = null;
 	readonly #fallback = new ListFallback({
 		active: () => this.#meta !== null,
-		apply: (list) => {
-			this.#setList(list);
-			this.error = null;
-		},
-		failed: (message) => {
-			this.error = message;
-		},
+		apply: (list) => this.#setList(list),
+		failed: (message) => (this.error = message),
 	});
 
 	/** Opens the account's data. Called when a user is signed in; a different user first stops the previous. */
@@ -152,13 +148,17 @@ class Rooms {
 			this.removed = removed;
 			for (const room of gone) this.#stores.get(room.id)?.markRemoved(removalText('removed'));
 			this.#setList(list);
-			this.error = null;
 			if (gone.length > 0) void this.#saveRemoved();
 		},
 		room: (room) => {
 			this.#fallback.superseded();
 			this.#readmit(room.id);
 			this.#upsert(room);
+		},
+		activity: (change) => {
+			this.#fallback.superseded();
+			const room = withActivity(this.list, change);
+			if (room) this.#upsert(room);
 		},
 		removed: (roomId, reason) => {
 			this.#fallback.superseded();
@@ -317,8 +317,10 @@ class Rooms {
 		}
 	}
 
+	/** A whole list from the server (the channel's `state`, or the API's): any problem fetching it is over. */
 	#setList(list: RoomSummary[]): void {
 		this.list = sortRooms(list);
+		this.error = null;
 		// Rooms the user turned out to be in are no longer "unknown".
 		for (const room of list) this.#access.forget(room.id);
 		this.#save();

@@ -6,6 +6,7 @@ import {
 	sessionEndFromClose,
 	userDocumentName,
 	type SessionEndReason,
+	type RoomActivity,
 	type RoomState,
 	type UserChannelMessage,
 } from '../protocol/user-channel.ts';
@@ -31,6 +32,8 @@ export interface UserChannelSink {
 	state(rooms: RoomState[]): void;
 	/** One room was added or changed. */
 	room(room: RoomState): void;
+	/** A room in the list has a new message, or new counts: only those parts changed. */
+	activity(change: RoomActivity): void;
 	removed(roomId: string, reason: RoomRemovedMessage['reason']): void;
 	notify(message: NotifyMessage): void;
 	/** Someone sharing a room came online or went offline. */
@@ -50,6 +53,7 @@ type Dispatch = {
 const dispatch: Dispatch = {
 	state: (sink, m) => sink.state(m.rooms),
 	room: (sink, m) => sink.room(m.room),
+	'room-activity': (sink, m) => sink.activity(m),
 	'room-removed': (sink, m) => sink.removed(m.roomId, m.reason),
 	notify: (sink, m) => sink.notify(m),
 	presence: (sink, m) => sink.presence(m.userId, m.online),

@@ -10,8 +10,8 @@ import { readJsonMessage } from './stateless.ts';
  * room's content. A client opens the document `user:<its own user id>` on the same WebSocket as its rooms; only
  * that user may open it, always read-only, and the document itself stays empty. The server speaks on it with the
  * stateless messages below. Each (re)connect starts with a `state` holding the whole picture, so a client that
- * was away gets the state rather than a replay it may have missed; afterwards `room` and `room-removed` change
- * one room, and `notify` and `session-ended` report events.
+ * was away gets the state rather than a replay it may have missed; afterwards `room`, `room-activity` and
+ * `room-removed` change one room, and `notify`, `presence` and `session-ended` report events.
  */
 
 export const userDocumentPrefix = 'user:';
@@ -90,6 +90,18 @@ export const userChannelMessage = z.discriminatedUnion('type', [
 	}),
 	/** A room was added, or changed (its members, your role, its newest message, your unread count, settings). */
 	z.strictObject({ type: z.literal('room'), room: roomState }),
+	/**
+	 * (Clients of protocol 5 or later; older ones get `room`.) A new message in a room, or your read position in it
+	 * moved: its newest message, when it was active and your counts. Everything else about the room is as last sent.
+	 */
+	z.strictObject({
+		type: z.literal('room-activity'),
+		roomId: uuid,
+		lastMessage: lastMessage.nullable(),
+		activityAt: timestamp,
+		unread: roomState.shape.unread,
+		mentions: roomState.shape.mentions,
+	}),
 	/** You are no longer in this room: removed by someone, left, or the room is gone. */
 	z.strictObject({
 		type: z.literal('room-removed'),
@@ -120,6 +132,7 @@ export const userChannelMessage = z.discriminatedUnion('type', [
 	z.strictObject({ type: z.literal('session-ended'), reason: z.enum(sessionEndReasons) }),
 ]);
 export type UserChannelMessage = z.infer<typeof userChannelMessage>;
+export type RoomActivity = Extract<UserChannelMessage, { type: 'room-activity' }>;
 
 /** A user channel's stateless payload, or null when it is not a message this version knows. */
 export function readUserChannelMessage(payload: string): UserChannelMessage | null {

@@ -8,12 +8,18 @@
  *
  * History: 1 — before versions; 2 — the user channel; 3 — clients send their version and apply the content filter
  * (`GET /api/config`) before writing; 4 — a message may carry `attachments` (a client of 3 refuses such a message
- * as malformed, so it is told to reload; it writes nothing a server of 4 refuses, so it is still accepted).
+ * as malformed, so it is told to reload; it writes nothing a server of 4 refuses, so it is still accepted); 5 — the
+ * user channel says a room's new message and counts in a short `room-activity` to clients of 5 or later, instead of
+ * the whole room (`ROOM_ACTIVITY_PROTOCOL`).
  */
-export const PROTOCOL_VERSION = 4;
+export const PROTOCOL_VERSION = 5;
 
 /** The oldest client version a server accepts: older ones would write what this server refuses. */
 export const OLDEST_CLIENT_PROTOCOL = 3;
+
+/** Clients of this version or later get `room-activity` on their user channel; older ones, and bots that say no
+ * version, get the whole `room` as before. */
+export const ROOM_ACTIVITY_PROTOCOL = 5;
 
 /** The WebSocket URL parameter that carries a client's version. */
 export const PROTOCOL_PARAMETER = 'protocol';
