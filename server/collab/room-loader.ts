@@ -1,6 +1,7 @@
 import type { Extension, onLoadDocumentPayload } from '@hocuspocus/server';
 import type { Logger } from 'pino';
 import * as Y from 'yjs';
+import { collabRejections } from '#protocol/errors.ts';
 import { messagesMapName } from '#protocol/events.ts';
 import { roomIdFromDocumentName } from '#protocol/ids.ts';
 import { limits } from '#protocol/limits.ts';
@@ -35,10 +36,19 @@ export class RoomLoader implements Extension {
 	async onLoadDocument({ document, documentName }: onLoadDocumentPayload): Promise<void> {
 		const roomId = roomIdFromDocumentName(documentName);
 		if (!roomId) return;
-		const [appended, createdAt] = await Promise.all([
-			this.#applyStored(document, documentName),
-			rooms.createdAt(this.#db, roomId),
-		]);
+		let appended: number;
+		let createdAt: number | null;
+		try {
+			[appended, createdAt] = await Promise.all([
+				this.#applyStored(document, documentName),
+				rooms.createdAt(this.#db, roomId),
+			]);
+		} catch (error) {
+			// The database could not answer (down, timed out, its pool exhausted by a reconnect storm): a refusal
+			// to retry soon. A bare error would reach the client as `permission-denied`, which it retries once.
+			this.#log.warn({ err: error, documentName }, 'room not loaded: the database did not answer');
+			throw collabRejections.unavailable;
+		}
 		const owners = clientOwners(document);
 		this.#rooms.add({
 			roomId,
