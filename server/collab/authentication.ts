@@ -8,7 +8,6 @@ import type {
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
-import * as users from '../data/users.ts';
 import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens.ts';
 import { moderates, type Role } from '#protocol/api.ts';
 import { collabRejections } from '#protocol/errors.ts';
@@ -17,14 +16,12 @@ import { OLDEST_CLIENT_PROTOCOL, PROTOCOL_PARAMETER } from '#protocol/version.ts
 import { userIdFromDocumentName } from '#protocol/user-channel.ts';
 import type { Metrics } from '../metrics.ts';
 import { FloodLog, isRefusal } from '../log.ts';
+import { LastSeen } from './last-seen.ts';
 import { RateLimiter } from '../rate-limiter.ts';
 import { inSpan } from '../tracing.ts';
 
 /** A user's room logins handled at once on a node (the rest wait their turn). */
 const LOGINS_AT_ONCE = 2;
-
-/** How stale a user's "last seen" may be (it is shown as "last seen 5 minutes ago"). */
-const LAST_SEEN_RESOLUTION_MS = 15_000;
 
 /** What every connection carries once authenticated. */
 export interface CollabContext {
@@ -60,8 +57,7 @@ export class Authentication implements Extension {
 	readonly #documentsPerConnection: number;
 	/** Rooms open per WebSocket: one socket multiplexes many documents. */
 	readonly #openPerSocket = new Map<string, number>();
-	/** When this node last wrote each user's "last seen" (see #touchLastSeen). */
-	readonly #lastSeenWritten = new Map<string, number>();
+	readonly #lastSeen: LastSeen;
 	/** Each user's room logins in progress on this node, and those waiting for their turn. */
 	readonly #loginTurns = new Map<string, { active: number; waiting: (() => void)[] }>();
 	/** Room logins per user on this node, counted before the database is asked anything. */
@@ -79,6 +75,7 @@ export class Authentication implements Extension {
 		this.#db = db;
 		this.#tokens = tokens;
 		this.#log = log.child({ component: 'collab-auth' });
+		this.#lastSeen = new LastSeen(db, this.#log);
 		this.#documentsPerConnection = options.documentsPerConnection;
 		this.#metrics = options.metrics;
 		this.#loginsPerUser = new RateLimiter(options.loginsPer10s, 10_000);
@@ -154,7 +151,7 @@ export class Authentication implements Extension {
 			this.#countOpen(socketId, user.userId);
 			connectionConfig.readOnly = true;
 			// The app is open: that is being seen, even with no room open.
-			await this.#touchLastSeen(user.userId);
+			this.#lastSeen.seen(user.userId);
 			return {
 				user: { id: user.userId, name: user.name },
 				roomId: '',
@@ -190,7 +187,7 @@ export class Authentication implements Extension {
 		this.#countOpen(socketId, user.userId);
 		const { role, isGroup } = membership;
 		connectionConfig.readOnly = role === 'readonly';
-		await this.#touchLastSeen(user.userId);
+		this.#lastSeen.seen(user.userId);
 		return {
 			user: { id: user.userId, name: user.name },
 			roomId,
@@ -312,30 +309,16 @@ export class Authentication implements Extension {
 		context.sessionId = claims.sessionId;
 	}
 
-	/**
-	 * "Last seen" is shown to the minute: one write per user per LAST_SEEN_RESOLUTION_MS on this node is enough,
-	 * and a client that logs in and out of rooms in a loop does not turn each login into a database write.
-	 */
-	async #touchLastSeen(userId: string): Promise<void> {
-		const now = Date.now();
-		if (now - (this.#lastSeenWritten.get(userId) ?? 0) < LAST_SEEN_RESOLUTION_MS) return;
-		this.#lastSeenWritten.set(userId, now);
-		if (this.#lastSeenWritten.size > 10_000) {
-			for (const [id, at] of this.#lastSeenWritten)
-				if (now - at >= LAST_SEEN_RESOLUTION_MS) this.#lastSeenWritten.delete(id);
-		}
-		await users.touchLastSeen(this.#db, userId);
-	}
-
 	/** "Last seen" is the last time a user had the app (their user channel) or a room open. */
 	async onDisconnect({ context, socketId }: onDisconnectPayload<CollabContext>): Promise<void> {
 		const open = (this.#openPerSocket.get(socketId) ?? 1) - 1;
 		if (open > 0) this.#openPerSocket.set(socketId, open);
 		else this.#openPerSocket.delete(socketId);
-		if (!context?.user) return;
-		await this.#touchLastSeen(context.user.id).catch((error: unknown) => {
-			// Presence bookkeeping only: a failure here must not disturb the disconnect.
-			this.#log.warn({ err: error, userId: context.user.id }, 'could not record last seen');
-		});
+		if (context?.user) this.#lastSeen.seen(context.user.id);
+	}
+
+	/** Writes the "last seen" still queued (shutdown). */
+	flush(): Promise<void> {
+		return this.#lastSeen.flush();
 	}
 }

@@ -149,6 +149,7 @@ export class Collab {
 	readonly #channels: UserChannels;
 	#closed = false;
 	readonly #readReceipts: ReadReceipts;
+	readonly #authentication: Authentication;
 
 	readonly #connectionsPerIp: RateLimiter;
 	/** Every frame a socket sends counts, whatever it is (finding 8 of docs/security.md). */
@@ -196,6 +197,11 @@ export class Collab {
 		this.#compaction = rooms.compaction;
 		const readReceipts = new ReadReceipts(deps.db, deps.log, deps.bus);
 		this.#readReceipts = readReceipts;
+		this.#authentication = new Authentication(deps.db, deps.tokens, deps.log, {
+			documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
+			loginsPer10s: config.WS_FRAMES_PER_10S,
+			metrics: deps.metrics,
+		});
 		this.hocuspocus = new Hocuspocus<CollabContext>({
 			...hocuspocusSettings,
 			// Room logins waiting for their answer: the frame budget bounds them, and each gets an answer from
@@ -214,11 +220,7 @@ export class Collab {
 							}),
 						]
 					: []),
-				new Authentication(deps.db, deps.tokens, deps.log, {
-					documentsPerConnection: config.DOCUMENTS_PER_CONNECTION,
-					loginsPer10s: config.WS_FRAMES_PER_10S,
-					metrics: deps.metrics,
-				}),
+				this.#authentication,
 				new Access({ db: deps.db, log: deps.log, bus: deps.bus, documents: () => this.hocuspocus.documents }),
 				this.#channels,
 				new Presence(deps.log),
@@ -329,6 +331,7 @@ export class Collab {
 		}
 		await this.#compaction.flush();
 		await this.#readReceipts.flush();
+		await this.#authentication.flush();
 		this.#channels.close();
 		this.#devices.close();
 		this.#reclaim.close();

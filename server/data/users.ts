@@ -60,8 +60,9 @@ export async function search(
 	return rows.map((r) => ({ id: r.id, name: r.name, lastSeen: r.last_seen_at?.toISOString() ?? null }));
 }
 
-export async function touchLastSeen(db: Queryable, id: string): Promise<void> {
-	await db.query('UPDATE users SET last_seen_at = now() WHERE id = $1', [id]);
+/** Marks users as seen now, in one statement. */
+export async function touchLastSeen(db: Queryable, ids: string[]): Promise<void> {
+	await db.query('UPDATE users SET last_seen_at = now() WHERE id = ANY($1::uuid[])', [ids]);
 }
 
 export async function existingIds(db: Queryable, ids: string[]): Promise<Set<string>> {
