@@ -96,6 +96,12 @@ function error(reason: string): void {
 	failures[why] = (failures[why] ?? 0) + 1;
 }
 
+/**
+ * Refusals a device retries (docs/protocol.md section 5: the database was busy, too many logins): the users do
+ * too, after 1 s, 2 s, then every 4 s, with jitter, as the seed's Socket.IO clients reconnect by themselves.
+ */
+const RETRYABLE = /storage-unavailable|rate-limited|^closed 4(503|429)\b/;
+
 class User {
 	readonly spec: ClientSpec;
 	/** What this user wrote, kept across reconnects as a device keeps it (Yjs targets). */
@@ -108,6 +114,8 @@ class User {
 	connection: Connection;
 	lastRead = 0;
 	readonly timers: NodeJS.Timeout[] = [];
+	#retries = 0;
+	#retry: NodeJS.Timeout | undefined;
 
 	constructor(spec: ClientSpec) {
 		this.spec = spec;
@@ -141,8 +149,23 @@ class User {
 			: thinConnection(this, onMessage, acked);
 	}
 
+	/** A connection failed: counted as an error, and opened again later when a device would retry. */
+	failed(reason: string): void {
+		error(`${this.spec.target} user ${this.spec.index}: ${reason}`);
+		if (!RETRYABLE.test(reason.replace(/^user channel refused: |^refused: /, '')) || this.#retry) return;
+		const delay = ([1_000, 2_000][this.#retries] ?? 4_000) * (0.5 + Math.random());
+		this.#retries++;
+		this.#retry = setTimeout(() => {
+			this.#retry = undefined;
+			this.connection.close();
+			this.connection = this.#connect();
+		}, delay);
+		this.timers.push(this.#retry);
+	}
+
 	#type(): void {
 		if (!this.connection.synced()) return;
+		this.#retries = 0;
 		this.connection.typing(true);
 		this.timers.push(
 			setTimeout(() => {
@@ -193,7 +216,7 @@ function thinConnection(
 		{
 			message: onMessage,
 			acked,
-			failed: (reason) => error(`${spec.target} user ${spec.index}: ${reason}`),
+			failed: (reason) => user.failed(reason),
 			channel: (type) => {
 				if (recording) recording.channel[type] = (recording.channel[type] ?? 0) + 1;
 			},

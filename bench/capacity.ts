@@ -25,6 +25,7 @@ import {
 	clientSpec,
 	envNumber,
 	fmt,
+	listenOverflows,
 	machineBusyMs,
 	parseTargets,
 	percentile,
@@ -135,6 +136,7 @@ async function step(
 	to: number,
 ): Promise<Step> {
 	const spreadMs = ((to - from) / CONNECTS_PER_S) * 1_000;
+	const overflows0 = listenOverflows();
 	const added = await Promise.all(
 		workers.map((w, g) => {
 			const answer = next(w, 'added', spreadMs + 120_000);
@@ -144,6 +146,7 @@ async function step(
 			return answer;
 		}),
 	);
+	const overflows = listenOverflows() - overflows0;
 	await sleep(WARMUP_S * 1_000);
 	const before = running.stats();
 	const machine0 = machineBusyMs();
@@ -168,7 +171,9 @@ async function step(
 	const connectFailures = added.reduce((a, p) => a + p.failed, 0);
 	const errors = [
 		...(connectFailures > 0
-			? [`${connectFailures} users did not connect within a minute (${stuckOf(added)})`]
+			? [
+					`${connectFailures} users did not connect within a minute (${stuckOf(added)}; listen queue overflows ${overflows})`,
+				]
 			: []),
 		...parts.flatMap((p) => p.errors),
 	];

@@ -170,6 +170,20 @@ export function machineBusyMs(): number {
 	return busy * TICK_MS;
 }
 
+/**
+ * Connections the kernel dropped because a listen queue was full, since boot (every listener on this machine:
+ * `TcpExtListenOverflows` of `nstat`); 0 where /proc/net/netstat is missing.
+ */
+export function listenOverflows(): number {
+	const lines = fs.existsSync('/proc/net/netstat')
+		? fs.readFileSync('/proc/net/netstat', 'utf8').split('\n')
+		: [];
+	const at = lines.findIndex((line) => line.startsWith('TcpExt:'));
+	const keys = lines[at]?.split(/\s+/) ?? [];
+	const values = lines[at + 1]?.split(/\s+/) ?? [];
+	return Number(values[keys.indexOf('ListenOverflows')] ?? 0) || 0;
+}
+
 export interface BenchUser {
 	id: string;
 	token: string;
