@@ -123,9 +123,7 @@ export class ReadReceipts implements Extension, HandlesStateless {
 				);
 			}
 			// Each reader's unread count changes on every device (their user channels).
-			await Promise.all(
-				moved.map((p) => this.#bus.publish({ type: 'read', roomId: p.roomId, userId: p.userId })),
-			);
+			await Promise.all(moved.map((p) => this.#bus.publish({ type: 'read', ...p })));
 		} catch (error) {
 			// A read position is not worth failing anything for; the next one carries the same news.
 			this.#log.warn({ err: error, positions: batch.length }, 'read positions not stored');

@@ -1,13 +1,15 @@
 import type { Connection, connectedPayload, Extension, onDisconnectPayload } from '@hocuspocus/server';
-import { PROTOCOL_VERSION, ROOM_ACTIVITY_PROTOCOL } from '#protocol/version.ts';
+import { PROTOCOL_VERSION } from '#protocol/version.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
-import { type NotifyLevel, type RoomState, type UserChannelMessage } from '#protocol/user-channel.ts';
+import type { NotifyLevel, UserChannelMessage } from '#protocol/user-channel.ts';
 import { notifies } from './activity.ts';
 import type { CollabContext } from './authentication.ts';
 import type { Devices } from './devices.ts';
+import { knowsActivity, lastMessageOf, reaches, send, toState } from './channel-messages.ts';
+import { WatchedRooms } from './watched-rooms.ts';
 
 /** Changes to one room within this window go out as one `room` message per user (a burst of messages). */
 const REFRESH_DELAY_MS = 50;
@@ -26,19 +28,14 @@ interface Channel {
 	rooms: Map<string, RoomEntry>;
 }
 
-/** A room that channels on this node show: who shows it, and who is in it (as last read). */
-interface RoomWatch {
-	watchers: Set<string>;
-	members: Set<string>;
-}
-
 /**
  * The per-user live channel (src/lib/protocol/user-channel.ts, docs/protocol.md): a user's open `user:<id>`
  * documents on this node, and what the cluster's events mean for them.
  *
- * Counts and summaries are always read from the database (the events only say which room to re-read), so a
- * missed or repeated event cannot make a count drift; the first message on every connection, and after this node
- * may have missed events, is the whole state. Only `notify` is driven by the event itself, once per message.
+ * Counts and summaries are read from the database (the events only say which room to re-read), never incremented,
+ * so a missed or repeated event cannot make a count drift; the first message on every connection, and after this
+ * node may have missed events, is the whole state. `notify` is driven by the event itself, once per message, and
+ * a read that reaches the room's newest message as last read says "nothing unread" without a query (#caughtUp).
  *
  * The node indexes its channels by room and by member, so an event costs the channels it concerns, not every
  * channel here; and the users of one room it must tell of a change are re-read together, in one statement.
@@ -51,15 +48,15 @@ export class UserChannels implements Extension {
 	readonly #bus: EventBus;
 	readonly #channels = new Map<string, Channel>();
 	readonly #byContext = new Map<CollabContext, Connection>();
-	/** The rooms the channels here show, by room id. */
-	readonly #rooms = new Map<string, RoomWatch>();
-	/** The rooms in `#rooms` each user is a member of, by user id (for presence). */
-	readonly #memberOf = new Map<string, Set<string>>();
+	/** The rooms the channels here show, who shows each and who is in it. */
+	readonly #rooms = new WatchedRooms();
 	/**
 	 * Users whose view of a room is to be re-read, by room id, and the timer that will: each user with whether
 	 * the whole room is due (true) or only its activity, its newest message and their counts (false).
 	 */
 	readonly #pending = new Map<string, { users: Map<string, boolean>; timer: NodeJS.Timeout }>();
+	/** Re-reads under way, by room id. */
+	readonly #reading = new Map<string, number>();
 
 	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
 		this.#db = deps.db;
@@ -68,6 +65,8 @@ export class UserChannels implements Extension {
 		this.#bus = deps.bus;
 		deps.bus.subscribe((event) => this.#onEvent(event));
 		deps.bus.onResync(() => {
+			// Events may have been missed: a newer message than the one known, for one.
+			this.#rooms.forgetNewest();
 			for (const [userId, channel] of this.#channels) {
 				for (const connection of channel.connections) void this.#sendState(userId, connection);
 			}
@@ -99,7 +98,7 @@ export class UserChannels implements Extension {
 		if (!channel?.connections.delete(connection)) return;
 		if (channel.connections.size === 0) {
 			this.#channels.delete(context.user.id);
-			for (const roomId of channel.rooms.keys()) this.#unwatch(roomId, context.user.id);
+			for (const roomId of channel.rooms.keys()) this.#rooms.unwatch(roomId, context.user.id);
 		}
 		// Announced only once the grace for a reload or reconnect has passed (Devices); the hook does not wait.
 		const userId = context.user.id;
@@ -117,11 +116,9 @@ export class UserChannels implements Extension {
 	/** Someone's presence may have changed: every channel here that shares a room with them hears which way. */
 	async #presence(userId: string): Promise<void> {
 		const audience = new Set<Channel>();
-		for (const roomId of this.#memberOf.get(userId) ?? []) {
-			for (const watcher of this.#rooms.get(roomId)?.watchers ?? []) {
-				const channel = this.#channels.get(watcher);
-				if (channel) audience.add(channel);
-			}
+		for (const watcher of this.#rooms.watchersWith(userId)) {
+			const channel = this.#channels.get(watcher);
+			if (channel) audience.add(channel);
 		}
 		if (audience.size === 0) return;
 		const online = await this.#devices.anyConnected(userId);
@@ -139,44 +136,6 @@ export class UserChannels implements Extension {
 		for (const { timer } of this.#pending.values()) clearTimeout(timer);
 		this.#pending.clear();
 		this.#rooms.clear();
-		this.#memberOf.clear();
-	}
-
-	/** Who shows a room here: its watchers, and the room's members as just read. */
-	#watch(userIds: Iterable<string>, room: rooms.RoomListItem): void {
-		let watch = this.#rooms.get(room.id);
-		if (!watch) {
-			watch = { watchers: new Set(), members: new Set() };
-			this.#rooms.set(room.id, watch);
-		}
-		for (const userId of userIds) watch.watchers.add(userId);
-		this.#setMembers(room.id, watch, new Set(room.members.map((m) => m.id)));
-	}
-
-	#unwatch(roomId: string, userId: string): void {
-		const watch = this.#rooms.get(roomId);
-		if (!watch?.watchers.delete(userId) || watch.watchers.size > 0) return;
-		this.#setMembers(roomId, watch, new Set());
-		this.#rooms.delete(roomId);
-	}
-
-	#setMembers(roomId: string, watch: RoomWatch, members: Set<string>): void {
-		for (const member of watch.members) {
-			if (members.has(member)) continue;
-			const of = this.#memberOf.get(member);
-			of?.delete(roomId);
-			if (of?.size === 0) this.#memberOf.delete(member);
-		}
-		for (const member of members) {
-			if (watch.members.has(member)) continue;
-			let of = this.#memberOf.get(member);
-			if (!of) {
-				of = new Set();
-				this.#memberOf.set(member, of);
-			}
-			of.add(roomId);
-		}
-		watch.members = members;
 	}
 
 	async #sendState(userId: string, connection: Connection): Promise<void> {
@@ -185,9 +144,9 @@ export class UserChannels implements Extension {
 			const channel = this.#channels.get(userId);
 			if (!channel?.connections.has(connection)) return;
 			const shown = new Set(list.map((r) => r.id));
-			for (const roomId of channel.rooms.keys()) if (!shown.has(roomId)) this.#unwatch(roomId, userId);
+			for (const roomId of channel.rooms.keys()) if (!shown.has(roomId)) this.#rooms.unwatch(roomId, userId);
 			channel.rooms = new Map(list.map((r) => [r.id, entryOf(r)]));
-			for (const room of list) this.#watch([userId], room);
+			for (const room of list) this.#rooms.watch([userId], room);
 			const online = await this.#devices.onlineOf([
 				...new Set(list.flatMap((r) => r.members.map((m) => m.id))),
 			]);
@@ -205,7 +164,7 @@ export class UserChannels implements Extension {
 			case 'membership': {
 				const own = this.#channels.get(event.userId);
 				if (own && event.role === null) {
-					if (own.rooms.delete(event.roomId)) this.#unwatch(event.roomId, event.userId);
+					if (own.rooms.delete(event.roomId)) this.#rooms.unwatch(event.roomId, event.userId);
 					const reason = event.roomGone ? 'deleted' : event.by === event.userId ? 'left' : 'removed';
 					this.#broadcast(own, { type: 'room-removed', roomId: event.roomId, reason });
 				} else if (own) {
@@ -230,10 +189,12 @@ export class UserChannels implements Extension {
 				if (room) this.#refresh(event.userId, event.roomId);
 				return;
 			}
-			case 'read':
-				if (this.#channels.get(event.userId)?.rooms.has(event.roomId))
+			case 'read': {
+				const channel = this.#channels.get(event.userId);
+				if (channel?.rooms.has(event.roomId) && !this.#caughtUp(channel, event))
 					this.#refresh(event.userId, event.roomId, false);
 				return;
+			}
 			case 'activity':
 				for (const userId of this.#rooms.get(event.roomId)?.watchers ?? []) {
 					const channel = this.#channels.get(userId);
@@ -292,14 +253,49 @@ export class UserChannels implements Extension {
 		this.#pending.set(roomId, { users, timer });
 	}
 
+	/**
+	 * A read at or past the room's newest message leaves nothing unread: the user's channel hears so without a
+	 * query, when this node knows that message and reads nothing of the room right now (a read under way may have
+	 * begun before the position was stored and would answer with the counts before it; one still due reads it).
+	 * A message newer than the one known has a re-read due, which brings its counts.
+	 */
+	#caughtUp(channel: Channel, read: { roomId: string; at?: string; clientMsgId?: string }): boolean {
+		const newest = this.#rooms.get(read.roomId)?.newest;
+		if (!newest || read.at === undefined || read.clientMsgId === undefined) return false;
+		if (this.#pending.has(read.roomId) || this.#reading.has(read.roomId)) return false;
+		if (!reaches({ at: read.at, clientMsgId: read.clientMsgId }, newest.position)) return false;
+		if (![...channel.connections].every(knowsActivity)) return false;
+		const { lastMessage, activityAt } = newest;
+		this.#broadcast(channel, {
+			type: 'room-activity',
+			roomId: read.roomId,
+			lastMessage,
+			activityAt,
+			unread: 0,
+			mentions: 0,
+		});
+		return true;
+	}
+
 	async #reread(roomId: string, users: Map<string, boolean>): Promise<void> {
+		this.#reading.set(roomId, (this.#reading.get(roomId) ?? 0) + 1);
+		try {
+			await this.#rereadNow(roomId, users);
+		} finally {
+			const left = (this.#reading.get(roomId) ?? 1) - 1;
+			if (left > 0) this.#reading.set(roomId, left);
+			else this.#reading.delete(roomId);
+		}
+	}
+
+	async #rereadNow(roomId: string, users: Map<string, boolean>): Promise<void> {
 		const whole = new Map<string, Channel>();
 		const activity = new Map<string, Channel>();
 		for (const [userId, wholeDue] of users) {
 			const channel = this.#channels.get(userId);
 			if (!channel) continue;
 			// A device of theirs that does not know `room-activity` gets the whole room, as before it existed.
-			const old = [...channel.connections].some((c) => !knowsActivity(c.context as CollabContext));
+			const old = ![...channel.connections].every(knowsActivity);
 			(wholeDue || old ? whole : activity).set(userId, channel);
 		}
 		await Promise.all([
@@ -310,7 +306,7 @@ export class UserChannels implements Extension {
 
 	/** Sends each user the whole room as they see it (`room`). */
 	async #sendRooms(roomId: string, channels: Map<string, Channel>): Promise<void> {
-		const views = await rooms.roomForMembers(this.#db, roomId, [...channels.keys()]);
+		const { views, newest } = await rooms.roomForMembers(this.#db, roomId, [...channels.keys()]);
 		const [first] = views.values();
 		// Gone: the membership event that removed it tells the channel, with the reason (left, removed,
 		// deleted); saying "removed" here would race it and could be wrong (a refresh found the room gone
@@ -326,7 +322,8 @@ export class UserChannels implements Extension {
 			this.#broadcast(channel, { type: 'room', room: toState(room, online) });
 		}
 		// The members are the room's, the same in every view: indexed once.
-		if (shown.length > 0) this.#watch(shown, first);
+		if (shown.length > 0) this.#rooms.watch(shown, first);
+		this.#knowNewest(roomId, newest, first);
 	}
 
 	/**
@@ -334,7 +331,9 @@ export class UserChannels implements Extension {
 	 * nothing else of the room changed, and its members are most of a `room`'s size and of its statement's work.
 	 */
 	async #sendActivity(roomId: string, channels: Map<string, Channel>): Promise<void> {
-		const views = await rooms.activityForMembers(this.#db, roomId, [...channels.keys()]);
+		const { views, newest } = await rooms.activityForMembers(this.#db, roomId, [...channels.keys()]);
+		const [first] = views.values();
+		if (first) this.#knowNewest(roomId, newest, first);
 		for (const [userId, room] of views) {
 			const channel = channels.get(userId);
 			// Not (or no longer) in their list: a membership event or the next `state` brings the whole room.
@@ -351,44 +350,21 @@ export class UserChannels implements Extension {
 		}
 	}
 
+	/** Keeps what a view says of the room's newest message (the same in every member's view). */
+	#knowNewest(roomId: string, position: rooms.MessagePosition | null, view: rooms.RoomListItem): void {
+		const watch = this.#rooms.get(roomId);
+		if (!watch) return;
+		const lastMessage = lastMessageOf(view);
+		watch.newest =
+			position && lastMessage ? { position, lastMessage, activityAt: view.activityAt } : undefined;
+	}
+
 	#broadcast(channel: Channel, message: UserChannelMessage): void {
 		for (const connection of channel.connections) send(connection, message);
 	}
 }
 
-function send(connection: Connection, message: UserChannelMessage): void {
-	connection.sendStateless(JSON.stringify(message));
-}
-
 /** What a channel keeps of one of its rooms. */
 function entryOf(room: rooms.RoomListItem): RoomEntry {
 	return { name: room.name, isGroup: room.isGroup, notify: room.notify };
-}
-
-/** Whether a connection's client understands `room-activity` (bots that say no version get `room`). */
-function knowsActivity(context: CollabContext): boolean {
-	return context.protocol !== null && context.protocol >= ROOM_ACTIVITY_PROTOCOL;
-}
-
-/** A room's newest message in short, as the channel sends it. */
-function lastMessageOf(room: rooms.RoomListItem): RoomState['lastMessage'] {
-	const last = room.lastMessage;
-	return last
-		? {
-				clientMsgId: last.clientMsgId,
-				senderId: last.senderId,
-				senderName: last.senderName,
-				content: last.content,
-				createdAt: last.createdAt,
-			}
-		: null;
-}
-
-/** A room as the channel sends it: its newest message in short, and who of its members is online. */
-function toState(room: rooms.RoomListItem, online: ReadonlySet<string>): RoomState {
-	return {
-		...room,
-		members: room.members.map((m) => ({ ...m, online: online.has(m.id) })),
-		lastMessage: lastMessageOf(room),
-	};
 }

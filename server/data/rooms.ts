@@ -138,13 +138,8 @@ export async function listFor(db: Queryable, userId: string, roomId?: string): P
  * user channels of one node re-read after a message, instead of one read per member. Members who are not (or no
  * longer) in the room are missing from the answer.
  */
-export async function roomForMembers(
-	db: Queryable,
-	roomId: string,
-	userIds: string[],
-): Promise<Map<string, RoomListItem>> {
-	const rows = await listForMembers(db, userIds, roomId);
-	return new Map(rows.map(({ userId, item }) => [userId, item]));
+export async function roomForMembers(db: Queryable, roomId: string, userIds: string[]): Promise<RoomViews> {
+	return viewsOf(await listForMembers(db, userIds, roomId));
 }
 
 /**
@@ -155,9 +150,24 @@ export async function activityForMembers(
 	db: Queryable,
 	roomId: string,
 	userIds: string[],
-): Promise<Map<string, RoomListItem>> {
-	const rows = await listForMembers(db, userIds, roomId, false);
-	return new Map(rows.map(({ userId, item }) => [userId, item]));
+): Promise<RoomViews> {
+	return viewsOf(await listForMembers(db, userIds, roomId, false));
+}
+
+/** A message's place in display order: `created_at`, then `client_msg_id` (as read positions are kept). */
+export interface MessagePosition {
+	at: string;
+	clientMsgId: string;
+}
+
+/** One room as each of several members sees it, and its newest message in display order (null: none). */
+export interface RoomViews {
+	views: Map<string, RoomListItem>;
+	newest: MessagePosition | null;
+}
+
+function viewsOf(rows: { userId: string; item: RoomListItem; newest: MessagePosition | null }[]): RoomViews {
+	return { views: new Map(rows.map(({ userId, item }) => [userId, item])), newest: rows[0]?.newest ?? null };
 }
 
 async function listForMembers(
@@ -165,7 +175,7 @@ async function listForMembers(
 	userIds: string[],
 	roomId: string | undefined,
 	withMembers = true,
-): Promise<{ userId: string; item: RoomListItem }[]> {
+): Promise<{ userId: string; item: RoomListItem; newest: MessagePosition | null }[]> {
 	const [sql, prepared] =
 		roomId === undefined
 			? [roomsOfUserSql, 'rooms_of_user']
@@ -178,7 +188,14 @@ async function listForMembers(
 		// Run on every connect and after every message: planning it each time cost as much as running it.
 		{ prepared },
 	);
-	return rows.map((row) => ({ userId: row.for_user, item: toListItem(row) }));
+	return rows.map((row) => ({
+		userId: row.for_user,
+		item: toListItem(row),
+		newest:
+			row.newest_at === null || row.newest_id === null
+				? null
+				: { at: new Date(row.newest_at).toISOString(), clientMsgId: row.newest_id },
+	}));
 }
 
 type RoomListRow = RoomRowWithMembers & {
@@ -189,6 +206,9 @@ type RoomListRow = RoomRowWithMembers & {
 	activity_at: Date | string;
 	unread: number | string;
 	mentions: number | string;
+	/** The room's newest message in display order (one room's statements only). */
+	newest_at: Date | string | null;
+	newest_id: string | null;
 };
 
 /**
@@ -200,7 +220,7 @@ type RoomListRow = RoomRowWithMembers & {
 function roomListSql(oneRoom: boolean, withMembers = true): string {
 	return `WITH r AS MATERIALIZED (
 			SELECT r.id, r.name, r.topic, r.is_group, r.created_at, ${withMembers ? membersOf : `'[]'::json`} AS members,
-				lm.last, lm.received_at
+				lm.last, lm.received_at, ${oneRoom ? 'nm.newest_at, nm.newest_id' : 'NULL::timestamptz AS newest_at, NULL::uuid AS newest_id'}
 			FROM rooms r
 			LEFT JOIN LATERAL (
 				SELECT json_build_object(
@@ -213,9 +233,10 @@ function roomListSql(oneRoom: boolean, withMembers = true): string {
 				FROM messages msg LEFT JOIN users su ON su.id = msg.sender_id
 				WHERE msg.room_id = r.id AND msg.kind = 'message' ORDER BY msg.seq DESC LIMIT 1
 			) lm ON true
+			${oneRoom ? newestOf : ''}
 			WHERE ${oneRoom ? 'r.id = $2' : 'r.id IN (SELECT room_id FROM memberships WHERE user_id = ANY($1::uuid[]))'}
 		 )
-		 SELECT r.id, r.name, r.topic, r.is_group, r.members, me.user_id AS for_user, me.role,
+		 SELECT r.id, r.name, r.topic, r.is_group, r.members, r.newest_at, r.newest_id, me.user_id AS for_user, me.role,
 			${effectiveNotify} AS notify, r.last, coalesce(r.received_at, greatest(r.created_at, me.joined_at)) AS activity_at,
 			coalesce(n.unread, 0) AS unread, coalesce(n.mentions, 0) AS mentions
 		 FROM r
@@ -233,6 +254,12 @@ function roomListSql(oneRoom: boolean, withMembers = true): string {
 		 ) n ON true
 		 ORDER BY activity_at DESC`;
 }
+
+/** A room's newest message in display order (`r`: the room), the end of every member's unread messages. */
+const newestOf = `LEFT JOIN LATERAL (
+				SELECT created_at AS newest_at, client_msg_id AS newest_id FROM messages
+				WHERE room_id = r.id AND kind = 'message' ORDER BY created_at DESC, client_msg_id DESC LIMIT 1
+			) nm ON true`;
 
 const roomsOfUserSql = roomListSql(false);
 const roomOfMembersSql = roomListSql(true);

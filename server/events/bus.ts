@@ -44,8 +44,18 @@ export const clusterEvent = z.discriminatedUnion('type', [
 		/** Other kinds (edits, deletes, reactions): the room's summary may change (a deleted last message). */
 		others: z.number().int().min(0),
 	}),
-	/** A member's read position in a room moved: their unread count changes on every device. */
-	z.strictObject({ type: z.literal('read'), roomId: uuid, userId: uuid }),
+	/**
+	 * A member's read position in a room moved: their unread count changes on every device. The position itself
+	 * (`at`, `clientMsgId`; absent from nodes before it was sent) lets a node that knows the room's newest message
+	 * say "nothing unread" without asking the database.
+	 */
+	z.strictObject({
+		type: z.literal('read'),
+		roomId: uuid,
+		userId: uuid,
+		at: z.string().optional(),
+		clientMsgId: uuid.optional(),
+	}),
 	/**
 	 * Sessions ended: one (`sessionId`), or all but one (`exceptSessionId`), or all of the user's. Their sockets
 	 * close on every node and their tokens stop opening new ones.

@@ -97,13 +97,20 @@ describeEachBackend('the user channels of one node', (backend) => {
 		);
 		return id;
 	};
-	const say = async (roomId: string, senderId: string, content: string) => {
+	/** A message stored, then told to the cluster (`stored` runs between the two). */
+	const say = async (
+		roomId: string,
+		senderId: string,
+		content: string,
+		stored?: (clientMsgId: string) => Promise<void>,
+	) => {
 		const clientMsgId = randomUUID();
 		await db.query(
 			`INSERT INTO messages (room_id, client_msg_id, kind, sender_id, content, created_at)
 			 VALUES ($1, $2, 'message', $3, $4, now())`,
 			[roomId, clientMsgId, senderId, content],
 		);
+		await stored?.(clientMsgId);
 		await bus.publish({
 			type: 'activity',
 			roomId,
@@ -198,6 +205,76 @@ describeEachBackend('the user channels of one node', (backend) => {
 				.sort(),
 		).toEqual([ana, ben, cy].sort());
 		for (const c of [a, b, cNew, cOld]) await c.close();
+	});
+
+	it('says nothing is unread after a read up to the newest message without a query, and reads the counts otherwise', async () => {
+		const [ana, ben] = await Promise.all(['ana', 'ben'].map(user));
+		const roomId = await group([ana as string, ben as string]);
+		await open(ana as string, PROTOCOL_VERSION);
+		const b = await open(ben as string, PROTOCOL_VERSION);
+		const latest = () => b.of('room-activity').at(-1);
+		await say(roomId, ana as string, 'one');
+		await say(roomId, ana as string, 'two');
+		await waitFor(() => latest()?.unread === 2, 5_000, 'two unread at Ben');
+		const { rows } = await db.query<{ id: string }>(
+			'SELECT client_msg_id AS id FROM messages WHERE room_id = $1 ORDER BY created_at, client_msg_id',
+			[roomId],
+		);
+		/** Ben's devices read up to a message: the position stored, as ReadReceipts does. */
+		const store = async (id: string) => {
+			await db.query(
+				`INSERT INTO read_positions (room_id, user_id, last_read_at, last_read_id)
+				 SELECT room_id, $2, created_at, client_msg_id FROM messages WHERE room_id = $1 AND client_msg_id = $3
+				 ON CONFLICT (room_id, user_id) DO UPDATE
+				   SET last_read_at = excluded.last_read_at, last_read_id = excluded.last_read_id`,
+				[roomId, ben, id],
+			);
+		};
+		/** …and then told to the cluster, with the position. */
+		const tell = async (id: string) => {
+			const { rows: at } = await db.query<{ at: Date }>(
+				'SELECT created_at AS at FROM messages WHERE client_msg_id = $1',
+				[id],
+			);
+			const position = { at: new Date(at[0]?.at as Date).toISOString(), clientMsgId: id };
+			await bus.publish({ type: 'read', roomId, userId: ben as string, ...position });
+		};
+		const [first, second] = rows.map((r) => r.id) as [string, string];
+
+		// Short of the newest: the counts are read.
+		roomReads.length = 0;
+		const seen = b.of('room-activity').length;
+		await store(first);
+		await tell(first);
+		await waitFor(() => b.of('room-activity').length > seen, 5_000, 'the first read');
+		expect(latest()).toMatchObject({ unread: 1 });
+		expect(roomReads).toHaveLength(1);
+
+		// Up to the newest: nothing is unread, said at once, without a statement.
+		roomReads.length = 0;
+		await store(second);
+		await tell(second);
+		expect(latest()).toMatchObject({ unread: 0, mentions: 0, lastMessage: { content: 'two' } });
+		expect(roomReads).toHaveLength(0);
+
+		// A read of a message this node has not read yet (its re-read is due, or under way): not answered from what
+		// the node knew, which would show the second message as the newest, but by that re-read.
+		const before = b.of('room-activity').length;
+		let third = '';
+		await say(roomId, ana as string, 'three', async (id) => {
+			third = id;
+			await store(id);
+		});
+		// `tell` asks the database first: the re-read is still due then (50 ms), or under way.
+		await tell(third);
+		await waitFor(() => latest()?.lastMessage?.content === 'three', 5_000, 'the third message');
+		expect(latest()).toMatchObject({ unread: 0 });
+		expect(
+			b
+				.of('room-activity')
+				.slice(before)
+				.map((m) => m.lastMessage?.content),
+		).toEqual(['three']);
 	});
 
 	it('tells of a member’s presence only the channels that share a room with them, and after a member left, no more', async () => {
