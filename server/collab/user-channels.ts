@@ -55,8 +55,8 @@ export class UserChannels implements Extension {
 	 * the whole room is due (true) or only its activity, its newest message and their counts (false).
 	 */
 	readonly #pending = new Map<string, { users: Map<string, boolean>; timer: NodeJS.Timeout }>();
-	/** Re-reads under way, by room id. */
-	readonly #reading = new Map<string, number>();
+	/** The last re-read of each room under way (or waiting for the one before it), by room id. */
+	readonly #reading = new Map<string, Promise<void>>();
 
 	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
 		this.#db = deps.db;
@@ -245,10 +245,7 @@ export class UserChannels implements Extension {
 		const timer = setTimeout(() => {
 			// Changes from here on start a new refresh.
 			this.#pending.delete(roomId);
-			this.#reread(roomId, users).catch((error: unknown) => {
-				// The next change of the room, or the next connect, brings the state.
-				this.#log.warn({ err: error, roomId, users: users.size }, 'room state for user channels not read');
-			});
+			this.#reread(roomId, users);
 		}, REFRESH_DELAY_MS);
 		this.#pending.set(roomId, { users, timer });
 	}
@@ -277,15 +274,23 @@ export class UserChannels implements Extension {
 		return true;
 	}
 
-	async #reread(roomId: string, users: Map<string, boolean>): Promise<void> {
-		this.#reading.set(roomId, (this.#reading.get(roomId) ?? 0) + 1);
-		try {
-			await this.#rereadNow(roomId, users);
-		} finally {
-			const left = (this.#reading.get(roomId) ?? 1) - 1;
-			if (left > 0) this.#reading.set(roomId, left);
-			else this.#reading.delete(roomId);
-		}
+	/**
+	 * Re-reads of one room run one after the other: two at once could answer out of order, and the older view,
+	 * sent last, would leave a channel with counts from before the newer one.
+	 */
+	#reread(roomId: string, users: Map<string, boolean>): void {
+		const previous = this.#reading.get(roomId);
+		const reading = (async () => {
+			await previous;
+			await this.#rereadNow(roomId, users).catch((error: unknown) => {
+				// The next change of the room, or the next connect, brings the state.
+				this.#log.warn({ err: error, roomId, users: users.size }, 'room state for user channels not read');
+			});
+		})();
+		this.#reading.set(roomId, reading);
+		void reading.finally(() => {
+			if (this.#reading.get(roomId) === reading) this.#reading.delete(roomId);
+		});
 	}
 
 	async #rereadNow(roomId: string, users: Map<string, boolean>): Promise<void> {
@@ -353,10 +358,11 @@ export class UserChannels implements Extension {
 	/** Keeps what a view says of the room's newest message (the same in every member's view). */
 	#knowNewest(roomId: string, position: rooms.MessagePosition | null, view: rooms.RoomListItem): void {
 		const watch = this.#rooms.get(roomId);
-		if (!watch) return;
 		const lastMessage = lastMessageOf(view);
-		watch.newest =
-			position && lastMessage ? { position, lastMessage, activityAt: view.activityAt } : undefined;
+		if (!watch || !position || !lastMessage) return;
+		// Two re-reads of a room may answer out of order: an older view never replaces a newer one.
+		if (watch.newest && !reaches(position, watch.newest.position)) return;
+		watch.newest = { position, lastMessage, activityAt: view.activityAt };
 	}
 
 	#broadcast(channel: Channel, message: UserChannelMessage): void {

@@ -27,6 +27,8 @@ describeEachBackend('the user channels of one node', (backend) => {
 	let drop = async () => {};
 	/** The statements that read a room as its members see it (rooms.listFor / rooms.roomForMembers). */
 	const roomReads: unknown[][] = [];
+	/** When set, the answer of the next of them waits for it (a slow database). */
+	let holdNext: Promise<void> | undefined;
 	const log = createLogger('silent');
 	const bus = new LocalBus(log);
 	const devices = new Devices({ prefix: 'test', node: 'test', log });
@@ -48,8 +50,11 @@ describeEachBackend('the user channels of one node', (backend) => {
 				const value = Reflect.get(target, key) as unknown;
 				if (key === 'query')
 					return (sql: string, params?: unknown[]) => {
-						if (sql.includes('JOIN memberships me')) roomReads.push(params ?? []);
-						return target.query(sql, params);
+						if (!sql.includes('JOIN memberships me')) return target.query(sql, params);
+						roomReads.push(params ?? []);
+						const hold = holdNext;
+						holdNext = undefined;
+						return target.query(sql, params).then(async (answer) => (await hold, answer));
 					};
 				return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
 			},
@@ -275,6 +280,36 @@ describeEachBackend('the user channels of one node', (backend) => {
 				.slice(before)
 				.map((m) => m.lastMessage?.content),
 		).toEqual(['three']);
+	});
+
+	it('re-reads a room only once the re-read before it answered: a slow answer never overtakes a newer one', async () => {
+		const [ana, ben] = await Promise.all(['ana', 'ben'].map(user));
+		const roomId = await group([ana as string, ben as string]);
+		await open(ana as string, PROTOCOL_VERSION);
+		const b = await open(ben as string, PROTOCOL_VERSION);
+		const latest = () => b.of('room-activity').at(-1);
+		await say(roomId, ana as string, 'one');
+		await waitFor(() => latest()?.lastMessage?.content === 'one', 5_000, 'the first message');
+		const before = b.of('room-activity').length;
+
+		let release = () => {};
+		holdNext = new Promise((resolve) => (release = resolve));
+		roomReads.length = 0;
+		await say(roomId, ana as string, 'two');
+		await waitFor(() => roomReads.length === 1, 5_000, 'the slow re-read');
+		await say(roomId, ana as string, 'three');
+		// The next re-read is due after 50 ms; it waits for the slow one.
+		await new Promise((resolve) => setTimeout(resolve, 300));
+		expect(roomReads).toHaveLength(1);
+		release();
+		await waitFor(() => latest()?.lastMessage?.content === 'three', 5_000, 'the third message');
+		expect(
+			b
+				.of('room-activity')
+				.slice(before)
+				.map((m) => m.lastMessage?.content),
+		).toEqual(['two', 'three']);
+		expect(latest()).toMatchObject({ unread: 3 });
 	});
 
 	it('tells of a member’s presence only the channels that share a room with them, and after a member left, no more', async () => {
