@@ -360,7 +360,7 @@ export class UserChannels implements Extension {
 		const watch = this.#rooms.get(roomId);
 		const lastMessage = lastMessageOf(view);
 		if (!watch || !position || !lastMessage) return;
-		// Two re-reads of a room may answer out of order: an older view never replaces a newer one.
+		// A re-read's two statements (whole rooms, activity) answer in either order: an older view never wins.
 		if (watch.newest && !reaches(position, watch.newest.position)) return;
 		watch.newest = { position, lastMessage, activityAt: view.activityAt };
 	}
