@@ -9,11 +9,12 @@ import { notifyLevel, sessionEndReasons } from '#protocol/user-channel.ts';
 /**
  * What one node tells every node (itself included) about changes around the rooms: the source of continuous
  * authorization and of the user channels. Each event is published after the change it reports has committed to
- * Postgres, so a node that reacts by reading the database reads the new state.
+ * Postgres, so a node that reacts by reading the database reads the new state. A field a node does not know (from
+ * a newer version) is dropped, not the event: nodes of two versions share Redis during a rolling upgrade.
  */
 export const clusterEvent = z.discriminatedUnion('type', [
 	/** A membership was added, changed (role) or ended (role null: removed or left; `roomGone`: room deleted). */
-	z.strictObject({
+	z.object({
 		type: z.literal('membership'),
 		roomId: uuid,
 		userId: uuid,
@@ -22,18 +23,18 @@ export const clusterEvent = z.discriminatedUnion('type', [
 		roomGone: z.boolean().optional(),
 	}),
 	/** A group's name or topic changed (its members' room lists show the new ones). */
-	z.strictObject({ type: z.literal('room-details'), roomId: uuid }),
+	z.object({ type: z.literal('room-details'), roomId: uuid }),
 	/** A user's first device connected to a node, or their last one there left (the others ask who is online). */
-	z.strictObject({ type: z.literal('presence'), userId: uuid }),
+	z.object({ type: z.literal('presence'), userId: uuid }),
 	/** A member changed how the room notifies them. */
-	z.strictObject({ type: z.literal('notify-level'), roomId: uuid, userId: uuid, level: notifyLevel }),
+	z.object({ type: z.literal('notify-level'), roomId: uuid, userId: uuid, level: notifyLevel }),
 	/** New events in a room, durable. `mentions`: the ids of the members each message @mentions. */
-	z.strictObject({
+	z.object({
 		type: z.literal('activity'),
 		roomId: uuid,
-		writer: z.strictObject({ id: uuid, name: z.string() }),
+		writer: z.object({ id: uuid, name: z.string() }),
 		messages: z.array(
-			z.strictObject({
+			z.object({
 				clientMsgId: uuid,
 				content: z.string(),
 				createdAt: z.string(),
@@ -49,7 +50,7 @@ export const clusterEvent = z.discriminatedUnion('type', [
 	 * (`at`, `clientMsgId`; absent from nodes before it was sent) lets a node that knows the room's newest message
 	 * say "nothing unread" without asking the database.
 	 */
-	z.strictObject({
+	z.object({
 		type: z.literal('read'),
 		roomId: uuid,
 		userId: uuid,
@@ -60,7 +61,7 @@ export const clusterEvent = z.discriminatedUnion('type', [
 	 * Sessions ended: one (`sessionId`), or all but one (`exceptSessionId`), or all of the user's. Their sockets
 	 * close on every node and their tokens stop opening new ones.
 	 */
-	z.strictObject({
+	z.object({
 		type: z.literal('sessions-ended'),
 		userId: uuid,
 		sessionId: uuid.optional(),
