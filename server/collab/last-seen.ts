@@ -3,10 +3,13 @@ import * as users from '../data/users.ts';
 import type { Db } from '../db/index.ts';
 
 /** How stale a user's "last seen" may be (it is shown as "last seen 5 minutes ago"). */
-export const LAST_SEEN_RESOLUTION_MS = 15_000;
+const LAST_SEEN_RESOLUTION_MS = 15_000;
 /** Users seen within this window are written together, in one statement. */
 const FLUSH_DELAY_MS = 250;
-/** Above this many users remembered, those written longer than the resolution ago are forgotten. */
+/**
+ * Above this many users remembered, those written longer than the resolution ago are forgotten, at most once per
+ * resolution: within one, all of them may be recent, and a scan per login of a reconnect storm would be quadratic.
+ */
 const REMEMBERED = 10_000;
 
 /**
@@ -24,6 +27,7 @@ export class LastSeen {
 	#pending = new Set<string>();
 	#timer: NodeJS.Timeout | undefined;
 	#flushing: Promise<void> = Promise.resolve();
+	#prunedAt = 0;
 
 	constructor(db: Db, log: Logger) {
 		this.#db = db;
@@ -35,7 +39,8 @@ export class LastSeen {
 		const now = Date.now();
 		if (now - (this.#written.get(userId) ?? 0) < LAST_SEEN_RESOLUTION_MS) return;
 		this.#written.set(userId, now);
-		if (this.#written.size > REMEMBERED) {
+		if (this.#written.size > REMEMBERED && now - this.#prunedAt >= LAST_SEEN_RESOLUTION_MS) {
+			this.#prunedAt = now;
 			for (const [id, at] of this.#written) if (now - at >= LAST_SEEN_RESOLUTION_MS) this.#written.delete(id);
 		}
 		this.#pending.add(userId);
