@@ -104,15 +104,22 @@ try {
 	};
 	statements['our checked append, as in 0014'] = () => append(as0014, true);
 	const latencies = new Map(Object.keys(statements).map((label) => [label, [] as number[]]));
+	/** WAL bytes and full-page images each statement wrote, summed over its rounds (what the commit flushes). */
+	const wal = new Map(Object.keys(statements).map((label) => [label, { bytes: 0, fpi: 0 }]));
 	for (let round = 0; round < ROUNDS; round++)
 		// A new order each round: the statement that runs right after another is not always the same one.
 		for (const [label, run] of shuffled(Object.entries(statements))) {
 			const list = latencies.get(label) as number[];
+			const before = await walPosition(db);
 			for (let i = 0; i < N; i++) {
 				const started = performance.now();
 				await run();
 				list.push(performance.now() - started);
 			}
+			const after = await walPosition(db);
+			const sum = wal.get(label) as { bytes: number; fpi: number };
+			sum.bytes += after.bytes - before.bytes;
+			sum.fpi += after.fpi - before.fpi;
 		}
 	const base = percentile(
 		(latencies.get('seed INSERT') ?? []).sort((a, b) => a - b),
@@ -121,17 +128,32 @@ try {
 	console.log(
 		`${ROUNDS} alternating rounds of ${N} statements each, one connection, synchronous_commit ${SYNC}:\n`,
 	);
-	console.log('| statement | p50 ms | ×seed | p90 ms | p99 ms |\n| --- | --- | --- | --- | --- |');
+	console.log(
+		'| statement | p50 ms | ×seed | p90 ms | p99 ms | WAL bytes | full pages |\n| --- | --- | --- | --- | --- | --- | --- |',
+	);
 	for (const [label, list] of latencies) {
 		list.sort((a, b) => a - b);
 		const p50 = percentile(list, 50);
+		const { bytes, fpi } = wal.get(label) as { bytes: number; fpi: number };
+		const count = list.length;
 		console.log(
-			`| ${label} | ${fmt(p50, 3)} | ${fmt(p50 / base, 2)}× | ${fmt(percentile(list, 90), 3)} | ${fmt(percentile(list, 99), 3)} |`,
+			`| ${label} | ${fmt(p50, 3)} | ${fmt(p50 / base, 2)}× | ${fmt(percentile(list, 90), 3)} | ${fmt(percentile(list, 99), 3)} | ${Math.round(bytes / count)} | ${fmt(fpi / count, 2)} |`,
 		);
 	}
+	console.log(
+		"\nWAL bytes and full pages: per statement, the whole cluster's (nothing else should write meanwhile).",
+	);
 } finally {
 	await db.close();
 	await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+}
+
+/** Where the cluster's WAL is, and how many full-page images it holds so far (pg_stat_wal, Postgres 14 and later). */
+async function walPosition(q: Queryable): Promise<{ bytes: number; fpi: number }> {
+	const { rows } = await q.query<{ bytes: string; fpi: string }>(
+		`SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::text AS bytes, wal_fpi::text AS fpi FROM pg_stat_wal`,
+	);
+	return { bytes: Number(rows[0]?.bytes), fpi: Number(rows[0]?.fpi) };
 }
 
 /** A uniformly random order of `items` (Fisher–Yates). */

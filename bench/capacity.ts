@@ -21,6 +21,7 @@ import path from 'node:path';
 import { PROTOCOL_VERSION } from '../src/lib/protocol/version.ts';
 import { repoRoot } from '../tests/helpers/process.ts';
 import type { FromCapacityGenerator, Mix, ToCapacityGenerator } from './capacity-generator.ts';
+import { databaseCounters } from './common.ts';
 import {
 	clientSpec,
 	envNumber,
@@ -84,6 +85,8 @@ interface Step {
 	serverLoopDelayMaxMs: number;
 	serverGcMaxMs: number;
 	rssMb: number;
+	/** Postgres in the window, per second (the seed's design and ours): the database's, and the cluster's WAL. */
+	database?: { commits: number; walKb: number; fullPages: number; walSyncs: number };
 	/** With CPU_PROF: the server's profiles of this step's window. */
 	profiles: string[];
 	pass: boolean;
@@ -150,6 +153,7 @@ async function step(
 	await sleep(WARMUP_S * 1_000);
 	const before = running.stats();
 	const machine0 = machineBusyMs();
+	const database0 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
 	const windows = workers.map((w) => next(w, 'window', WINDOW_S * 1_000 + 60_000));
 	await running.pinDatabase();
 	// Resets the server's event-loop histogram and longest GC pause; the window starts once the backlog of the
@@ -166,6 +170,7 @@ async function step(
 	const profiles = await running.profile('stop');
 	const loop = await running.gc();
 	const machineCores = (machineBusyMs() - machine0) / 1_000 / seconds;
+	const database1 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
 	const parts = await Promise.all(windows);
 	const latencies = parts.flatMap((p) => [...p.latencies]).sort((a, b) => a - b);
 	const connectFailures = added.reduce((a, p) => a + p.failed, 0);
@@ -199,6 +204,16 @@ async function step(
 		serverLoopDelayMaxMs: loop.loopDelayMaxMs,
 		serverGcMaxMs: loop.gcMaxMs,
 		rssMb: after.rssMb,
+		...(database0 && database1
+			? {
+					database: {
+						commits: (database1.commits - database0.commits) / seconds,
+						walKb: (database1.walBytes - database0.walBytes) / 1_024 / seconds,
+						fullPages: (database1.fullPages - database0.fullPages) / seconds,
+						walSyncs: (database1.walSyncs - database0.walSyncs) / seconds,
+					},
+				}
+			: {}),
 		profiles,
 		pass: latencies.length > 0 && p99Ms < P99_LIMIT_MS && errors.length === 0,
 	};
@@ -253,7 +268,11 @@ async function run(target: Target) {
 								.join(' ')}, `
 						: '') +
 					`p50 ${fmt(s.p50Ms)} ms, p99 ${fmt(s.p99Ms)} ms, errors ${s.errors.length}, cores: server ${fmt(s.serverCores, 2)}, ` +
-					`generator ${fmt(s.generatorCores, 2)}, machine ${fmt(s.machineCores, 2)}; server loop delay p99/max ${fmt(s.serverLoopDelayP99Ms)}/${fmt(s.serverLoopDelayMaxMs)} ms, longest GC ${fmt(s.serverGcMaxMs)} ms; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL ${s.errors.slice(0, 3).join('; ')}`}`,
+					`generator ${fmt(s.generatorCores, 2)}, machine ${fmt(s.machineCores, 2)}; ` +
+					(s.database
+						? `Postgres ${fmt(s.database.commits, 0)} commits/s, WAL ${fmt(s.database.walKb, 0)} KB/s (${fmt(s.database.fullPages, 0)} full pages/s, ${fmt(s.database.walSyncs, 0)} flushes/s); `
+						: '') +
+					`server loop delay p99/max ${fmt(s.serverLoopDelayP99Ms)}/${fmt(s.serverLoopDelayMaxMs)} ms, longest GC ${fmt(s.serverGcMaxMs)} ms; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL ${s.errors.slice(0, 3).join('; ')}`}`,
 			);
 			if (!s.pass) break;
 		}

@@ -18,6 +18,33 @@ export async function admin<T extends pg.QueryResultRow = pg.QueryResultRow>(
 	}
 }
 
+/** What Postgres did so far: one database's transactions, and the WAL the whole cluster wrote and flushed. */
+export interface DatabaseCounters {
+	commits: number;
+	walBytes: number;
+	/** Full-page images in the WAL: the first change of a page after each checkpoint writes all 8 KB of it. */
+	fullPages: number;
+	/** Times the WAL was flushed to disk (a commit's wait, or the WAL writer's). */
+	walSyncs: number;
+}
+
+/** Reads `DatabaseCounters` (pg_stat_wal: Postgres 14 and later); the WAL is the cluster's, not one database's. */
+export async function databaseCounters(name: string): Promise<DatabaseCounters> {
+	const [row] = await admin<{ commits: string; bytes: string; fpi: string; syncs: string }>(
+		`SELECT d.xact_commit::text AS commits, w.wal_bytes::text AS bytes, w.wal_fpi::text AS fpi,
+			w.wal_sync::text AS syncs
+		 FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = $1`,
+		[name],
+	);
+	if (!row) throw new Error(`no statistics for database ${name}`);
+	return {
+		commits: Number(row.commits),
+		walBytes: Number(row.bytes),
+		fullPages: Number(row.fpi),
+		walSyncs: Number(row.syncs),
+	};
+}
+
 /** A JSON POST to the app's API, failing loudly on anything but 2xx. */
 export async function post<T>(base: string, pathname: string, body: unknown, token?: string): Promise<T> {
 	const res = await fetch(base + pathname, {

@@ -199,6 +199,8 @@ export interface RunningTarget {
 	roomOf(clientIndex: number): number;
 	/** Our targets' database (a throwaway one, dropped by `stop`). */
 	databaseUrl?: string;
+	/** The throwaway database of the seed's design and ours (`databaseCounters` reads its statistics). */
+	databaseName?: string;
 	/** CPU time and RSS summed over the target's processes. */
 	stats(): { cpuMs: number; rssMb: number };
 	/**
@@ -412,6 +414,7 @@ export async function startTarget(
 		rooms,
 		roomOf,
 		databaseUrl,
+		databaseName: dbName,
 		urlFor: (i) => {
 			const port = ports[Math.floor(i / roomCount) % ports.length];
 			if (target === 'seed') return `http://127.0.0.1:${port}`;
