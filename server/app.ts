@@ -8,6 +8,7 @@ import type { Config } from './config.ts';
 import { openDb, type Db } from './db/index.ts';
 import { migrate } from './db/migrate.ts';
 import { buildHttp, type HttpRoute } from './http/app.ts';
+import { listenWide } from './http/acceptors.ts';
 import { Redis } from 'ioredis';
 import { RoomService } from './rooms.ts';
 import * as sessions from './data/sessions.ts';
@@ -19,14 +20,6 @@ import { openBlobStore } from './files/open.ts';
 import { Uploads } from './files/uploads.ts';
 import type { BlobStore } from './files/blob-store.ts';
 import { FileCollector } from './files/collect.ts';
-
-/**
- * Connections the kernel may hold for the server before it accepts them. After a restart or a network blip every
- * client reconnects at once; with Node's default queue (511) the rest of a burst the busy event loop has not
- * accepted yet is dropped, and each dropped connection waits on TCP's retransmits (1, 3, 7, 15 s…). The kernel
- * caps the length at net.core.somaxconn (docs/operations.md).
- */
-const LISTEN_BACKLOG = 4_096;
 
 export interface App {
 	readonly db: Db;
@@ -72,7 +65,7 @@ export async function startApp(
 		if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
 		const tokens = new TokenService(config);
-		tokens.checkSessionsWith((sessionId, userId) => sessions.isLive(db, sessionId, userId));
+		tokens.checkSessionsWith(sessions.liveness(db));
 		bus = await startBus(config, log);
 		const auth = new AuthService(db, tokens, bus, {
 			refreshTtlDays: config.REFRESH_TOKEN_TTL_DAYS,
@@ -110,12 +103,12 @@ export async function startApp(
 			(route) => routes.push(route),
 		);
 		collab.attach(http.server as Server);
-		const url = await http.listen({ port: config.PORT, host: config.HOST, backlog: LISTEN_BACKLOG });
+		const { url, closeAcceptors } = await listenWide(http, { host: config.HOST, port: config.PORT }, log);
 		log.info({ url, database: db.kind, redis: Boolean(redis) }, 'server listening');
 		files.collector.start();
 
 		let stopping: Promise<void> | undefined;
-		const running = { log, http, collab, bus, redis, db, stopTracing, files };
+		const running = { log, http, closeAcceptors, collab, bus, redis, db, stopTracing, files };
 		return { db, collab, push, url, routes, files, stop: () => (stopping ??= stop(running)) };
 	} catch (error) {
 		await bus?.close();
@@ -182,6 +175,7 @@ async function startBus(config: Config, log: Logger): Promise<EventBus> {
 async function stop(app: {
 	log: Logger;
 	http: { close(): Promise<void>; server: { closeIdleConnections(): void } };
+	closeAcceptors: () => Promise<void>;
 	collab: Collab;
 	bus: EventBus;
 	redis: Redis | undefined;
@@ -194,7 +188,7 @@ async function stop(app: {
 	// idle later; Node closes idle connections only once, at the close, so it would hold the close until its
 	// keep-alive timeout (72 s). Swept until the server has closed.
 	const sweep = setInterval(() => app.http.server.closeIdleConnections(), 200);
-	const closed = app.http.close().finally(() => clearInterval(sweep));
+	const closed = Promise.all([app.closeAcceptors(), app.http.close()]).finally(() => clearInterval(sweep));
 	await app.collab.close();
 	await closed;
 	// A pass under way stops at its next batch: it must not outlive the database.
