@@ -8,6 +8,8 @@ import type {
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
+import { membershipsOf } from '../data/memberships.ts';
+import { Lookups } from '../db/lookups.ts';
 import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens.ts';
 import { moderates, type Role } from '#protocol/api.ts';
 import { collabRejections } from '#protocol/errors.ts';
@@ -52,6 +54,8 @@ export class Authentication implements Extension {
 	readonly extensionName = 'authentication';
 	readonly priority = 1000;
 	readonly #db: Db;
+	/** Memberships of the turn's logins, looked up together. */
+	readonly #memberships: Lookups<{ roomId: string; userId: string }, { role: Role; isGroup: boolean } | null>;
 	readonly #tokens: TokenService;
 	readonly #log: Logger;
 	readonly #documentsPerConnection: number;
@@ -73,6 +77,11 @@ export class Authentication implements Extension {
 		options: { documentsPerConnection: number; loginsPer10s: number; metrics?: Metrics },
 	) {
 		this.#db = db;
+		this.#memberships = new Lookups({
+			find: (pairs) => membershipsOf(db, pairs),
+			idOf: ({ roomId, userId }) => `${roomId} ${userId}`.toLowerCase(),
+			missing: null,
+		});
 		this.#tokens = tokens;
 		this.#log = log.child({ component: 'collab-auth' });
 		this.#lastSeen = new LastSeen(db, this.#log);
@@ -171,7 +180,7 @@ export class Authentication implements Extension {
 			);
 			throw collabRejections.unknownDocument;
 		}
-		const membership = await rooms.membershipOf(this.#db, roomId, user.userId);
+		const membership = await this.#memberships.get({ roomId, userId: user.userId });
 		if (!membership) {
 			const rejection = (await rooms.exists(this.#db, roomId))
 				? collabRejections.notAMember

@@ -4,8 +4,9 @@ import type { Db } from '../db/index.ts';
 import * as reads from '../data/reads.ts';
 import type { RoomReadPosition } from '../data/reads.ts';
 import { limits } from '#protocol/limits.ts';
-import type { ReadPosition, ServerStateless } from '#protocol/stateless.ts';
+import type { MemberReadPosition, ReadPosition, ServerStateless } from '#protocol/stateless.ts';
 import { RateLimiter } from '../rate-limiter.ts';
+import { Lookups } from '../db/lookups.ts';
 import type { CollabContext } from './authentication.ts';
 import type { ClientStatelessHandlers, HandlesStateless } from './stateless-router.ts';
 import type { EventBus } from '../events/bus.ts';
@@ -31,6 +32,8 @@ interface PendingRead {
 export class ReadReceipts implements Extension, HandlesStateless {
 	readonly extensionName = 'read-receipts';
 	readonly #db: Db;
+	/** Every member's position in the rooms of the connections that reported in one turn, read together. */
+	readonly #positions: Lookups<string, MemberReadPosition[]>;
 	readonly #log: Logger;
 	readonly #limiter = new RateLimiter(limits.readsPer10s, 10_000);
 	/** Connections that got every member's position already. */
@@ -41,6 +44,11 @@ export class ReadReceipts implements Extension, HandlesStateless {
 
 	constructor(db: Db, log: Logger, bus: EventBus) {
 		this.#db = db;
+		this.#positions = new Lookups({
+			find: (roomIds) => reads.lists(db, roomIds),
+			idOf: (roomId) => roomId.toLowerCase(),
+			missing: [],
+		});
 		this.#bus = bus;
 		this.#log = log.child({ component: 'read-receipts' });
 	}
@@ -75,7 +83,7 @@ export class ReadReceipts implements Extension, HandlesStateless {
 			// Every position once per connection; after that only the ones that move (broadcast by #flush).
 			if (!this.#answered.has(connection)) {
 				this.#answered.add(connection);
-				const all = await reads.list(this.#db, context.roomId);
+				const all = await this.#positions.get(context.roomId);
 				connection.sendStateless(JSON.stringify({ type: 'reads', reads: all } satisfies ServerStateless));
 			}
 		} catch (error) {

@@ -3,6 +3,7 @@ import { PROTOCOL_VERSION } from '#protocol/version.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
+import { Lookups } from '../db/lookups.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
 import type { NotifyLevel, UserChannelMessage } from '#protocol/user-channel.ts';
 import { notifies } from './activity.ts';
@@ -43,6 +44,8 @@ interface Channel {
 export class UserChannels implements Extension {
 	readonly extensionName = 'user-channels';
 	readonly #db: Db;
+	/** The room lists of the channels that opened in one turn, read together (a reconnect burst opens thousands). */
+	readonly #lists: Lookups<string, rooms.RoomListItem[]>;
 	readonly #log: Logger;
 	readonly #devices: Devices;
 	readonly #bus: EventBus;
@@ -60,6 +63,13 @@ export class UserChannels implements Extension {
 
 	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
 		this.#db = deps.db;
+		this.#lists = new Lookups({
+			find: (userIds) => rooms.listsFor(deps.db, userIds),
+			idOf: (userId) => userId.toLowerCase(),
+			missing: [],
+			// A user's list is a row per room: a query answers for a hundred users at most.
+			maxKeys: 100,
+		});
 		this.#log = deps.log.child({ component: 'user-channels' });
 		this.#devices = deps.devices;
 		this.#bus = deps.bus;
@@ -140,7 +150,7 @@ export class UserChannels implements Extension {
 
 	async #sendState(userId: string, connection: Connection): Promise<void> {
 		try {
-			const list = await rooms.listFor(this.#db, userId);
+			const list = await this.#lists.get(userId);
 			const channel = this.#channels.get(userId);
 			if (!channel?.connections.has(connection)) return;
 			const shown = new Set(list.map((r) => r.id));

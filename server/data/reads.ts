@@ -6,6 +6,21 @@ export interface RoomReadPosition extends MemberReadPosition {
 	roomId: string;
 }
 
+/** A row of read_positions, as both statements return it. */
+interface PositionRow {
+	room_id: string;
+	user_id: string;
+	last_read_at: Date;
+	last_read_id: string;
+}
+
+const toPosition = (r: PositionRow): RoomReadPosition => ({
+	roomId: r.room_id,
+	userId: r.user_id,
+	at: new Date(r.last_read_at).toISOString(),
+	clientMsgId: r.last_read_id,
+});
+
 /**
  * Moves members' read positions forward, any number of rooms and members in one statement (one per room and
  * member); a position at or before the stored one changes nothing (another device got further already). Returns
@@ -13,12 +28,7 @@ export interface RoomReadPosition extends MemberReadPosition {
  */
 export async function advanceAll(db: Queryable, positions: RoomReadPosition[]): Promise<RoomReadPosition[]> {
 	if (positions.length === 0) return [];
-	const { rows } = await db.query<{
-		room_id: string;
-		user_id: string;
-		last_read_at: Date;
-		last_read_id: string;
-	}>(
+	const { rows } = await db.query<PositionRow>(
 		`INSERT INTO read_positions (room_id, user_id, last_read_at, last_read_id)
 		 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::uuid[])
 		 ON CONFLICT (room_id, user_id) DO UPDATE
@@ -32,25 +42,21 @@ export async function advanceAll(db: Queryable, positions: RoomReadPosition[]): 
 			positions.map((p) => p.clientMsgId),
 		],
 	);
-	return rows.map((r) => ({
-		roomId: r.room_id,
-		userId: r.user_id,
-		at: new Date(r.last_read_at).toISOString(),
-		clientMsgId: r.last_read_id,
-	}));
+	return rows.map(toPosition);
 }
 
-/** The read positions of a room's current members. */
-export async function list(db: Queryable, roomId: string): Promise<MemberReadPosition[]> {
-	const { rows } = await db.query<{ user_id: string; last_read_at: Date; last_read_id: string }>(
-		`SELECT p.user_id, p.last_read_at, p.last_read_id FROM read_positions p
+/** The read positions of each room's current members, for several rooms in one statement (keyed in lower case). */
+export async function lists(db: Queryable, roomIds: string[]): Promise<Map<string, MemberReadPosition[]>> {
+	const { rows } = await db.query<PositionRow>(
+		`SELECT p.room_id, p.user_id, p.last_read_at, p.last_read_id FROM read_positions p
 		 JOIN memberships m ON m.room_id = p.room_id AND m.user_id = p.user_id
-		 WHERE p.room_id = $1`,
-		[roomId],
+		 WHERE p.room_id = ANY($1::uuid[])`,
+		[roomIds],
 	);
-	return rows.map((r) => ({
-		userId: r.user_id,
-		at: new Date(r.last_read_at).toISOString(),
-		clientMsgId: r.last_read_id,
-	}));
+	const byRoom = new Map(roomIds.map((id) => [id.toLowerCase(), [] as MemberReadPosition[]]));
+	for (const r of rows) {
+		const { roomId, ...position } = toPosition(r);
+		byRoom.get(roomId)?.push(position);
+	}
+	return byRoom;
 }

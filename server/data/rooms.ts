@@ -52,19 +52,6 @@ export async function roleOf(db: Queryable, roomId: string, userId: string): Pro
 	return rows[0]?.role ?? null;
 }
 
-/** The caller's role and the room's kind, or null when they are not a member. */
-export async function membershipOf(
-	db: Queryable,
-	roomId: string,
-	userId: string,
-): Promise<{ role: Role; isGroup: boolean } | null> {
-	const { rows } = await db.query<{ role: Role; is_group: boolean }>(
-		'SELECT m.role, r.is_group FROM memberships m JOIN rooms r ON r.id = m.room_id WHERE m.room_id = $1 AND m.user_id = $2',
-		[roomId, userId],
-	);
-	return rows[0] ? { role: rows[0].role, isGroup: rows[0].is_group } : null;
-}
-
 /** When the room was created (ms since the epoch), or null when there is no such room. */
 export async function createdAt(db: Queryable, roomId: string): Promise<number | null> {
 	const { rows } = await db.query<{ created_at: Date | string }>(
@@ -126,11 +113,18 @@ const UNREAD_CAP = 999;
 const mentionOfMe = `'(^|[^A-Za-z0-9_@])@' || replace(mu.name, '.', '\\.') || '[.-]*([^A-Za-z0-9_.-]|$)'`;
 
 /**
- * The caller's rooms (or one of them), most recently active first: members, the caller's role and notification
- * level, the newest message, and the caller's unread and mention counts after their read position.
+ * The caller's rooms, most recently active first: members, the caller's role and notification level, the newest
+ * message, and the caller's unread and mention counts after their read position.
  */
-export async function listFor(db: Queryable, userId: string, roomId?: string): Promise<RoomListItem[]> {
-	return (await listForMembers(db, [userId], roomId)).map(({ item }) => item);
+export async function listFor(db: Queryable, userId: string): Promise<RoomListItem[]> {
+	return (await listsFor(db, [userId])).get(userId.toLowerCase()) ?? [];
+}
+
+/** `listFor` of several users in one statement: each user's list (keyed in lower case), in the same order. */
+export async function listsFor(db: Queryable, userIds: string[]): Promise<Map<string, RoomListItem[]>> {
+	const lists = new Map(userIds.map((id) => [id.toLowerCase(), [] as RoomListItem[]]));
+	for (const { userId, item } of await listForMembers(db, userIds, undefined)) lists.get(userId)?.push(item);
+	return lists;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../db/index.ts';
+import { Lookups } from '../db/lookups.ts';
 
 /**
  * Refresh tokens, stored as hashes. Each login starts a family; each refresh revokes the presented
@@ -97,6 +98,35 @@ export async function isLive(db: Queryable, familyId: string, userId: string): P
 		[familyId, userId],
 	);
 	return rows.length > 0;
+}
+
+/**
+ * Of the given sessions (uuids), the live ones, as `<sessionId> <userId>` in lower case: `isLive` for many at once
+ * (Lookups gathers a turn's logins into one call).
+ */
+export async function liveOf(
+	db: Queryable,
+	sessions: { sessionId: string; userId: string }[],
+): Promise<Set<string>> {
+	const { rows } = await db.query<{ id: string }>(
+		`SELECT DISTINCT t.family_id::text || ' ' || t.user_id::text AS id
+		 FROM unnest($1::uuid[], $2::uuid[]) AS k (family_id, user_id)
+		 JOIN refresh_tokens t ON t.family_id = k.family_id AND t.user_id = k.user_id
+		 WHERE t.revoked_at IS NULL AND t.expires_at > now()`,
+		[sessions.map((s) => s.sessionId), sessions.map((s) => s.userId)],
+	);
+	return new Set(rows.map((r) => r.id));
+}
+
+/** `isLive`, the lookups of one turn of the event loop answered by one `liveOf` (see Lookups). */
+export function liveness(db: Queryable): (sessionId: string, userId: string) => Promise<boolean> {
+	const lookups = new Lookups({
+		find: async (keys: { sessionId: string; userId: string }[]) =>
+			new Map([...(await liveOf(db, keys))].map((id) => [id, true])),
+		idOf: ({ sessionId, userId }) => `${sessionId} ${userId}`.toLowerCase(),
+		missing: false,
+	});
+	return (sessionId, userId) => lookups.get({ sessionId, userId });
 }
 
 /** Ends every session of a user but `exceptFamilyId`. Returns the families it ended. */
