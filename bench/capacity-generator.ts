@@ -45,6 +45,8 @@ export type FromCapacityGenerator =
 			type: 'added';
 			connected: number;
 			failed: number;
+			/** From the first user's connect to the last one's sync (or the minute's end), ms. */
+			syncedAfterMs: number;
 			stuck: Record<string, number>;
 			/** Why connections failed while the step's users were added (reconnects of earlier users too). */
 			failures: Record<string, number>;
@@ -301,7 +303,8 @@ async function add(specs: ClientSpec[], spreadMs: number): Promise<void> {
 		const stage = u.connection.stage();
 		if (stage !== 'synced') stuck[stage] = (stuck[stage] ?? 0) + 1;
 	}
-	send({ type: 'added', connected, failed: added.length - connected, stuck, failures });
+	const syncedAfterMs = Date.now() - started;
+	send({ type: 'added', connected, failed: added.length - connected, syncedAfterMs, stuck, failures });
 	failures = {};
 }
 

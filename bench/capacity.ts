@@ -67,6 +67,8 @@ const mix: Mix = {
 interface Step {
 	users: number;
 	connectFailures: number;
+	/** The step's connect burst: how long until every user synced, refusals meanwhile, kernel queue overflows. */
+	burst: { syncedS: number; spreadS: number; refusals: number; overflows: number };
 	deliveriesPerSecond: number;
 	messagesPerSecond: number;
 	reopenedPerSecond: number;
@@ -186,6 +188,12 @@ async function step(
 	return {
 		users: to,
 		connectFailures,
+		burst: {
+			syncedS: Math.max(...added.map((a) => a.syncedAfterMs)) / 1_000,
+			spreadS: spreadMs / 1_000,
+			refusals: added.reduce((n, a) => n + Object.values(a.failures).reduce((x, y) => x + y, 0), 0),
+			overflows,
+		},
 		deliveriesPerSecond: latencies.length / seconds,
 		messagesPerSecond: parts.reduce((a, p) => a + p.sent, 0) / seconds,
 		reopenedPerSecond: parts.reduce((a, p) => a + p.reopened, 0) / seconds,
@@ -261,7 +269,8 @@ async function run(target: Target) {
 			users = to;
 			steps.push(s);
 			console.log(
-				`${target} ${s.users} users: ${fmt(s.messagesPerSecond, 0)} messages/s, ${fmt(s.deliveriesPerSecond, 0)} deliveries/s, ` +
+				`${target} ${s.users} users: connected in ${fmt(s.burst.syncedS)} s (spread over ${fmt(s.burst.spreadS)} s; ${s.burst.refusals} refused, ${s.burst.overflows} listen-queue overflows); ` +
+					`${fmt(s.messagesPerSecond, 0)} messages/s, ${fmt(s.deliveriesPerSecond, 0)} deliveries/s, ` +
 					(Object.keys(s.channelPerSecond).length > 0
 						? `user channels ${Object.entries(s.channelPerSecond)
 								.map(([type, n]) => `${type} ${fmt(n, 0)}/s`)
