@@ -8,8 +8,8 @@ import type {
 } from '@hocuspocus/server';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
-import * as rooms from '../data/rooms.ts';
 import * as sessions from '../data/sessions.ts';
+import { membershipLookups, type MembershipLookups } from '../data/memberships.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
 import { collabRejections } from '#protocol/errors.ts';
 import { roomDocumentName } from '#protocol/ids.ts';
@@ -43,13 +43,15 @@ export class Access implements Extension {
 	readonly extensionName = 'access';
 	/** Before persistence: a revoked connection's update is refused before anything judges or stores it. */
 	readonly priority = 900;
-	readonly #db: Db;
+	readonly #sessionLive: (sessionId: string, userId: string) => Promise<boolean>;
+	readonly #memberships: MembershipLookups;
 	readonly #log: Logger;
 	readonly #documents: () => ReadonlyMap<string, Document>;
 	readonly #timers = new Map<CollabContext, ReturnType<typeof setTimeout>>();
 
 	constructor(deps: { db: Db; log: Logger; bus: EventBus; documents: () => ReadonlyMap<string, Document> }) {
-		this.#db = deps.db;
+		this.#sessionLive = sessions.liveness(deps.db);
+		this.#memberships = membershipLookups(deps.db);
 		this.#log = deps.log.child({ component: 'access' });
 		this.#documents = deps.documents;
 		deps.bus.subscribe((event) => this.#onEvent(event));
@@ -168,29 +170,31 @@ export class Access implements Extension {
 		connection.close({ code: rejection.code, reason: rejection.reason });
 	}
 
-	/** After events may have been missed: every open connection's session and membership, from the database. */
+	/**
+	 * After events may have been missed: every open connection's session and membership, from the database. The
+	 * lookups of all connections go at once, gathered into a statement per 500 (a node with 12,000 sockets asked
+	 * 24,000 questions one after the other, and a revocation it missed held for as long).
+	 */
 	async #recheckAll(): Promise<void> {
 		let closed = 0;
-		for (const document of [...this.#documents().values()]) {
-			for (const connection of document.getConnections()) {
+		const open = [...this.#documents().values()].flatMap((document) => [...document.getConnections()]);
+		await Promise.all(
+			open.map(async (connection) => {
 				const context = connection.context as CollabContext;
-				if (context.revoked) continue;
-				if (context.sessionId && !(await sessions.isLive(this.#db, context.sessionId, context.user.id))) {
+				if (context.revoked) return;
+				if (context.sessionId && !(await this.#sessionLive(context.sessionId, context.user.id))) {
+					if (context.revoked) return;
 					this.#revoke(connection, collabRejections.sessionEnded);
 					closed++;
-					continue;
+					return;
 				}
-				if (context.userChannel) continue;
-				const role = await rooms.roleOf(this.#db, context.roomId, context.user.id);
-				if (role === null || role !== context.role) {
-					this.#revoke(
-						connection,
-						role === null ? collabRejections.notAMember : collabRejections.roleChanged,
-					);
-					closed++;
-				}
-			}
-		}
+				if (context.userChannel) return;
+				const role = (await this.#memberships.get({ roomId: context.roomId, userId: context.user.id }))?.role;
+				if (context.revoked || role === context.role) return;
+				this.#revoke(connection, role ? collabRejections.roleChanged : collabRejections.notAMember);
+				closed++;
+			}),
+		);
 		this.#log.info({ closed }, 'open connections rechecked after missed events');
 	}
 }

@@ -8,8 +8,7 @@ import type {
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
-import { membershipsOf } from '../data/memberships.ts';
-import { Lookups } from '../db/lookups.ts';
+import { membershipLookups, type MembershipLookups } from '../data/memberships.ts';
 import { TokenError, type AccessClaims, type TokenService } from '../auth/tokens.ts';
 import { moderates, type Role } from '#protocol/api.ts';
 import { collabRejections } from '#protocol/errors.ts';
@@ -55,7 +54,7 @@ export class Authentication implements Extension {
 	readonly priority = 1000;
 	readonly #db: Db;
 	/** Memberships of the turn's logins, looked up together. */
-	readonly #memberships: Lookups<{ roomId: string; userId: string }, { role: Role; isGroup: boolean } | null>;
+	readonly #memberships: MembershipLookups;
 	readonly #tokens: TokenService;
 	readonly #log: Logger;
 	readonly #documentsPerConnection: number;
@@ -77,11 +76,7 @@ export class Authentication implements Extension {
 		options: { documentsPerConnection: number; loginsPer10s: number; metrics?: Metrics },
 	) {
 		this.#db = db;
-		this.#memberships = new Lookups({
-			find: (pairs) => membershipsOf(db, pairs),
-			idOf: ({ roomId, userId }) => `${roomId} ${userId}`.toLowerCase(),
-			missing: null,
-		});
+		this.#memberships = membershipLookups(db);
 		this.#tokens = tokens;
 		this.#log = log.child({ component: 'collab-auth' });
 		this.#lastSeen = new LastSeen(db, this.#log);

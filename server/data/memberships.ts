@@ -1,5 +1,20 @@
 import type { Queryable } from '../db/types.ts';
+import { Lookups } from '../db/lookups.ts';
 import type { Role } from '#protocol/api.ts';
+
+/** Memberships by (room, user), null for none: the lookups of one turn answered by one `membershipsOf`. */
+export type MembershipLookups = Lookups<
+	{ roomId: string; userId: string },
+	{ role: Role; isGroup: boolean } | null
+>;
+
+export function membershipLookups(db: Queryable): MembershipLookups {
+	return new Lookups({
+		find: (pairs) => membershipsOf(db, pairs),
+		idOf: ({ roomId, userId }) => `${roomId} ${userId}`.toLowerCase(),
+		missing: null,
+	});
+}
 
 /**
  * The role of each given (room, user) pair (uuids) that is a membership, and the room's kind, keyed

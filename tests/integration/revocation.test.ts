@@ -290,7 +290,7 @@ describe.skipIf(!canRunCluster)('a removal that a node does not hear of (its Red
 		await proxy?.close();
 	});
 
-	it('still refuses the removed member’s writes there, and closes their connection once Redis is back', async () => {
+	it('still refuses the removed member’s writes there, and closes their connections once Redis is back', async () => {
 		// Node B reaches Redis through a proxy this test cuts; node A reaches it directly.
 		const redis = new URL(inject('redisUrl') as string);
 		proxy = await new TcpProxy({ host: redis.hostname, port: Number(redis.port || 6379) }).listen();
@@ -300,22 +300,27 @@ describe.skipIf(!canRunCluster)('a removal that a node does not hear of (its Red
 			node === 1 ? { REDIS_URL: viaProxy.toString() } : {},
 		);
 		const { api } = cluster;
-		const [ana, ben, cleo] = [
+		const [ana, ben, cleo, dora] = [
 			await api.register('ana'),
 			await api.register('ben'),
 			await api.register('cleo'),
+			await api.register('dora'),
 		];
-		const group = await api.createGroup(ana.accessToken, [ben.user.id, cleo.user.id]);
+		const group = await api.createGroup(ana.accessToken, [ben.user.id, cleo.user.id, dora.user.id]);
 		const b = connect(cluster.ws(1), group.id, ben.accessToken, ben.user.id);
 		const c = connect(cluster.ws(1), group.id, cleo.accessToken, cleo.user.id);
-		clients.push(b, c);
-		await Promise.all([b.synced(), c.synced()]);
+		const d = connect(cluster.ws(1), group.id, dora.accessToken, dora.user.id);
+		clients.push(b, c, d);
+		await Promise.all([b.synced(), c.synced(), d.synced()]);
 
 		proxy.cut();
 		await api.delete(`/api/rooms/${group.id}/members/${ben.user.id}`, ana.accessToken);
 		await api.delete(`/api/rooms/${group.id}/members/${cleo.user.id}`, ana.accessToken);
+		// Dora signs out (through node A): her session ends, and node B does not hear of that either.
+		expect((await api.post('/api/auth/logout', { refreshToken: dora.refreshToken })).status).toBe(204);
 		const benClosed = closedAt(b);
 		const cleoClosed = closedAt(c);
+		const doraClosed = closedAt(d);
 		// Node B never heard of it: Ben's write reaches the durable append, which refuses it.
 		const term = word();
 		const late = b.send(`written after my removal ${term}`);
@@ -333,6 +338,7 @@ describe.skipIf(!canRunCluster)('a removal that a node does not hear of (its Red
 			`Redis back on node B → the removed reader's connection closed after ${(at - restoredAt).toFixed(0)} ms`,
 		);
 		expect(reason).toBe('not-a-member');
+		expect((await doraClosed).reason).toBe('session-ended');
 	});
 });
 
