@@ -50,17 +50,20 @@ export class Lookups<Key, Value> {
 		this.#gathered = new Map();
 		for (let i = 0; i < entries.length; i += this.#maxKeys) {
 			const part = entries.slice(i, i + this.#maxKeys);
-			this.#find(part.map(([, entry]) => entry.key)).then(
-				(found) => {
-					for (const [id, { waiting }] of part) {
-						const value = found.has(id) ? (found.get(id) as Value) : this.#missing;
-						for (const w of waiting) w.resolve(value);
-					}
-				},
-				(error: unknown) => {
-					for (const [, { waiting }] of part) for (const w of waiting) w.reject(error);
-				},
-			);
+			// Through a promise, so that a `find` that throws at once fails its lookups too.
+			Promise.resolve(part.map(([, entry]) => entry.key))
+				.then((keys) => this.#find(keys))
+				.then(
+					(found) => {
+						for (const [id, { waiting }] of part) {
+							const value = found.has(id) ? (found.get(id) as Value) : this.#missing;
+							for (const w of waiting) w.resolve(value);
+						}
+					},
+					(error: unknown) => {
+						for (const [, { waiting }] of part) for (const w of waiting) w.reject(error);
+					},
+				);
 		}
 	}
 }

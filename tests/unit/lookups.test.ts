@@ -43,4 +43,15 @@ describe('lookups gathered per turn', () => {
 		await expect(failed[1]).rejects.toThrow('database down');
 		expect(calls).toEqual([[2]]);
 	});
+
+	it('fails the lookups of a find that throws before it returns a promise', async () => {
+		const lookups = new Lookups<number, number>({
+			find: () => {
+				throw new Error('no connection');
+			},
+			idOf: String,
+			missing: 0,
+		});
+		await expect(lookups.get(1)).rejects.toThrow('no connection');
+	});
 });
