@@ -156,4 +156,38 @@ describe.skipIf(!chromiumAvailable)('accessibility', () => {
 		await page.keyboard.press('Tab');
 		expect(await focused()).toEqual({ testid: 'message', text: 'one link' });
 	});
+
+	it('keeps the message list’s Tab stop on the newest message as messages arrive, until the user moves it', async () => {
+		const ana = await signUp(await app.session(), app.url(), 'ana');
+		const ben = await signUp(await app.session(), app.url(), 'ben');
+		const room = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
+		const url = `${app.url()}/rooms/${room.body.id}`;
+		await ana.page.goto(url);
+		await ben.page.goto(url);
+		await Promise.all([waitForApp(ana.page), waitForApp(ben.page)]);
+		const say = async (who: BrowserUser, text: string, count: number) => {
+			await who.page.getByTestId('composer').fill(text);
+			await who.page.getByTestId('composer').press('Enter');
+			await expect.poll(() => ana.page.getByTestId('message').count(), { timeout: UI_TIMEOUT }).toBe(count);
+		};
+		const focusedText = () =>
+			ana.page.evaluate(
+				() =>
+					document.activeElement?.closest('article')?.querySelector('[data-testid="message-content"]')
+						?.textContent ?? null,
+			);
+		await say(ana, 'first', 1);
+		// Ben's message arrives while Ana is in the composer: the list's stop moves on to it.
+		await say(ben, 'second', 2);
+		await ana.page.getByTestId('composer').focus();
+		await ana.page.keyboard.press('Shift+Tab');
+		expect(await focusedText()).toBe('second');
+		// Once Ana has moved in the list, a new message leaves the stop where she was.
+		await ana.page.keyboard.press('ArrowUp');
+		expect(await focusedText()).toBe('first');
+		await say(ben, 'third', 3);
+		await ana.page.getByTestId('composer').focus();
+		await ana.page.keyboard.press('Shift+Tab');
+		expect(await focusedText()).toBe('first');
+	});
 });

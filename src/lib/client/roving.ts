@@ -12,11 +12,15 @@ const CONTROLS = 'a[href], button, input, select, textarea, [tabindex]:not([data
 
 export function roving(list: HTMLElement, itemSelector: string) {
 	let current: HTMLElement | null = null;
+	/** The user has been in the list: until then the stop follows the newest item as items arrive. */
+	let visited = false;
 	const items = () => [...list.querySelectorAll<HTMLElement>(itemSelector)];
 
 	function apply() {
 		const all = items();
-		if (!current || !current.isConnected) current = all.at(-1) ?? null;
+		// A room renders its messages in more than one pass (the device's copy, then the server's): the stop
+		// stayed on whatever was newest at the first pass.
+		if (!visited || !current || !current.isConnected) current = all.at(-1) ?? null;
 		setTabStops(all, current);
 	}
 
@@ -33,6 +37,7 @@ export function roving(list: HTMLElement, itemSelector: string) {
 	function move(to: HTMLElement | undefined) {
 		if (!to) return;
 		current = to;
+		visited = true;
 		apply();
 		to.focus();
 		to.scrollIntoView({ block: 'nearest' });
@@ -58,7 +63,10 @@ export function roving(list: HTMLElement, itemSelector: string) {
 
 	function onfocusin(event: FocusEvent) {
 		const item = (event.target as HTMLElement).closest<HTMLElement>(itemSelector);
-		if (item && list.contains(item)) current = item;
+		if (item && list.contains(item)) {
+			current = item;
+			visited = true;
+		}
 		apply();
 	}
 
