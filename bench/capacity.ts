@@ -67,8 +67,11 @@ const mix: Mix = {
 interface Step {
 	users: number;
 	connectFailures: number;
-	/** The step's connect burst: how long until every user synced, refusals meanwhile, kernel queue overflows. */
-	burst: { syncedS: number; spreadS: number; refusals: number; overflows: number };
+	/**
+	 * The step's connect burst: how long until every user synced, connections that failed meanwhile (refused or
+	 * closed, earlier users' reconnects too), kernel queue overflows.
+	 */
+	burst: { syncedS: number; spreadS: number; failures: number; overflows: number };
 	deliveriesPerSecond: number;
 	messagesPerSecond: number;
 	reopenedPerSecond: number;
@@ -191,7 +194,7 @@ async function step(
 		burst: {
 			syncedS: Math.max(...added.map((a) => a.syncedAfterMs)) / 1_000,
 			spreadS: spreadMs / 1_000,
-			refusals: added.reduce((n, a) => n + Object.values(a.failures).reduce((x, y) => x + y, 0), 0),
+			failures: added.reduce((n, a) => n + Object.values(a.failures).reduce((x, y) => x + y, 0), 0),
 			overflows,
 		},
 		deliveriesPerSecond: latencies.length / seconds,
@@ -269,7 +272,7 @@ async function run(target: Target) {
 			users = to;
 			steps.push(s);
 			console.log(
-				`${target} ${s.users} users: connected in ${fmt(s.burst.syncedS)} s (spread over ${fmt(s.burst.spreadS)} s; ${s.burst.refusals} refused, ${s.burst.overflows} listen-queue overflows); ` +
+				`${target} ${s.users} users: connected in ${fmt(s.burst.syncedS)} s (spread over ${fmt(s.burst.spreadS)} s; ${s.burst.failures} failed connections, ${s.burst.overflows} listen-queue overflows); ` +
 					`${fmt(s.messagesPerSecond, 0)} messages/s, ${fmt(s.deliveriesPerSecond, 0)} deliveries/s, ` +
 					(Object.keys(s.channelPerSecond).length > 0
 						? `user channels ${Object.entries(s.channelPerSecond)

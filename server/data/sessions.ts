@@ -90,24 +90,14 @@ export async function revokeFamily(db: Queryable, familyId: string): Promise<voi
 	]);
 }
 
-/** A session (a login's family of refresh tokens) is live while one of its tokens is neither revoked nor expired. */
-export async function isLive(db: Queryable, familyId: string, userId: string): Promise<boolean> {
-	const { rows } = await db.query(
-		`SELECT 1 FROM refresh_tokens
-		 WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > now() LIMIT 1`,
-		[familyId, userId],
-	);
-	return rows.length > 0;
-}
-
 /**
- * Of the given sessions (uuids), the live ones, as `<sessionId> <userId>` in lower case: `isLive` for many at once
- * (Lookups gathers a turn's logins into one call).
+ * Of the given sessions (uuids), the live ones, keyed `<sessionId> <userId>` in lower case. A session (a login's
+ * family of refresh tokens) is live while one of its tokens is neither revoked nor expired.
  */
-export async function liveOf(
+async function liveOf(
 	db: Queryable,
 	sessions: { sessionId: string; userId: string }[],
-): Promise<Set<string>> {
+): Promise<Map<string, true>> {
 	const { rows } = await db.query<{ id: string }>(
 		`SELECT DISTINCT t.family_id::text || ' ' || t.user_id::text AS id
 		 FROM unnest($1::uuid[], $2::uuid[]) AS k (family_id, user_id)
@@ -115,14 +105,13 @@ export async function liveOf(
 		 WHERE t.revoked_at IS NULL AND t.expires_at > now()`,
 		[sessions.map((s) => s.sessionId), sessions.map((s) => s.userId)],
 	);
-	return new Set(rows.map((r) => r.id));
+	return new Map(rows.map((r) => [r.id, true]));
 }
 
-/** `isLive`, the lookups of one turn of the event loop answered by one `liveOf` (see Lookups). */
+/** Whether a session is live: the lookups of one turn of the event loop answered by one statement (see Lookups). */
 export function liveness(db: Queryable): (sessionId: string, userId: string) => Promise<boolean> {
-	const lookups = new Lookups({
-		find: async (keys: { sessionId: string; userId: string }[]) =>
-			new Map([...(await liveOf(db, keys))].map((id) => [id, true])),
+	const lookups = new Lookups<{ sessionId: string; userId: string }, boolean>({
+		find: (keys) => liveOf(db, keys),
 		idOf: ({ sessionId, userId }) => `${sessionId} ${userId}`.toLowerCase(),
 		missing: false,
 	});

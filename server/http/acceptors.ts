@@ -15,9 +15,8 @@ const LISTEN_BACKLOG = 4_096;
  * Listening sockets the server accepts on, the first one included, where the kernel can share a port between
  * sockets (SO_REUSEPORT: Linux). libuv accepts one connection per listening socket per turn of the event loop
  * (since 1.45), so when a node restarts or a network blip ends and every client reconnects at once, a loop busy
- * with thousands of open sockets took about 100 new connections a second: the rest waited in the kernel's queue
- * until it overflowed, and each dropped connection then waited on TCP's retransmits (1, 3, 7, 15 s…). The kernel
- * spreads new connections over the sockets, and each turn of the loop takes one from each.
+ * with thousands of open sockets took about 100 new connections a second and the kernel's queue (LISTEN_BACKLOG)
+ * overflowed. The kernel spreads new connections over the sockets, and each turn of the loop takes one from each.
  */
 export const ACCEPTORS = process.platform === 'linux' ? 8 : 1;
 
