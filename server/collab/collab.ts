@@ -32,6 +32,7 @@ import { RoomLoader } from './room-loader.ts';
 import { RoomWindow } from './room-window.ts';
 import { handlesStateless, StatelessRouter } from './stateless-router.ts';
 import { UpdateValidation } from './update-validation.ts';
+import { TurnBatchedSocket, type WebSocketLike } from './turn-batched-socket.ts';
 import type { judgeUpdate } from './validation.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -246,7 +247,9 @@ export class Collab {
 			hooks: {
 				open: (peer) => {
 					const p = peer as unknown as Peer;
-					p.__connection = this.hocuspocus.handleConnection(p.websocket as WebSocket, p.request as Request);
+					// Frames of one turn to this socket leave in one write (turn-batched-socket.ts).
+					const websocket = new TurnBatchedSocket(p.websocket as WebSocketLike) as unknown as WebSocket;
+					p.__connection = this.hocuspocus.handleConnection(websocket, p.request as Request);
 				},
 				message: (peer, message) => {
 					const p = peer as unknown as Peer;

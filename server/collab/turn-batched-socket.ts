@@ -1,0 +1,60 @@
+import type { Socket } from 'node:net';
+
+/** What Hocuspocus uses of a WebSocket: its state, sending and closing. */
+export interface WebSocketLike {
+	readonly readyState: number;
+	send(data: Uint8Array): void;
+	close(code?: number, reason?: string): void;
+}
+
+/** The TCP sockets corked in this turn, uncorked together at its end. */
+const corked: Socket[] = [];
+let uncorkScheduled = false;
+
+function uncorkAll(): void {
+	uncorkScheduled = false;
+	for (const socket of corked.splice(0)) socket.uncork();
+}
+
+/**
+ * A WebSocket whose frames of one turn of the event loop leave in one write. Each frame `ws` sends is a `writev`
+ * of its own, and the node sends a socket several in a turn often enough (an update and the room's read positions,
+ * activity for two rooms, an ack and an awareness change): a fifth of the writes at 6,000 users
+ * (docs/benchmarks.md, "Frames per write"), and the write is the server's busiest function. The first frame of a
+ * turn corks the TCP socket; the end of the turn (`setImmediate`, after the I/O callbacks that sent them) uncorks
+ * every socket corked, in one pass. What a frame waits is the rest of the turn that sent it, never a timer.
+ */
+export class TurnBatchedSocket implements WebSocketLike {
+	readonly #ws: WebSocketLike;
+	/** The connection's TCP socket: `ws`'s own (`_socket`, set once the upgrade is done, as it is when we get it). */
+	readonly #socket: Socket | undefined;
+
+	constructor(ws: WebSocketLike) {
+		this.#ws = ws;
+		const socket = (ws as { _socket?: Socket })._socket;
+		// Without one (another `ws` inside crossws), frames go out one by one, as before.
+		this.#socket = typeof socket?.cork === 'function' ? socket : undefined;
+	}
+
+	get readyState(): number {
+		return this.#ws.readyState;
+	}
+
+	send(data: Uint8Array): void {
+		const socket = this.#socket;
+		// `ws` corks and uncorks around each frame itself: ours is the outer cork, so its uncork does not write.
+		if (socket && socket.writableCorked === 0 && !socket.destroyed) {
+			socket.cork();
+			corked.push(socket);
+			if (!uncorkScheduled) {
+				uncorkScheduled = true;
+				setImmediate(uncorkAll);
+			}
+		}
+		this.#ws.send(data);
+	}
+
+	close(code?: number, reason?: string): void {
+		this.#ws.close(code, reason);
+	}
+}
