@@ -118,6 +118,8 @@ const hocuspocusSettings = {
 	unloadImmediately: true,
 	// A writer holds its own update: it is relayed to the others only (patches/@hocuspocus+server*.patch).
 	echoUpdates: false,
+	// A connection's own presence change is not sent back to it: it holds its state already (the same patch).
+	echoAwareness: false,
 	// An awareness update reaches Presence decoded into its states, without a scratch Y.Doc and Awareness per
 	// update (a random guid and a timer each; the same patch).
 	scratchAwareness: false,

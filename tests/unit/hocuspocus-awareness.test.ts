@@ -1,6 +1,8 @@
 import { Server, type beforeHandleAwarenessPayload } from '@hocuspocus/server';
+import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
+import { removeAwarenessStates } from 'y-protocols/awareness';
 import { waitFor } from '../helpers/collab.ts';
 import { freePort } from '../helpers/process.ts';
 import { Msg, RawClient } from '../helpers/raw-ws.ts';
@@ -16,13 +18,17 @@ afterEach(async () => {
 	for (const server of servers.splice(0)) await server.destroy();
 });
 
-async function start(beforeHandleAwareness: (payload: beforeHandleAwarenessPayload) => void) {
+async function start(
+	beforeHandleAwareness: (payload: beforeHandleAwarenessPayload) => void,
+	options: { echoAwareness?: boolean } = {},
+) {
 	const port = await freePort();
 	const server = new Server({
 		port,
 		address: '127.0.0.1',
 		quiet: true,
 		scratchAwareness: false,
+		...options,
 		extensions: [{ beforeHandleAwareness: async (payload) => beforeHandleAwareness(payload) }],
 	});
 	servers.push(server);
@@ -44,6 +50,25 @@ function awareness(client: RawClient, entries: [number, number, unknown][]): voi
 			encoding.writeVarUint8Array(e, encoding.toUint8Array(body));
 		}),
 	);
+}
+
+/** The client ids of each awareness frame `client` receives, with whether each state is null (removed). */
+function awarenessReceived(client: RawClient): [number, boolean][][] {
+	const frames: [number, boolean][][] = [];
+	client.ws.addEventListener('message', (event) => {
+		const decoder = decoding.createDecoder(new Uint8Array(event.data as ArrayBuffer));
+		decoding.readVarString(decoder);
+		if (decoding.readVarUint(decoder) !== Msg.Awareness) return;
+		const update = decoding.createDecoder(decoding.readVarUint8Array(decoder));
+		const entries: [number, boolean][] = [];
+		for (let i = decoding.readVarUint(update); i > 0; i--) {
+			const clientId = decoding.readVarUint(update);
+			decoding.readVarUint(update);
+			entries.push([clientId, JSON.parse(decoding.readVarString(update)) === null]);
+		}
+		frames.push(entries);
+	});
+	return frames;
 }
 
 describe('Hocuspocus with scratchAwareness: false', () => {
@@ -96,6 +121,55 @@ describe('Hocuspocus with scratchAwareness: false', () => {
 			expect(held?.meta.get(101)?.clock).toBe(4);
 		} finally {
 			client.close();
+		}
+	});
+});
+
+describe('Hocuspocus with echoAwareness: false', () => {
+	async function twoMembers(echoAwareness: boolean) {
+		const { server, url } = await start(() => {}, { echoAwareness });
+		const [ana, ben] = [
+			await RawClient.open(url, 'room', 'token'),
+			await RawClient.open(url, 'room', 'token'),
+		];
+		await Promise.all([ana.authenticated, ben.authenticated]);
+		return { server, ana, ben, anaGot: awarenessReceived(ana), benGot: awarenessReceived(ben) };
+	}
+
+	it("sends a connection's presence change to the others only; a removal to everyone", async () => {
+		const { server, ana, ben, anaGot, benGot } = await twoMembers(false);
+		try {
+			// Alone in the room (no state but his own), Ben hears his own change: it is all a lone provider hears.
+			awareness(ben, [[202, 1, { typing: false }]]);
+			await waitFor(() => benGot.length === 1 && anaGot.length === 1, 5_000, 'both to hear of Ben');
+			// No longer alone, neither hears their own change back.
+			awareness(ana, [[101, 1, { typing: true }]]);
+			await waitFor(() => benGot.length === 2, 5_000, 'Ben to hear of Ana');
+			awareness(ben, [[202, 2, { typing: true }]]);
+			await waitFor(() => anaGot.length === 2, 5_000, 'Ana to hear of Ben');
+			// Ana's state is removed (as Presence does when she says she leaves): her connection hears it too.
+			const document = server.hocuspocus.documents.get('room');
+			const [connection] = [...(document?.connections ?? [])].find(([, e]) => e.clients.has(101)) ?? [];
+			if (!document || !connection) throw new Error("Ana's connection is not in the room");
+			removeAwarenessStates(document.awareness, [101], { source: 'connection', connection });
+			await waitFor(() => benGot.length === 3 && anaGot.length === 3, 5_000, 'both to hear Ana left');
+			expect(anaGot).toEqual([[[202, false]], [[202, false]], [[101, true]]]);
+			expect(benGot).toEqual([[[202, false]], [[101, false]], [[101, true]]]);
+		} finally {
+			ana.close();
+			ben.close();
+		}
+	});
+
+	it('sends every change back to its connection by default, as upstream', async () => {
+		const { ana, ben, anaGot, benGot } = await twoMembers(true);
+		try {
+			awareness(ana, [[101, 1, { typing: true }]]);
+			await waitFor(() => benGot.length === 1 && anaGot.length === 1, 5_000, 'both to hear of Ana');
+			expect(anaGot).toEqual([[[101, false]]]);
+		} finally {
+			ana.close();
+			ben.close();
 		}
 	});
 });
