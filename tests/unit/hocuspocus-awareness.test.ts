@@ -1,4 +1,9 @@
-import { Server, type beforeHandleAwarenessPayload } from '@hocuspocus/server';
+import {
+	Server,
+	type beforeHandleAwarenessPayload,
+	type Extension,
+	type onAwarenessUpdatePayload,
+} from '@hocuspocus/server';
 import * as decoding from 'lib0/decoding';
 import * as encoding from 'lib0/encoding';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -170,6 +175,57 @@ describe('Hocuspocus with echoAwareness: false', () => {
 		} finally {
 			ana.close();
 			ben.close();
+		}
+	});
+});
+
+describe('Hocuspocus onAwarenessUpdate', () => {
+	/** A server with `extensions`, counting the hooks it runs by name. */
+	async function counting(extensions: Extension[]) {
+		const port = await freePort();
+		const server = new Server({
+			port,
+			address: '127.0.0.1',
+			quiet: true,
+			scratchAwareness: false,
+			extensions,
+		});
+		servers.push(server);
+		await server.listen();
+		const ran: string[] = [];
+		const hooks = server.hocuspocus.hooks.bind(server.hocuspocus);
+		server.hocuspocus.hooks = ((name: string, ...rest: unknown[]) => {
+			ran.push(name);
+			return (hooks as (...args: unknown[]) => Promise<unknown>)(name, ...rest);
+		}) as typeof server.hocuspocus.hooks;
+		const client = await RawClient.open(`ws://127.0.0.1:${port}`, 'room', 'token');
+		await client.authenticated;
+		return { server, client, ran };
+	}
+
+	it('runs no hooks for an awareness update when no extension listens', async () => {
+		const { server, client, ran } = await counting([]);
+		try {
+			awareness(client, [[101, 1, { typing: true }]]);
+			const held = () => server.hocuspocus.documents.get('room')?.awareness.getStates().has(101) === true;
+			await waitFor(held, 5_000, 'the state to be applied');
+			expect(ran).toContain('beforeHandleAwareness');
+			expect(ran).not.toContain('onAwarenessUpdate');
+		} finally {
+			client.close();
+		}
+	});
+
+	it('gives a listener the changed clients and every state of the document', async () => {
+		const seen: onAwarenessUpdatePayload[] = [];
+		const { client } = await counting([{ onAwarenessUpdate: async (payload) => void seen.push(payload) }]);
+		try {
+			awareness(client, [[101, 1, { typing: true }]]);
+			await waitFor(() => seen.length === 1, 5_000, 'the hook to run');
+			expect(seen[0]?.added).toEqual([101]);
+			expect(seen[0]?.states).toEqual([{ clientId: 101, typing: true }]);
+		} finally {
+			client.close();
 		}
 	});
 });
