@@ -1,4 +1,11 @@
-import { context, SpanStatusCode, trace, type Span, type SpanOptions } from '@opentelemetry/api';
+import {
+	context,
+	INVALID_SPAN_CONTEXT,
+	SpanStatusCode,
+	trace,
+	type Span,
+	type SpanOptions,
+} from '@opentelemetry/api';
 import type { Logger } from 'pino';
 
 /**
@@ -6,6 +13,15 @@ import type { Logger } from 'pino';
  * function call and go nowhere.
  */
 export const tracer = trace.getTracer('chat');
+
+/**
+ * Whether `startTracing` installed the SDK. Without it `inSpan` and `withActiveSpan` leave the API out altogether:
+ * its no-op still copies the active context for every child span (a few per message, 1.4 % of the server's busy
+ * time at the goal-1 load of docs/benchmarks.md).
+ */
+let tracing = false;
+/** What `inSpan` hands its function when nothing is traced: a span that records nothing. */
+const untraced = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 /**
  * Installs the OpenTelemetry SDK with an OTLP/HTTP exporter when `endpoint` (OTEL_EXPORTER_OTLP_ENDPOINT, or the
@@ -39,8 +55,10 @@ export async function startTracing(
 		],
 	});
 	trace.setGlobalTracerProvider(provider);
+	tracing = true;
 	log.info({ url }, 'tracing: spans are exported over OTLP/HTTP');
 	return async () => {
+		tracing = false;
 		await provider
 			.shutdown()
 			.catch((error: unknown) => log.warn({ err: error }, 'tracing: final export failed'));
@@ -59,6 +77,7 @@ export async function inSpan<T>(
 	fn: (span: Span) => Promise<T>,
 	parent?: Span,
 ): Promise<T> {
+	if (!tracing) return fn(untraced);
 	const ctx = parent ? trace.setSpan(context.active(), parent) : context.active();
 	return tracer.startActiveSpan(name, options, ctx, async (span) => {
 		try {
@@ -78,6 +97,7 @@ export async function inSpan<T>(
 
 /** Runs `fn` with `span` as the active span (for its children and its log lines), without ending it. */
 export function withActiveSpan<T>(span: Span, fn: () => T): T {
+	if (!tracing) return fn();
 	return context.with(trace.setSpan(context.active(), span), fn);
 }
 
