@@ -54,10 +54,6 @@ export class Presence implements Extension {
 		document,
 	}: beforeHandleAwarenessPayload<CollabContext>) {
 		if (!context?.user || !connection) return;
-		const ownedElsewhere = new Set<number>();
-		for (const [other, entry] of document.connections) {
-			if (other !== connection) for (const id of entry.clients) ownedElsewhere.add(id);
-		}
 		// One presence per connection: the client id it first spoke for, or the first one of this frame. A frame
 		// of 20,000 client ids would otherwise go out to every member (and node) as 20,000 states. (Without our
 		// `scratchAwareness: false`, `states` also holds the local state of the scratch Awareness Hocuspocus decodes
@@ -65,12 +61,28 @@ export class Presence implements Extension {
 		const frame = this.#frames.get(connection);
 		const sent = frame?.clients ?? [];
 		this.#frames.delete(connection);
+		// Whether another connection speaks for a client id. A frame almost always carries one: each connection is
+		// asked then; the set of every other connection's ids is built only for a frame of several (a hostile one
+		// may carry a thousand).
+		const several = states.size > 1 || sent.length > 1;
+		let others: Set<number> | undefined;
+		const ownedElsewhere = (clientId: number): boolean => {
+			if (several) {
+				others ??= otherClients(document, connection);
+				return others.has(clientId);
+			}
+			for (const [other, entry] of document.connections)
+				if (other !== connection && entry.clients.has(clientId)) return true;
+			return false;
+		};
 		const own = document.connections.get(connection)?.clients;
 		const mine =
-			own && own.size > 0 ? [...own][0] : sent.find((id) => !ownedElsewhere.has(id) && states.has(id));
+			own && own.size > 0
+				? (own.values().next().value as number)
+				: sent.find((id) => !ownedElsewhere(id) && states.has(id));
 		let extra = 0;
 		for (const clientId of [...states.keys()]) {
-			if (clientId === mine || ownedElsewhere.has(clientId)) continue;
+			if (clientId === mine || ownedElsewhere(clientId)) continue;
 			states.delete(clientId);
 			if (sent.includes(clientId)) extra++;
 		}
@@ -81,7 +93,7 @@ export class Presence implements Extension {
 				'awareness for more than one client id dropped',
 			);
 		for (const [clientId, state] of states) {
-			if (ownedElsewhere.has(clientId)) {
+			if (ownedElsewhere(clientId)) {
 				states.delete(clientId);
 				this.#log.warn({ userId: context.user.id, clientId }, 'awareness for another connection dropped');
 				continue;
@@ -171,6 +183,14 @@ export class Presence implements Extension {
 		const ids = left.filter((id) => own?.has(id));
 		if (ids.length > 0) removeAwarenessStates(document.awareness, ids, { source: 'connection', connection });
 	}
+}
+
+/** The client ids the document's connections other than `connection` speak for. */
+function otherClients(document: Document, connection: Connection): Set<number> {
+	const ids = new Set<number>();
+	for (const [other, entry] of document.connections)
+		if (other !== connection) for (const id of entry.clients) ids.add(id);
+	return ids;
 }
 
 /** An awareness frame's client ids are read up to this many; the rest are dropped with all but one anyway. */

@@ -1,6 +1,8 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
+import * as encoding from 'lib0/encoding';
+import { Msg, RawClient } from '../helpers/raw-ws.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 type State = { user?: { id: string; name: string; color: string }; typing?: boolean; [k: string]: unknown };
@@ -19,12 +21,12 @@ describeEachBackend('presence', (backend) => {
 	});
 
 	async function pair() {
-		const { ana, ben, a, b } = await twoMembersConnected(server, clients);
+		const { ana, ben, room, a, b } = await twoMembersConnected(server, clients);
 		const statesSeenBy = (c: TestClient) =>
 			[...(c.provider.awareness?.getStates() ?? new Map()).entries()]
 				.filter(([id]) => id !== c.doc.clientID)
 				.map(([, s]) => s as State);
-		return { ana, ben, a, b, statesSeenBy };
+		return { ana, ben, room, a, b, statesSeenBy };
 	}
 
 	it('stamps the real identity on a state that claims to be someone else, and drops unknown fields', async () => {
@@ -37,6 +39,33 @@ describeEachBackend('presence', (backend) => {
 		await waitFor(() => statesSeenBy(a).some((s) => s.typing === true), 5_000, 'ana to see ben typing');
 		const seen = statesSeenBy(a).find((s) => s.typing === true);
 		expect(seen).toEqual({ user: { id: ben.user.id, name: ben.user.name, color: '#123456' }, typing: true });
+	});
+
+	it("cannot write the presence of another connection's client id", async () => {
+		const { ana, ben, room, a, b, statesSeenBy } = await pair();
+		a.provider.awareness?.setLocalState({ user: { color: '#abcdef' }, typing: false });
+		await waitFor(() => statesSeenBy(b).length === 1, 5_000, 'ben to see ana');
+		// A second connection of Ben's speaks for Ana's client id, with a newer clock: one state, one frame.
+		const raw = await RawClient.open(server.wsUrl, `room:${room.id}`, ben.accessToken);
+		try {
+			await raw.authenticated;
+			const update = encoding.createEncoder();
+			encoding.writeVarUint(update, 1);
+			encoding.writeVarUint(update, a.doc.clientID);
+			encoding.writeVarUint(update, 1_000);
+			encoding.writeVarString(update, JSON.stringify({ user: { color: '#000000' }, typing: true }));
+			raw.send(
+				raw.frame(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update))),
+			);
+			// Ben's own connection says something after it, so the frame before it has been handled.
+			b.provider.awareness?.setLocalState({ user: { color: '#123456' }, typing: true });
+			await waitFor(() => statesSeenBy(a).some((s) => s.typing === true), 5_000, 'ana to see ben typing');
+			expect(statesSeenBy(b)).toEqual([
+				{ user: { id: ana.user.id, name: ana.user.name, color: '#abcdef' }, typing: false },
+			]);
+		} finally {
+			raw.close();
+		}
 	});
 
 	it('removes a user at once when they leave explicitly, not after the 30 s timeout', async () => {
