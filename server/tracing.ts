@@ -16,8 +16,8 @@ export const tracer = trace.getTracer('chat');
 
 /**
  * Whether `startTracing` installed the SDK. Without it `inSpan` and `withActiveSpan` leave the API out altogether:
- * its no-op still copies the active context for every child span (a few per message, 1.4 % of the server's busy
- * time at the goal-1 load of docs/benchmarks.md).
+ * its no-op still copies the active context for every child span (a few per message, about 1 % of the server's
+ * busy time at the goal-1 load of docs/benchmarks.md).
  */
 let tracing = false;
 /** What `inSpan` hands its function when nothing is traced: a span that records nothing. */
