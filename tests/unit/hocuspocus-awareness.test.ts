@@ -25,7 +25,7 @@ afterEach(async () => {
 
 async function start(
 	beforeHandleAwareness: (payload: beforeHandleAwarenessPayload) => void,
-	options: { echoAwareness?: boolean } = {},
+	{ extensions = [], ...options }: { echoAwareness?: boolean; extensions?: Extension[] } = {},
 ) {
 	const port = await freePort();
 	const server = new Server({
@@ -34,7 +34,7 @@ async function start(
 		quiet: true,
 		scratchAwareness: false,
 		...options,
-		extensions: [{ beforeHandleAwareness: async (payload) => beforeHandleAwareness(payload) }],
+		extensions: [{ beforeHandleAwareness: async (payload) => beforeHandleAwareness(payload) }, ...extensions],
 	});
 	servers.push(server);
 	await server.listen();
@@ -182,23 +182,14 @@ describe('Hocuspocus with echoAwareness: false', () => {
 describe('Hocuspocus onAwarenessUpdate', () => {
 	/** A server with `extensions`, counting the hooks it runs by name. */
 	async function counting(extensions: Extension[]) {
-		const port = await freePort();
-		const server = new Server({
-			port,
-			address: '127.0.0.1',
-			quiet: true,
-			scratchAwareness: false,
-			extensions,
-		});
-		servers.push(server);
-		await server.listen();
+		const { server, url } = await start(() => {}, { extensions });
 		const ran: string[] = [];
 		const hooks = server.hocuspocus.hooks.bind(server.hocuspocus);
 		server.hocuspocus.hooks = ((name: string, ...rest: unknown[]) => {
 			ran.push(name);
 			return (hooks as (...args: unknown[]) => Promise<unknown>)(name, ...rest);
 		}) as typeof server.hocuspocus.hooks;
-		const client = await RawClient.open(`ws://127.0.0.1:${port}`, 'room', 'token');
+		const client = await RawClient.open(url, 'room', 'token');
 		await client.authenticated;
 		return { server, client, ran };
 	}
