@@ -87,7 +87,15 @@ export function pin(pid: number, role: keyof typeof cores): void {
  * (`<target>-<pid>.cpuprofile`; see `RunningTarget.profile`): `npm run bench:profile` summarizes them, Chrome
  * DevTools opens them.
  */
-const profileDir = process.env.CPU_PROF ? path.resolve(process.env.CPU_PROF) : undefined;
+const cpuProfileDir = process.env.CPU_PROF ? path.resolve(process.env.CPU_PROF) : undefined;
+/**
+ * ALLOC_PROF=<dir>: the same, but a sampling profile of what each target allocated in the windows (objects the
+ * collector freed since included), `<target>-<pid>.heapprofile`, which `npm run bench:profile` reads as well.
+ * ALLOC_PROF_PROMOTED=1 leaves out what died in the young generation: what was promoted (or still lived at the end).
+ */
+const allocProfileDir = process.env.ALLOC_PROF ? path.resolve(process.env.ALLOC_PROF) : undefined;
+if (cpuProfileDir && allocProfileDir) throw new Error('CPU_PROF and ALLOC_PROF: set one of them, not both');
+const profileDir = cpuProfileDir ?? allocProfileDir;
 /**
  * BENCH_STAGES=<dir>: our server times every update through its stages (bench/stage-clock.ts) and the seed's design
  * its INSERT; each writes `<target>-<pid>.stages.json` there when it stops (`npm run bench:stages` prints them).
@@ -95,7 +103,9 @@ const profileDir = process.env.CPU_PROF ? path.resolve(process.env.CPU_PROF) : u
 const stagesDir = process.env.BENCH_STAGES ? path.resolve(process.env.BENCH_STAGES) : undefined;
 const profileEnv = (target: Target): Record<string, string> => ({
 	...(profileDir || stagesDir ? { BENCH_TARGET: target } : {}),
-	...(profileDir ? { BENCH_CPU_PROF: profileDir } : {}),
+	...(cpuProfileDir ? { BENCH_CPU_PROF: cpuProfileDir } : {}),
+	...(allocProfileDir ? { BENCH_ALLOC_PROF: allocProfileDir } : {}),
+	...(allocProfileDir && process.env.ALLOC_PROF_PROMOTED ? { BENCH_ALLOC_PROF_PROMOTED: '1' } : {}),
 	...(stagesDir && (target === 'seed' || target.startsWith('ours')) ? { BENCH_STAGES: stagesDir } : {}),
 });
 

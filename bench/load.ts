@@ -217,7 +217,7 @@ console.log(`\n${table}`);
 const profiled = results.filter((r) => r.profiles.length > 0);
 if (profiled.length > 0)
 	console.log(
-		`\nCPU profiles of the windows, per delivery:\nnpm run bench:profile -- ${profiled.map((r) => r.profiles.join(' ')).join(' ')} --per=${profiled.flatMap((r) => r.profiles.map(() => r.deliveries)).join(',')}`,
+		`\nProfiles of the windows, per delivery:\nnpm run bench:profile -- ${profiled.map((r) => r.profiles.join(' ')).join(' ')} --per=${profiled.flatMap((r) => r.profiles.map(() => r.deliveries)).join(',')}`,
 	);
 writeResult(smoke ? 'load-smoke' : 'load', {
 	smoke,

@@ -10,6 +10,9 @@
  * µs per delivery. `--stalls[=<n>]` lists each profile's n (5) longest stretches without an idle sample (what held
  * the event loop, and so the tail: a sweep over every socket, a GC, a backlog), with the call paths and functions
  * most of their samples were in.
+ *
+ * A `.heapprofile` (ALLOC_PROF=<dir>, bench/harness.ts) reads the same way, in bytes allocated instead of time:
+ * "self" is what a function allocated itself, `--per` gives bytes per delivery. One kind of profile per call.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,6 +27,14 @@ interface CpuProfile {
 	nodes: ProfileNode[];
 	samples: number[];
 	timeDeltas: number[];
+}
+
+/** V8's sampling heap profile: a tree of call frames, each with the bytes its samples stand for. */
+interface HeapNode {
+	id: number;
+	callFrame: ProfileNode['callFrame'];
+	selfSize: number;
+	children: HeapNode[];
 }
 
 const args = process.argv.slice(2);
@@ -42,6 +53,11 @@ if (files.length === 0) {
 }
 if (!(stalls >= 0 && Number.isInteger(stalls))) {
 	console.error('--stalls=<n> needs a whole number');
+	process.exit(2);
+}
+const alloc = files.every((f) => f.endsWith('.heapprofile'));
+if (!alloc && files.some((f) => f.endsWith('.heapprofile'))) {
+	console.error('one kind of profile at a time: .cpuprofile or .heapprofile files');
 	process.exit(2);
 }
 if (per && (per.length !== files.length || per.some((n) => !(n > 0)))) {
@@ -77,9 +93,27 @@ function times(profile: CpuProfile) {
 	return { self, byId, parent };
 }
 
+/** Bytes allocated per node of a heap profile, in the shape `times` gives a CPU profile's. */
+function allocations(head: HeapNode) {
+	const self = new Map<number, number>();
+	const byId = new Map<number, ProfileNode>();
+	const parent = new Map<number, number>();
+	const walk = (node: HeapNode) => {
+		self.set(node.id, node.selfSize);
+		byId.set(node.id, { id: node.id, callFrame: node.callFrame, children: node.children.map((c) => c.id) });
+		for (const child of node.children) {
+			parent.set(child.id, node.id);
+			walk(child);
+		}
+	};
+	walk(head);
+	return { self, byId, parent };
+}
+
 const columns = files.map((file) => {
-	const profile = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
-	const { self, byId, parent } = times(profile);
+	const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile | { head: HeapNode };
+	const profile = 'head' in parsed ? { nodes: [], samples: [], timeDeltas: [] } : parsed;
+	const { self, byId, parent } = 'head' in parsed ? allocations(parsed.head) : times(parsed);
 	const places = new Map<string, number>();
 	const functions = new Map<string, number>();
 	const inside = new Map<string, number>();
@@ -147,15 +181,22 @@ function longestStalls(
 	return runs.sort((a, b) => b.ms - a.ms).slice(0, stalls);
 }
 
-const unit = per ? 'µs per count' : 'ms';
-const show = (ms: number, i: number) =>
-	per ? ((ms * 1_000) / (per[i] as number)).toFixed(1) : ms.toFixed(0);
+const unit = alloc ? (per ? 'bytes allocated per count' : 'KB allocated') : per ? 'µs per count' : 'ms';
+const show = (value: number, i: number) =>
+	alloc
+		? per
+			? (value / (per[i] as number)).toFixed(0)
+			: (value / 1_024).toFixed(0)
+		: per
+			? ((value * 1_000) / (per[i] as number)).toFixed(1)
+			: value.toFixed(0);
+const shareOf = alloc ? 'all allocations' : 'busy time';
 
 function table(title: string, pick: (c: (typeof columns)[number]) => Map<string, number>) {
 	const total = new Map<string, number>();
 	for (const c of columns) for (const [k, v] of pick(c)) total.set(k, (total.get(k) ?? 0) + v);
 	const rows = [...total].sort((a, b) => b[1] - a[1]).slice(0, TOP);
-	console.log(`\n${title} (${unit}; share of busy time)\n`);
+	console.log(`\n${title} (${unit}; share of ${shareOf})\n`);
 	console.log(`| | ${columns.map((c) => path.basename(c.file)).join(' | ')} |`);
 	console.log(`| --- | ${columns.map(() => '---').join(' | ')} |`);
 	for (const [key] of rows) {
@@ -167,10 +208,13 @@ function table(title: string, pick: (c: (typeof columns)[number]) => Map<string,
 	}
 }
 
-console.log(`| busy (${unit}) | ${columns.map((c, i) => show(c.busy, i)).join(' | ')} |`);
-table('Self time by place', (c) => c.places);
-if (listFunctions) table('Self time by function', (c) => c.functions);
-if (callers) table(`Time inside /${callers}/, by caller`, (c) => c.inside);
+console.log(
+	`| ${alloc ? 'allocated' : 'busy'} (${unit}) | ${columns.map((c, i) => show(c.busy, i)).join(' | ')} |`,
+);
+const what = alloc ? 'Allocations' : 'Self time';
+table(`${what} by place`, (c) => c.places);
+if (listFunctions) table(`${what} by function`, (c) => c.functions);
+if (callers) table(`${alloc ? 'Allocations' : 'Time'} inside /${callers}/, by caller`, (c) => c.inside);
 
 const topOf = (counts: Map<string, number>, n: number) =>
 	[...counts]

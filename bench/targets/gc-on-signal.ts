@@ -6,7 +6,10 @@
  *   shows as such, told apart from a collector's pause;
  * - with BENCH_CPU_PROF=<dir>, SIGWINCH starts V8's CPU profiler and the next SIGWINCH stops it and writes
  *   `<dir>/<BENCH_TARGET>-<pid>.cpuprofile`, so a profile covers the measured windows only, not the start or the
- *   connecting (bench/harness.ts `profile`);
+ *   connecting (bench/harness.ts `profile`); with BENCH_ALLOC_PROF=<dir> instead, the same signals take a sampling
+ *   profile of every allocation (kept or collected since) and write `<dir>/<BENCH_TARGET>-<pid>.heapprofile`: where
+ *   the garbage the collector's share of a CPU profile goes to comes from; BENCH_ALLOC_PROF_PROMOTED set leaves
+ *   out what died young, so the profile is what outlived a scavenge: what the old generation fills with;
  * - with BENCH_TRACE_GC set (through SERVER_ENV for ours), V8 prints a line per collection (`--trace-gc`) into the
  *   target's output, which `TEST_SERVER_LOG_DIR=<dir>` keeps in a file per process;
  * - BENCH_V8_FLAGS="--flag --other" sets V8 flags that Node refuses in NODE_OPTIONS (`--no-parallel-scavenge`),
@@ -55,22 +58,40 @@ process.on('SIGUSR2', () => {
 	}, 50);
 });
 
-const profileDir = process.env.BENCH_CPU_PROF;
+const cpuDir = process.env.BENCH_CPU_PROF;
+const allocDir = process.env.BENCH_ALLOC_PROF;
+const profileDir = cpuDir ?? allocDir;
+if (cpuDir && allocDir) throw new Error('BENCH_CPU_PROF and BENCH_ALLOC_PROF: one profile at a time');
 if (profileDir) {
 	const session = new Session();
 	session.connect();
 	let running = false;
+	/** One sample per 16 KB allocated: tens of thousands over a measured window at the goal-1 load. */
+	const samplingInterval = 16_384;
 	process.on('SIGWINCH', () => {
 		running = !running;
 		void (async () => {
 			if (running) {
-				await session.post('Profiler.enable');
-				await session.post('Profiler.start');
+				if (allocDir)
+					await session.post('HeapProfiler.startSampling', {
+						samplingInterval,
+						includeObjectsCollectedByMajorGC: true,
+						includeObjectsCollectedByMinorGC: !process.env.BENCH_ALLOC_PROF_PROMOTED,
+					});
+				else {
+					await session.post('Profiler.enable');
+					await session.post('Profiler.start');
+				}
 				console.log(JSON.stringify({ msg: 'bench profile started' }));
 				return;
 			}
-			const { profile } = await session.post('Profiler.stop');
-			const file = path.join(profileDir, `${process.env.BENCH_TARGET ?? 'target'}-${process.pid}.cpuprofile`);
+			const { profile } = allocDir
+				? await session.post('HeapProfiler.stopSampling')
+				: await session.post('Profiler.stop');
+			const file = path.join(
+				profileDir,
+				`${process.env.BENCH_TARGET ?? 'target'}-${process.pid}.${allocDir ? 'heapprofile' : 'cpuprofile'}`,
+			);
 			fs.mkdirSync(profileDir, { recursive: true });
 			fs.writeFileSync(file, JSON.stringify(profile));
 			console.log(JSON.stringify({ msg: 'bench profile written', file }));
