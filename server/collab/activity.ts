@@ -57,17 +57,16 @@ export class Activity {
 	async #accepted({ roomId, writer, events }: AcceptedEvents): Promise<void> {
 		const texts = events.flatMap((e) => (e.kind === 'message' ? [e] : []));
 		const audience = texts.length > 0 ? await this.#audience(roomId) : undefined;
+		const others = audience?.members.filter((m) => m.id !== writer.id) ?? [];
 		const receivedAt = new Date().toISOString();
 		const messages = texts.map((event) => ({
 			clientMsgId: event.clientMsgId,
 			content: event.content,
 			createdAt: event.createdAt,
 			receivedAt,
-			mentions: (audience?.members ?? [])
-				.filter(
-					(m) => m.id !== writer.id && event.content.includes('@') && mentionsName(event.content, m.name),
-				)
-				.map((m) => m.id),
+			mentions: event.content.includes('@')
+				? others.filter((m) => mentionsName(event.content, m.name)).map((m) => m.id)
+				: [],
 		}));
 		await this.#bus.publish({
 			type: 'activity',
@@ -76,35 +75,49 @@ export class Activity {
 			messages,
 			others: events.length - texts.length,
 		});
-		if (!this.#push || !audience) return;
-		const push = this.#push;
-		// Each recipient's push on its own: a slow push service delays no one else's.
-		const sends: Promise<unknown>[] = [];
-		for (const message of messages) {
-			for (const member of audience.members) {
-				if (member.id === writer.id) continue;
+		if (this.#push && audience) await this.#pushTo(this.#push, roomId, writer, messages, others, audience);
+	}
+
+	/**
+	 * Web Push of `messages` to the members who should hear of them and have no device connected anywhere: whose
+	 * devices are connected is asked once for all of them (one Redis round trip), not once per member.
+	 */
+	async #pushTo(
+		push: PushSender,
+		roomId: string,
+		writer: AcceptedEvents['writer'],
+		messages: { clientMsgId: string; content: string; mentions: string[] }[],
+		others: Audience['members'],
+		audience: Audience,
+	): Promise<void> {
+		const due = messages.flatMap((message) =>
+			others.flatMap((member) => {
 				const mention = message.mentions.includes(member.id);
-				if (!notifies(member.notify, mention)) continue;
-				sends.push(
-					this.#devices.anyConnected(member.id).then((connected) =>
-						connected
-							? undefined
-							: push.sendToUser(member.id, {
-									type: 'message',
-									roomId,
-									roomName: audience.name,
-									isGroup: audience.isGroup,
-									senderName: writer.name,
-									mention,
-									clientMsgId: message.clientMsgId,
-									url: `/rooms/${roomId}`,
-									text: message.content.slice(0, PREVIEW_CHARS),
-								}),
-					),
-				);
-			}
-		}
-		await Promise.all(sends);
+				return notifies(member.notify, mention) ? [{ message, member, mention }] : [];
+			}),
+		);
+		if (due.length === 0) return;
+		const online = await this.#devices.onlineOf([...new Set(due.map((d) => d.member.id))]);
+		// Each recipient's push on its own: a slow push service delays no one else's.
+		await Promise.all(
+			due.flatMap(({ message, member, mention }) =>
+				online.has(member.id)
+					? []
+					: [
+							push.sendToUser(member.id, {
+								type: 'message',
+								roomId,
+								roomName: audience.name,
+								isGroup: audience.isGroup,
+								senderName: writer.name,
+								mention,
+								clientMsgId: message.clientMsgId,
+								url: `/rooms/${roomId}`,
+								text: message.content.slice(0, PREVIEW_CHARS),
+							}),
+						],
+			),
+		);
 	}
 
 	/** The room's members and their levels, cached until a membership or a level changes (cluster events). */
