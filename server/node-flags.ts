@@ -9,5 +9,11 @@
  * quiet day; with 16 MB, every ~1 s for 4–5 ms (7 at most), for ~1 % more of its CPU in the collector and ~80 MB
  * less resident memory. 8 MB halves the pauses again but promotes more (more full collections, ~2 % more CPU).
  * docs/benchmarks.md, "Young-generation collections", has the runs.
+ *
+ * `--single-threaded-gc`: V8 collects on the event loop's thread only, without its helper threads (concurrent
+ * marking, parallel scavenges and compaction, concurrent sweeping). A node is one event loop and a cluster runs a
+ * node per core: the helpers then share the event loop's core, and waiting on them stopped it for 125–160 ms a few
+ * times a minute at the goal-1 load, which set ours' p99. docs/benchmarks.md, "One thread for the collector", has
+ * the runs, and what it costs on a machine with cores to spare.
  */
-export const nodeFlags = ['--max-semi-space-size=16'] as const;
+export const nodeFlags = ['--max-semi-space-size=16', '--single-threaded-gc'] as const;
