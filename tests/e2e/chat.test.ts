@@ -414,6 +414,57 @@ describe.skipIf(!chromiumAvailable)('chatting in the browser', () => {
 		expectCleanConsoles(ana, ben);
 	});
 
+	it.each([
+		['the old socket’s close comes after the network', true],
+		['the old socket’s close never comes', false],
+	])('Ben comes back online when %s', async (_, closes) => {
+		const { ana, ben } = await pairInRoom();
+		const tag = unique();
+		// The app closes its socket when the browser goes offline. A close cannot finish without the network, and
+		// Chromium may report it only after the network is back, after the `online` event, while the socket still
+		// reads as connected. Here that order is forced: Ben's page holds its sockets' closes (a held socket reads
+		// as closing and sends nothing) until the app has handled the `online` event, or for ever (a close the
+		// browser does not finish within seconds of the network's return is taken as done).
+		await ben.page.evaluate(() => {
+			const held: (() => void)[] = [];
+			const page = window as { releaseCloses?: () => void };
+			const close = WebSocket.prototype.close;
+			const send = WebSocket.prototype.send;
+			WebSocket.prototype.close = function (this: WebSocket, ...args: [number?, string?]) {
+				Object.defineProperty(this, 'readyState', { get: () => WebSocket.CLOSING, configurable: true });
+				held.push(() => {
+					delete (this as { readyState?: number }).readyState;
+					close.apply(this, args);
+				});
+			};
+			WebSocket.prototype.send = function (this: WebSocket, data) {
+				if (this.readyState === WebSocket.OPEN) send.call(this, data);
+			};
+			page.releaseCloses = () => {
+				WebSocket.prototype.close = close;
+				for (const release of held.splice(0)) release();
+			};
+		});
+		await ben.session.context.setOffline(true);
+		await expect
+			.poll(() => ben.page.getByTestId('connection-status').getAttribute('data-status'), {
+				timeout: UI_TIMEOUT,
+			})
+			.toBe('offline');
+		await send(ben.page, `written offline ${tag}`);
+		await ben.session.context.setOffline(false);
+		await expect.poll(() => ben.page.evaluate(() => navigator.onLine)).toBe(true);
+		await new Promise((resolve) => setTimeout(resolve, 200));
+		if (closes) await ben.page.evaluate(() => (window as { releaseCloses?: () => void }).releaseCloses?.());
+		await expect
+			.poll(async () => (await contents(ana.page)).filter((text) => text.includes(tag)), {
+				timeout: UI_TIMEOUT,
+			})
+			.toEqual([`written offline ${tag}`]);
+		await expectSynced(ben.page);
+		expectCleanConsoles(ana, ben);
+	});
+
 	it('A fresh tab with no network shows the room list and history after one visit', async () => {
 		const { ana, ben, roomId } = await pairInRoom({ worker: true });
 		const tag = unique();

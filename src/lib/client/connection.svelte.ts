@@ -10,6 +10,9 @@ export interface SyncSource {
 	readonly pendingCount: number;
 }
 
+/** How long a socket closed while offline may take to report its close once the network is back. */
+const CLOSE_WAIT_MS = 3_000;
+
 export type ConnectionStatus = 'offline' | 'reconnecting' | 'syncing' | 'synced';
 
 /**
@@ -27,6 +30,11 @@ class Connection {
 	readonly #sources = new SvelteSet<SyncSource>();
 	#socket: HocuspocusProviderWebsocket | null = null;
 	#listening = false;
+	/**
+	 * Going offline closed a connected socket, and its close event has not come: a close cannot finish without the
+	 * network, so the browser may report it only after the network is back, even after the `online` event.
+	 */
+	#closePending = false;
 
 	readonly status: ConnectionStatus = $derived.by(() => {
 		if (!this.online) return 'offline';
@@ -63,6 +71,7 @@ class Connection {
 
 	/** Closes the socket (sign-out). The next `socket` access opens a new one. */
 	close(): void {
+		this.#closePending = false;
 		this.#socket?.destroy();
 		this.#socket = null;
 		this.socketStatus = WebSocketStatus.Disconnected;
@@ -78,6 +87,11 @@ class Connection {
 			maxDelay: 4_000,
 			onStatus: ({ status }) => {
 				this.socketStatus = status;
+				if (status !== WebSocketStatus.Disconnected || !this.#closePending) return;
+				this.#closePending = false;
+				// The close that going offline asked for, reported after the network came back: connect now (once the
+				// provider has finished handling the close), or the socket would stay down until the next reload.
+				if (this.online) setTimeout(() => void this.#socket?.connect(), 0);
 			},
 		});
 		return socket;
@@ -88,6 +102,20 @@ class Connection {
 		this.#listening = true;
 		window.addEventListener('online', () => {
 			this.online = true;
+			// A socket still closing reads as connected, and connect() would do nothing: the close's status
+			// change connects it instead (onStatus above). A close the browser has not finished within a few
+			// seconds of the network's return is taken as done (the provider drops the old socket's listeners).
+			if (this.#closePending) {
+				setTimeout(() => {
+					const socket = this.#socket;
+					if (!this.#closePending || !this.online || !socket) return;
+					// The close event the browser owes, on the old socket: the provider and every room on it handle it.
+					socket.webSocket?.dispatchEvent(
+						new CloseEvent('close', { code: 1006, reason: 'closed while offline' }),
+					);
+				}, CLOSE_WAIT_MS);
+				return;
+			}
 			// Skip the backoff: the network just came back.
 			void this.#socket?.connect();
 		});
@@ -95,6 +123,7 @@ class Connection {
 			this.online = false;
 			// A socket can look open for up to 30 s after the network went (no close frame arrives): drop it now,
 			// so the rooms show "offline" and the next connect re-runs the sync handshake.
+			if (this.#socket?.status === WebSocketStatus.Connected) this.#closePending = true;
 			this.#socket?.disconnect();
 		});
 	}
