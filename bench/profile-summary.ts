@@ -47,7 +47,7 @@ const TOP = Number(option('top') ?? 25);
 const stalls = args.includes('--stalls') ? 5 : option('stalls') === undefined ? 0 : Number(option('stalls'));
 if (files.length === 0) {
 	console.error(
-		'usage: npm run bench:profile -- <a.cpuprofile> [<b.cpuprofile> …] [--functions] [--callers=<regexp>] [--per=<n>,…] [--top=<n>] [--stalls[=<n>]]',
+		'usage: npm run bench:profile -- <a.cpuprofile|a.heapprofile> [<b…> …] [--functions] [--callers=<regexp>] [--per=<n>,…] [--top=<n>] [--stalls[=<n>]]',
 	);
 	process.exit(2);
 }
@@ -58,6 +58,10 @@ if (!(stalls >= 0 && Number.isInteger(stalls))) {
 const alloc = files.every((f) => f.endsWith('.heapprofile'));
 if (!alloc && files.some((f) => f.endsWith('.heapprofile'))) {
 	console.error('one kind of profile at a time: .cpuprofile or .heapprofile files');
+	process.exit(2);
+}
+if (alloc && stalls > 0) {
+	console.error('--stalls reads CPU profiles: a heap profile has no timeline');
 	process.exit(2);
 }
 if (per && (per.length !== files.length || per.some((n) => !(n > 0)))) {
@@ -112,7 +116,6 @@ function allocations(head: HeapNode) {
 
 const columns = files.map((file) => {
 	const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile | { head: HeapNode };
-	const profile = 'head' in parsed ? { nodes: [], samples: [], timeDeltas: [] } : parsed;
 	const { self, byId, parent } = 'head' in parsed ? allocations(parsed.head) : times(parsed);
 	const places = new Map<string, number>();
 	const functions = new Map<string, number>();
@@ -139,7 +142,8 @@ const columns = files.map((file) => {
 		const key = `${label((byId.get(outer) as ProfileNode).callFrame)} ← ${up === undefined ? '(root)' : label((byId.get(up) as ProfileNode).callFrame)}`;
 		inside.set(key, (inside.get(key) ?? 0) + ms);
 	}
-	return { file, busy, places, functions, inside, stalls: longestStalls(profile, byId, parent) };
+	const stretches = 'head' in parsed ? [] : longestStalls(parsed, byId, parent);
+	return { file, busy, places, functions, inside, stalls: stretches };
 });
 
 interface Stall {
@@ -182,14 +186,12 @@ function longestStalls(
 }
 
 const unit = alloc ? (per ? 'bytes allocated per count' : 'KB allocated') : per ? 'µs per count' : 'ms';
-const show = (value: number, i: number) =>
-	alloc
-		? per
-			? (value / (per[i] as number)).toFixed(0)
-			: (value / 1_024).toFixed(0)
-		: per
-			? ((value * 1_000) / (per[i] as number)).toFixed(1)
-			: value.toFixed(0);
+/** A column's value as printed: bytes (or KB) allocated, or µs (or ms) of CPU, per count when `--per` is given. */
+function show(value: number, i: number): string {
+	const count = per?.[i];
+	if (alloc) return (count ? value / count : value / 1_024).toFixed(0);
+	return count ? ((value * 1_000) / count).toFixed(1) : value.toFixed(0);
+}
 const shareOf = alloc ? 'all allocations' : 'busy time';
 
 function table(title: string, pick: (c: (typeof columns)[number]) => Map<string, number>) {
@@ -211,9 +213,8 @@ function table(title: string, pick: (c: (typeof columns)[number]) => Map<string,
 console.log(
 	`| ${alloc ? 'allocated' : 'busy'} (${unit}) | ${columns.map((c, i) => show(c.busy, i)).join(' | ')} |`,
 );
-const what = alloc ? 'Allocations' : 'Self time';
-table(`${what} by place`, (c) => c.places);
-if (listFunctions) table(`${what} by function`, (c) => c.functions);
+table(`${alloc ? 'Allocations' : 'Self time'} by place`, (c) => c.places);
+if (listFunctions) table(`${alloc ? 'Allocations' : 'Self time'} by function`, (c) => c.functions);
 if (callers) table(`${alloc ? 'Allocations' : 'Time'} inside /${callers}/, by caller`, (c) => c.inside);
 
 const topOf = (counts: Map<string, number>, n: number) =>
