@@ -37,12 +37,14 @@ import type { FromGenerator, ToGenerator } from './generator.ts';
 
 export { type Client, type ClientSpec, type DocClient };
 
-export type Target = 'bare' | 'yws' | 'seed' | 'ours' | 'ours-relay-first' | 'bare-2node' | 'ours-2node';
+export type Target =
+	'bare' | 'yws' | 'seed' | 'ours' | 'ours-b' | 'ours-relay-first' | 'bare-2node' | 'ours-2node';
 export const targets: Target[] = [
 	'bare',
 	'yws',
 	'seed',
 	'ours',
+	'ours-b',
 	'ours-relay-first',
 	'bare-2node',
 	'ours-2node',
@@ -127,15 +129,21 @@ export function parseTargets(value: string): Target[] {
 
 /**
  * SERVER_ENV="NAME=value,NAME=value": more environment for our server's processes (an allocator setting, a
- * window), so an experiment needs no code change. Fails loudly on an entry that is not NAME=value.
+ * window), so an experiment needs no code change. OURS_B_ENV, in the same form, is added for target `ours-b` only
+ * (after SERVER_ENV): ours and a variant of it in one run, alternating with REPEATS, so a before/after has its
+ * baseline in the same run. Fails loudly on an entry that is not NAME=value.
  */
-function serverEnv(): Record<string, string> {
-	const raw = process.env.SERVER_ENV?.trim();
+function serverEnv(target: Target): Record<string, string> {
+	return { ...envEntries('SERVER_ENV'), ...(target === 'ours-b' ? envEntries('OURS_B_ENV') : {}) };
+}
+
+function envEntries(name: string): Record<string, string> {
+	const raw = process.env[name]?.trim();
 	if (!raw) return {};
 	return Object.fromEntries(
 		raw.split(',').map((entry) => {
 			const match = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(entry.trim());
-			if (!match) throw new Error(`SERVER_ENV: expected NAME=value, got "${entry}"`);
+			if (!match) throw new Error(`${name}: expected NAME=value, got "${entry}"`);
 			return [match[1] as string, match[2] as string];
 		}),
 	);
@@ -144,13 +152,18 @@ function serverEnv(): Record<string, string> {
 /**
  * Node's flags for our server: the ones it ships with (server/node-flags.ts; the peers run with Node's defaults), or
  * OURS_NODE_FLAGS="--flag --other" instead of them (empty: none, for a before/after of a flag in one run each).
+ * Target `ours-b` takes OURS_B_NODE_FLAGS instead when it is set: a flag's before/after in one run.
  */
-function oursNodeFlags(): string[] {
-	const raw = process.env.OURS_NODE_FLAGS;
+function oursNodeFlags(target: Target): string[] {
+	const name =
+		target === 'ours-b' && process.env.OURS_B_NODE_FLAGS !== undefined
+			? 'OURS_B_NODE_FLAGS'
+			: 'OURS_NODE_FLAGS';
+	const raw = process.env[name];
 	if (raw === undefined) return [...nodeFlags];
 	const flags = raw.split(/\s+/).filter(Boolean);
 	const bad = flags.find((f) => !f.startsWith('--'));
-	if (bad) throw new Error(`OURS_NODE_FLAGS: expected flags like --max-semi-space-size=8, got "${bad}"`);
+	if (bad) throw new Error(`${name}: expected flags like --max-semi-space-size=8, got "${bad}"`);
 	return flags;
 }
 
@@ -400,10 +413,16 @@ export async function startTarget(
 						...(target === 'ours-relay-first' ? { BENCH_RELAY: 'before-commit' } : {}),
 						...(target === 'ours-2node' ? { REDIS_URL: redisUrl, REDIS_PREFIX: prefix } : {}),
 						...profileEnv(target),
-						...serverEnv(),
+						...serverEnv(target),
 						...env,
 					},
-					[...pinned('server'), process.execPath, ...oursNodeFlags(), ...targetArgs, 'bench/bench-server.ts'],
+					[
+						...pinned('server'),
+						process.execPath,
+						...oursNodeFlags(target),
+						...targetArgs,
+						'bench/bench-server.ts',
+					],
 				),
 			);
 		}

@@ -212,6 +212,13 @@ const lines = [
 			`| ${r.target} | ${fmt(r.serverCpuPerDeliveryUs, 0)} | ${ratio(r.serverCpuPerDeliveryUs, bare?.serverCpuPerDeliveryUs)} | ${ratio(r.serverCpuPerDeliveryUs, seed?.serverCpuPerDeliveryUs)} | ${fmt(r.serverCores, 2)} / ${fmt(r.generatorCores, 2)} / ${fmt(r.machineCores, 2)} | ${fmt(r.rssMb, 0)} | ${fmt(r.rssPerIdleConnectionKb, 0)} | ${ratio(r.rssPerIdleConnectionKb, bare?.rssPerIdleConnectionKb)} | ${ratio(r.rssPerIdleConnectionKb, seed?.rssPerIdleConnectionKb)} | ${fmt(r.heapPerIdleConnectionKb, 0)} |`,
 	),
 ];
+const ours = results.find((r) => r.target === 'ours');
+const variant = results.find((r) => r.target === 'ours-b');
+if (ours && variant)
+	lines.push(
+		'',
+		`ours-b (OURS_B_ENV=${process.env.OURS_B_ENV ?? ''} OURS_B_NODE_FLAGS=${process.env.OURS_B_NODE_FLAGS ?? '(as ours)'}) against ours: p50 ${ratio(variant.p50Ms, ours.p50Ms)}, p99 ${ratio(variant.p99Ms, ours.p99Ms)}, server CPU per delivery ${ratio(variant.serverCpuPerDeliveryUs, ours.serverCpuPerDeliveryUs)}, RSS ${ratio(variant.rssMb, ours.rssMb)}`,
+	);
 const table = lines.join('\n');
 console.log(`\n${table}`);
 const profiled = results.filter((r) => r.profiles.length > 0);
