@@ -34,6 +34,7 @@ import { freePort, repoRoot, spawnServer, type ServerProcess } from '../tests/he
 import { admin, adminUrl } from './common.ts';
 import { connectDocClient, type Client, type ClientSpec, type DocClient } from './client.ts';
 import type { FromGenerator, ToGenerator } from './generator.ts';
+import { perfDir, perfNodeFlags, recordPerf, removeJitDump, type PerfRecording } from './perf-record.ts';
 
 export { type Client, type ClientSpec, type DocClient };
 
@@ -53,7 +54,7 @@ export const targets: Target[] = [
 const JWT_SECRET = 'bench-secret-0123456789-abcdefghijklmnop';
 const TICK_MS = 1000 / 100; // USER_HZ
 const redisUrl = process.env.TEST_REDIS_URL ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const targetArgs = ['--expose-gc', '--import', './bench/targets/gc-on-signal.ts'];
+const targetArgs = ['--expose-gc', ...perfNodeFlags, '--import', './bench/targets/gc-on-signal.ts'];
 
 /**
  * PIN (on by default where `taskset` and two or more cores exist; PIN=off turns it off): each target's processes
@@ -96,7 +97,8 @@ const cpuProfileDir = process.env.CPU_PROF ? path.resolve(process.env.CPU_PROF) 
  * ALLOC_PROF_PROMOTED=1 leaves out what died in the young generation: what was promoted (or still lived at the end).
  */
 const allocProfileDir = process.env.ALLOC_PROF ? path.resolve(process.env.ALLOC_PROF) : undefined;
-if (cpuProfileDir && allocProfileDir) throw new Error('CPU_PROF and ALLOC_PROF: set one of them, not both');
+if ([cpuProfileDir, allocProfileDir, perfDir].filter(Boolean).length > 1)
+	throw new Error('CPU_PROF, ALLOC_PROF and PERF_PROF: set one of them (a profiler shows in the others)');
 const profileDir = cpuProfileDir ?? allocProfileDir;
 /**
  * BENCH_STAGES=<dir>: our server times every update through its stages (bench/stage-clock.ts) and the seed's design
@@ -240,8 +242,8 @@ export interface RunningTarget {
 		gcMaxMs: number;
 	}>;
 	/**
-	 * With CPU_PROF set, `start` starts each process's CPU profiler and `stop` stops it and waits until every
-	 * process wrote its profile; without it, nothing. Returns the files written (on `stop`).
+	 * With CPU_PROF (or ALLOC_PROF, PERF_PROF) set, `start` starts each process's profiler and `stop` stops it and
+	 * waits until every process's profile is written; without them, nothing. Returns the files written (on `stop`).
 	 */
 	profile(action: 'start' | 'stop'): Promise<string[]>;
 	/**
@@ -436,6 +438,7 @@ export async function startTarget(
 	}
 
 	const pids = servers.map((s) => s.proc.pid as number);
+	let recordings: PerfRecording[] = [];
 	const gcLines = () => servers.map((s) => s.output().split('bench gc done').length);
 	return {
 		target,
@@ -499,6 +502,15 @@ export async function startTarget(
 			};
 		},
 		profile: async (action) => {
+			if (perfDir) {
+				if (action === 'start') {
+					recordings = await Promise.all(pids.map((pid) => recordPerf(perfDir as string, target, pid)));
+					return [];
+				}
+				const stopping = recordings;
+				recordings = [];
+				return Promise.all(stopping.map((r) => r.stop()));
+			}
 			if (!profileDir) return [];
 			const line = action === 'start' ? 'bench profile started' : 'bench profile written';
 			const count = () => servers.map((s) => s.output().split(line).length);
@@ -534,6 +546,7 @@ export async function startTarget(
 		stop: async () => {
 			for (const s of servers) s.proc.kill('SIGTERM');
 			await Promise.all(servers.map((s) => s.exited));
+			for (const pid of pids) removeJitDump(pid);
 			await cleanup();
 		},
 	};

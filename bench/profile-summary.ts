@@ -12,10 +12,13 @@
  * most of their samples were in.
  *
  * A `.heapprofile` (ALLOC_PROF=<dir>, bench/harness.ts) reads the same way, in bytes allocated instead of time:
- * "self" is what a function allocated itself, `--per` gives bytes per delivery. One kind of profile per call.
+ * "self" is what a function allocated itself, `--per` gives bytes per delivery. So does a `.perf.txt`
+ * (PERF_PROF=<dir>, bench/perf-record.ts), in ms of CPU as Linux perf sampled it, kernel and native code included
+ * (it has no idle samples, so no `--stalls`). One kind of profile per call.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { perfTree } from './perf-profile.ts';
 
 interface ProfileNode {
 	id: number;
@@ -55,13 +58,14 @@ if (!(stalls >= 0 && Number.isInteger(stalls))) {
 	console.error('--stalls=<n> needs a whole number');
 	process.exit(2);
 }
-const alloc = files.every((f) => f.endsWith('.heapprofile'));
-if (!alloc && files.some((f) => f.endsWith('.heapprofile'))) {
-	console.error('one kind of profile at a time: .cpuprofile or .heapprofile files');
+const kinds = new Set(files.map((f) => /\.(cpuprofile|heapprofile|perf\.txt)$/.exec(f)?.[1] ?? 'unknown'));
+if (kinds.size > 1 || kinds.has('unknown')) {
+	console.error('one kind of profile at a time: .cpuprofile, .heapprofile or .perf.txt files');
 	process.exit(2);
 }
-if (alloc && stalls > 0) {
-	console.error('--stalls reads CPU profiles: a heap profile has no timeline');
+const alloc = kinds.has('heapprofile');
+if (!kinds.has('cpuprofile') && stalls > 0) {
+	console.error('--stalls reads V8 CPU profiles: heap profiles and perf samples have no idle timeline');
 	process.exit(2);
 }
 if (per && (per.length !== files.length || per.some((n) => !(n > 0)))) {
@@ -72,6 +76,7 @@ if (per && (per.length !== files.length || per.some((n) => !(n > 0)))) {
 /** Where a frame's code lives: a package, a project file, node:internal, or V8's own frame. */
 function place({ url, functionName }: ProfileNode['callFrame']): string {
 	if (url === '') return `(${functionName.replace(/^\(|\)$/g, '')})`;
+	if (url.startsWith('native:')) return `(${url.slice('native:'.length)})`;
 	const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
 	if (pkg) return pkg[1] as string;
 	if (url.startsWith('node:')) return 'node:internal';
@@ -115,8 +120,11 @@ function allocations(head: HeapNode) {
 }
 
 const columns = files.map((file) => {
-	const parsed = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile | { head: HeapNode };
-	const { self, byId, parent } = 'head' in parsed ? allocations(parsed.head) : times(parsed);
+	const parsed = file.endsWith('.perf.txt')
+		? undefined
+		: (JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile | { head: HeapNode });
+	const { self, byId, parent } =
+		parsed === undefined ? perfTree(file) : 'head' in parsed ? allocations(parsed.head) : times(parsed);
 	const places = new Map<string, number>();
 	const functions = new Map<string, number>();
 	const inside = new Map<string, number>();
@@ -142,8 +150,8 @@ const columns = files.map((file) => {
 		const key = `${label((byId.get(outer) as ProfileNode).callFrame)} ← ${up === undefined ? '(root)' : label((byId.get(up) as ProfileNode).callFrame)}`;
 		inside.set(key, (inside.get(key) ?? 0) + ms);
 	}
-	const stretches = 'head' in parsed ? [] : longestStalls(parsed, byId, parent);
-	return { file, busy, places, functions, inside, stalls: stretches };
+	const stalled = parsed === undefined || 'head' in parsed ? [] : longestStalls(parsed, byId, parent);
+	return { file, busy, places, functions, inside, stalls: stalled };
 });
 
 interface Stall {
@@ -213,8 +221,9 @@ function table(title: string, pick: (c: (typeof columns)[number]) => Map<string,
 console.log(
 	`| ${alloc ? 'allocated' : 'busy'} (${unit}) | ${columns.map((c, i) => show(c.busy, i)).join(' | ')} |`,
 );
-table(`${alloc ? 'Allocations' : 'Self time'} by place`, (c) => c.places);
-if (listFunctions) table(`${alloc ? 'Allocations' : 'Self time'} by function`, (c) => c.functions);
+const selfTitle = alloc ? 'Allocations' : 'Self time';
+table(`${selfTitle} by place`, (c) => c.places);
+if (listFunctions) table(`${selfTitle} by function`, (c) => c.functions);
 if (callers) table(`${alloc ? 'Allocations' : 'Time'} inside /${callers}/, by caller`, (c) => c.inside);
 
 const topOf = (counts: Map<string, number>, n: number) =>
