@@ -221,7 +221,8 @@ if (ours && variant)
 	);
 const table = lines.join('\n');
 console.log(`\n${table}`);
-const profiled = results.filter((r) => r.profiles.length > 0);
+// Each repetition's profiles with its own deliveries (a row of `results` sums its repetitions').
+const profiled = each.filter((r) => r.profiles.length > 0);
 if (profiled.length > 0)
 	console.log(
 		`\nProfiles of the windows, per delivery:\nnpm run bench:profile -- ${profiled.map((r) => r.profiles.join(' ')).join(' ')} --per=${profiled.flatMap((r) => r.profiles.map(() => r.deliveries)).join(',')}`,
