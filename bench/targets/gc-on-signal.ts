@@ -1,15 +1,17 @@
 /**
  * Preloaded into every benchmark target (`node --expose-gc --import ./bench/targets/gc-on-signal.ts …`):
  * - on SIGUSR2 it runs a full garbage collection and prints one line with the heap in use after it (and the heap
- *   V8 holds, and the external memory), how late the event loop ran since the previous line (p99 and max) and the
- *   longest garbage-collection pause in that time, so memory is read without garbage in it and a stalled server
+ *   V8 holds, and the external memory), how late the event loop ran since the previous line (p99 and max), the
+ *   longest garbage-collection pause in that time and the collections by kind (`gcByKind`: count and ms of the
+ *   pauses, minor and incremental marking apart), so memory is read without garbage in it and a stalled server
  *   shows as such, told apart from a collector's pause;
  * - with BENCH_CPU_PROF=<dir>, SIGWINCH starts V8's CPU profiler and the next SIGWINCH stops it and writes
  *   `<dir>/<BENCH_TARGET>-<pid>.cpuprofile`, so a profile covers the measured windows only, not the start or the
  *   connecting (bench/harness.ts `profile`); with BENCH_ALLOC_PROF=<dir> instead, the same signals take a sampling
  *   profile of every allocation (kept or collected since) and write `<dir>/<BENCH_TARGET>-<pid>.heapprofile`: where
  *   the garbage the collector's share of a CPU profile goes to comes from; BENCH_ALLOC_PROF_PROMOTED set leaves
- *   out what died young, so the profile is what outlived a scavenge: what the old generation fills with;
+ *   out what died young, so the profile is what outlived a scavenge: what the old generation fills with (a minor
+ *   collection right before the profile is written takes out what died since the last one);
  * - with BENCH_TRACE_GC set (through SERVER_ENV for ours), V8 prints a line per collection (`--trace-gc`) into the
  *   target's output, which `TEST_SERVER_LOG_DIR=<dir>` keeps in a file per process;
  * - BENCH_V8_FLAGS="--flag --other" sets V8 flags that Node refuses in NODE_OPTIONS (`--no-parallel-scavenge`),
@@ -28,8 +30,18 @@ for (const flag of process.env.BENCH_V8_FLAGS?.split(/\s+/).filter(Boolean) ?? [
 const delay = monitorEventLoopDelay({ resolution: 10 });
 delay.enable();
 let gcMaxMs = 0;
+/** Collections since the previous line, by kind (minor, major, incremental, weakcb): count and ms in all. */
+let gcByKind: Record<string, { count: number; ms: number }> = {};
+const gcKinds: Record<number, string> = { 1: 'minor', 2: 'major', 4: 'incremental', 8: 'weakcb' };
 new PerformanceObserver((list) => {
-	for (const entry of list.getEntries()) gcMaxMs = Math.max(gcMaxMs, entry.duration);
+	for (const entry of list.getEntries()) {
+		gcMaxMs = Math.max(gcMaxMs, entry.duration);
+		const { detail } = entry as PerformanceEntry & { detail?: { kind?: number } };
+		const kind = gcKinds[detail?.kind ?? 0] ?? 'other';
+		const sum = (gcByKind[kind] ??= { count: 0, ms: 0 });
+		sum.count++;
+		sum.ms += entry.duration;
+	}
 }).observe({ entryTypes: ['gc'] });
 
 process.on('SIGUSR2', () => {
@@ -37,6 +49,7 @@ process.on('SIGUSR2', () => {
 	const loopDelayP99Ms = delay.percentile(99) / 1e6;
 	const loopDelayMaxMs = delay.max / 1e6;
 	const gcMax = gcMaxMs;
+	const gcSince = gcByKind;
 	(globalThis as { gc?: () => void }).gc?.();
 	const memory = process.memoryUsage();
 	console.log(
@@ -50,11 +63,13 @@ process.on('SIGUSR2', () => {
 			loopDelayP99Ms,
 			loopDelayMaxMs,
 			gcMaxMs: gcMax,
+			gcByKind: gcSince,
 		}),
 	);
 	setTimeout(() => {
 		delay.reset();
 		gcMaxMs = 0;
+		gcByKind = {};
 	}, 50);
 });
 
@@ -85,6 +100,9 @@ if (profileDir) {
 				console.log(JSON.stringify({ msg: 'bench profile started' }));
 				return;
 			}
+			// What died young but was not yet collected when the window ends would read as promoted: collect it first.
+			if (allocDir && process.env.BENCH_ALLOC_PROF_PROMOTED)
+				(globalThis as { gc?: (options: { type: 'minor' }) => void }).gc?.({ type: 'minor' });
 			const { profile } = allocDir
 				? await session.post('HeapProfiler.stopSampling')
 				: await session.post('Profiler.stop');
