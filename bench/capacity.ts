@@ -156,9 +156,6 @@ async function step(
 	);
 	const overflows = listenOverflows() - overflows0;
 	await sleep(WARMUP_S * 1_000);
-	const before = running.stats();
-	const machine0 = machineBusyMs();
-	const database0 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
 	const windows = workers.map((w) => next(w, 'window', WINDOW_S * 1_000 + 60_000));
 	await running.pinDatabase();
 	// Resets the server's event-loop histogram and longest GC pause; the window starts once the backlog of the
@@ -166,16 +163,21 @@ async function step(
 	await running.gc();
 	await sleep(2_000);
 	await running.profile('start');
+	// What the window's figures divide by its length is read at its edges: not the forced collection and the
+	// wait before it, nor a profiler's writing after it (PERF_PROF's inject and script take seconds of CPU).
+	const database0 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
+	const before = running.stats();
+	const machine0 = machineBusyMs();
 	const t0 = performance.now();
 	for (const w of workers) w.send({ type: 'begin' } satisfies ToCapacityGenerator);
 	await sleep(WINDOW_S * 1_000);
 	for (const w of workers) w.send({ type: 'end' } satisfies ToCapacityGenerator);
 	const seconds = (performance.now() - t0) / 1_000;
 	const after = running.stats();
-	const profiles = await running.profile('stop');
-	const loop = await running.gc();
 	const machineCores = (machineBusyMs() - machine0) / 1_000 / seconds;
 	const database1 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
+	const profiles = await running.profile('stop');
+	const loop = await running.gc();
 	const parts = await Promise.all(windows);
 	const latencies = parts.flatMap((p) => [...p.latencies]).sort((a, b) => a - b);
 	const connectFailures = added.reduce((a, p) => a + p.failed, 0);
