@@ -84,8 +84,9 @@ function place({ url, functionName }: ProfileNode['callFrame']): string {
 	return local ? `${local[1]}/${local[2]}` : path.basename(url);
 }
 
+/** A frame's function, where it lives and its line (none for V8's and native frames, which have none). */
 const label = (frame: ProfileNode['callFrame']) =>
-	`${frame.functionName || '(anonymous)'} ${place(frame)}:${frame.lineNumber + 1}`;
+	`${frame.functionName || '(anonymous)'} ${place(frame)}${frame.lineNumber < 0 ? '' : `:${frame.lineNumber + 1}`}`;
 
 /** Self and inclusive time (ms) per node of one profile. */
 function times(profile: CpuProfile) {
@@ -150,8 +151,14 @@ const columns = files.map((file) => {
 		const key = `${label((byId.get(outer) as ProfileNode).callFrame)} ← ${up === undefined ? '(root)' : label((byId.get(up) as ProfileNode).callFrame)}`;
 		inside.set(key, (inside.get(key) ?? 0) + ms);
 	}
-	const stalled = parsed === undefined || 'head' in parsed ? [] : longestStalls(parsed, byId, parent);
-	return { file, busy, places, functions, inside, stalls: stalled };
+	return {
+		file,
+		busy,
+		places,
+		functions,
+		inside,
+		stalls: parsed === undefined || 'head' in parsed ? [] : longestStalls(parsed, byId, parent),
+	};
 });
 
 interface Stall {
