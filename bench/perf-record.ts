@@ -7,7 +7,7 @@
  * what it does see (the collector, socket writes). Each process's samples end up in `<target>-<pid>.perf.txt`
  * (`perf script`), which `npm run bench:profile` reads like a `.cpuprofile`.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -41,22 +41,10 @@ export interface PerfRecording {
 /** Starts sampling `pid` (and its threads) with call stacks; fails at once when perf cannot attach. */
 export async function recordPerf(dir: string, target: string, pid: number): Promise<PerfRecording> {
 	const base = path.join(dir, `${target}-${pid}`);
-	const perf = spawn(
-		'perf',
-		[
-			'record',
-			'-e',
-			'cpu-clock',
-			'-F',
-			String(SAMPLES_PER_SECOND),
-			'-g',
-			'-k',
-			'1',
-			'-p',
-			String(pid),
-		].concat(['-o', `${base}.perf.data`]),
-		{ stdio: ['ignore', 'ignore', 'pipe'] },
-	);
+	const options = ['-e', 'cpu-clock', '-F', String(SAMPLES_PER_SECOND), '-g', '-k', '1'];
+	const perf = spawn('perf', ['record', ...options, '-p', String(pid), '-o', `${base}.perf.data`], {
+		stdio: ['ignore', 'ignore', 'pipe'],
+	});
 	let stderr = '';
 	perf.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
 	const exited = new Promise<number | null>((resolve) => perf.on('exit', (code) => resolve(code)));
@@ -69,8 +57,10 @@ export async function recordPerf(dir: string, target: string, pid: number): Prom
 	return {
 		stop: async () => {
 			perf.kill('SIGINT');
-			await exited;
-			return writeSamples(base, pid, perf, stderr);
+			const code = await exited;
+			if (!fs.existsSync(`${base}.perf.data`))
+				throw new Error(`perf record of ${target} (${pid}) wrote nothing (exit ${code}): ${stderr.trim()}`);
+			return writeSamples(base, pid);
 		},
 	};
 }
@@ -79,9 +69,7 @@ export async function recordPerf(dir: string, target: string, pid: number): Prom
  * Names the JavaScript frames (perf inject --jit), prints every sample's stack, and removes what it read but the
  * process's jitdump, which it still writes to (a capacity run profiles each step): `removeJitDump` once it stopped.
  */
-function writeSamples(base: string, pid: number, perf: ChildProcess, stderr: string): string {
-	if (!fs.existsSync(`${base}.perf.data`))
-		throw new Error(`perf record wrote nothing (exit ${perf.exitCode}): ${stderr.trim()}`);
+function writeSamples(base: string, pid: number): string {
 	execFileSync('perf', ['inject', '--jit', '-i', `${base}.perf.data`, '-o', `${base}.jit.data`], {
 		stdio: ['ignore', 'ignore', 'pipe'],
 	});
