@@ -15,8 +15,10 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` (svelte-kit sync) is a build-time step and its tools are dev dependencies.
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
-# The packages patches/ changes, as the build stage patched them (patch-package is a dev dependency).
+# The packages patches/ changes, as the build stage patched them (patch-package is a dev dependency);
+# tests/unit/dockerfile-patches.test.ts checks every patch has its line here.
 COPY --from=build /app/node_modules/@hocuspocus/server ./node_modules/@hocuspocus/server
+COPY --from=build /app/node_modules/pg ./node_modules/pg
 COPY --from=build /client ./build
 COPY server ./server
 COPY migrations ./migrations
