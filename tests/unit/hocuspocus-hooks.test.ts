@@ -93,7 +93,7 @@ describe('Hocuspocus hooks', () => {
 		}
 	});
 
-	it('resolve, call back and fail as upstream', async () => {
+	it('resolve and fail as upstream, and call back with each extension’s value', async () => {
 		const order: string[] = [];
 		const { server } = await start([
 			{ onLoadDocument: async () => 'loaded' },
