@@ -20,11 +20,13 @@
  * - `hooks`: the last `beforeSync` resolved (the writer was acknowledged);
  * - `integrated`: Yjs integrated it into the document (its `update` event reached `Document.handleUpdate`);
  * - `applied`: Hocuspocus is done with the frame (`afterHandleMessage`);
- * - `relayed`: the document's flush sent it to the room's other connections (`broadcastUpdate`, after sending).
+ * - `relayed`: the document's flush sent it to the room's other connections (`broadcastUpdate`, after sending);
+ * - `written`: the pass of uncorks after that wrote those frames to the sockets (server/collab/turn-batched-socket.ts).
  */
 import { Connection, Document, type Extension, type beforeSyncPayload } from '@hocuspocus/server';
 import type { UpdatePathParts } from '../server/collab/collab.ts';
 import { carriesUpdate } from '../server/collab/live-rooms.ts';
+import { uncorkObservers } from '../server/collab/turn-batched-socket.ts';
 import { WindowedSamples, writeStages } from './stages.ts';
 
 const stages = [
@@ -39,6 +41,7 @@ const stages = [
 	'integrated',
 	'applied',
 	'relayed',
+	'written',
 ] as const;
 type Stage = (typeof stages)[number];
 type Stamps = Partial<Record<Stage, number>>;
@@ -53,6 +56,8 @@ let done: WindowedSamples<Stamps> | undefined;
 const unsent = new WeakMap<object, Stamps[]>();
 /** Each update's stamps by its span (`chat.update`), which the durable log's entry carries. */
 const spanStamps = new WeakMap<object, Stamps>();
+/** Updates relayed whose frames wait in corked sockets for the next pass of uncorks. */
+let unwritten: Stamps[] = [];
 /** Appends taken by the durable log, not yet sent to the database. */
 let queued: Stamps[] = [];
 
@@ -97,10 +102,17 @@ export function stageClock(parts: UpdatePathParts): {
 			const sent = performance.now();
 			for (const stamps of unsent.get(this) ?? []) {
 				stamps.relayed = sent;
+				unwritten.push(stamps);
 				if (stamps.sqlDone !== undefined) done?.push(stamps);
 			}
 			unsent.delete(this);
 		};
+		uncorkObservers.push(() => {
+			if (unwritten.length === 0) return;
+			const written = performance.now();
+			for (const stamps of unwritten) stamps.written = written;
+			unwritten = [];
+		});
 	}
 	const { durable, db } = parts;
 	const append = durable.append.bind(durable);
@@ -163,7 +175,7 @@ export function stageClock(parts: UpdatePathParts): {
 /** Writes what each update spent between consecutive stages, and in all, into `dir` (bench/stages.ts). */
 export function writeStageReport(dir: string): string {
 	const pairs: [Stage, Stage][] = stages.slice(1).map((s, i) => [stages[i] as Stage, s]);
-	pairs.push(['arrive', 'relayed']);
+	pairs.push(['arrive', 'relayed'], ['sqlDone', 'written'], ['arrive', 'written']);
 	const updates = done?.samples() ?? [];
 	const stretches = Object.fromEntries(
 		pairs.map(([from, to]) => [`${from} → ${to}`, updates.map((s) => (s[to] ?? NaN) - (s[from] ?? NaN))]),

@@ -11,9 +11,13 @@ export interface WebSocketLike {
 const corked: Socket[] = [];
 let uncorkScheduled = false;
 
+/** Told after each pass of uncorks: only the benchmarks' stage clock listens (bench/stage-clock.ts). */
+export const uncorkObservers: (() => void)[] = [];
+
 function uncorkAll(): void {
 	uncorkScheduled = false;
 	for (const socket of corked.splice(0)) socket.uncork();
+	for (const observer of uncorkObservers) observer();
 }
 
 /**
