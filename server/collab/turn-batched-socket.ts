@@ -21,6 +21,22 @@ function uncorkAll(): void {
 }
 
 /**
+ * Has what a document applies from the hook that calls this (an update, a presence) relayed in this turn's pass of
+ * uncorks. Hocuspocus relays what a document applied at the turn's end, in a `setImmediate` flush; when anything
+ * was sent earlier in the turn (an ack, another room's relay), the pass of uncorks is an earlier immediate of the
+ * same turn, so the relay's frames waited in their corked sockets for the next turn's pass, behind whatever I/O
+ * that turn handled. Hocuspocus applies a frame a few promise steps after its hooks resolve; a tick runs after
+ * those steps, still in this turn, and flushes the document then (a flush with nothing pending does nothing).
+ */
+export function relayThisTurn(document: { flush(): unknown }): void {
+	process.nextTick(flush, document);
+}
+
+function flush(document: { flush(): unknown }): void {
+	document.flush();
+}
+
+/**
  * A WebSocket whose frames of one turn of the event loop leave in one write. Each frame `ws` sends is a `writev`
  * of its own, and the node sends a socket several in a turn often enough (an update and the room's read positions,
  * activity for two rooms, an ack and an awareness change): a fifth of the writes at 6,000 users
