@@ -32,7 +32,7 @@ import { RoomLoader } from './room-loader.ts';
 import { RoomWindow } from './room-window.ts';
 import { handlesStateless, StatelessRouter } from './stateless-router.ts';
 import { UpdateValidation } from './update-validation.ts';
-import { TurnBatchedSocket, type WebSocketLike } from './turn-batched-socket.ts';
+import { peerWebSocket, TurnBatchedSocket } from './turn-batched-socket.ts';
 import type { judgeUpdate } from './validation.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -250,7 +250,7 @@ export class Collab {
 				open: (peer) => {
 					const p = peer as unknown as Peer;
 					// Frames of one turn to this socket leave in one write (turn-batched-socket.ts).
-					const websocket = new TurnBatchedSocket(p.websocket as WebSocketLike) as unknown as WebSocket;
+					const websocket = new TurnBatchedSocket(peerWebSocket(p)) as unknown as WebSocket;
 					p.__connection = this.hocuspocus.handleConnection(websocket, p.request as Request);
 				},
 				message: (peer, message) => {

@@ -37,6 +37,16 @@ function flush(document: { flush(): unknown }): void {
 }
 
 /**
+ * The `ws` WebSocket of a crossws peer. crossws hands it out behind a Proxy (`peer.websocket`) whose trap runs on
+ * every property read, two for each frame sent (`readyState`, `send`); its node adapter keeps the WebSocket itself
+ * as `_internal.ws`. Without that (another adapter or version), the Proxy.
+ */
+export function peerWebSocket(peer: { websocket: unknown }): WebSocketLike {
+	const own = (peer as { _internal?: { ws?: Partial<WebSocketLike> } })._internal?.ws;
+	return (typeof own?.send === 'function' ? own : peer.websocket) as WebSocketLike;
+}
+
+/**
  * A WebSocket whose frames of one turn of the event loop leave in one write. Each frame `ws` sends is a `writev`
  * of its own, and the node sends a socket several in a turn often enough (an update and the room's read positions,
  * activity for two rooms, an ack and an awareness change): a fifth of the writes at 6,000 users

@@ -2,7 +2,12 @@ import http from 'node:http';
 import type { Socket } from 'node:net';
 import crossws from 'crossws/adapters/node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { TurnBatchedSocket, type WebSocketLike } from '../../server/collab/turn-batched-socket.ts';
+import { types } from 'node:util';
+import {
+	peerWebSocket,
+	TurnBatchedSocket,
+	type WebSocketLike,
+} from '../../server/collab/turn-batched-socket.ts';
 
 const opened: (() => void)[] = [];
 afterEach(() => {
@@ -90,5 +95,37 @@ describe('TurnBatchedSocket', () => {
 		server.send(frame('next turn'));
 		await until(() => received().length === 2);
 		expect(received()).toEqual(['alone', 'next turn']);
+	});
+});
+
+describe('peerWebSocket', () => {
+	it("is the peer's WebSocket itself, not crossws's Proxy of it", async () => {
+		let resolvePeer: (peer: { websocket: unknown }) => void = () => {};
+		const opened = new Promise<{ websocket: unknown }>((resolve) => (resolvePeer = resolve));
+		const ws = crossws({ hooks: { open: (peer) => resolvePeer(peer as unknown as { websocket: unknown }) } });
+		const server = http.createServer();
+		server.on('upgrade', (request, socket, head) => void ws.handleUpgrade(request, socket, head));
+		await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+		const client = new WebSocket(`ws://127.0.0.1:${(server.address() as { port: number }).port}`);
+		try {
+			const peer = await opened;
+			const own = peerWebSocket(peer);
+			expect(types.isProxy(peer.websocket)).toBe(true);
+			expect(types.isProxy(own)).toBe(false);
+			// The same WebSocket: the Proxy's reads reach it.
+			expect((own as unknown as { _socket: unknown })._socket).toBe(
+				(peer.websocket as { _socket: unknown })._socket,
+			);
+			expect(own.readyState).toBe(1);
+		} finally {
+			client.close();
+			ws.closeAll();
+			server.close();
+		}
+	});
+
+	it('falls back to the Proxy where crossws keeps no WebSocket of its own', () => {
+		const websocket = { readyState: 1, send() {}, close() {} };
+		expect(peerWebSocket({ websocket })).toBe(websocket);
 	});
 });
