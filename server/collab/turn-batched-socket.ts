@@ -22,11 +22,12 @@ function uncorkAll(): void {
 
 /**
  * Has what a document applies from the hook that calls this (an update, a presence) relayed in this turn's pass of
- * uncorks. Hocuspocus relays what a document applied at the turn's end, in a `setImmediate` flush; when anything
- * was sent earlier in the turn (an ack, another room's relay), the pass of uncorks is an earlier immediate of the
- * same turn, so the relay's frames waited in their corked sockets for the next turn's pass, behind whatever I/O
- * that turn handled. Hocuspocus applies a frame a few promise steps after its hooks resolve; a tick runs after
- * those steps, still in this turn, and flushes the document then (a flush with nothing pending does nothing).
+ * uncorks. Hocuspocus relays what a document applied at the turn's end, in a `setImmediate` flush: the pass of
+ * uncorks is then either an earlier immediate of the same turn (scheduled by the turn's first frame, after a
+ * commit the writer's ack) or one the flush schedules itself, from inside the check phase, which runs a turn later.
+ * Either way the relay's frames waited in their corked sockets for the next turn's pass, behind whatever I/O that
+ * turn handled. Hocuspocus applies a frame a few promise steps after its hooks resolve; a tick runs after those
+ * steps, still in this turn, and flushes the document then (a flush with nothing pending does nothing).
  */
 export function relayThisTurn(document: { flush(): unknown }): void {
 	process.nextTick(flush, document);
