@@ -1,8 +1,11 @@
 import { Socket } from 'node:net';
 import type { Extension } from '@hocuspocus/server';
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { randomBytes } from 'node:crypto';
+import { ClusterRelay } from '../../server/collab/cluster-relay.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
-import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
+import { canRunCluster } from '../helpers/cluster.ts';
+import { connect, twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 interface Write {
@@ -151,6 +154,68 @@ describeEachBackend('the relay of an accepted update', (backend) => {
 			const relay = recording.writes.find((w) => isFrame(w) && w.text.includes(color));
 			expect(arrived, 'the presence reached the server').toBeGreaterThanOrEqual(0);
 			expect(relay?.turn, 'the relay left in the turn the presence arrived').toBe(arrived + 1);
+		}
+	});
+});
+
+/**
+ * What another node relays through Redis is applied by the Redis extension itself, past the update path's hooks:
+ * its relay to this node's connections leaves in the turn the message from Redis was read, too.
+ */
+describe.skipIf(!canRunCluster)('the relay of an update from another node', () => {
+	const nodes: TestServer[] = [];
+	const clients: TestClient[] = [];
+
+	beforeAll(async () => {
+		const env = {
+			REDIS_URL: inject('redisUrl') as string,
+			REDIS_PREFIX: `chat-test-${randomBytes(4).toString('hex')}`,
+			JWT_SECRET: 'relay-turn-secret-for-this-test-0123456789',
+		};
+		nodes.push(await startTestServer('postgres', env));
+		nodes.push(await startTestServer('postgres', env, { databaseUrl: nodes[0]!.databaseUrl }));
+	}, 60_000);
+	afterAll(async () => {
+		for (const c of clients.splice(0)) c.destroy();
+		// The first node owns the database: it goes last.
+		for (const node of nodes.reverse()) await node.close();
+	});
+
+	it('leaves in the turn the message from Redis was read', async () => {
+		const [one, two] = nodes as [TestServer, TestServer];
+		const ana = await one.api.register('ana');
+		const ben = await one.api.register('ben');
+		const room = await one.api.createGroup(ana.accessToken, [ben.user.id]);
+		const a = connect(one.wsUrl, room.id, ana.accessToken, ana.user.id);
+		const b = connect(two.wsUrl, room.id, ben.accessToken, ben.user.id);
+		clients.push(a, b);
+		await Promise.all([a.synced(), b.synced()]);
+		const relay = two.app.collab.hocuspocus.configuration.extensions.find((e) => e instanceof ClusterRelay);
+		const subscriber = (relay as unknown as { sub: NodeJS.EventEmitter }).sub;
+		for (let i = 0; i < 3; i++) {
+			const marker = `relayed from another node ${i} ${crypto.randomUUID()}`;
+			const turns = countTurns();
+			const recording = recordWrites(turns.turn);
+			const arrivals: { text: string; turn: number }[] = [];
+			const arrived = (_channel: Buffer, data: Buffer) =>
+				arrivals.push({ text: data.toString('latin1'), turn: turns.turn() });
+			subscriber.prependListener('messageBuffer', arrived);
+			try {
+				a.send(marker);
+				await waitFor(
+					() => b.messages().some((m) => m.content === marker),
+					10_000,
+					'the message on node two',
+				);
+			} finally {
+				subscriber.off('messageBuffer', arrived);
+				recording.stop();
+				turns.stop();
+			}
+			const read = arrivals.find((m) => m.text.includes(marker));
+			const written = recording.writes.find((w) => isFrame(w) && w.text.includes(marker));
+			expect(read, 'the update came through Redis').toBeDefined();
+			expect(written?.turn, 'the relay left in the turn Redis brought it').toBe(read!.turn + 1);
 		}
 	});
 });
