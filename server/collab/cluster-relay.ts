@@ -2,7 +2,6 @@ import { Redis as RedisExtension } from '@hocuspocus/extension-redis';
 import type { afterLoadDocumentPayload } from '@hocuspocus/server';
 import { Redis as IORedis } from 'ioredis';
 import type { Logger } from 'pino';
-import { relayThisTurn } from './turn-batched-socket.ts';
 
 /** How long a room's load waits for Redis before it opens without it (see afterLoadDocument). */
 const LOAD_WAIT_MS = 1_500;
@@ -73,16 +72,6 @@ export class ClusterRelay extends RedisExtension {
 	}
 
 	override async afterLoadDocument(payload: afterLoadDocumentPayload): Promise<void> {
-		// What another node relays here is applied by the extension itself, past our hooks: its relay to this
-		// node's connections leaves in the turn it was applied, like an update or presence of our own.
-		const { document } = payload;
-		const fromRedis = this.redisTransactionOrigin;
-		document.on('update', (_update: Uint8Array, origin: unknown) => {
-			if (origin === fromRedis) relayThisTurn(document);
-		});
-		document.awareness.on('update', (_changes: unknown, origin: unknown) => {
-			if (origin === fromRedis) relayThisTurn(document);
-		});
 		const load = super.afterLoadDocument(payload);
 		const inTime = await Promise.race([
 			load.then(() => true),

@@ -32,7 +32,7 @@ import { RoomLoader } from './room-loader.ts';
 import { RoomWindow } from './room-window.ts';
 import { handlesStateless, StatelessRouter } from './stateless-router.ts';
 import { UpdateValidation } from './update-validation.ts';
-import { peerWebSocket, TurnBatchedSocket } from './turn-batched-socket.ts';
+import { peerWebSocket, relayInTheTurn, TurnBatchedSocket } from './turn-batched-socket.ts';
 import type { judgeUpdate } from './validation.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -211,6 +211,7 @@ export class Collab {
 			// Authentication (accepted, or refused with a reason) instead of the whole socket being reset.
 			maxPendingDocuments: config.WS_FRAMES_PER_10S,
 			extensions: [
+				relayInTheTurn,
 				// With REDIS_URL, any number of nodes share rooms: updates and awareness travel through Redis.
 				...(config.REDIS_URL
 					? [

@@ -18,7 +18,6 @@ import {
 	type LiveRooms,
 } from './live-rooms.ts';
 import type { ClientStatelessHandlers, HandlesStateless } from './stateless-router.ts';
-import { relayThisTurn } from './turn-batched-socket.ts';
 import { UpdateRejected } from './validation.ts';
 
 /** The new events of one accepted update, once durable. */
@@ -81,7 +80,7 @@ export class DurableAppend implements Extension, HandlesStateless {
 
 	/** Appends a judged update (after the appends it depends on), then acks and tells what it added. */
 	async commit(
-		{ connection, document, payload }: beforeSyncPayload<CollabContext>,
+		{ connection, payload }: beforeSyncPayload<CollabContext>,
 		room: LiveRoom,
 		{ judgement, span, receivedAt }: JudgedUpdate,
 	): Promise<void> {
@@ -108,8 +107,6 @@ export class DurableAppend implements Extension, HandlesStateless {
 			throw retryLater(connection, { ...collabRejections.unavailable });
 		}
 		if (keys.length > 0) {
-			// Hocuspocus applies the update once this hook resolves; its relay leaves with the ack below.
-			relayThisTurn(document);
 			this.accepted(room, context, payload, judgement.events);
 			this.#log.debug(
 				{

@@ -12,7 +12,6 @@ import { removeAwarenessStates } from 'y-protocols/awareness';
 import { colorFor } from '#protocol/awareness.ts';
 import type { CollabContext } from './authentication.ts';
 import { limits } from '#protocol/limits.ts';
-import { relayThisTurn } from './turn-batched-socket.ts';
 
 const AWARENESS_MESSAGE = 1;
 /** A presence state is a name, a colour and a flag; anything bigger is not one. */
@@ -119,8 +118,6 @@ export class Presence implements Extension {
 			});
 		}
 		this.#paceOut(states, connection, document, frame);
-		// Hocuspocus applies what is left once this hook resolves; its relay leaves in this turn.
-		relayThisTurn(document);
 	}
 
 	/**

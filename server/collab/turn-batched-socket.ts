@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Document, Extension } from '@hocuspocus/server';
 
 /** What Hocuspocus uses of a WebSocket: its state, sending and closing. */
 export interface WebSocketLike {
@@ -21,19 +22,25 @@ function uncorkAll(): void {
 }
 
 /**
- * Has what a document applies from the hook that calls this (an update, a presence) relayed in this turn's pass of
- * uncorks. Hocuspocus relays what a document applied at the turn's end, in a `setImmediate` flush: the pass of
- * uncorks is then either an earlier immediate of the same turn (scheduled by the turn's first frame, after a
- * commit the writer's ack) or one the flush schedules itself, from inside the check phase, which runs a turn later.
- * Either way the relay's frames waited in their corked sockets for the next turn's pass, behind whatever I/O that
- * turn handled. Hocuspocus applies a frame a few promise steps after its hooks resolve; a tick runs after those
- * steps, still in this turn, and flushes the document then (a flush with nothing pending does nothing).
+ * Relays every change a document applies in the turn it applied it. Hocuspocus relays what a document applied at
+ * the turn's end, in a `setImmediate` flush: the pass of uncorks is then either an earlier immediate of the same
+ * turn (scheduled by the turn's first frame, after a commit the writer's ack) or one the flush schedules itself,
+ * from inside the check phase, which runs a turn later. Either way the relay's frames waited in their corked sockets
+ * for the next turn's pass, behind whatever I/O that turn handled. So on every update and presence a document
+ * applies, whoever applied it (a client's frame after its hooks, another node through Redis, the server itself), a
+ * tick flushes the document: it runs once the promise steps that apply a frame are done, still in this turn (a
+ * flush with nothing pending does nothing).
  */
-export function relayThisTurn(document: { flush(): unknown }): void {
-	process.nextTick(flush, document);
-}
+export const relayInTheTurn: Extension = {
+	extensionName: 'relay-in-the-turn',
+	async afterLoadDocument({ document }) {
+		const relay = () => process.nextTick(flush, document);
+		document.on('update', relay);
+		document.awareness.on('update', relay);
+	},
+};
 
-function flush(document: { flush(): unknown }): void {
+function flush(document: Document): void {
 	document.flush();
 }
 

@@ -193,7 +193,8 @@ export async function waitFor(
 
 /**
  * Ana and Ben, freshly registered, in a group room of their own, each with a client that is connected and
- * synced. The clients go into `clients`, for the caller to destroy.
+ * synced (Ben's to `bensNode`, another node of the same cluster, when given). The clients go into `clients`, for
+ * the caller to destroy.
  */
 export async function twoMembersConnected(
 	server: {
@@ -204,12 +205,13 @@ export async function twoMembersConnected(
 		};
 	},
 	clients: TestClient[],
+	bensNode: { wsUrl: string } = server,
 ) {
 	const ana = await server.api.register('ana');
 	const ben = await server.api.register('ben');
 	const room = await server.api.createGroup(ana.accessToken, [ben.user.id]);
 	const a = connect(server.wsUrl, room.id, ana.accessToken, ana.user.id);
-	const b = connect(server.wsUrl, room.id, ben.accessToken, ben.user.id);
+	const b = connect(bensNode.wsUrl, room.id, ben.accessToken, ben.user.id);
 	clients.push(a, b);
 	await Promise.all([a.synced(), b.synced()]);
 	return { ana, ben, room, a, b };

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { ClusterRelay } from '../../server/collab/cluster-relay.ts';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { canRunCluster } from '../helpers/cluster.ts';
-import { connect, twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
+import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 interface Write {
@@ -183,13 +183,7 @@ describe.skipIf(!canRunCluster)('the relay of an update from another node', () =
 
 	it('leaves in the turn the message from Redis was read', async () => {
 		const [one, two] = nodes as [TestServer, TestServer];
-		const ana = await one.api.register('ana');
-		const ben = await one.api.register('ben');
-		const room = await one.api.createGroup(ana.accessToken, [ben.user.id]);
-		const a = connect(one.wsUrl, room.id, ana.accessToken, ana.user.id);
-		const b = connect(two.wsUrl, room.id, ben.accessToken, ben.user.id);
-		clients.push(a, b);
-		await Promise.all([a.synced(), b.synced()]);
+		const { a, b } = await twoMembersConnected(one, clients, two);
 		const relay = two.app.collab.hocuspocus.configuration.extensions.find((e) => e instanceof ClusterRelay);
 		const subscriber = (relay as unknown as { sub: NodeJS.EventEmitter }).sub;
 		for (let i = 0; i < 3; i++) {
