@@ -195,7 +195,13 @@ export class Collab {
 			devices: this.#devices,
 			push: deps.push,
 		});
-		this.#channels = new UserChannels({ db: deps.db, log: deps.log, bus: deps.bus, devices: this.#devices });
+		this.#channels = new UserChannels({
+			db: deps.db,
+			log: deps.log,
+			bus: deps.bus,
+			devices: this.#devices,
+			documents: () => this.hocuspocus.documents,
+		});
 		const rooms = roomExtensions({ ...deps, onAccepted: (accepted) => activity.accepted(accepted) });
 		this.#compaction = rooms.compaction;
 		const readReceipts = new ReadReceipts(deps.db, deps.log, deps.bus);

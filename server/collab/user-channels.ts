@@ -1,26 +1,34 @@
-import type { Connection, connectedPayload, Extension, onDisconnectPayload } from '@hocuspocus/server';
+import type {
+	Connection,
+	connectedPayload,
+	Document,
+	Extension,
+	onDisconnectPayload,
+} from '@hocuspocus/server';
 import { PROTOCOL_VERSION } from '#protocol/version.ts';
 import type { Logger } from 'pino';
 import type { Db } from '../db/index.ts';
 import * as rooms from '../data/rooms.ts';
 import { Lookups } from '../db/lookups.ts';
 import type { ClusterEvent, EventBus } from '../events/bus.ts';
-import type { NotifyLevel, UserChannelMessage } from '#protocol/user-channel.ts';
-import { notifies } from './activity.ts';
+import type { UserChannelMessage } from '#protocol/user-channel.ts';
 import type { CollabContext } from './authentication.ts';
 import type { Devices } from './devices.ts';
-import { knowsActivity, lastMessageOf, reaches, send, toState } from './channel-messages.ts';
+import {
+	allSeeRoom,
+	knowsActivity,
+	lastMessageOf,
+	notifiesOf,
+	reaches,
+	send,
+	socketsWithRoom,
+	toState,
+	type RoomEntry,
+} from './channel-messages.ts';
 import { WatchedRooms } from './watched-rooms.ts';
 
 /** Changes to one room within this window go out as one `room` message per user (a burst of messages). */
 const REFRESH_DELAY_MS = 50;
-
-/** What a channel keeps of one of its rooms (its members are the node's, in `RoomWatch`). */
-interface RoomEntry {
-	name: string | null;
-	isGroup: boolean;
-	notify: NotifyLevel;
-}
 
 /** What a node holds for a user with a channel open on it. */
 interface Channel {
@@ -37,6 +45,8 @@ interface Channel {
  * so a missed or repeated event cannot make a count drift; the first message on every connection, and after this
  * node may have missed events, is the whole state. `notify` is driven by the event itself, once per message, and
  * a read that reaches the room's newest message as last read says "nothing unread" without a query (#caughtUp).
+ * Devices that have the room open beside their channel count from the document themselves (protocol 6): after a
+ * message they are sent nothing but `notify`, after a read nothing (the room tells them the position).
  *
  * The node indexes its channels by room and by member, so an event costs the channels it concerns, not every
  * channel here; and the users of one room it must tell of a change are re-read together, in one statement.
@@ -49,6 +59,7 @@ export class UserChannels implements Extension {
 	readonly #log: Logger;
 	readonly #devices: Devices;
 	readonly #bus: EventBus;
+	readonly #documents: () => ReadonlyMap<string, Document>;
 	readonly #channels = new Map<string, Channel>();
 	readonly #byContext = new Map<CollabContext, Connection>();
 	/** The rooms the channels here show, who shows each and who is in it. */
@@ -61,8 +72,16 @@ export class UserChannels implements Extension {
 	/** The last re-read of each room under way (or waiting for the one before it), by room id. */
 	readonly #reading = new Map<string, Promise<void>>();
 
-	constructor(deps: { db: Db; log: Logger; bus: EventBus; devices: Devices }) {
+	constructor(deps: {
+		db: Db;
+		log: Logger;
+		bus: EventBus;
+		devices: Devices;
+		/** The node's loaded documents (Hocuspocus' `documents`): who has a room open beside their channel. */
+		documents: () => ReadonlyMap<string, Document>;
+	}) {
 		this.#db = deps.db;
+		this.#documents = deps.documents;
 		this.#lists = new Lookups({
 			find: (userIds) => rooms.listsFor(deps.db, userIds),
 			idOf: (userId) => userId.toLowerCase(),
@@ -201,34 +220,25 @@ export class UserChannels implements Extension {
 			}
 			case 'read': {
 				const channel = this.#channels.get(event.userId);
-				if (channel?.rooms.has(event.roomId) && !this.#caughtUp(channel, event))
-					this.#refresh(event.userId, event.roomId, false);
+				if (!channel?.rooms.has(event.roomId)) return;
+				// Devices with the room open hear the position in it (`reads`) and count from there themselves.
+				if (allSeeRoom(channel.connections, socketsWithRoom(this.#documents(), event.roomId))) return;
+				if (!this.#caughtUp(channel, event)) this.#refresh(event.userId, event.roomId, false);
 				return;
 			}
-			case 'activity':
+			case 'activity': {
+				this.#rooms.heard(event);
+				let sockets: Set<string> | undefined;
 				for (const userId of this.#rooms.get(event.roomId)?.watchers ?? []) {
 					const channel = this.#channels.get(userId);
 					const room = channel?.rooms.get(event.roomId);
 					if (!channel || !room) continue;
-					this.#refresh(userId, event.roomId, false);
-					if (userId === event.writer.id) continue;
-					for (const message of event.messages) {
-						const mention = message.mentions.includes(userId);
-						if (!notifies(room.notify, mention)) continue;
-						this.#broadcast(channel, {
-							type: 'notify',
-							roomId: event.roomId,
-							roomName: room.name,
-							isGroup: room.isGroup,
-							clientMsgId: message.clientMsgId,
-							senderId: event.writer.id,
-							senderName: event.writer.name,
-							content: message.content,
-							mention,
-						});
-					}
+					sockets ??= socketsWithRoom(this.#documents(), event.roomId);
+					if (!allSeeRoom(channel.connections, sockets)) this.#refresh(userId, event.roomId, false);
+					for (const message of notifiesOf(event, userId, room)) this.#broadcast(channel, message);
 				}
 				return;
+			}
 			default:
 		}
 	}

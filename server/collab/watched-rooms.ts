@@ -1,5 +1,9 @@
 import type { RoomState } from '#protocol/user-channel.ts';
 import type { MessagePosition, RoomListItem } from '../data/rooms.ts';
+import type { ClusterEvent } from '../events/bus.ts';
+import { reaches } from './channel-messages.ts';
+
+type ActivityEvent = Extract<ClusterEvent, { type: 'activity' }>;
 
 /** A room that channels on this node show: who shows it, and who is in it (as last read). */
 export interface RoomWatch {
@@ -34,6 +38,36 @@ export class WatchedRooms {
 	/** What is known of rooms' newest messages may be out of date (this node may have missed events). */
 	forgetNewest(): void {
 		for (const watch of this.#rooms.values()) delete watch.newest;
+	}
+
+	/**
+	 * Messages another device just wrote (a cluster `activity` event, sent once they are stored): a newer one
+	 * becomes the room's newest. An edit, delete or reaction may have changed the newest one: forgotten, the next
+	 * read asks the database.
+	 */
+	heard(event: ActivityEvent): void {
+		const watch = this.#rooms.get(event.roomId);
+		if (!watch) return;
+		if (event.others > 0) {
+			delete watch.newest;
+			return;
+		}
+		for (const m of event.messages) {
+			const position = { at: m.createdAt, clientMsgId: m.clientMsgId };
+			// Only a room whose newest is known: a room never read here may hold newer messages than this one.
+			if (!watch.newest || !reaches(position, watch.newest.position)) continue;
+			watch.newest = {
+				position,
+				lastMessage: {
+					clientMsgId: m.clientMsgId,
+					senderId: event.writer.id,
+					senderName: event.writer.name,
+					content: m.content,
+					createdAt: m.createdAt,
+				},
+				activityAt: m.receivedAt,
+			};
+		}
 	}
 
 	clear(): void {

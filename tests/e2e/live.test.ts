@@ -138,13 +138,30 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 		const group = await api(ana, 'POST', '/api/rooms', { name: 'Ops', isGroup: true, memberIds: [ben.id] });
 		await expect.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT }).toHaveLength(2);
 		expect(await ben.page.title()).toBe('Chat');
+		// What the server tells Ben's app from here on (the app keeps its rooms open: protocol 6 counts there).
+		const heard: string[] = [];
+		ben.page.on('websocket', (ws) =>
+			ws.on('framereceived', ({ payload }) => heard.push(Buffer.from(payload).toString('latin1'))),
+		);
+		await ben.page.reload();
+		await expect.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT }).toHaveLength(2);
+		await expect
+			.poll(() => heard.some((f) => f.includes('"type":"state"')), { timeout: UI_TIMEOUT })
+			.toBe(true);
 
 		await say(ana, direct.body.id, 'one');
 		await say(ana, direct.body.id, 'two');
-		await say(ana, group.body.id, 'three');
+		await say(ana, group.body.id, `three for @${ben.name}`);
 		await expect.poll(() => ben.page.title(), { timeout: UI_TIMEOUT }).toBe('(3) Chat');
 		const badge = ben.page.locator(`[data-room-id="${direct.body.id}"] [data-testid="unread-count"]`);
 		expect(await badge.textContent()).toBe('2');
+		const inGroup = ben.page.locator(`[data-room-id="${group.body.id}"]`);
+		await inGroup.getByTestId('mention-count').waitFor({ timeout: UI_TIMEOUT });
+		expect(await listedRooms(ben.page)).toEqual([group.body.id, direct.body.id]);
+		// Counted and ordered on the device: the server's re-read would have come within a fraction of this.
+		await ben.page.waitForTimeout(1_000);
+		expect(heard.filter((f) => f.includes('"type":"notify"'))).toHaveLength(3);
+		expect(heard.filter((f) => f.includes('"type":"room-activity"'))).toEqual([]);
 
 		// Reading the 1:1 room leaves the group's one message.
 		await ben.page.locator(`[data-room-id="${direct.body.id}"]`).click();

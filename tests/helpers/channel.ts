@@ -25,15 +25,19 @@ export interface ChannelClient {
 /**
  * A client of the user channel `user:<userId>`, as the app opens it, that applies what the server says.
  * `protocol`: the version it says it follows (`?protocol=`), as the app does; null says none, as a bot may.
+ * `alongside`: the socket of the device's rooms, which the app shares with its channel (its URL says the version;
+ * it stays open when the channel is destroyed).
  */
 export function openChannel(
 	wsUrl: string,
 	userId: string,
 	token: string | (() => Promise<string>),
 	protocol: number | null = PROTOCOL_VERSION,
+	alongside?: HocuspocusProviderWebsocket,
 ): ChannelClient {
 	const url = protocol === null ? wsUrl : `${wsUrl}?${PROTOCOL_PARAMETER}=${protocol}`;
-	const socket = new HocuspocusProviderWebsocket({ url, delay: 100, maxDelay: 1_000, minDelay: 100 });
+	const socket =
+		alongside ?? new HocuspocusProviderWebsocket({ url, delay: 100, maxDelay: 1_000, minDelay: 100 });
 	let failed!: (reason: string) => void;
 	const authFailure = new Promise<string>((resolve) => (failed = resolve));
 	const provider = new HocuspocusProvider({
@@ -69,7 +73,7 @@ export function openChannel(
 		authFailure,
 		destroy() {
 			provider.destroy();
-			socket.destroy();
+			if (!alongside) socket.destroy();
 		},
 	};
 }

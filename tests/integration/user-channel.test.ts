@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compareEvents } from '../../src/lib/protocol/events.ts';
-import { PROTOCOL_VERSION } from '../../src/lib/protocol/version.ts';
+import {
+	OPEN_ROOM_ACTIVITY_PROTOCOL,
+	PROTOCOL_PARAMETER,
+	PROTOCOL_VERSION,
+} from '../../src/lib/protocol/version.ts';
 import { openChannel, type ChannelClient } from '../helpers/channel.ts';
 import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { connect, waitFor, type TestClient } from '../helpers/collab.ts';
@@ -121,6 +125,68 @@ describe.skipIf(!canRunCluster)('the user channel, on two nodes', () => {
 			).toEqual([ana.user.id, ben.user.id].sort());
 		},
 	);
+
+	// Protocol 6: a device with the room's document open on its channel's socket counts new messages itself.
+	it('sends no room-activity after a message to a device of protocol 6 that has the room open beside its channel', async () => {
+		const ana = await api.register('ana');
+		const [ben, cara, dan] = (await Promise.all(
+			['ben', 'cara', 'dan'].map((name) => api.register(name)),
+		)) as [User, User, User];
+		const group = await api.createGroup(
+			ana.accessToken,
+			[ben, cara, dan].map((u) => u.user.id),
+			'Open beside',
+		);
+		// On node B: Ben and Dan with the room and the channel on one socket (Dan's app is of version 5), Cara
+		// with the channel alone.
+		const device = (user: User, protocol: number) => {
+			const r = connect(
+				`${cluster.ws(1)}?${PROTOCOL_PARAMETER}=${protocol}`,
+				group.id,
+				user.accessToken,
+				user.user.id,
+			);
+			clients.push(r);
+			const c = openChannel(cluster.ws(1), user.user.id, user.accessToken, protocol, r.socket);
+			clients.push(c);
+			return { r, c };
+		};
+		const b = device(ben, OPEN_ROOM_ACTIVITY_PROTOCOL);
+		const d = device(dan, OPEN_ROOM_ACTIVITY_PROTOCOL - 1);
+		const c = channel(1, cara);
+		await Promise.all([stateOf(b.c), stateOf(d.c), stateOf(c), b.r.synced(), d.r.synced()]);
+
+		// Ana writes on node A: the activity reaches node B through Redis.
+		const a = room(0, group.id, ana);
+		a.send('plain news');
+		// Stored one after the other: the newest in display order is the newest stored (the list's `lastMessage`).
+		await a.synced();
+		const mention = a.send(`hey @${ben.user.name}, look`);
+		await a.synced();
+		for (const client of [c, d.c])
+			await waitFor(
+				() => client.room(group.id)?.unread === 2,
+				5_000,
+				'two unread where the room is not open',
+			);
+		// Ben's mention still notifies him; his device has both messages, and was told no counts.
+		await waitFor(() => b.c.notifications().length === 1, 5_000, 'the mention');
+		expect(b.r.messages().map((m) => m.clientMsgId)).toContain(mention.clientMsgId);
+		expect(b.c.received.filter((m) => m.type === 'room-activity' || m.type === 'room')).toEqual([]);
+
+		// Reads: Ben's is said in the room (`reads`), where his device counts from, and not on his channel; Dan's
+		// app, of version 5, hears nothing is left unread there, and the newest message as it was written.
+		const newest = b.r.messages().sort(compareEvents).at(-1)!;
+		for (const reader of [b.r, d.r]) reader.read({ at: newest.createdAt, clientMsgId: newest.clientMsgId });
+		await waitFor(() => b.r.reads.get(ben.user.id)?.clientMsgId === newest.clientMsgId, 5_000, 'Ben’s read');
+		await waitFor(() => d.c.room(group.id)?.unread === 0, 5_000, 'Dan’s read');
+		expect(d.c.room(group.id)?.lastMessage).toMatchObject({
+			clientMsgId: newest.clientMsgId,
+			senderId: ana.user.id,
+			content: newest.content,
+		});
+		expect(b.c.received.filter((m) => m.type === 'room-activity' || m.type === 'room')).toEqual([]);
+	});
 
 	it('tells who is online: a device connected on any node, until the last one leaves', async () => {
 		const ana = await api.register('ana');

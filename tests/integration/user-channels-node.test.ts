@@ -63,7 +63,7 @@ describeEachBackend('the user channels of one node', (backend) => {
 				return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
 			},
 		});
-		channels = new UserChannels({ db, log, bus, devices });
+		channels = new UserChannels({ db, log, bus, devices, documents: () => new Map() });
 	}, 60_000);
 	afterAll(async () => {
 		channels?.close();

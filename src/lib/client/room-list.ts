@@ -1,6 +1,7 @@
 import { localSnippet, searchWords } from './format.ts';
 import type { ChatMessage } from './room-model.ts';
 import type { RoomSummary } from './schemas.ts';
+import { compareEvents } from '../protocol/events.ts';
 import { roomState, type RoomActivity } from '../protocol/user-channel.ts';
 import type { RemovalReason, RemovedRoom } from './store.ts';
 
@@ -77,6 +78,75 @@ export function withActivity(list: RoomSummary[], change: RoomActivity): RoomSum
 			mentions: change.mentions,
 		}
 	);
+}
+
+/**
+ * The room of `list` with a message of its open document as its newest, or undefined when the list already says
+ * as much (or does not hold the room). A
+ * client of protocol 6 is sent no `room-activity` after a message in a room it has open (docs/protocol.md section
+ * 10): it works the preview and the order out here. A message older in display order than the one the list holds
+ * changes neither, and the room's time never goes back (the server orders by arrival, which a message's own time
+ * does not pass but by the clock's skew). The counts are `counts`' for the room.
+ */
+export function withNewest(
+	list: RoomSummary[],
+	roomId: string,
+	message: ChatMessage,
+	counts: (room: RoomSummary) => { unread: number; mentions: number },
+): RoomSummary | undefined {
+	const room = list.find((r) => r.id === roomId);
+	if (!room || message.status === 'failed') return undefined;
+	const known = room.lastMessage;
+	const content = message.deleted ? null : message.content;
+	const order = known ? compareEvents(message, known) : 1;
+	if (order < 0 || (order === 0 && known?.content === content)) return undefined;
+	const activityAt =
+		Date.parse(message.createdAt) > Date.parse(room.activityAt) ? message.createdAt : room.activityAt;
+	const senderName = room.members.find((m) => m.id === message.senderId)?.name ?? known?.senderName ?? null;
+	return {
+		...room,
+		// As counted on the device (`countsOf`): what the list keeps for the next start shows them.
+		...counts(room),
+		activityAt,
+		lastMessage: {
+			clientMsgId: message.clientMsgId,
+			senderId: message.senderId,
+			senderName,
+			content,
+			createdAt: message.createdAt,
+		},
+	};
+}
+
+/** What the list needs of a room's open store to count its unread messages itself. */
+export interface StoreCounts {
+	localReady: boolean;
+	metaReady: boolean;
+	synced: boolean;
+	reads: { unreadCount: number; mentionCount: number; known: boolean; covers: boolean };
+}
+
+/**
+ * A room's unread messages and mentions as the list shows them. The room on screen counts against the read
+ * position this device moves as the user reads (the server's count follows a moment later); another open room,
+ * once synced, from its document, which holds every message the moment it is relayed (protocol 6: the server
+ * sends no counts after a message there). When the device holds fewer messages than are unread, the server's
+ * count (from before) is the floor. Otherwise the server's.
+ */
+export function countsOf(
+	room: RoomSummary,
+	store: StoreCounts | undefined,
+	viewing: boolean,
+): { unread: number; mentions: number } {
+	const server = { unread: room.unread, mentions: room.mentions };
+	if (!store?.localReady || !store.metaReady) return server;
+	const local = { unread: store.reads.unreadCount, mentions: store.reads.mentionCount };
+	if (viewing || (store.synced && store.reads.known && store.reads.covers)) return local;
+	if (!store.synced || !store.reads.known) return server;
+	return {
+		unread: Math.max(server.unread, local.unread),
+		mentions: Math.max(server.mentions, local.mentions),
+	};
 }
 
 /**

@@ -1,4 +1,5 @@
 import { roomEvent, type RoomEvent } from '../protocol/events.ts';
+import type { ChatMessage } from '../sync/model.ts';
 import * as clock from './clock.ts';
 import { serverConfig } from './server-config.svelte.ts';
 
@@ -29,6 +30,8 @@ export interface RoomStoreOptions {
 	removedNotice?: string | null;
 	/** The server said the user is not a member (the room's own close): the list decides what to show. */
 	onRemoved?: () => void;
+	/** The document's newest message changed (it arrived, was edited or deleted): the list's preview and order. */
+	onNewest?: (message: ChatMessage) => void;
 }
 
 /** Normalises what the user typed into message content: NFC, no trailing whitespace. */

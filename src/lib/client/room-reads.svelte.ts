@@ -1,6 +1,7 @@
 import type { Link } from '../sync/ports.ts';
 import { compareOrder } from '../protocol/events.ts';
 import { uuid } from '../protocol/ids.ts';
+import { mentionsName } from '../protocol/user-channel.ts';
 import {
 	placeOf,
 	positionOf,
@@ -19,9 +20,13 @@ const READ_SEND_DELAY_MS = 1_000;
 export interface ReadHost {
 	readonly roomId: string;
 	readonly userId: string;
+	/** The user's name, as mentions of them are written. */
+	readonly userName: string;
 	readonly meta: MetaStore;
 	/** The room's messages in display order (reactive). */
 	events(): ChatMessage[];
+	/** Whether the device holds the room's every message (none older to page in from the server). */
+	holdsAll(): boolean;
 	/** The room's link when it is synced and the room open; undefined otherwise. */
 	syncedLink(): Link | undefined;
 }
@@ -43,18 +48,39 @@ export class ReadTracker {
 	#timer: ReturnType<typeof setTimeout> | undefined;
 	readonly #host: ReadHost;
 
-	/** Messages of others after this user's read position. */
-	readonly unreadCount: number = $derived.by(() => {
+	/**
+	 * Messages of others after this user's read position, those of them that @mention this user (as the server
+	 * counts both), and whether the messages here reach back to the read position (or the room's first message):
+	 * if not, the room holds more unread messages than this device.
+	 */
+	readonly #counts = $derived.by(() => {
 		const read = this.readState;
 		const events = this.#host.events();
-		let count = 0;
-		for (let i = events.length - 1; i >= 0; i--) {
+		let unread = 0;
+		let mentions = 0;
+		let i = events.length - 1;
+		for (; i >= 0; i--) {
 			const m = events[i]!;
 			if (read && compareOrder(m, read) <= 0) break;
-			if (!m.own && !m.deleted) count++;
+			if (m.own || m.deleted) continue;
+			unread++;
+			if (m.content.includes('@') && mentionsName(m.content, this.#host.userName)) mentions++;
 		}
-		return count;
+		return { unread, mentions, covers: i >= 0 || this.#host.holdsAll() };
 	});
+
+	get unreadCount(): number {
+		return this.#counts.unread;
+	}
+
+	get mentionCount(): number {
+		return this.#counts.mentions;
+	}
+
+	/** The counts above are the room's, not only what this device holds of it. */
+	get covers(): boolean {
+		return this.#counts.covers;
+	}
 
 	constructor(host: ReadHost) {
 		this.#host = host;

@@ -94,6 +94,8 @@ export class RoomStore {
 	readonly #outgoing: OutgoingStore;
 	#untrack: () => void;
 	#stopUploads = () => {};
+	readonly #onNewest: ((message: ChatMessage) => void) | undefined;
+	#newest: ChatMessage | undefined;
 	#dispose = () => {};
 
 	/** The room's messages in display order: what the room showed last, until its own are read. */
@@ -112,7 +114,10 @@ export class RoomStore {
 	 * Read positions: the unread count, who has seen a message, where the "new messages" marker goes; the page
 	 * calls `markRead` as the user reads.
 	 */
-	readonly reads: Pick<ReadTracker, 'unreadCount' | 'known' | 'markRead' | 'seenBy' | 'firstUnreadId'>;
+	readonly reads: Pick<
+		ReadTracker,
+		'unreadCount' | 'mentionCount' | 'covers' | 'known' | 'markRead' | 'seenBy' | 'firstUnreadId'
+	>;
 	/** Messages older than the device holds, paged in from the server on request. */
 	readonly history: Readonly<HistoryState>;
 	/** Who has the room open and who is typing; the composer announces typing. */
@@ -129,6 +134,7 @@ export class RoomStore {
 		this.roomId = roomId;
 		this.user = user;
 		this.#meta = meta;
+		this.#onNewest = options.onNewest;
 		this.#screen = new RoomScreen(roomId, meta);
 		this.#core = new RoomSync({
 			roomId,
@@ -153,8 +159,10 @@ export class RoomStore {
 		this.#readsOf = new ReadTracker({
 			roomId,
 			userId: user.id,
+			userName: user.name,
 			meta,
 			events: () => this.#events as ChatMessage[],
+			holdsAll: () => !core.mayHaveOlder(serverConfig.roomWindowMessages),
 			syncedLink: () => (core.link?.isSynced ? core.link : undefined),
 		});
 		this.reads = this.#readsOf;
@@ -314,12 +322,25 @@ export class RoomStore {
 		this.#history.hasOlder = core.mayHaveOlder(serverConfig.roomWindowMessages);
 		this.#history.loadingOlder = core.loadingOlder;
 		this.#events = core.messages;
+		this.#tellNewest(core.messages.at(-1));
 		const ready = core.localReady && core.metaReady && this.#readsLoaded;
 		if (ready && !this.metaReady) {
 			this.metaReady = true;
 			// The room's own messages are ready: shown from now on (and kept for next time).
 			this.#screen.replace(() => this.#roomMessages);
 		} else if (ready) this.#screen.saveSoon(() => this.#roomMessages);
+	}
+
+	/**
+	 * Tells the list of the document's newest message when it changes (a new one, an edit, a delete): a client of
+	 * protocol 6 works out the room's place and preview from it (docs/protocol.md section 10). In a microtask: the
+	 * list's state must not change while a component or a derivation reads this store.
+	 */
+	#tellNewest(newest: ChatMessage | undefined): void {
+		const tell = this.#onNewest;
+		if (!tell || !newest || newest === this.#newest) return;
+		this.#newest = newest;
+		queueMicrotask(() => tell(newest));
 	}
 
 	async #loadReads(): Promise<void> {

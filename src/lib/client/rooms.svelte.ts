@@ -25,6 +25,8 @@ import {
 	sortRooms,
 	summaryOf,
 	withActivity,
+	withNewest,
+	countsOf,
 	type LocalResult,
 	type RoomAccess,
 	withPresence,
@@ -70,7 +72,7 @@ class Rooms {
 	]);
 
 	/** Unread messages over every room: the tab title shows it. */
-	readonly unreadTotal: number = $derived(this.list.reduce((sum, room) => sum + this.unread(room), 0));
+	readonly unreadTotal: number = $derived(this.list.reduce((sum, room) => sum + this.counts(room).unread, 0));
 
 	readonly #stores = new SvelteMap<string, RoomStore>();
 	readonly #access = new AccessChecks({
@@ -157,8 +159,7 @@ class Rooms {
 		},
 		activity: (change) => {
 			this.#fallback.superseded();
-			const room = withActivity(this.list, change);
-			if (room) this.#upsert(room);
+			this.#upsert(withActivity(this.list, change));
 		},
 		removed: (roomId, reason) => {
 			this.#fallback.superseded();
@@ -176,13 +177,9 @@ class Rooms {
 		presence: (userId, online) => (this.list = withPresence(this.list, userId, online)),
 	};
 
-	/**
-	 * Unread messages of a room: the server's count, except for the room on screen, whose open store counts
-	 * against the read position this device moves as the user reads (the server's count follows a moment later).
-	 */
-	unread(room: RoomSummary): number {
-		const store = this.viewing === room.id ? this.#stores.get(room.id) : undefined;
-		return store?.localReady && store.metaReady ? store.reads.unreadCount : room.unread;
+	/** A room's unread messages and mentions: the server's counts, or its open store's (`countsOf`). */
+	counts(room: RoomSummary): { unread: number; mentions: number } {
+		return countsOf(room, this.#stores.get(room.id), this.viewing === room.id);
 	}
 
 	/** Whether the user may open `roomId` now (room-access.svelte.ts). */
@@ -206,6 +203,7 @@ class Rooms {
 			store = RoomStore.open(roomId, this.#user, this.#meta, {
 				removedNotice: removal ? removalText(removal) : null,
 				onRemoved: () => this.#markRemoved(roomId, 'removed'),
+				onNewest: (message) => this.#upsert(withNewest(this.list, roomId, message, (r) => this.counts(r))),
 			});
 			this.#stores.set(roomId, store);
 		}
@@ -327,8 +325,9 @@ class Rooms {
 		this.#openAll();
 	}
 
-	/** Adds or replaces one room and keeps the list in order. */
-	#upsert(room: RoomSummary): void {
+	/** Adds or replaces one room and keeps the list in order (none: nothing changed). */
+	#upsert(room: RoomSummary | undefined): void {
+		if (!room) return;
 		const others = this.list.filter((r) => r.id !== room.id);
 		this.list = sortRooms([...others, room]);
 		this.#access.forget(room.id);

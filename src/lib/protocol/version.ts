@@ -10,9 +10,11 @@
  * (`GET /api/config`) before writing; 4 — a message may carry `attachments` (a client of 3 refuses such a message
  * as malformed, so it is told to reload; it writes nothing a server of 4 refuses, so it is still accepted); 5 — the
  * user channel says a room's new message and counts in a short `room-activity` to clients of 5 or later, instead of
- * the whole room (`ROOM_ACTIVITY_PROTOCOL`).
+ * the whole room (`ROOM_ACTIVITY_PROTOCOL`); 6 — a client that has a room's document open on its user channel's
+ * socket works out the room's newest message and its counts from the document, and gets no `room-activity` after
+ * a message there (`OPEN_ROOM_ACTIVITY_PROTOCOL`).
  */
-export const PROTOCOL_VERSION = 5;
+export const PROTOCOL_VERSION = 6;
 
 /** The oldest client version a server accepts: older ones would write what this server refuses. */
 export const OLDEST_CLIENT_PROTOCOL = 3;
@@ -20,6 +22,10 @@ export const OLDEST_CLIENT_PROTOCOL = 3;
 /** Clients of this version or later get `room-activity` on their user channel; older ones, and bots that say no
  * version, get the whole `room` as before. */
 export const ROOM_ACTIVITY_PROTOCOL = 5;
+
+/** Clients of this version or later get no `room-activity` after a message in a room whose document they have open
+ * on the user channel's socket: they work it out from the document (docs/protocol.md section 10). */
+export const OPEN_ROOM_ACTIVITY_PROTOCOL = 6;
 
 /** The WebSocket URL parameter that carries a client's version. */
 export const PROTOCOL_PARAMETER = 'protocol';
