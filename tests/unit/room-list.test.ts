@@ -125,6 +125,15 @@ describe('a room open on this device (protocol 6)', () => {
 		const deleted = withNewest([next!], id, message({ deleted: { by: ben, at: message().createdAt } }), keep);
 		expect(deleted?.lastMessage?.content).toBeNull();
 		expect(deleted?.activityAt).toBe(next?.activityAt);
+		// Someone no longer in the room: no name rather than the previous sender's.
+		const later = '2026-12-03T10:01:00.000Z';
+		const gone = message({
+			clientMsgId: '00000000-0000-4000-8000-0000000000f2',
+			senderId: '00000000-0000-4000-8000-00000000000c',
+			createdAt: later,
+			at: Date.parse(later),
+		});
+		expect(withNewest([next!], id, gone, keep)?.lastMessage?.senderName).toBeNull();
 	});
 
 	it('never goes back: an older message, a failed one, a room not in the list', () => {

@@ -102,7 +102,9 @@ export function withNewest(
 	if (order < 0 || (order === 0 && known?.content === content)) return undefined;
 	const activityAt =
 		Date.parse(message.createdAt) > Date.parse(room.activityAt) ? message.createdAt : room.activityAt;
-	const senderName = room.members.find((m) => m.id === message.senderId)?.name ?? known?.senderName ?? null;
+	const senderName =
+		room.members.find((m) => m.id === message.senderId)?.name ??
+		(known?.senderId === message.senderId ? known.senderName : null);
 	return {
 		...room,
 		// As counted on the device (`countsOf`): what the list keeps for the next start shows them.
