@@ -148,6 +148,20 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 		await expect
 			.poll(() => heard.some((f) => f.includes('"type":"state"')), { timeout: UI_TIMEOUT })
 			.toBe(true);
+		// Both rooms open and synced beside the channel (the app opens them once the list has painted): until then
+		// the server rightly tells the channel of their messages.
+		const synced = (roomId: string) =>
+			ben.page.evaluate((id) => {
+				const debug = (
+					globalThis as { __chatDebug?: { roomProvider(id: string): { isSynced: boolean } | null } }
+				).__chatDebug;
+				return debug?.roomProvider(id)?.isSynced === true;
+			}, roomId);
+		await expect
+			.poll(async () => (await synced(direct.body.id)) && (await synced(group.body.id)), {
+				timeout: UI_TIMEOUT,
+			})
+			.toBe(true);
 
 		await say(ana, direct.body.id, 'one');
 		await say(ana, direct.body.id, 'two');
