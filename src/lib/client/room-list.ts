@@ -82,11 +82,11 @@ export function withActivity(list: RoomSummary[], change: RoomActivity): RoomSum
 
 /**
  * The room of `list` with a message of its open document as its newest, or undefined when the list already says
- * as much (or does not hold the room). A
- * client of protocol 6 is sent no `room-activity` after a message in a room it has open (docs/protocol.md section
- * 10): it works the preview and the order out here. A message older in display order than the one the list holds
- * changes neither, and the room's time never goes back (the server orders by arrival, which a message's own time
- * does not pass but by the clock's skew). The counts are `counts`' for the room.
+ * as much (or does not hold the room). A client of protocol 6 is sent no `room-activity` after a message in a room
+ * it has open (docs/protocol.md section 10): it works the preview and the order out here. A message older in
+ * display order than the one the list holds changes neither, and the room's time never goes back (the server
+ * orders by arrival, which a message's own time does not pass but by the clock's skew). The counts are `counts`'
+ * for the room.
  */
 export function withNewest(
 	list: RoomSummary[],
