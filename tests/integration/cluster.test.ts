@@ -71,6 +71,34 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 		}
 	});
 
+	it('takes a user out of presence on the other node at once when they leave or close, not after 30 s', async () => {
+		const { api } = cluster;
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const cara = await api.register('cara');
+		const room = await api.createGroup(ana.accessToken, [ben.user.id, cara.user.id]);
+		const a = open(0, room.id, ana);
+		const b = open(1, room.id, ben);
+		const c = open(1, room.id, cara);
+		await Promise.all([a.synced(), b.synced(), c.synced()]);
+		const seenOnA = (userId: string) =>
+			[...(a.provider.awareness?.getStates().values() ?? [])].some((s) => s.user?.id === userId);
+		b.provider.awareness?.setLocalState({ user: { color: '#123456' }, typing: false });
+		c.provider.awareness?.setLocalState({ user: { color: '#654321' }, typing: false });
+		await waitFor(
+			() => seenOnA(ben.user.id) && seenOnA(cara.user.id),
+			10_000,
+			'Ana on A to see Ben and Cara',
+		);
+
+		// Ben leaves (a state of null, as the app does for a room it stops showing); Cara's connection closes.
+		b.provider.awareness?.setLocalState(null);
+		await waitFor(() => !seenOnA(ben.user.id), 5_000, 'Ben gone from presence on A');
+		c.destroy();
+		await waitFor(() => !seenOnA(cara.user.id), 5_000, 'Cara gone from presence on A');
+		expect(seenOnA(ben.user.id) || seenOnA(cara.user.id)).toBe(false);
+	});
+
 	// Last in this file: it kills node B.
 	it('drops a user whose node died from presence on the other node within the awareness timeout', async () => {
 		const { api } = cluster;
