@@ -54,6 +54,15 @@ async function say(sender: BrowserUser, roomId: string, text: string): Promise<v
 	await client.synced();
 }
 
+/** Whether `who`'s app has the room open and synced (it opens the list's rooms once the list has painted). */
+function roomSynced(who: BrowserUser, roomId: string): Promise<boolean> {
+	return who.page.evaluate((id) => {
+		const debug = (globalThis as { __chatDebug?: { roomProvider(id: string): { isSynced: boolean } | null } })
+			.__chatDebug;
+		return debug?.roomProvider(id)?.isSynced === true;
+	}, roomId);
+}
+
 describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () => {
 	beforeAll(async () => {
 		const client = await ensureBuilt();
@@ -150,15 +159,8 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 			.toBe(true);
 		// Both rooms open and synced beside the channel (the app opens them once the list has painted): until then
 		// the server rightly tells the channel of their messages.
-		const synced = (roomId: string) =>
-			ben.page.evaluate((id) => {
-				const debug = (
-					globalThis as { __chatDebug?: { roomProvider(id: string): { isSynced: boolean } | null } }
-				).__chatDebug;
-				return debug?.roomProvider(id)?.isSynced === true;
-			}, roomId);
 		await expect
-			.poll(async () => (await synced(direct.body.id)) && (await synced(group.body.id)), {
+			.poll(async () => (await roomSynced(ben, direct.body.id)) && (await roomSynced(ben, group.body.id)), {
 				timeout: UI_TIMEOUT,
 			})
 			.toBe(true);
@@ -183,6 +185,43 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 		await expect.poll(() => ben.page.title(), { timeout: UI_TIMEOUT }).toBe(`(1) ${ana.name} · Chat`);
 		await ben.page.getByRole('link', { name: 'Back to rooms' }).click();
 		await expect.poll(() => ben.page.title(), { timeout: UI_TIMEOUT }).toBe('(1) Chat');
+		expect(ben.session.errors(ben.page)).toEqual([]);
+	});
+
+	it('publishes Ben’s presence only in the room on his screen, not in the rooms open behind it', async () => {
+		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];
+		const direct = await api(ana, 'POST', '/api/rooms', { isGroup: false, memberIds: [ben.id] });
+		const group = await api(ana, 'POST', '/api/rooms', { name: 'Desk', isGroup: true, memberIds: [ben.id] });
+		const [directId, groupId] = [direct.body.id as string, group.body.id as string];
+		// Ana watches both rooms' awareness from the other node.
+		const watch = (roomId: string) => {
+			const client = connect(`${ana.url.replace(/^http/, 'ws')}/collab`, roomId, ana.accessToken, ana.id);
+			clients.push(client);
+			return () =>
+				[...client.provider.awareness!.getStates().values()].some(
+					(state) => (state as { user?: { id?: string } }).user?.id === ben.id,
+				);
+		};
+		const [benInDirect, benInGroup] = [watch(directId), watch(groupId)];
+		await expect.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT }).toHaveLength(2);
+		// Both rooms open and synced in Ben's app behind the list: before, each said he was there.
+		await expect
+			.poll(async () => (await roomSynced(ben, directId)) && (await roomSynced(ben, groupId)), {
+				timeout: UI_TIMEOUT,
+			})
+			.toBe(true);
+		await ben.page.waitForTimeout(1_000);
+		expect([benInDirect(), benInGroup()]).toEqual([false, false]);
+
+		await ben.page.locator(`[data-room-id="${groupId}"]`).click();
+		await expect.poll(benInGroup, { timeout: UI_TIMEOUT }).toBe(true);
+		expect(benInDirect()).toBe(false);
+		// Back to the list: gone from the group at once, not after the 30-s timeout.
+		await ben.page.getByRole('link', { name: 'Back to rooms' }).click();
+		await expect.poll(benInGroup, { timeout: 5_000 }).toBe(false);
+		await ben.page.locator(`[data-room-id="${directId}"]`).click();
+		await expect.poll(benInDirect, { timeout: UI_TIMEOUT }).toBe(true);
+		expect(benInGroup()).toBe(false);
 		expect(ben.session.errors(ben.page)).toEqual([]);
 	});
 

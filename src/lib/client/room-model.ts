@@ -32,6 +32,8 @@ export interface RoomStoreOptions {
 	onRemoved?: () => void;
 	/** The document's newest message changed (it arrived, was edited or deleted): the list's preview and order. */
 	onNewest?: (message: ChatMessage) => void;
+	/** Whether the room is on screen (reactive; default: always): only then does it publish the user's presence. */
+	shown?: () => boolean;
 }
 
 /** Normalises what the user typed into message content: NFC, no trailing whitespace. */

@@ -1,4 +1,5 @@
 import type { Link } from '../sync/ports.ts';
+import { presenceOf } from '../sync/hocuspocus.ts';
 import { awarenessState, type AwarenessState } from '../protocol/awareness.ts';
 
 /** Typing stops being announced after this long without a keystroke. */
@@ -9,15 +10,20 @@ interface Peer {
 	state: AwarenessState;
 }
 
-/** Who has a room open and who is typing there (awareness), and this user's own typing. */
+/**
+ * Who has a room on screen and who is typing there (awareness), this user's own presence and typing. The app keeps
+ * many rooms open at once; only the one on screen publishes the user's presence (`show`), so a room in the
+ * background costs no renewals every 15 s, for this device, the server or the room's members. Whether a member is
+ * online at all comes from the user channel.
+ */
 export class PresenceTracker {
 	#peers = $state.raw<Peer[]>([]);
 	#typingTimer: ReturnType<typeof setTimeout> | undefined;
-	readonly #userId: string;
+	readonly #user: { id: string; name: string };
 	/** The room's link, unless the room is closed. */
 	readonly #link: () => Link | undefined;
 
-	/** User ids with the room open right now (any of their devices), this user included. */
+	/** User ids with the room on screen right now (any of their devices), this user included. */
 	readonly onlineUserIds: Set<string> = $derived(new Set(this.#peers.map((p) => p.state.user.id)));
 
 	/** Others typing now, by name. */
@@ -25,23 +31,36 @@ export class PresenceTracker {
 		[
 			...new Set(
 				this.#peers
-					.filter((p) => p.state.typing && p.state.user.id !== this.#userId)
+					.filter((p) => p.state.typing && p.state.user.id !== this.#user.id)
 					.map((p) => p.state.user.name),
 			),
 		].sort(),
 	);
 
-	constructor(userId: string, link: () => Link | undefined) {
-		this.#userId = userId;
+	constructor(user: { id: string; name: string }, link: () => Link | undefined) {
+		this.#user = user;
 		this.#link = link;
+	}
+
+	/**
+	 * Publishes the user's presence while the room is on screen, and takes it back (at once, for everyone) when it
+	 * is not. A provider opened later starts the same way (HocuspocusTransport's `shown`).
+	 */
+	show(shown: boolean): void {
+		const awareness = this.#link()?.awareness;
+		if (!awareness || (awareness.getLocalState() !== null) === shown) return;
+		if (!shown) clearTimeout(this.#typingTimer);
+		awareness.setLocalState(shown ? presenceOf(this.#user) : null);
 	}
 
 	/** Announces typing; it turns itself off after a few idle seconds. */
 	setTyping(typing: boolean): void {
 		clearTimeout(this.#typingTimer);
 		const awareness = this.#link()?.awareness;
-		if (!awareness) return;
-		if (awareness.getLocalState()?.typing !== typing) awareness.setLocalStateField('typing', typing);
+		const state = awareness?.getLocalState();
+		// Off screen (no presence): nothing to announce.
+		if (!awareness || !state) return;
+		if (state.typing !== typing) awareness.setLocalStateField('typing', typing);
 		if (typing) this.#typingTimer = setTimeout(() => this.setTyping(false), TYPING_IDLE_MS);
 	}
 

@@ -1,5 +1,6 @@
 import type { HocuspocusProvider } from '@hocuspocus/provider';
 import type * as Y from 'yjs';
+import { untrack } from 'svelte';
 import { rowToEvent } from '../protocol/rows.ts';
 import { HocuspocusLink, HocuspocusTransport } from '../sync/hocuspocus.ts';
 import { IndexeddbStore } from '../sync/indexeddb.ts';
@@ -143,6 +144,7 @@ export class RoomStore {
 				socket: () => connection.socket,
 				token: () => session.accessToken(),
 				user,
+				shown: () => untrack(() => options.shown?.() ?? true),
 			}),
 			store: new IndexeddbStore((id) => roomDatabaseName(user.id, id)),
 			meta,
@@ -168,8 +170,12 @@ export class RoomStore {
 		this.reads = this.#readsOf;
 		this.#history = new HistoryState(() => core.loadOlder());
 		this.history = this.#history;
-		this.#presence = new PresenceTracker(user.id, () => core.link);
+		this.#presence = new PresenceTracker(user, () => core.link);
 		this.presence = this.#presence;
+		$effect(() => {
+			const shown = options.shown?.() ?? true;
+			untrack(() => this.#presence.show(shown));
+		});
 		this.#outgoing = new OutgoingStore(user.id);
 		this.#uploads = new RoomUploads({
 			roomId,

@@ -204,6 +204,7 @@ class Rooms {
 				removedNotice: removal ? removalText(removal) : null,
 				onRemoved: () => this.#markRemoved(roomId, 'removed'),
 				onNewest: (message) => this.#upsert(withNewest(this.list, roomId, message, (r) => this.counts(r))),
+				shown: () => this.viewing === roomId,
 			});
 			this.#stores.set(roomId, store);
 		}

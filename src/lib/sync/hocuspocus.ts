@@ -11,6 +11,16 @@ export interface HocuspocusTransportOptions {
 	token: string | null | (() => string) | (() => Promise<string>);
 	/** Who this is in the room's awareness; none: no awareness fields are set. */
 	user?: { id: string; name: string };
+	/**
+	 * Whether `roomId` is on screen (asked as each provider opens; default: every room is). Only then does its
+	 * awareness hold the user's presence: a room open in the background sends no state and no renewals.
+	 */
+	shown?: (roomId: string) => boolean;
+}
+
+/** The presence a room on screen publishes (the server rewrites the id and name from the login anyway). */
+export function presenceOf(user: { id: string; name: string }) {
+	return { user: { id: user.id, name: user.name, color: colorFor(user.id) }, typing: false };
 }
 
 /** A link that is a Hocuspocus provider on a shared socket. */
@@ -52,7 +62,7 @@ export class HocuspocusTransport implements Transport {
 	}
 
 	open(roomId: string, doc: Y.Doc, events: LinkEvents): HocuspocusLink {
-		const { socket, token, user } = this.#options;
+		const { socket, token, user, shown } = this.#options;
 		const provider = new HocuspocusProvider({
 			websocketProvider: socket(),
 			name: roomDocumentName(roomId),
@@ -73,10 +83,7 @@ export class HocuspocusTransport implements Transport {
 		provider.on('authenticationFailed', ({ reason }: { reason: string }) => events.loginRefused(reason));
 		provider.on('stateless', ({ payload }: { payload: string }) => events.stateless(payload));
 		provider.on('awarenessChange', () => events.awareness());
-		if (user) {
-			provider.setAwarenessField('user', { id: user.id, name: user.name, color: colorFor(user.id) });
-			provider.setAwarenessField('typing', false);
-		}
+		if (user) provider.awareness?.setLocalState((shown?.(roomId) ?? true) ? presenceOf(user) : null);
 		provider.attach();
 		return new HocuspocusLink(provider);
 	}
