@@ -19,7 +19,7 @@ export interface Mix {
 	messageMs: number;
 	/** Typing shows this long (ms) before the message goes. */
 	typingMs: number;
-	/** Presence renewal (Yjs targets). */
+	/** Presence renewal (Yjs targets); 0: none (typing still sets it, and the server drops it after 30 s). */
 	presenceMs: number;
 	/** At most one read report per user this often (ours). */
 	readMs: number;
@@ -130,7 +130,7 @@ class User {
 			this.timers.push(first);
 		};
 		every(mix.messageMs, Math.random() * mix.messageMs, () => this.#type());
-		if (spec.target !== 'seed')
+		if (spec.target !== 'seed' && mix.presenceMs > 0)
 			every(mix.presenceMs, Math.random() * mix.presenceMs, () => this.connection.renew());
 		this.#scheduleReopen();
 	}

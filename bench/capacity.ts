@@ -5,8 +5,9 @@
  *
  * Users are added in steps (START_USERS, then STEP_USERS more each step, up to MAX_USERS), in rooms of
  * ROOM_MEMBERS, each with the mix of bench/capacity-generator.ts: a message a minute (typed for 1.5 s first),
- * presence renewed every 15 s, read positions reported (ours), the user channel open beside the room (ours, as
- * every signed-in web client has it; USER_CHANNELS=0 leaves it out), and the room opened again after 10 minutes on
+ * presence renewed every 15 s (PRESENCE_MS; 0 leaves the renewals out), read positions reported at most every 10 s
+ * (ours; READ_MS), the user channel open beside the room (ours, as every signed-in web client has it;
+ * USER_CHANNELS=0 leaves it out), and the room opened again after 10 minutes on
  * average (a reconnect: login and the room's content fetched again). After each step's users connected and WARMUP_S passed,
  * a window of WINDOW_S measures the latency of every delivery (from the writer's send to another member's receipt)
  * and counts errors: a user who could not connect or was disconnected, a message not acknowledged within 10 s.
@@ -54,7 +55,8 @@ const P99_LIMIT_MS = 250;
 const mix: Mix = {
 	messageMs: envNumber('MESSAGE_MS', smoke ? 1_000 : 60_000),
 	typingMs: smoke ? 100 : 1_500,
-	presenceMs: 15_000,
+	// PRESENCE_MS=0 leaves out the renewals (to see what presence costs; the seed's design has none).
+	presenceMs: process.env.PRESENCE_MS === '0' ? 0 : envNumber('PRESENCE_MS', 15_000),
 	readMs: envNumber('READ_MS', 10_000),
 	reopenMeanMs: envNumber('REOPEN_MEAN_MS', smoke ? 3_000 : 600_000),
 	ackTimeoutMs: 10_000,
@@ -328,7 +330,7 @@ const seed = results.find((r) => r.target === 'seed');
 const bare = results.find((r) => r.target === 'bare');
 const ratio = (v: number, base: number | undefined) => (base ? `${fmt(v / base, 2)}×` : '–');
 const table = [
-	`Users added ${START_USERS} then ${STEP_USERS} a step up to ${MAX_USERS}, ${ROOM_MEMBERS} per room; each writes a message every ${mix.messageMs / 1000} s (typed first), renews presence every 15 s, reports reads${mix.userChannels ? ', has its user channel open (ours)' : ''}, reopens its room every ${mix.reopenMeanMs / 60_000} min on average; ${WARMUP_S} s then a ${WINDOW_S}-s window per step; a step passes with p99 < ${P99_LIMIT_MS} ms and no error${pinning ? '; the server on one core, the generator on the other' : ' (not pinned: PIN=off)'}:`,
+	`Users added ${START_USERS} then ${STEP_USERS} a step up to ${MAX_USERS}, ${ROOM_MEMBERS} per room; each writes a message every ${mix.messageMs / 1000} s (typed first), ${mix.presenceMs > 0 ? `renews presence every ${mix.presenceMs / 1000} s` : 'never renews presence'}, reports reads at most every ${mix.readMs / 1000} s${mix.userChannels ? ', has its user channel open (ours)' : ''}, reopens its room every ${mix.reopenMeanMs / 60_000} min on average; ${WARMUP_S} s then a ${WINDOW_S}-s window per step; a step passes with p99 < ${P99_LIMIT_MS} ms and no error${pinning ? '; the server on one core, the generator on the other' : ' (not pinned: PIN=off)'}:`,
 	'',
 	'| Target | users per core | ×bare | ×seed | users per GB of RSS | server cores used there | RSS MB there | p99 ms there | what ended it |',
 	'| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
