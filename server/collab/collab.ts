@@ -123,6 +123,9 @@ const hocuspocusSettings = {
 	// An awareness update reaches Presence decoded into its states, without a scratch Y.Doc and Awareness per
 	// update (a random guid and a timer each; the same patch).
 	scratchAwareness: false,
+	// A renewal of the state Presence last let through for a connection, byte for byte, is applied without it: it
+	// judged that very state already (the same patch).
+	awarenessRenewalHooks: false,
 	// A presence renewal (a state sent again unchanged, every 15 s per provider) waits up to 5 s and goes out with
 	// the room's other renewals, or with its next change: one frame per member for many renewals (the same patch).
 	// Changes, arrivals and leaves go out at once; y-protocols drops a state it has not heard from for 30 s.

@@ -25,7 +25,10 @@ afterEach(async () => {
 
 async function start(
 	beforeHandleAwareness: (payload: beforeHandleAwarenessPayload) => void,
-	{ extensions = [], ...options }: { echoAwareness?: boolean; extensions?: Extension[] } = {},
+	{
+		extensions = [],
+		...options
+	}: { echoAwareness?: boolean; awarenessRenewalHooks?: boolean; extensions?: Extension[] } = {},
 ) {
 	const port = await freePort();
 	const server = new Server({
@@ -217,6 +220,88 @@ describe('Hocuspocus onAwarenessUpdate', () => {
 			expect(seen[0]?.states).toEqual([{ clientId: 101, typing: true }]);
 		} finally {
 			client.close();
+		}
+	});
+});
+
+describe('Hocuspocus with awarenessRenewalHooks: false', () => {
+	/** Ana and Ben in one room; the hook rewrites every state (as Presence does) and counts its runs. */
+	async function room(awarenessRenewalHooks: boolean, judge?: (states: Map<number, unknown>) => void) {
+		const judged: Map<number, unknown>[] = [];
+		const { server, url } = await start(
+			({ states }) => {
+				judged.push(new Map(states));
+				for (const [id, state] of states) states.set(id, { judged: state });
+				judge?.(states);
+			},
+			{ awarenessRenewalHooks },
+		);
+		const [ana, ben] = [
+			await RawClient.open(url, 'room', 'token'),
+			await RawClient.open(url, 'room', 'token'),
+		];
+		await Promise.all([ana.authenticated, ben.authenticated]);
+		const held = () => server.hocuspocus.documents.get('room')?.awareness;
+		return { ana, ben, benGot: awarenessReceived(ben), judged, held };
+	}
+
+	it('renews the state the hooks made of the same JSON without running them again', async () => {
+		const { ana, ben, benGot, judged, held } = await room(false);
+		try {
+			awareness(ana, [[101, 1, { typing: false }]]);
+			await waitFor(() => benGot.length === 1, 5_000, 'Ben to hear of Ana');
+			const state = held()?.getStates().get(101);
+			expect(state).toEqual({ judged: { typing: false } });
+			awareness(ana, [[101, 2, { typing: false }]]);
+			await waitFor(() => benGot.length === 2, 5_000, 'Ben to hear the renewal');
+			expect(judged).toHaveLength(1);
+			expect(held()?.meta.get(101)?.clock).toBe(2);
+			expect(held()?.getStates().get(101)).toBe(state);
+			// A change, and a renewal of it, go through the hooks once.
+			awareness(ana, [[101, 3, { typing: true }]]);
+			await waitFor(() => benGot.length === 3, 5_000, 'Ben to hear the change');
+			awareness(ana, [[101, 4, { typing: true }]]);
+			await waitFor(() => benGot.length === 4, 5_000, 'Ben to hear its renewal');
+			expect(judged.map((states) => states.get(101))).toEqual([{ typing: false }, { typing: true }]);
+			expect(held()?.getStates().get(101)).toEqual({ judged: { typing: true } });
+			expect(held()?.meta.get(101)?.clock).toBe(4);
+		} finally {
+			ana.close();
+			ben.close();
+		}
+	});
+
+	it('runs the hooks for a renewal of a state they dropped, an old clock, or another client id', async () => {
+		const { ana, ben, judged, held } = await room(false, (states) => {
+			if ((states.get(102) as { judged?: { drop?: boolean } } | undefined)?.judged?.drop) states.delete(102);
+		});
+		try {
+			awareness(ana, [[102, 1, { drop: true }]]);
+			awareness(ana, [[102, 2, { drop: true }]]);
+			await waitFor(() => judged.length === 2, 5_000, 'the hooks to judge both');
+			expect(held()?.getStates().has(102)).toBe(false);
+			awareness(ana, [[101, 1, { typing: false }]]);
+			awareness(ana, [[101, 1, { typing: false }]]);
+			awareness(ana, [[103, 2, { typing: false }]]);
+			await waitFor(() => judged.length === 5, 5_000, 'the hooks to judge the rest');
+			expect(held()?.meta.get(101)?.clock).toBe(1);
+		} finally {
+			ana.close();
+			ben.close();
+		}
+	});
+
+	it('runs the hooks for every renewal by default, as upstream', async () => {
+		const { ana, ben, benGot, judged } = await room(true);
+		try {
+			awareness(ana, [[101, 1, { typing: false }]]);
+			await waitFor(() => benGot.length === 1, 5_000, 'Ben to hear of Ana');
+			awareness(ana, [[101, 2, { typing: false }]]);
+			await waitFor(() => benGot.length === 2, 5_000, 'Ben to hear the renewal');
+			expect(judged).toHaveLength(2);
+		} finally {
+			ana.close();
+			ben.close();
 		}
 	});
 });
