@@ -29,6 +29,8 @@ export interface Mix {
 	ackTimeoutMs: number;
 	/** Each user also opens their user channel on the same socket, as the web client does (ours). */
 	userChannels: boolean;
+	/** The channel renews its own presence every `presenceMs`, as the web client's does (ours, with the channel). */
+	channelPresence: boolean;
 	/** The protocol version users say they follow (`?protocol=`, ours), as the web client of this build does. */
 	clientProtocol: number;
 }
@@ -226,7 +228,9 @@ function thinConnection(
 		{
 			doc: user.doc,
 			unconfirmed: new Set(user.unacked.keys()),
-			...(mix.userChannels && spec.target.startsWith('ours') ? { userChannel: spec.userId } : {}),
+			...(mix.userChannels && spec.target.startsWith('ours')
+				? { userChannel: spec.userId, channelPresence: mix.channelPresence }
+				: {}),
 		},
 	);
 	return {
@@ -234,7 +238,10 @@ function thinConnection(
 		stage: () => client.stage,
 		write: (message) => client.write(message),
 		typing: (on) => client.presence(on),
-		renew: () => client.presence(false),
+		renew: () => {
+			client.presence(false);
+			client.renewChannel();
+		},
 		read: (id) => client.read(id),
 		close: () => client.close(),
 	};

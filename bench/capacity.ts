@@ -7,7 +7,8 @@
  * ROOM_MEMBERS, each with the mix of bench/capacity-generator.ts: a message a minute (typed for 1.5 s first),
  * presence renewed every 15 s (PRESENCE_MS; 0 leaves the renewals out), read positions reported at most every 10 s
  * (ours; READ_MS), the user channel open beside the room (ours, as every signed-in web client has it;
- * USER_CHANNELS=0 leaves it out), and the room opened again after 10 minutes on
+ * USER_CHANNELS=0 leaves it out) with its own presence renewed as the web client's is (CHANNEL_PRESENCE=0 leaves
+ * that out), and the room opened again after 10 minutes on
  * average (a reconnect: login and the room's content fetched again). After each step's users connected and WARMUP_S passed,
  * a window of WINDOW_S measures the latency of every delivery (from the writer's send to another member's receipt)
  * and counts errors: a user who could not connect or was disconnected, a message not acknowledged within 10 s.
@@ -62,6 +63,8 @@ const mix: Mix = {
 	ackTimeoutMs: 10_000,
 	// USER_CHANNELS=0 leaves out the user channel that every signed-in web client opens (to compare).
 	userChannels: process.env.USER_CHANNELS !== '0',
+	// CHANNEL_PRESENCE=0 leaves out the channel's own presence renewals (the web client's heartbeat; see thin-client.ts).
+	channelPresence: process.env.CHANNEL_PRESENCE !== '0',
 	// CLIENT_PROTOCOL=4 has users speak as clients of 4 did (their channel gets whole rooms, not `room-activity`).
 	clientProtocol: envNumber('CLIENT_PROTOCOL', PROTOCOL_VERSION),
 };
@@ -330,7 +333,7 @@ const seed = results.find((r) => r.target === 'seed');
 const bare = results.find((r) => r.target === 'bare');
 const ratio = (v: number, base: number | undefined) => (base ? `${fmt(v / base, 2)}×` : '–');
 const table = [
-	`Users added ${START_USERS} then ${STEP_USERS} a step up to ${MAX_USERS}, ${ROOM_MEMBERS} per room; each writes a message every ${mix.messageMs / 1000} s (typed first), ${mix.presenceMs > 0 ? `renews presence every ${mix.presenceMs / 1000} s` : 'never renews presence'}, reports reads at most every ${mix.readMs / 1000} s${mix.userChannels ? ', has its user channel open (ours)' : ''}, reopens its room every ${mix.reopenMeanMs / 60_000} min on average; ${WARMUP_S} s then a ${WINDOW_S}-s window per step; a step passes with p99 < ${P99_LIMIT_MS} ms and no error${pinning ? '; the server on one core, the generator on the other' : ' (not pinned: PIN=off)'}:`,
+	`Users added ${START_USERS} then ${STEP_USERS} a step up to ${MAX_USERS}, ${ROOM_MEMBERS} per room; each writes a message every ${mix.messageMs / 1000} s (typed first), ${mix.presenceMs > 0 ? `renews presence every ${mix.presenceMs / 1000} s` : 'never renews presence'}, reports reads at most every ${mix.readMs / 1000} s${mix.userChannels ? `, has its user channel open (ours${mix.channelPresence ? ', its presence renewed too' : ''})` : ''}, reopens its room every ${mix.reopenMeanMs / 60_000} min on average; ${WARMUP_S} s then a ${WINDOW_S}-s window per step; a step passes with p99 < ${P99_LIMIT_MS} ms and no error${pinning ? '; the server on one core, the generator on the other' : ' (not pinned: PIN=off)'}:`,
 	'',
 	'| Target | users per core | ×bare | ×seed | users per GB of RSS | server cores used there | RSS MB there | p99 ms there | what ended it |',
 	'| --- | --- | --- | --- | --- | --- | --- | --- | --- |',

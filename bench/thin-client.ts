@@ -43,6 +43,8 @@ export class ThinClient {
 	readonly #doc: Y.Doc;
 	readonly #events: ThinEvents;
 	#awarenessClock = 0;
+	/** The channel's own presence (the web client's channel provider has one, as every provider does). */
+	readonly #channelPresence: { clientId: number; clock: number } | null;
 	#synced = false;
 	#closing = false;
 	/**
@@ -61,9 +63,16 @@ export class ThinClient {
 		documentName: string,
 		token: string,
 		events: ThinEvents,
-		{ doc, unconfirmed, userChannel }: { doc: Y.Doc; unconfirmed: Set<string>; userChannel?: string },
+		{
+			doc,
+			unconfirmed,
+			userChannel,
+			channelPresence = false,
+		}: { doc: Y.Doc; unconfirmed: Set<string>; userChannel?: string; channelPresence?: boolean },
 	) {
 		this.#channel = userChannel ? `user:${userChannel}` : null;
+		this.#channelPresence =
+			userChannel && channelPresence ? { clientId: new Y.Doc().clientID, clock: 0 } : null;
 		this.#doc = doc;
 		this.#unconfirmed = unconfirmed;
 		this.#name = documentName;
@@ -120,12 +129,26 @@ export class ThinClient {
 	/** Sends this client's presence: typing or not (also its 15-s renewal). */
 	presence(typing: boolean): void {
 		const state = JSON.stringify({ user: { name: 'bench' }, typing });
+		this.#sendAwareness(this.#doc.clientID, ++this.#awarenessClock, state, this.#name);
+	}
+
+	/**
+	 * Renews the channel's presence, as the web client's channel provider does every 15 s (y-protocols renews the
+	 * empty state every provider starts with): the socket's heartbeat while no room is on screen.
+	 */
+	renewChannel(): void {
+		const presence = this.#channelPresence;
+		if (presence && this.#channel)
+			this.#sendAwareness(presence.clientId, ++presence.clock, '{}', this.#channel);
+	}
+
+	#sendAwareness(clientId: number, clock: number, state: string, name: string): void {
 		const update = encoding.createEncoder();
 		encoding.writeVarUint(update, 1);
-		encoding.writeVarUint(update, this.#doc.clientID);
-		encoding.writeVarUint(update, ++this.#awarenessClock);
+		encoding.writeVarUint(update, clientId);
+		encoding.writeVarUint(update, clock);
 		encoding.writeVarString(update, state);
-		this.#send(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update)));
+		this.#send(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update)), name);
 	}
 
 	/** Reports a read position (ours: the `read` stateless message). */
@@ -213,6 +236,7 @@ export class ThinClient {
 					},
 					name,
 				);
+				this.renewChannel();
 			} else this.#events.failed(`user channel refused: ${decoding.readVarString(decoder)}`);
 		} else if (type === Msg.Stateless) {
 			const payload = JSON.parse(decoding.readVarString(decoder)) as { type?: string };
