@@ -29,7 +29,7 @@ export interface Mix {
 	ackTimeoutMs: number;
 	/** Each user also opens their user channel on the same socket, as the web client does (ours). */
 	userChannels: boolean;
-	/** The channel renews its own presence every `presenceMs`, as the web client's does (ours, with the channel). */
+	/** The channel renews its own presence every `presenceMs`, as the web client's does with no live room on screen. */
 	channelPresence: boolean;
 	/** The protocol version users say they follow (`?protocol=`, ours), as the web client of this build does. */
 	clientProtocol: number;

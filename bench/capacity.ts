@@ -7,8 +7,8 @@
  * ROOM_MEMBERS, each with the mix of bench/capacity-generator.ts: a message a minute (typed for 1.5 s first),
  * presence renewed every 15 s (PRESENCE_MS; 0 leaves the renewals out), read positions reported at most every 10 s
  * (ours; READ_MS), the user channel open beside the room (ours, as every signed-in web client has it;
- * USER_CHANNELS=0 leaves it out) with its own presence renewed as the web client's is (CHANNEL_PRESENCE=0 leaves
- * that out), and the room opened again after 10 minutes on
+ * USER_CHANNELS=0 leaves it out; CHANNEL_PRESENCE=1 renews its own presence too, as the web client does while no
+ * live room is on screen), and the room opened again after 10 minutes on
  * average (a reconnect: login and the room's content fetched again). After each step's users connected and WARMUP_S passed,
  * a window of WINDOW_S measures the latency of every delivery (from the writer's send to another member's receipt)
  * and counts errors: a user who could not connect or was disconnected, a message not acknowledged within 10 s.
@@ -63,8 +63,9 @@ const mix: Mix = {
 	ackTimeoutMs: 10_000,
 	// USER_CHANNELS=0 leaves out the user channel that every signed-in web client opens (to compare).
 	userChannels: process.env.USER_CHANNELS !== '0',
-	// CHANNEL_PRESENCE=0 leaves out the channel's own presence renewals (the web client's heartbeat; see thin-client.ts).
-	channelPresence: process.env.CHANNEL_PRESENCE !== '0',
+	// CHANNEL_PRESENCE=1 renews the channel's own presence too: the web client's heartbeat while no live room is on
+	// screen (thin-client.ts). The users of the mix have their room on screen, where the web client rests it.
+	channelPresence: process.env.CHANNEL_PRESENCE === '1',
 	// CLIENT_PROTOCOL=4 has users speak as clients of 4 did (their channel gets whole rooms, not `room-activity`).
 	clientProtocol: envNumber('CLIENT_PROTOCOL', PROTOCOL_VERSION),
 };

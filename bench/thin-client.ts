@@ -134,7 +134,7 @@ export class ThinClient {
 
 	/**
 	 * Renews the channel's presence, as the web client's channel provider does every 15 s (y-protocols renews the
-	 * empty state every provider starts with): the socket's heartbeat while no room is on screen.
+	 * empty state every provider starts with) while no live room is on screen: the socket's heartbeat then.
 	 */
 	renewChannel(): void {
 		const presence = this.#channelPresence;

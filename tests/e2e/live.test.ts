@@ -9,6 +9,7 @@ import {
 	type SharedBrowser,
 } from '../helpers/browser.ts';
 import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
+import { openChannel } from '../helpers/channel.ts';
 import { connect, type TestClient } from '../helpers/collab.ts';
 import {
 	PASSWORD,
@@ -224,6 +225,41 @@ describe.skipIf(!chromiumAvailable || !canRunCluster)('the live room list', () =
 		expect(benInGroup()).toBe(false);
 		expect(ben.session.errors(ben.page)).toEqual([]);
 	});
+
+	it('rests the channel’s heartbeat while a live room is on screen, and stays connected alone in a room', async () => {
+		const ben = await user(1, 'ben');
+		const notes = await api(ben, 'POST', '/api/rooms', { name: 'Notes', isGroup: true, memberIds: [] });
+		expect(notes.status).toBe(201);
+		const roomId = notes.body.id as string;
+		await expect.poll(() => listedRooms(ben.page), { timeout: UI_TIMEOUT }).toEqual([roomId]);
+		// Ben's channel as another device of his sees it, from the other node.
+		const watcher = openChannel(
+			`${(cluster.urls[0] as string).replace(/^http/, 'ws')}/collab`,
+			ben.id,
+			ben.accessToken,
+		);
+		try {
+			const own = watcher.provider.document.clientID;
+			const beats = () =>
+				[...(watcher.provider.awareness?.getStates().keys() ?? [])].some((id) => id !== own);
+			await expect.poll(beats, { timeout: UI_TIMEOUT }).toBe(true);
+			const sockets: string[] = [];
+			ben.page.on('websocket', (ws) => sockets.push(ws.url()));
+			await ben.page.locator(`[data-room-id="${roomId}"]`).click();
+			await ben.page.getByTestId('composer').waitFor({ timeout: UI_TIMEOUT });
+			await expect.poll(beats, { timeout: UI_TIMEOUT }).toBe(false);
+			// Alone in the room and the channel at rest: the room's own presence keeps the socket open both ways past
+			// the server's 30-s timeout and the provider's.
+			await ben.page.waitForTimeout(35_000);
+			expect(sockets).toEqual([]);
+			expect(beats()).toBe(false);
+			await ben.page.getByRole('link', { name: 'Back to rooms' }).click();
+			await expect.poll(beats, { timeout: UI_TIMEOUT }).toBe(true);
+			expect(ben.session.errors(ben.page)).toEqual([]);
+		} finally {
+			watcher.destroy();
+		}
+	}, 90_000);
 
 	it('turns a room read-only when Ben is removed, and Dismiss forgets its copy on the device', async () => {
 		const [ana, ben] = [await user(0, 'ana'), await user(1, 'ben')];

@@ -85,6 +85,8 @@ class UserChannel {
 	#provider: HocuspocusProvider | null = null;
 	#retryMs = RETRY_MIN_MS;
 	#retryTimer: ReturnType<typeof setTimeout> | undefined;
+	/** Whether the channel's own presence beats (see `heartbeat`). */
+	#beating = true;
 
 	/** Opens the channel of `userId` (closing another user's first). Idempotent for the same user. */
 	open(userId: string, sink: UserChannelSink): void {
@@ -98,6 +100,18 @@ class UserChannel {
 		this.#doc = new Y.Doc();
 		this.status = 'connecting';
 		this.#provider = this.#createProvider(this.#doc, userId);
+	}
+
+	/**
+	 * The channel's own presence (the empty state every provider has, renewed every 15 s, which the server sends
+	 * back) is the socket's heartbeat. It is needed only while no live room is on screen: a live room's own presence
+	 * keeps the socket alive both ways. Off, the channel holds `null`, and the server has one renewal fewer a device
+	 * every 15 s to take and answer.
+	 */
+	heartbeat(on: boolean): void {
+		this.#beating = on;
+		const awareness = this.#provider?.awareness;
+		if (awareness && (awareness.getLocalState() !== null) !== on) awareness.setLocalState(on ? {} : null);
 	}
 
 	/** Closes the channel (sign-out, or a change of user). */
@@ -122,6 +136,7 @@ class UserChannel {
 			sessionAwareness: true,
 			token: () => session.accessToken(),
 		});
+		if (!this.#beating) provider.awareness?.setLocalState(null);
 		const current = () => provider === this.#provider;
 		provider.on('stateless', ({ payload }: { payload: string }) => {
 			if (current()) this.#receive(payload);
