@@ -28,6 +28,8 @@ class FileCache {
 	/** Object URLs handed out, by path; one fetch at a time per path. */
 	readonly #urls = new Map<string, Promise<string>>();
 	#index: Index = {};
+	/** Bumped by `clear`: a fetch that began before it keeps nothing, nor counts what it found. */
+	#generation = 0;
 
 	constructor() {
 		if (typeof localStorage === 'undefined') return;
@@ -72,6 +74,7 @@ class FileCache {
 
 	/** Deletes every kept file from this device (they are fetched again when shown online). */
 	async clear(): Promise<void> {
+		this.#generation++;
 		this.#index = {};
 		this.#save();
 		for (const url of this.#urls.values()) void url.then(URL.revokeObjectURL, () => undefined);
@@ -80,10 +83,12 @@ class FileCache {
 	}
 
 	async #blob(path: string, fallback: string | null): Promise<Blob> {
+		const generation = this.#generation;
+		const current = () => generation === this.#generation;
 		const cache = typeof caches === 'undefined' ? null : await caches.open(CACHE_NAME).catch(() => null);
 		const kept = await cache?.match(path);
 		if (kept) {
-			this.#touch(path, Number(kept.headers.get('content-length')) || 0);
+			if (current()) this.#touch(path, Number(kept.headers.get('content-length')) || 0);
 			return kept.blob();
 		}
 		const response = await fetch(path, {
@@ -92,10 +97,12 @@ class FileCache {
 		if (response.status === 404 && fallback) return this.#blob(fallback, null);
 		if (!response.ok) throw new Error(`the file cannot be read (${response.status})`);
 		const blob = await response.blob();
-		if (cache) {
+		// Cleared meanwhile: the user asked for nothing to be kept, and this fetch began before.
+		if (cache && current()) {
 			await cache
 				.put(path, new Response(blob, { headers: { 'content-length': String(blob.size) } }))
 				.then(() => {
+					if (!current()) return;
 					this.#touch(path, blob.size);
 					return this.#trim();
 				})
