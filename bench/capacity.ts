@@ -30,6 +30,7 @@ import {
 	fmt,
 	listenOverflows,
 	machineBusyMs,
+	postgresBusyMs,
 	parseTargets,
 	percentile,
 	pin,
@@ -90,6 +91,8 @@ interface Step {
 	generatorCores: number;
 	/** The whole machine's busy cores (of 2): the server's, the generator's, Postgres's. */
 	machineCores: number;
+	/** Postgres's processes' cores (the cluster's: every database's backends, its writers and autovacuum). */
+	postgresCores: number;
 	generatorLoopDelayMaxMs: number;
 	/** The server's event-loop delay in the window, and its longest GC pause. */
 	serverLoopDelayP99Ms: number;
@@ -174,6 +177,7 @@ async function step(
 	const database0 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
 	const before = running.stats();
 	const machine0 = machineBusyMs();
+	const postgres0 = postgresBusyMs();
 	const t0 = performance.now();
 	for (const w of workers) w.send({ type: 'begin' } satisfies ToCapacityGenerator);
 	await sleep(WINDOW_S * 1_000);
@@ -181,6 +185,7 @@ async function step(
 	const seconds = (performance.now() - t0) / 1_000;
 	const after = running.stats();
 	const machineCores = (machineBusyMs() - machine0) / 1_000 / seconds;
+	const postgresCores = (postgresBusyMs() - postgres0) / 1_000 / seconds;
 	const database1 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
 	const profiles = await running.profile('stop');
 	const loop = await running.gc();
@@ -218,6 +223,7 @@ async function step(
 		serverCores: (after.cpuMs - before.cpuMs) / 1_000 / seconds,
 		generatorCores: parts.reduce((a, p) => a + p.cpuMs, 0) / 1_000 / seconds,
 		machineCores,
+		postgresCores,
 		generatorLoopDelayMaxMs: Math.max(...parts.map((p) => p.loopDelayMaxMs)),
 		serverLoopDelayP99Ms: loop.loopDelayP99Ms,
 		serverLoopDelayMaxMs: loop.loopDelayMaxMs,
@@ -288,7 +294,7 @@ async function run(target: Target) {
 								.join(' ')}, `
 						: '') +
 					`p50 ${fmt(s.p50Ms)} ms, p99 ${fmt(s.p99Ms)} ms, errors ${s.errors.length}, cores: server ${fmt(s.serverCores, 2)}, ` +
-					`generator ${fmt(s.generatorCores, 2)}, machine ${fmt(s.machineCores, 2)}; ` +
+					`generator ${fmt(s.generatorCores, 2)}, Postgres ${fmt(s.postgresCores, 2)}, machine ${fmt(s.machineCores, 2)}; ` +
 					(s.database
 						? `Postgres ${fmt(s.database.commits, 0)} commits/s, WAL ${fmt(s.database.walKb, 0)} KB/s (${fmt(s.database.fullPages, 0)} full pages/s, ${fmt(s.database.walSyncs, 0)} flushes/s); `
 						: '') +
@@ -323,7 +329,7 @@ async function run(target: Target) {
 			? `not reached (${MAX_USERS} users)`
 			: failed.errors.length > 0
 				? `errors: ${failed.errors.slice(0, 2).join('; ')}`
-				: `p99 ${fmt(failed.p99Ms, 0)} ms at ${failed.users} users (cores: server ${fmt(failed.serverCores, 2)}, generator ${fmt(failed.generatorCores, 2)}, machine ${fmt(failed.machineCores, 2)})`,
+				: `p99 ${fmt(failed.p99Ms, 0)} ms at ${failed.users} users (cores: server ${fmt(failed.serverCores, 2)}, generator ${fmt(failed.generatorCores, 2)}, Postgres ${fmt(failed.postgresCores, 2)}, machine ${fmt(failed.machineCores, 2)})`,
 		steps,
 	};
 }

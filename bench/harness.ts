@@ -196,6 +196,26 @@ export function machineBusyMs(): number {
 }
 
 /**
+ * CPU time Postgres's processes on this machine spent (every backend and helper that runs now, and what its
+ * finished backends spent, which the postmaster collects), ms; 0 where none is visible. The cluster's, as the WAL.
+ */
+export function postgresBusyMs(): number {
+	let ticks = 0;
+	for (const entry of fs.readdirSync('/proc')) {
+		if (!/^\d+$/.test(entry)) continue;
+		try {
+			if (fs.readFileSync(`/proc/${entry}/comm`, 'utf8').trim() !== 'postgres') continue;
+			const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+			// utime, stime, and the children's cutime, cstime (fields 14–17 of proc(5))
+			ticks += Number(stat[11]) + Number(stat[12]) + Number(stat[13]) + Number(stat[14]);
+		} catch {
+			// the process ended between the listing and the read
+		}
+	}
+	return ticks * TICK_MS;
+}
+
+/**
  * Connections the kernel dropped because a listen queue was full, since boot (every listener on this machine:
  * `TcpExtListenOverflows` of `nstat`); 0 where /proc/net/netstat is missing.
  */
