@@ -112,4 +112,39 @@ describe('Activity', () => {
 		expect(asked).toEqual([]);
 		expect(pushed).toEqual([]);
 	});
+
+	it('keeps the audiences of the rooms heard from last, up to its members, and forgets a room that changed', async () => {
+		const queried: string[] = [];
+		const db = {
+			kind: 'postgres',
+			query: async (_sql: string, params: unknown[]) => {
+				queried.push(params[0] as string);
+				return { rows: members.map((m) => ({ is_group: true, room_name: 'Team', ...m })), rowCount: 6 };
+			},
+		} as unknown as Db;
+		const log = createLogger('silent');
+		const bus = new LocalBus(log);
+		const devices = { onlineOf: async () => new Set<string>() } as unknown as Devices;
+		// Room of six members each: the limit holds two rooms.
+		const activity = new Activity({ db, log, bus, devices, audienceCacheMembers: 12 });
+		const published: string[] = [];
+		bus.subscribe((event) => void (event.type === 'activity' && published.push(event.roomId)));
+		const write = async (room: string) => {
+			const before = published.length;
+			activity.accepted({ roomId: room, writer: { id: 'ana', name: 'ana' }, events: [message(room, 'hi')] });
+			await expect.poll(() => published.length).toBe(before + 1);
+		};
+		const [a, b, c] = ['a', 'b', 'c'].map((x) => `00000000-0000-4000-8000-00000000000${x}`) as [
+			string,
+			string,
+			string,
+		];
+		for (const room of [a, b, a, c, a, b]) await write(room);
+		// a and b are cached; c pushes out b (heard from longer ago than a), which is asked again.
+		expect(queried).toEqual([a, b, c, b]);
+		const removal = { type: 'membership', roomId: a, userId: roomId, role: null, by: null } as const;
+		await bus.publish(removal);
+		await write(a);
+		expect(queried).toEqual([a, b, c, b, a]);
+	});
 });
