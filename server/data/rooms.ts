@@ -339,6 +339,7 @@ export async function audience(
 		`SELECT r.is_group, r.name AS room_name, u.id, u.name, ${effectiveNotify.replace('me.', 'm.')} AS notify
 		 FROM rooms r JOIN memberships m ON m.room_id = r.id JOIN users u ON u.id = m.user_id WHERE r.id = $1`,
 		[roomId],
+		{ prepared: 'chat_audience' },
 	);
 	return {
 		isGroup: rows[0]?.is_group ?? true,
