@@ -68,6 +68,43 @@ describeEachBackend('presence', (backend) => {
 		}
 	});
 
+	it('lets a reconnecting device speak for its client id while its old socket lingers', async () => {
+		const { ben, room, a, statesSeenBy } = await pair();
+		// Ben's device on a network that dropped: the server still holds its socket (until the 30-s timeout) when
+		// the device comes back on a new one and says its state again, under the same client id.
+		const clientId = 4_242_424;
+		const say = (raw: RawClient, clock: number, typing: boolean) => {
+			const update = encoding.createEncoder();
+			encoding.writeVarUint(update, 1);
+			encoding.writeVarUint(update, clientId);
+			encoding.writeVarUint(update, clock);
+			encoding.writeVarString(update, JSON.stringify({ user: { color: '#123456' }, typing }));
+			raw.send(
+				raw.frame(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update))),
+			);
+		};
+		const old = await RawClient.open(server.wsUrl, `room:${room.id}`, ben.accessToken);
+		const again = await RawClient.open(server.wsUrl, `room:${room.id}`, ben.accessToken);
+		try {
+			await old.authenticated;
+			say(old, 1, false);
+			await waitFor(() => statesSeenBy(a).length === 1, 5_000, 'ana to see ben');
+			await again.authenticated;
+			say(again, 2, true);
+			await waitFor(() => statesSeenBy(a)[0]?.typing === true, 5_000, 'ana to see ben typing again');
+			// The old socket goes at last: Ben stays, as his device is there.
+			old.close();
+			await old.ended;
+			await new Promise((resolve) => setTimeout(resolve, 500));
+			expect(statesSeenBy(a)).toEqual([
+				{ user: { id: ben.user.id, name: ben.user.name, color: '#123456' }, typing: true },
+			]);
+		} finally {
+			old.close();
+			again.close();
+		}
+	});
+
 	it('removes a user at once when they leave explicitly, not after the 30 s timeout', async () => {
 		const { a, b, statesSeenBy } = await pair();
 		b.provider.awareness?.setLocalState({ user: { color: '#abcdef' }, typing: false });
