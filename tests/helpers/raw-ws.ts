@@ -127,6 +127,18 @@ export class RawClient {
 		);
 	}
 
+	/** Says one awareness client's state (docs/protocol.md section 9) with `clock`, as a provider does. */
+	sayAwareness(clientId: number, clock: number, state: unknown) {
+		const update = encoding.createEncoder();
+		encoding.writeVarUint(update, 1);
+		encoding.writeVarUint(update, clientId);
+		encoding.writeVarUint(update, clock);
+		encoding.writeVarString(update, JSON.stringify(state));
+		this.send(
+			this.frame(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update))),
+		);
+	}
+
 	sendUpdate(update: Uint8Array) {
 		this.send(updateFrame(this.documentName, update));
 	}

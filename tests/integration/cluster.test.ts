@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canRunCluster, startCluster, type Cluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/collab.ts';
+import { RawClient } from '../helpers/raw-ws.ts';
 import { Api } from '../helpers/server.ts';
 
 describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
@@ -97,6 +98,40 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 		c.destroy();
 		await waitFor(() => !seenOnA(cara.user.id), 5_000, 'Cara gone from presence on A');
 		expect(seenOnA(ben.user.id) || seenOnA(cara.user.id)).toBe(false);
+	});
+
+	it('keeps the presence of a device that came back on the other node when its old socket goes', async () => {
+		const { api } = cluster;
+		const ana = await api.register('ana');
+		const ben = await api.register('ben');
+		const room = await api.createGroup(ana.accessToken, [ben.user.id]);
+		const a = open(0, room.id, ana);
+		await a.synced();
+		const bens = () =>
+			[...(a.provider.awareness?.getStates().values() ?? [])].filter((s) => s.user?.id === ben.user.id);
+		// Ben's device on node A loses its network; the server there holds the socket (until the 30-s timeout)
+		// while the device comes back through node B and says its state again under the same client id.
+		const clientId = 4_343_434;
+		const say = (raw: RawClient, clock: number, typing: boolean) =>
+			raw.sayAwareness(clientId, clock, { user: { color: '#123456' }, typing });
+		const old = await RawClient.open(cluster.ws(0), `room:${room.id}`, ben.accessToken);
+		const again = await RawClient.open(cluster.ws(1), `room:${room.id}`, ben.accessToken);
+		try {
+			await old.authenticated;
+			say(old, 1, false);
+			await waitFor(() => bens().length === 1, 10_000, 'Ana to see Ben');
+			await again.authenticated;
+			say(again, 2, true);
+			await waitFor(() => bens()[0]?.typing === true, 10_000, 'Ana to see Ben typing through node B');
+			// The old socket on A goes at last: Ben's device is on B, so he stays.
+			old.close();
+			await old.ended;
+			await new Promise((resolve) => setTimeout(resolve, 1_000));
+			expect(bens().map((s) => s.typing)).toEqual([true]);
+		} finally {
+			old.close();
+			again.close();
+		}
 	});
 
 	// Last in this file: it kills node B.

@@ -1,8 +1,7 @@
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { describeEachBackend } from '../helpers/backends.ts';
 import { twoMembersConnected, waitFor, type TestClient } from '../helpers/collab.ts';
-import * as encoding from 'lib0/encoding';
-import { Msg, RawClient } from '../helpers/raw-ws.ts';
+import { RawClient } from '../helpers/raw-ws.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 type State = { user?: { id: string; name: string; color: string }; typing?: boolean; [k: string]: unknown };
@@ -49,14 +48,7 @@ describeEachBackend('presence', (backend) => {
 		const raw = await RawClient.open(server.wsUrl, `room:${room.id}`, ben.accessToken);
 		try {
 			await raw.authenticated;
-			const update = encoding.createEncoder();
-			encoding.writeVarUint(update, 1);
-			encoding.writeVarUint(update, a.doc.clientID);
-			encoding.writeVarUint(update, 1_000);
-			encoding.writeVarString(update, JSON.stringify({ user: { color: '#000000' }, typing: true }));
-			raw.send(
-				raw.frame(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update))),
-			);
+			raw.sayAwareness(a.doc.clientID, 1_000, { user: { color: '#000000' }, typing: true });
 			// Ben's own connection says something after it, so the frame before it has been handled.
 			b.provider.awareness?.setLocalState({ user: { color: '#123456' }, typing: true });
 			await waitFor(() => statesSeenBy(a).some((s) => s.typing === true), 5_000, 'ana to see ben typing');
@@ -73,16 +65,8 @@ describeEachBackend('presence', (backend) => {
 		// Ben's device on a network that dropped: the server still holds its socket (until the 30-s timeout) when
 		// the device comes back on a new one and says its state again, under the same client id.
 		const clientId = 4_242_424;
-		const say = (raw: RawClient, clock: number, typing: boolean) => {
-			const update = encoding.createEncoder();
-			encoding.writeVarUint(update, 1);
-			encoding.writeVarUint(update, clientId);
-			encoding.writeVarUint(update, clock);
-			encoding.writeVarString(update, JSON.stringify({ user: { color: '#123456' }, typing }));
-			raw.send(
-				raw.frame(Msg.Awareness, (e) => encoding.writeVarUint8Array(e, encoding.toUint8Array(update))),
-			);
-		};
+		const say = (raw: RawClient, clock: number, typing: boolean) =>
+			raw.sayAwareness(clientId, clock, { user: { color: '#123456' }, typing });
 		const old = await RawClient.open(server.wsUrl, `room:${room.id}`, ben.accessToken);
 		const again = await RawClient.open(server.wsUrl, `room:${room.id}`, ben.accessToken);
 		try {
