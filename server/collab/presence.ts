@@ -61,7 +61,7 @@ export class Presence implements Extension {
 		const frame = this.#frames.get(connection);
 		const sent = frame?.clients ?? [];
 		this.#frames.delete(connection);
-		takeOver(document, connection, context.user.id, sent.length > 0 ? sent : [...states.keys()]);
+		takeOver(document, connection, context.user.id, sent[0] ?? states.keys().next().value);
 		// Whether another connection speaks for a client id. A frame almost always carries one: each connection is
 		// asked then; the set of every other connection's ids is built only for a frame of several (a hostile one
 		// may carry a thousand).
@@ -186,27 +186,27 @@ export class Presence implements Extension {
 	}
 }
 
-/** The client ids the document's connections other than `connection` speak for. */
 /**
  * A device that reconnects before the server has seen its old socket go (a dropped network: until the 30-s
  * timeout) speaks again for its client id, which the connection left behind still holds: without this its
  * presence and typing were dropped until then, and the old connection's close then took the user out. A
- * connection that speaks for no client id yet takes over the first of `ids` that another connection of the same
- * user holds; that one no longer removes it when it closes. Another user's client id stays theirs.
+ * connection that speaks for no client id yet takes over the first client id of its frame (`id`) from another
+ * connection of the same user that holds it; that one no longer removes it when it closes. Another user's client
+ * id stays theirs. One pass over the document's connections, as for any single-client frame.
  */
-function takeOver(document: Document, connection: Connection, userId: string, ids: number[]): void {
+function takeOver(document: Document, connection: Connection, userId: string, id: number | undefined): void {
 	const own = document.connections.get(connection)?.clients;
-	if (!own || own.size > 0) return;
-	for (const id of ids)
-		for (const [other, entry] of document.connections) {
-			if (other === connection || !entry.clients.has(id)) continue;
-			if ((other.context as CollabContext | undefined)?.user?.id !== userId) return;
-			entry.clients.delete(id);
-			own.add(id);
-			return;
-		}
+	if (id === undefined || !own || own.size > 0) return;
+	for (const [other, entry] of document.connections) {
+		if (other === connection || !entry.clients.has(id)) continue;
+		if ((other.context as CollabContext | undefined)?.user?.id !== userId) return;
+		entry.clients.delete(id);
+		own.add(id);
+		return;
+	}
 }
 
+/** The client ids the document's connections other than `connection` speak for. */
 function otherClients(document: Document, connection: Connection): Set<number> {
 	const ids = new Set<number>();
 	for (const [other, entry] of document.connections)
