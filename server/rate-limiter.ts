@@ -1,4 +1,27 @@
 /**
+ * One key's fixed window: the events counted since it began. A caller with one counter per object (a socket's
+ * frame budget) keeps this on the object itself, with no key to hash and nothing to sweep.
+ */
+export class RateWindow {
+	start = 0;
+	count = 0;
+
+	/**
+	 * Records `n` events against `max` per `windowMs`. Returns 0 when they fit, or the milliseconds until the
+	 * window resets when they do not (and then records nothing).
+	 */
+	take(max: number, windowMs: number, n = 1, now = Date.now()): number {
+		if (now - this.start >= windowMs) {
+			this.start = now;
+			this.count = 0;
+		}
+		if (this.count + n > max) return this.start + windowMs - now;
+		this.count += n;
+		return 0;
+	}
+}
+
+/**
  * Counts events per key in a fixed window. In memory and per node: enough to stop a flood from one
  * client; a cluster-wide budget would need Redis. Keys whose window has passed are dropped as the
  * limiter is used, so memory follows the number of active keys.
@@ -6,7 +29,7 @@
 export class RateLimiter {
 	readonly #max: number;
 	readonly #windowMs: number;
-	#windows = new Map<string, { start: number; count: number }>();
+	#windows = new Map<string, RateWindow>();
 	#lastSweep = 0;
 
 	constructor(max: number, windowMs: number) {
@@ -21,13 +44,11 @@ export class RateLimiter {
 	take(key: string, n = 1, now = Date.now()): number {
 		this.#sweep(now);
 		let window = this.#windows.get(key);
-		if (!window || now - window.start >= this.#windowMs) {
-			window = { start: now, count: 0 };
+		if (!window) {
+			window = new RateWindow();
 			this.#windows.set(key, window);
 		}
-		if (window.count + n > this.#max) return window.start + this.#windowMs - now;
-		window.count += n;
-		return 0;
+		return window.take(this.#max, this.#windowMs, n, now);
 	}
 
 	/** Milliseconds until `key` may act again, without recording anything (0 when it may now). */

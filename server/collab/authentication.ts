@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { flatUuid } from '../ids.ts';
 import type {
 	Extension,
 	onAuthenticatePayload,
@@ -161,7 +161,7 @@ export class Authentication implements Extension {
 				roomId: '',
 				role: 'readonly',
 				moderator: false,
-				connectionId: randomUUID(),
+				connectionId: flatUuid(),
 				userChannel: true,
 				sessionId: user.sessionId,
 				expiresAt: user.expiresAt ?? 0,
@@ -197,7 +197,7 @@ export class Authentication implements Extension {
 			roomId,
 			role,
 			moderator: moderates(role, isGroup),
-			connectionId: randomUUID(),
+			connectionId: flatUuid(),
 			userChannel: false,
 			sessionId: user.sessionId,
 			expiresAt: user.expiresAt ?? 0,

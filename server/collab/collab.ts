@@ -6,7 +6,7 @@ import crossws from 'crossws/adapters/node';
 import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/index.ts';
-import { RateLimiter } from '../rate-limiter.ts';
+import { RateLimiter, RateWindow } from '../rate-limiter.ts';
 import { FloodLog } from '../log.ts';
 import { IdleReclaim } from '../memory.ts';
 import { collabRejections } from '#protocol/errors.ts';
@@ -33,6 +33,7 @@ import { RoomWindow } from './room-window.ts';
 import { handlesStateless, StatelessRouter } from './stateless-router.ts';
 import { UpdateValidation } from './update-validation.ts';
 import { peerWebSocket, relayInTheTurn, TurnBatchedSocket } from './turn-batched-socket.ts';
+import { keepOfRequest, socketIdOf, type Peer } from './peers.ts';
 import type { judgeUpdate } from './validation.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -132,15 +133,6 @@ const hocuspocusSettings = {
 	awarenessRenewalDelay: AWARENESS_RENEWAL_DELAY_MS,
 } as const;
 
-interface Peer {
-	id: string;
-	websocket: unknown;
-	request: unknown;
-	__connection?: ReturnType<Hocuspocus['handleConnection']>;
-	/** Set once the socket went over its frame budget: what it still sends is dropped unread. */
-	__flooded?: boolean;
-}
-
 /**
  * The collaboration server: Hocuspocus on the app's own HTTP server at /collab (same port as the
  * API and the SPA), with authentication and the durable persistence path.
@@ -158,8 +150,8 @@ export class Collab {
 	readonly #authentication: Authentication;
 
 	readonly #connectionsPerIp: RateLimiter;
-	/** Every frame a socket sends counts, whatever it is (finding 8 of docs/security.md). */
-	readonly #framesPerSocket: RateLimiter;
+	/** Every frame a socket sends counts, whatever it is (finding 8 of docs/security.md): at most this many in 10 s. */
+	readonly #framesPer10s: number;
 	readonly #floods: FloodLog;
 	/** Frames received since boot: the activity IdleReclaim watches. */
 	#frames = 0;
@@ -184,7 +176,7 @@ export class Collab {
 		this.#log = deps.log.child({ component: 'collab' });
 		this.#metrics = deps.metrics;
 		this.#connectionsPerIp = new RateLimiter(config.WS_CONNECTIONS_PER_IP_PER_MINUTE, 60_000);
-		this.#framesPerSocket = new RateLimiter(config.WS_FRAMES_PER_10S, 10_000);
+		this.#framesPer10s = config.WS_FRAMES_PER_10S;
 		this.#floods = new FloodLog(this.#log);
 		this.#reclaim = new IdleReclaim({ activity: () => this.#frames, log: deps.log });
 		this.#clientAddress = clientAddress(config.TRUST_PROXY);
@@ -261,7 +253,7 @@ export class Collab {
 					const p = peer as unknown as Peer;
 					// Frames of one turn to this socket leave in one write (turn-batched-socket.ts).
 					const websocket = new TurnBatchedSocket(peerWebSocket(p)) as unknown as WebSocket;
-					p.__connection = this.hocuspocus.handleConnection(websocket, p.request as Request);
+					p.__connection = this.hocuspocus.handleConnection(websocket, keepOfRequest(p));
 				},
 				message: (peer, message) => {
 					const p = peer as unknown as Peer;
@@ -270,14 +262,13 @@ export class Collab {
 					p.__connection?.handleMessage(message.uint8Array());
 				},
 				close: (peer, event) => {
-					this.#framesPerSocket.reset(peer.id);
 					(peer as unknown as Peer).__connection?.handleClose({
 						code: event.code ?? 1000,
 						reason: event.reason ?? '',
 					});
 				},
 				error: (peer, error) => {
-					this.#log.warn({ err: error, peerId: peer.id }, 'websocket error');
+					this.#log.warn({ err: error, socketId: socketIdOf(peer) }, 'websocket error');
 				},
 			},
 		});
@@ -289,11 +280,15 @@ export class Collab {
 	 * decode, a validation and an answer per frame.
 	 */
 	#withinBudget(peer: Peer): boolean {
-		const wait = this.#framesPerSocket.take(peer.id);
+		// On the peer, not in a map by `peer.id`: crossws makes that id on first use, one more string per socket.
+		const wait = (peer.__frames ??= new RateWindow()).take(this.#framesPer10s, 10_000);
 		if (wait === 0) return true;
 		peer.__flooded = true;
 		const rejection = collabRejections.rateLimited;
-		this.#floods.warn({ peerId: peer.id, reason: 'frames-per-socket' }, 'websocket closed: rate limited');
+		this.#floods.warn(
+			{ socketId: socketIdOf(peer), reason: 'frames-per-socket' },
+			'websocket closed: rate limited',
+		);
 		this.#metrics.updatesRejected.inc({ reason: rejection.reason });
 		(peer.websocket as WebSocket).close(
 			rejection.code,
