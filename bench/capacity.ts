@@ -13,7 +13,9 @@
  * a window of WINDOW_S measures the latency of every delivery (from the writer's send to another member's receipt)
  * and counts errors: a user who could not connect or was disconnected, a message not acknowledged within 10 s.
  * The run of a target ends at the first step whose p99 passes 250 ms or that has an error; its capacity is the
- * last step that passed, reported per core (the server has one) and per GB of the server's RSS there.
+ * last step that passed, reported per core (the server has one) and per GB of the server's RSS there. Each step
+ * reports how busy the generator's cores were: a failing step at 95 % or more says its clients were saturated, so
+ * that the server's limit is not read from the clients' queueing.
  *
  * `--smoke` runs two tiny steps per target, to check the harness (CI does; it asserts nothing about capacity).
  * Results: bench/results/capacity.json (capacity-smoke.json) and a markdown table on stdout.
@@ -29,6 +31,7 @@ import {
 	envNumber,
 	fmt,
 	listenOverflows,
+	generatorCoresBusyMs,
 	machineBusyMs,
 	postgresBusyMs,
 	parseTargets,
@@ -54,6 +57,18 @@ const GENERATORS = envNumber('GENERATORS', smoke ? 2 : 4);
 /** Users connect at this rate (per second) when a step adds them. */
 const CONNECTS_PER_S = envNumber('CONNECTS_PER_S', smoke ? 100 : 400);
 const P99_LIMIT_MS = 250;
+/**
+ * A step's generator cores this busy (of 1) or more were saturated: its clients measured their own queueing too. A
+ * failing step still ends the target's run, but its verdict says so: the server's limit was not read there.
+ */
+const GENERATOR_SATURATED = 0.95;
+
+/** What a failing step's verdict adds when the generator's cores were saturated. */
+function saturation(s: Step): string {
+	return s.generatorCoreBusy >= GENERATOR_SATURATED
+		? ` (the generator's cores ${fmt(s.generatorCoreBusy * 100, 0)} % busy: its clients' own queueing is in that p99, not the server's limit alone)`
+		: '';
+}
 const mix: Mix = {
 	messageMs: envNumber('MESSAGE_MS', smoke ? 1_000 : 60_000),
 	typingMs: smoke ? 100 : 1_500,
@@ -93,6 +108,11 @@ interface Step {
 	machineCores: number;
 	/** Postgres's processes' cores (the cluster's: every database's backends, its writers and autovacuum). */
 	postgresCores: number;
+	/**
+	 * The share of the generator's cores in use (0–1): the generator's processes, Postgres's and whatever else ran
+	 * there. Near 1, the clients' own queueing is in the latencies they measure: not a reading of the server.
+	 */
+	generatorCoreBusy: number;
 	generatorLoopDelayMaxMs: number;
 	/** The server's event-loop delay in the window, and its longest GC pause. */
 	serverLoopDelayP99Ms: number;
@@ -178,6 +198,7 @@ async function step(
 	const before = running.stats();
 	const machine0 = machineBusyMs();
 	const postgres0 = postgresBusyMs();
+	const generator0 = generatorCoresBusyMs();
 	const t0 = performance.now();
 	for (const w of workers) w.send({ type: 'begin' } satisfies ToCapacityGenerator);
 	await sleep(WINDOW_S * 1_000);
@@ -186,6 +207,8 @@ async function step(
 	const after = running.stats();
 	const machineCores = (machineBusyMs() - machine0) / 1_000 / seconds;
 	const postgresCores = (postgresBusyMs() - postgres0) / 1_000 / seconds;
+	const generator1 = generatorCoresBusyMs();
+	const generatorCoreBusy = (generator1.busyMs - generator0.busyMs) / 1_000 / seconds / generator1.cores;
 	const database1 = running.databaseName ? await databaseCounters(running.databaseName) : undefined;
 	const profiles = await running.profile('stop');
 	const loop = await running.gc();
@@ -224,6 +247,7 @@ async function step(
 		generatorCores: parts.reduce((a, p) => a + p.cpuMs, 0) / 1_000 / seconds,
 		machineCores,
 		postgresCores,
+		generatorCoreBusy,
 		generatorLoopDelayMaxMs: Math.max(...parts.map((p) => p.loopDelayMaxMs)),
 		serverLoopDelayP99Ms: loop.loopDelayP99Ms,
 		serverLoopDelayMaxMs: loop.loopDelayMaxMs,
@@ -294,11 +318,11 @@ async function run(target: Target) {
 								.join(' ')}, `
 						: '') +
 					`p50 ${fmt(s.p50Ms)} ms, p99 ${fmt(s.p99Ms)} ms, errors ${s.errors.length}, cores: server ${fmt(s.serverCores, 2)}, ` +
-					`generator ${fmt(s.generatorCores, 2)}, Postgres ${fmt(s.postgresCores, 2)}, machine ${fmt(s.machineCores, 2)}; ` +
+					`generator ${fmt(s.generatorCores, 2)}, Postgres ${fmt(s.postgresCores, 2)}, machine ${fmt(s.machineCores, 2)}, generator's cores ${fmt(s.generatorCoreBusy * 100, 0)} % busy; ` +
 					(s.database
 						? `Postgres ${fmt(s.database.commits, 0)} commits/s, WAL ${fmt(s.database.walKb, 0)} KB/s (${fmt(s.database.fullPages, 0)} full pages/s, ${fmt(s.database.walSyncs, 0)} flushes/s); `
 						: '') +
-					`server loop delay p99/max ${fmt(s.serverLoopDelayP99Ms)}/${fmt(s.serverLoopDelayMaxMs)} ms, longest GC ${fmt(s.serverGcMaxMs)} ms; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL ${s.errors.slice(0, 3).join('; ')}`}`,
+					`server loop delay p99/max ${fmt(s.serverLoopDelayP99Ms)}/${fmt(s.serverLoopDelayMaxMs)} ms, longest GC ${fmt(s.serverGcMaxMs)} ms; RSS ${fmt(s.rssMb, 0)} MB: ${s.pass ? 'pass' : `FAIL${saturation(s)} ${s.errors.slice(0, 3).join('; ')}`}`,
 			);
 			if (!s.pass) break;
 		}
@@ -329,7 +353,7 @@ async function run(target: Target) {
 			? `not reached (${MAX_USERS} users)`
 			: failed.errors.length > 0
 				? `errors: ${failed.errors.slice(0, 2).join('; ')}`
-				: `p99 ${fmt(failed.p99Ms, 0)} ms at ${failed.users} users (cores: server ${fmt(failed.serverCores, 2)}, generator ${fmt(failed.generatorCores, 2)}, Postgres ${fmt(failed.postgresCores, 2)}, machine ${fmt(failed.machineCores, 2)})`,
+				: `p99 ${fmt(failed.p99Ms, 0)} ms at ${failed.users} users (cores: server ${fmt(failed.serverCores, 2)}, generator ${fmt(failed.generatorCores, 2)}, Postgres ${fmt(failed.postgresCores, 2)}, machine ${fmt(failed.machineCores, 2)})${saturation(failed)}`,
 		steps,
 	};
 }

@@ -196,6 +196,24 @@ export function machineBusyMs(): number {
 }
 
 /**
+ * How busy the load generator's cores were, from their lines of /proc/stat: busy ms summed over those cores, and
+ * how many there are. With PIN they hold the generator and the Postgres backends alone; without, every core.
+ */
+export function generatorCoresBusyMs(): { busyMs: number; cores: number } {
+	const [first, last] = pinning ? cores.generator.split('-').map(Number) : [0, os.availableParallelism() - 1];
+	let busyMs = 0;
+	for (const line of fs.readFileSync('/proc/stat', 'utf8').split('\n')) {
+		const match = /^cpu(\d+)\s+(.*)$/.exec(line);
+		const cpu = Number(match?.[1]);
+		if (!match || cpu < (first ?? 0) || cpu > (last ?? first ?? 0)) continue;
+		const t = match[2]!.split(/\s+/).map(Number);
+		// user nice system idle iowait irq softirq steal
+		busyMs += ((t[0] ?? 0) + (t[1] ?? 0) + (t[2] ?? 0) + (t[5] ?? 0) + (t[6] ?? 0) + (t[7] ?? 0)) * TICK_MS;
+	}
+	return { busyMs, cores: (last ?? first ?? 0) - (first ?? 0) + 1 };
+}
+
+/**
  * CPU time Postgres's processes on this machine spent (every backend and helper that runs now, and what its
  * finished backends spent, which the postmaster collects), ms; 0 where none is visible. The cluster's, as the WAL.
  */

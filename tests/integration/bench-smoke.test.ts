@@ -84,7 +84,10 @@ describe.skipIf(!inject('postgresAdminUrl') || !inject('redisUrl'))('npm run ben
 		// step must deliver and have no error: a user who cannot connect, or a message never acknowledged (the
 		// thin clients re-send on reconnect, as devices do), is a harness or server fault.
 		const capacity = read<{
-			results: { target: string; steps: { deliveriesPerSecond: number; errors: string[] }[] }[];
+			results: {
+				target: string;
+				steps: { deliveriesPerSecond: number; errors: string[]; generatorCoreBusy: number }[];
+			}[];
 		}>('capacity-smoke.json');
 		expect(capacity.results.map((r) => r.target)).toEqual(['bare', 'seed', 'ours']);
 		for (const r of capacity.results) {
@@ -97,6 +100,9 @@ describe.skipIf(!inject('postgresAdminUrl') || !inject('redisUrl'))('npm run ben
 				r.steps.every((s) => s.deliveriesPerSecond > 0),
 				r.target,
 			).toBe(true);
+			// How busy the generator's cores were, read from /proc/stat: a share of them, never missing.
+			for (const s of r.steps) expect(s.generatorCoreBusy, r.target).toBeGreaterThan(0);
+			for (const s of r.steps) expect(s.generatorCoreBusy, r.target).toBeLessThanOrEqual(1.05);
 		}
 
 		const summary = fs.readFileSync(path.join(results, 'summary-smoke.md'), 'utf8');
