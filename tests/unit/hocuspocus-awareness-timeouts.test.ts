@@ -1,4 +1,4 @@
-import { Document } from '@hocuspocus/server';
+import { Document, Hocuspocus } from '@hocuspocus/server';
 import { afterEach, describe, expect, it } from 'vitest';
 import { applyAwarenessUpdate, Awareness, encodeAwarenessUpdate } from 'y-protocols/awareness';
 import * as Y from 'yjs';
@@ -47,5 +47,31 @@ describe("Hocuspocus documents' awareness timeouts", () => {
 		expect(document.awareness.getStates().has(peer.clientID)).toBe(false);
 		// One heard from within 30 s stays.
 		expect(fresh.document.awareness.getStates().has(fresh.peer.clientID)).toBe(true);
+	});
+});
+
+describe('Hocuspocus documents whose load failed', () => {
+	it('are destroyed, so that nothing keeps them (the awareness check held each one for good)', async () => {
+		let loading: Document | undefined;
+		const hocuspocus = new Hocuspocus({
+			quiet: true,
+			extensions: [
+				{
+					async onLoadDocument({ document }) {
+						loading = document;
+						throw new Error('storage unavailable');
+					},
+				},
+			],
+		});
+		const request = { url: '/collab', headers: new Headers() } as unknown as Request;
+		await expect(
+			hocuspocus.createDocument('room:unloadable', request, 'socket', {
+				readOnly: false,
+				isAuthenticated: true,
+			}),
+		).rejects.toThrow('storage unavailable');
+		expect(loading?.isDestroyed).toBe(true);
+		expect(hocuspocus.documents.has('room:unloadable')).toBe(false);
 	});
 });
