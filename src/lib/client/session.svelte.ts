@@ -321,6 +321,11 @@ async function wipeLocalData(userId: string): Promise<void> {
 		await store.wipeAccount(userId, []);
 	} catch (error) {
 		console.warn('could not delete all local data', error);
+	} finally {
+		// Once more at the end: the user is signed in until the databases are gone, so a picture of the page kept
+		// meanwhile (followScreens keeps one a moment after the page changed) would outlive the sign-out. The caller
+		// marks the session signed out in this same task, before anything could keep another.
+		forgetScreens();
 	}
 }
 
