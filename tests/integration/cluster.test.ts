@@ -17,12 +17,21 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 
 	const open: Cluster['open'] = (...args) => cluster.open(...args);
 
+	type Registered = Awaited<ReturnType<Cluster['api']['register']>>;
+	/** Registers each name, and a group room of them all that the first created. */
+	async function groupRoom<N extends string>(...names: [N, ...N[]]) {
+		const users = {} as Record<N, Registered>;
+		for (const name of names) users[name] = await cluster.api.register(name);
+		const [owner, ...others] = names.map((name) => users[name]);
+		const room = await cluster.api.createGroup(
+			owner!.accessToken,
+			others.map((u) => u.user.id),
+		);
+		return { room, ...users };
+	}
+
 	it('lets clients on node A and node B exchange messages, typing and presence, and gives a late joiner on B the history', async () => {
-		const { api } = cluster;
-		const ana = await api.register('ana');
-		const ben = await api.register('ben');
-		const cara = await api.register('cara');
-		const room = await api.createGroup(ana.accessToken, [ben.user.id, cara.user.id]);
+		const { room, ana, ben, cara } = await groupRoom('ana', 'ben', 'cara');
 		const a = open(0, room.id, ana);
 		const b = open(1, room.id, ben);
 		await Promise.all([a.synced(), b.synced()]);
@@ -61,7 +70,7 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 		await late.synced();
 		await waitFor(() => late.messages().length === 20, 10_000, 'the late joiner on B to get the history');
 
-		const rows = await api.get(`/api/rooms/${room.id}/messages?limit=100`, ana.accessToken);
+		const rows = await cluster.api.get(`/api/rooms/${room.id}/messages?limit=100`, ana.accessToken);
 		expect(rows.body.items).toHaveLength(20);
 	});
 
@@ -73,11 +82,7 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 	});
 
 	it('takes a user out of presence on the other node at once when they leave or close, not after 30 s', async () => {
-		const { api } = cluster;
-		const ana = await api.register('ana');
-		const ben = await api.register('ben');
-		const cara = await api.register('cara');
-		const room = await api.createGroup(ana.accessToken, [ben.user.id, cara.user.id]);
+		const { room, ana, ben, cara } = await groupRoom('ana', 'ben', 'cara');
 		const a = open(0, room.id, ana);
 		const b = open(1, room.id, ben);
 		const c = open(1, room.id, cara);
@@ -101,10 +106,7 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 	});
 
 	it('keeps the presence of a device that came back on the other node when its old socket goes', async () => {
-		const { api } = cluster;
-		const ana = await api.register('ana');
-		const ben = await api.register('ben');
-		const room = await api.createGroup(ana.accessToken, [ben.user.id]);
+		const { room, ana, ben } = await groupRoom('ana', 'ben');
 		const a = open(0, room.id, ana);
 		await a.synced();
 		const bens = () =>
@@ -136,10 +138,7 @@ describe.skipIf(!canRunCluster)('two nodes through Redis', () => {
 
 	// Last in this file: it kills node B.
 	it('drops a user whose node died from presence on the other node within the awareness timeout', async () => {
-		const { api } = cluster;
-		const ana = await api.register('ana');
-		const ben = await api.register('ben');
-		const room = await api.createGroup(ana.accessToken, [ben.user.id]);
+		const { room, ana, ben } = await groupRoom('ana', 'ben');
 		const a = open(0, room.id, ana);
 		const b = open(1, room.id, ben);
 		await Promise.all([a.synced(), b.synced()]);
